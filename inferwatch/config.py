@@ -1,0 +1,245 @@
+"""Configuration: one YAML or TOML file plus ``INFERWATCH_*`` environment overrides.
+
+Every key of every section can be overridden by ``INFERWATCH_<SECTION>_<KEY>`` (upper case),
+and the top-level keys by ``INFERWATCH_<KEY>``. Lists are comma separated; mappings are JSON.
+
+>>> cfg = load_config(None, env={"INFERWATCH_LOG_BACKEND": "kafka",
+...                              "INFERWATCH_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})
+>>> cfg.log.backend, cfg.kafka.bootstrap_servers
+('kafka', '127.0.0.1:9092')
+>>> load_config(None, env={"INFERWATCH_COLLECTOR_PORT": "http"})
+Traceback (most recent call last):
+...
+inferwatch.errors.ConfigError: invalid configuration: collector.port: Input should be a valid integer, unable to parse string as an integer (from INFERWATCH_COLLECTOR_PORT='http')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inferwatch.errors import ConfigError
+
+__all__ = [
+    "AlertmanagerConfig",
+    "AuditConfig",
+    "CollectorConfig",
+    "Config",
+    "DetectConfig",
+    "ElasticsearchConfig",
+    "KafkaConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "PrometheusConfig",
+    "PushgatewayConfig",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "inferwatch"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    retention_ms: int | None = None
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd", "none"] = "gzip"
+    linger_ms: int = 5
+    batch_size: int = 262144
+    max_poll_records: int = 2000
+
+
+class ElasticsearchConfig(_Section):
+    hosts: list[str] = ["http://127.0.0.1:19200"]
+    username: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = 30.0
+    index_prefix: str = "inferwatch"
+    daily_indices: bool = True
+    data_stream: bool = False
+    ilm_policy: str | None = None
+    shards: int = 1
+    replicas: int = 0
+    chunk_actions: int = 2000
+    chunk_bytes: int = 5 * 1024 * 1024
+    max_retries: int = 10
+    max_backoff_s: float = 30.0
+
+
+class PrometheusConfig(_Section):
+    url: str = "http://127.0.0.1:19090"
+
+
+class PushgatewayConfig(_Section):
+    url: str | None = None
+    job: str = "inferwatch"
+
+
+class AlertmanagerConfig(_Section):
+    url: str | None = None
+    webhook_url: str | None = None
+    resolve_timeout_s: float = 300.0
+
+
+class LogConfig(_Section):
+    backend: Literal["sqlite", "kafka"] = "sqlite"
+    path: str | None = None
+    records_topic: str = "inferwatch.records"
+    detections_topic: str = "inferwatch.detections"
+    deadletter_topic: str = "inferwatch.deadletter"
+
+
+class AuditConfig(_Section):
+    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    path: str | None = None
+    batch_size: int = Field(500, ge=1)
+    poll_timeout_s: float = 0.5
+
+
+class CollectorConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = 16 * 1024 * 1024
+    default_protocol: str | None = None
+    allowed_headers: list[str] = ["x-request-id", "traceparent", "user-agent", "content-type"]
+
+
+class MetricsConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535)
+
+
+class DetectConfig(_Section):
+    model_config = ConfigDict(extra="allow")
+    references_dir: str | None = None
+    window: dict[str, Any] = {"type": "count", "size": 500}
+    detectors: list[dict[str, Any]] = [{"type": "ks", "p_val": 0.05, "correction": "bonferroni"}]
+    models: list[str] | None = None
+    batch_size: int = 500
+
+
+class Config(_Section):
+    data_dir: str = "./inferwatch-data"
+    log_level: str = "INFO"
+    log: LogConfig = LogConfig()
+    audit: AuditConfig = AuditConfig()
+    collector: CollectorConfig = CollectorConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    detect: DetectConfig = DetectConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
+    pushgateway: PushgatewayConfig = PushgatewayConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+
+    def path_in_data(self, value: str | None, default: str) -> Path:
+        """``value`` if set, else ``default`` inside ``data_dir``."""
+        return Path(value) if value else Path(self.data_dir) / default
+
+    @property
+    def log_path(self) -> Path:
+        return self.path_in_data(self.log.path, "log.db")
+
+    @property
+    def audit_path(self) -> Path:
+        return self.path_in_data(self.audit.path, "audit.db")
+
+    @property
+    def references_path(self) -> Path:
+        return self.path_in_data(self.detect.references_dir, "references")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot parse {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
+    return data
+
+
+def _env_value(raw: str, annotation: Any) -> Any:
+    text = str(annotation)
+    if raw.startswith(("{", "[")):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    if "list" in text:
+        return [s.strip() for s in raw.split(",") if s.strip()]
+    if raw == "" and "None" in text:
+        return None
+    return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Fold ``INFERWATCH_*`` variables into ``data``; returns {dotted key: variable name}."""
+    origin: dict[str, str] = {}
+    for name, field in Config.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            section = data.setdefault(name, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"section {name!r} must be a mapping")
+            for key, sub in ann.model_fields.items():
+                var = f"INFERWATCH_{name}_{key}".upper()
+                if var in env:
+                    section[key] = _env_value(env[var], sub.annotation)
+                    origin[f"{name}.{key}"] = var
+        else:
+            var = f"INFERWATCH_{name}".upper()
+            if var in env:
+                data[name] = _env_value(env[var], ann)
+                origin[name] = var
+    return origin
+
+
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read ``path`` (YAML or TOML; ``None`` for defaults), apply env and explicit overrides."""
+    data: dict[str, Any] = _read_file(Path(path)) if path else {}
+    for key, value in (overrides or {}).items():
+        section, _, sub = key.partition(".")
+        if sub:
+            data.setdefault(section, {})[sub] = value
+        else:
+            data[section] = value
+    origin = _apply_env(data, os.environ if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            where = origin.get(loc)
+            src = f" (from {where}={(env or os.environ).get(where)!r})" if where else (f" (in {path})" if path else "")
+            problems.append(f"{loc}: {err['msg']}{src}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

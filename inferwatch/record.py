@@ -1,0 +1,273 @@
+"""The data contract: :class:`InferenceRecord`, :class:`Detection`, :class:`DeadLetter`.
+
+Everything on the log is one of these, serialised as JSON with orjson.
+
+>>> r = InferenceRecord(id="abc", model="iris", inputs={"x": [1.0, 2.0]})
+>>> InferenceRecord.from_json(r.to_json()) == r
+True
+>>> r.n_rows, r.doc_ids()
+(2, ['abc-0', 'abc-1'])
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import orjson
+
+from inferwatch.table import Table, n_rows
+
+__all__ = [
+    "DeadLetter",
+    "Detection",
+    "InferenceRecord",
+    "Part",
+    "decode_body",
+    "encode_body",
+    "new_id",
+    "utcnow",
+]
+
+Part = Literal["request", "response", "both"]
+Kind = Literal["drift", "outlier", "performance", "quality"]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A new UUIDv7 (time-ordered) as a string."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def encode_body(body: bytes | None) -> tuple[str | None, str]:
+    """Raw bytes -> (text, encoding). UTF-8 text stays text, anything else is base64."""
+    if body is None:
+        return None, "text"
+    try:
+        return body.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), "base64"
+
+
+def decode_body(text: str | None, encoding: str) -> bytes | None:
+    """Inverse of :func:`encode_body`: the verbatim bytes."""
+    if text is None:
+        return None
+    if encoding == "base64":
+        return base64.b64decode(text)
+    return text.encode("utf-8")
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+@dataclass(slots=True)
+class InferenceRecord:
+    """One request/response exchange with a served model (or one half of it)."""
+
+    id: str
+    model: str
+    version: str | None = None
+    namespace: str | None = None
+    endpoint: str | None = None
+    timestamp: datetime = field(default_factory=utcnow)
+    latency_ms: float | None = None
+    protocol: str | None = None
+    inputs: Table | None = None
+    outputs: Table | None = None
+    request: str | None = None
+    request_encoding: str = "text"
+    response: str | None = None
+    response_encoding: str = "text"
+    trace: str | None = None
+    source: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+    part: Part = "both"
+
+    def __post_init__(self) -> None:
+        self.timestamp = _dt(self.timestamp) or utcnow()
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in this record: the longer of inputs and outputs (at least 1)."""
+        return max(n_rows(self.inputs), n_rows(self.outputs), 1)
+
+    def doc_ids(self) -> list[str]:
+        """Audit document ids, one per row: ``<id>-<row>``."""
+        return [f"{self.id}-{i}" for i in range(self.n_rows)]
+
+    def request_bytes(self) -> bytes | None:
+        return decode_body(self.request, self.request_encoding)
+
+    def response_bytes(self) -> bytes | None:
+        return decode_body(self.response, self.response_encoding)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InferenceRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> InferenceRecord:
+        return cls.from_dict(orjson.loads(raw))
+
+    def merge(self, other: InferenceRecord) -> InferenceRecord:
+        """Merge the other half of the same exchange into one ``both`` record."""
+        if other.id != self.id:
+            raise ValueError(f"cannot merge records {self.id!r} and {other.id!r}")
+        req, resp = (self, other) if self.part != "response" else (other, self)
+        merged = dataclasses.replace(req)
+        for f in dataclasses.fields(self):
+            if getattr(merged, f.name) in (None, {}, "") and getattr(resp, f.name) not in (None, {}, ""):
+                setattr(merged, f.name, getattr(resp, f.name))
+        merged.outputs = resp.outputs if resp.outputs is not None else req.outputs
+        merged.response, merged.response_encoding = resp.response, resp.response_encoding
+        merged.meta = {**req.meta, **resp.meta}
+        merged.part = "both"
+        return merged
+
+
+@dataclass(slots=True)
+class Detection:
+    """What every detector emits; exporters, alerts and reports read only this."""
+
+    detector: str
+    kind: Kind
+    model: str
+    version: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    window_size: int = 0
+    reference_id: str | None = None
+    is_drift: bool | None = None
+    is_outlier: bool | None = None
+    p_value: float | None = None
+    distance: float | None = None
+    threshold: float | None = None
+    feature_p_values: dict[str, float] = field(default_factory=dict)
+    feature_distances: dict[str, float] = field(default_factory=dict)
+    feature_drift: dict[str, bool] = field(default_factory=dict)
+    row_ids: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    timestamp: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        self.window_start = _dt(self.window_start)
+        self.window_end = _dt(self.window_end)
+        self.timestamp = _dt(self.timestamp) or utcnow()
+
+    @property
+    def id(self) -> str:
+        """Deterministic id: replays of the same window produce the same id."""
+        key = "|".join(
+            str(x)
+            for x in (
+                self.detector,
+                self.model,
+                self.version,
+                self.window_start.isoformat() if self.window_start else None,
+                self.window_end.isoformat() if self.window_end else None,
+                self.window_size,
+                self.reference_id,
+                self.row_ids[0] if self.row_ids else None,
+            )
+        )
+        return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+    @property
+    def fired(self) -> bool:
+        return bool(self.is_drift or self.is_outlier)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [k for k, v in self.feature_drift.items() if v]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["id"] = self.id
+        return d
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Detection:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Detection:
+        return cls.from_dict(orjson.loads(raw))
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A payload that could not be decoded or stored: raw bytes, source, reason."""
+
+    raw: bytes
+    source: str
+    reason: str
+    stage: str = "decode"
+    id: str = field(default_factory=new_id)
+    timestamp: datetime = field(default_factory=utcnow)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.timestamp = _dt(self.timestamp) or utcnow()
+
+    def to_dict(self) -> dict[str, Any]:
+        text, enc = encode_body(self.raw)
+        return {
+            "id": self.id,
+            "source": self.source,
+            "reason": self.reason,
+            "stage": self.stage,
+            "timestamp": self.timestamp,
+            "meta": self.meta,
+            "raw": text,
+            "raw_encoding": enc,
+        }
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DeadLetter:
+        d = orjson.loads(raw)
+        body = decode_body(d.pop("raw"), d.pop("raw_encoding", "text")) or b""
+        return cls(raw=body, **d)
