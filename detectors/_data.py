@@ -1,0 +1,73 @@
+"""Input conversion shared by the detectors (private).
+
+Detectors accept a :class:`pandas.DataFrame` or a :data:`inferwatch.table.Table`
+(``dict`` of column name -> list of values). Both become a ``dict`` of column name ->
+1-D numpy array here, once per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from inferwatch.errors import DetectorError
+
+Data = Union[pd.DataFrame, Mapping[str, Sequence[Any]]]
+Columns = dict[str, np.ndarray]
+
+__all__ = ["Columns", "Data", "as_float", "columns", "is_numeric", "n_rows"]
+
+
+def _column(values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        arr = np.asarray(list(values), dtype=object)
+        if arr.ndim != 1:
+            raise DetectorError(f"columns must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind in "biuf":
+        return arr
+    if arr.dtype.kind == "O":
+        # A column of numbers with None holes: keep it numeric (None -> nan).
+        try:
+            return np.array(arr, dtype=float)
+        except (TypeError, ValueError):
+            return arr
+    return arr.astype(object)
+
+
+def columns(data: Data | None) -> Columns:
+    """A DataFrame or Table as ``{name: 1-D array}``; all columns the same length."""
+    if data is None:
+        return {}
+    if isinstance(data, pd.DataFrame):
+        out = {str(c): _column(data[c].to_numpy()) for c in data.columns}
+    elif isinstance(data, Mapping):
+        out = {str(k): _column(v) for k, v in data.items()}
+    else:
+        raise DetectorError(f"expected a pandas DataFrame or a Table (dict of lists), got {type(data).__name__}")
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) > 1:
+        raise DetectorError(f"columns of unequal length: { {k: len(v) for k, v in out.items()} }")
+    return out
+
+
+def n_rows(cols: Columns) -> int:
+    return len(next(iter(cols.values()))) if cols else 0
+
+
+def is_numeric(arr: np.ndarray) -> bool:
+    """True for int/uint/float columns (bool counts as categorical)."""
+    return arr.dtype.kind in "iuf"
+
+
+def as_float(arr: np.ndarray) -> np.ndarray | None:
+    """The column as float64, or ``None`` when it holds non-numbers."""
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64, copy=False)
+    try:
+        return np.array(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
