@@ -68,10 +68,12 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
         base["timestamp"] = record.timestamp
     if record.part == "response":
         base["response_timestamp"] = record.timestamp
+    if record.part == "feedback":
+        base["feedback_timestamp"] = record.timestamp
     if record.latency_ms is not None:
         base["latency_ms"] = record.latency_ms
     base = {k: v for k, v in base.items() if v is not None}
-    n_in, n_out = n_rows(record.inputs), n_rows(record.outputs)
+    n_in, n_out, n_truth = n_rows(record.inputs), n_rows(record.outputs), n_rows(record.truth)
     docs = []
     for i in range(n):
         doc = dict(base, doc_id=f"{record.id}-{i}", row=i)
@@ -79,6 +81,8 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
             doc["input"] = row(record.inputs, i)
         if record.outputs and i < n_out:
             doc["output"] = row(record.outputs, i)
+        if record.truth and i < n_truth:
+            doc["truth"] = row(record.truth, i)
         if i == 0:
             if record.request is not None:
                 doc["request"] = record.request

@@ -35,6 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inferwatch.errors import LogError
 
@@ -214,22 +215,27 @@ class SQLiteConsumer(Consumer):
         self.group = group
         self._conn = connect(log.path)
         self._conn.executescript(_SCHEMA)
+        self._lock = threading.RLock()
         self._position = self._committed()
 
+    def _execute(self, sql: str, args: tuple[object, ...]) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
     def _committed(self) -> int:
-        row = self._conn.execute(
+        row = self._execute(
             "SELECT next_seq FROM offsets WHERE grp=? AND topic=?", (self.group, self.topic)
-        ).fetchone()
-        return int(row[0]) if row else 0
+        )
+        return int(row[0][0]) if row else 0
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[LogEntry]:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                rows = self._conn.execute(
+                rows = self._execute(
                     "SELECT seq, key, value, ts FROM entries WHERE topic=? AND seq>=? ORDER BY seq LIMIT ?",
                     (self.topic, self._position, max_records),
-                ).fetchall()
+                )
             except sqlite3.Error as exc:
                 raise LogError(f"poll of {self.topic!r} failed: {exc}") from exc
             if rows or time.monotonic() >= deadline:
@@ -244,7 +250,7 @@ class SQLiteConsumer(Consumer):
             return
         nxt = max((e.offset for e in entries), default=self._committed() - 1) + 1
         try:
-            self._conn.execute(
+            self._execute(
                 "INSERT INTO offsets(grp, topic, next_seq, state, updated) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(grp, topic) DO UPDATE SET next_seq=excluded.next_seq, "
                 "state=coalesce(excluded.state, offsets.state), updated=excluded.updated",
@@ -254,19 +260,20 @@ class SQLiteConsumer(Consumer):
             raise LogError(f"commit of {self.group}/{self.topic} failed: {exc}") from exc
 
     def committed_state(self) -> bytes | None:
-        row = self._conn.execute(
+        row = self._execute(
             "SELECT state FROM offsets WHERE grp=? AND topic=?", (self.group, self.topic)
-        ).fetchone()
-        return bytes(row[0]) if row and row[0] is not None else None
+        )
+        return bytes(row[0][0]) if row and row[0][0] is not None else None
 
     def seek_to_committed(self) -> None:
         self._position = self._committed()
 
     def lag(self) -> int:
-        (n,) = self._conn.execute(
+        ((n,),) = self._execute(
             "SELECT count(*) FROM entries WHERE topic=? AND seq>=?", (self.topic, self._committed())
-        ).fetchone()
+        )
         return int(n)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()

@@ -18,7 +18,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -36,13 +36,13 @@ __all__ = [
     "utcnow",
 ]
 
-Part = Literal["request", "response", "both"]
+Part = Literal["request", "response", "both", "feedback"]
 Kind = Literal["drift", "outlier", "performance", "quality"]
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -81,7 +81,7 @@ def _dt(value: Any) -> datetime | None:
         return value
     dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt
 
 
@@ -103,6 +103,7 @@ class InferenceRecord:
     protocol: str | None = None
     inputs: Table | None = None
     outputs: Table | None = None
+    truth: Table | None = None
     request: str | None = None
     request_encoding: str = "text"
     response: str | None = None
@@ -118,7 +119,7 @@ class InferenceRecord:
     @property
     def n_rows(self) -> int:
         """Rows in this record: the longer of inputs and outputs (at least 1)."""
-        return max(n_rows(self.inputs), n_rows(self.outputs), 1)
+        return max(n_rows(self.inputs), n_rows(self.outputs), n_rows(self.truth), 1)
 
     def doc_ids(self) -> list[str]:
         """Audit document ids, one per row: ``<id>-<row>``."""
