@@ -1,0 +1,245 @@
+"""The ``inferwatch`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from inferwatch.config import Config, load_config
+from inferwatch.errors import InferwatchError
+
+__all__ = ["main"]
+
+_CONFIG = click.option(
+    "--config", "-c", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="INFERWATCH_CONFIG", help="YAML or TOML configuration file (INFERWATCH_* variables override it).",
+)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("kafka", "elastic_transport", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(config_path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    try:
+        return load_config(config_path, overrides=overrides)
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="inferwatch")
+def main() -> None:
+    """inferwatch — audit, drift and outlier monitoring for served ML models.
+
+    Payload logs from model servers (Seldon Core, KServe, MLServer, TF Serving, BentoML,
+    FastAPI) come in through the collector, go onto a log (SQLite embedded, or Kafka), and are
+    read independently by the audit role (SQLite or Elasticsearch, searchable) and the detect
+    role (drift and outlier detectors, Prometheus metrics, Alertmanager alerts).
+
+    \b
+    Start here:
+      inferwatch demo                      the whole pipeline on this machine, no servers
+      inferwatch run -c inferwatch.yaml    run the pipeline (all roles, or --role ...)
+      inferwatch search --model iris       search the audit trail
+    """
+
+
+@main.command()
+@_CONFIG
+@click.option("--role", "roles", multiple=True, type=click.Choice(["collector", "audit", "detect", "all"]),
+              default=("all",), show_default=True, help="Role(s) to run in this process; repeat the option.")
+@click.option("--port", type=int, help="Collector HTTP port (overrides collector.port).")
+@click.option("--metrics-port", type=int, help="Metrics port for roles without the collector (metrics.port).")
+def run(config_path: Path | None, roles: tuple[str, ...], port: int | None, metrics_port: int | None) -> None:
+    """Run the pipeline roles until interrupted (SIGINT/SIGTERM stop them cleanly).
+
+    The collector answers on http://HOST:PORT/ (CloudEvents), /v1/records (JSON), /metrics,
+    /healthz and /readyz. Audit and detect consumers commit their log position only after their
+    work is durable, so a restart resumes exactly where they stopped.
+    """
+    from inferwatch.pipeline import ROLES, Pipeline
+
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["collector.port"] = port
+    if metrics_port is not None:
+        overrides["metrics.port"] = metrics_port
+    cfg = _load(config_path, overrides)
+    _setup_logging(cfg.log_level)
+    selected = list(ROLES) if "all" in roles else list(dict.fromkeys(roles))
+    logging.getLogger("inferwatch").info(
+        "roles %s; log=%s audit=%s", ",".join(selected), cfg.log.backend, cfg.audit.backend)
+    try:
+        Pipeline(cfg, selected).run_forever()
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the traffic and model.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("inferwatch-demo"),
+              show_default=True, help="Where the demo's log, audit database and reference go.")
+@click.option("--rows-per-phase", type=int, default=600, show_default=True, help="Rows sent in each phase.")
+@click.option("--window", type=int, default=200, show_default=True, help="Rows per drift-test window.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def demo(seed: int, data_dir: Path, rows_per_phase: int, window: int, as_json: bool, quiet: bool) -> None:
+    """Train a small model, run the embedded pipeline, and send it clean and then shifted traffic.
+
+    Everything runs in this process on loopback: the collector receives KServe-style
+    CloudEvents, the audit role stores every row in SQLite, and a Kolmogorov-Smirnov drift
+    detector tests each window against the training data. A summary shows what was found.
+    """
+    from inferwatch.demo import run_demo
+
+    _setup_logging("WARNING")
+    try:
+        summary = run_demo(seed=seed, data_dir=data_dir, rows_per_phase=rows_per_phase, window=window,
+                           progress=not quiet and not as_json)
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from inferwatch.demo import print_summary
+
+        print_summary(summary)
+    if not summary["ok"]:
+        sys.exit(1)
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@main.command()
+@_CONFIG
+@click.option("--kind", type=click.Choice(["records", "detections", "deadletters"]), default="records",
+              show_default=True)
+@click.option("--model", help="Only this model.")
+@click.option("--version", "model_version", help="Only this model version (or variant).")
+@click.option("--id", "doc_id", help="A request id (all its rows) or one document id <id>-<row>.")
+@click.option("--since", help="ISO-8601 time, inclusive.")
+@click.option("--until", help="ISO-8601 time, inclusive.")
+@click.option("--text", "-q", help="Full-text query over the payloads.")
+@click.option("--fired", is_flag=True, help="Detections: only windows that fired.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="A table for people, JSON lines for programs.")
+def search(config_path: Path | None, kind: str, model: str | None, model_version: str | None,
+           doc_id: str | None, since: str | None, until: str | None, text: str | None, fired: bool,
+           limit: int, fmt: str) -> None:
+    """Search the audit trail (SQLite or Elasticsearch, as configured)."""
+    from inferwatch.audit import SearchQuery
+    from inferwatch.pipeline import build_audit_store
+
+    cfg = _load(config_path)
+    q = SearchQuery(kind=kind, text=text, model=model, version=model_version, id=doc_id,  # type: ignore[arg-type]
+                    since=_when(since), until=_when(until), drift_only=fired, limit=limit)
+    try:
+        with build_audit_store(cfg) as store:
+            docs = store.search(q)
+            total = store.count(q)
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if fmt == "json":
+        for d in docs:
+            click.echo(orjson.dumps(d).decode())
+        return
+    _print_docs(kind, docs, total)
+
+
+def _print_docs(kind: str, docs: list[dict[str, Any]], total: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def short(v: Any, n: int = 60) -> str:
+        s = v if isinstance(v, str) else orjson.dumps(v).decode()
+        return s if len(s) <= n else s[: n - 1] + "…"
+
+    t = Table(title=f"{len(docs)} of {total} {kind}")
+    if kind == "records":
+        for c in ("id", "time", "model", "version", "input", "output"):
+            t.add_column(c, overflow="fold")
+        for d in docs:
+            t.add_row(d.get("doc_id", ""), str(d.get("timestamp", d.get("response_timestamp", ""))),
+                      d.get("model", ""), str(d.get("version") or ""), short(d.get("input", "")),
+                      short(d.get("output", "")))
+    elif kind == "detections":
+        for c in ("time", "model", "version", "detector", "fired", "p-value", "window", "features"):
+            t.add_column(c)
+        for d in docs:
+            fired = d.get("is_drift") or d.get("is_outlier")
+            feats = [k for k, v in (d.get("feature_drift") or {}).items() if v]
+            t.add_row(str(d.get("window_end") or d.get("timestamp")), d.get("model", ""),
+                      str(d.get("version") or ""), d.get("detector", ""), "YES" if fired else "no",
+                      "" if d.get("p_value") is None else f"{d['p_value']:.3g}", str(d.get("window_size", "")),
+                      short(", ".join(feats), 40))
+    else:
+        for c in ("id", "time", "source", "stage", "reason"):
+            t.add_column(c, overflow="fold")
+        for d in docs:
+            t.add_row(d.get("id", ""), str(d.get("timestamp", "")), d.get("source", ""), d.get("stage", ""),
+                      short(d.get("reason", ""), 80))
+    Console().print(t)
+
+
+@main.group()
+def reference() -> None:
+    """Register and list reference data sets (what drift is measured against)."""
+
+
+@reference.command("add")
+@_CONFIG
+@click.argument("model")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "model_version", help="Model version the reference belongs to (default: all).")
+def reference_add(config_path: Path | None, model: str, file: Path, model_version: str | None) -> None:
+    """Register FILE (CSV or Parquet) as the reference of MODEL."""
+    from detectors.references import ReferenceStore
+
+    cfg = _load(config_path)
+    info = ReferenceStore(cfg.references_path).register(model, file, version=model_version, source=str(file))
+    click.echo(f"registered reference {info.id} for {model}"
+               f"{'/' + model_version if model_version else ''}: {info.rows} rows, {len(info.columns)} columns")
+
+
+@reference.command("list")
+@_CONFIG
+def reference_list(config_path: Path | None) -> None:
+    """List registered references."""
+    from detectors.references import ReferenceStore
+
+    cfg = _load(config_path)
+    for info in ReferenceStore(cfg.references_path).list():
+        click.echo(f"{info.id}\t{info.model}\t{info.version or '*'}\t{info.rows} rows\t{info.created_at}\t{info.source}")
+
+
+@main.command("config")
+@_CONFIG
+def show_config(config_path: Path | None) -> None:
+    """Print the effective configuration (file + INFERWATCH_* overrides) as YAML."""
+    import yaml
+
+    cfg = _load(config_path)
+    click.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

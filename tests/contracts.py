@@ -1,0 +1,163 @@
+"""Contract tests run over every implementation of a protocol (SQLite and Kafka logs,
+SQLite and Elasticsearch audit stores). Subclass and provide the fixtures."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from inferwatch.audit import SearchQuery
+from inferwatch.record import DeadLetter, Detection, InferenceRecord
+
+
+class LogContract:
+    """Needs fixtures ``log`` (a Log) and ``topic`` (a fresh topic name)."""
+
+    def test_append_then_consume_in_order(self, log, topic):
+        log.append(topic, [(b"k", f"m{i}".encode()) for i in range(50)])
+        c = log.consumer(topic, "g-" + uuid.uuid4().hex)
+        got = []
+        for _ in range(100):
+            got += [e.value for e in c.poll(20, timeout=0.5)]
+            if len(got) >= 50:
+                break
+        assert got == [f"m{i}".encode() for i in range(50)]
+        c.close()
+
+    def test_groups_are_independent(self, log, topic):
+        log.append(topic, [(b"k", b"a"), (b"k", b"b")])
+        g1, g2 = "g1-" + uuid.uuid4().hex, "g2-" + uuid.uuid4().hex
+        c1 = log.consumer(topic, g1)
+        b1 = _drain(c1, 2)
+        c1.commit(b1)
+        c2 = log.consumer(topic, g2)
+        assert [e.value for e in _drain(c2, 2)] == [b"a", b"b"]
+        assert c1.lag() == 0 and c2.lag() == 2
+        c1.close()
+        c2.close()
+
+    def test_uncommitted_work_is_read_again(self, log, topic):
+        log.append(topic, [(b"k", str(i).encode()) for i in range(10)])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        first = _drain(c, 10)
+        c.commit(first[:4])
+        c.close()
+        c = log.consumer(topic, group)
+        again = _drain(c, 6)
+        assert [e.value for e in again] == [str(i).encode() for i in range(4, 10)]
+        c.close()
+
+    def test_state_is_committed_with_the_position(self, log, topic):
+        log.append(topic, [(b"k", b"x")])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        assert c.committed_state() is None
+        c.commit(_drain(c, 1), state=b"\x00window-state")
+        c.close()
+        c = log.consumer(topic, group)
+        assert c.committed_state() == b"\x00window-state"
+        assert c.poll(10, timeout=0.2) == []
+        c.close()
+
+    def test_seek_to_committed_rewinds(self, log, topic):
+        log.append(topic, [(b"k", b"1"), (b"k", b"2")])
+        c = log.consumer(topic, "g-" + uuid.uuid4().hex)
+        assert len(_drain(c, 2)) == 2
+        c.seek_to_committed()
+        assert [e.value for e in _drain(c, 2)] == [b"1", b"2"]
+        c.close()
+
+
+def _drain(consumer, n, rounds=100):
+    out = []
+    for _ in range(rounds):
+        out += consumer.poll(n - len(out), timeout=0.5)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _rec(i, part="both", model="m"):
+    return InferenceRecord(
+        id=f"req-{i}", model=model, version="v1",
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+        inputs={"x": [float(i), float(i) + 0.5], "colour": ["red", "blue"]} if part != "response" else None,
+        outputs={"y": [i % 2, 1 - i % 2]} if part != "request" else None,
+        request='{"instances": [[1], [2]]}' if part != "response" else None,
+        response='{"predictions": [0, 1]}' if part != "request" else None,
+        part=part,
+    )
+
+
+class AuditStoreContract:
+    """Needs a fixture ``store`` (a fresh AuditStore) and a method ``refresh(store)``."""
+
+    def refresh(self, store):  # Elasticsearch needs a refresh before searching
+        pass
+
+    def test_rows_become_documents(self, store):
+        assert store.write_records([_rec(1)]) == 2
+        self.refresh(store)
+        d = store.get("req-1-1")
+        assert d["input"] == {"x": 1.5, "colour": "blue"} and d["output"] == {"y": 0}
+        assert d["record_id"] == "req-1" and d["row"] == 1 and d["n_rows"] == 2
+        assert store.get("req-1-0")["request"] == '{"instances": [[1], [2]]}'
+
+    def test_halves_merge_in_any_order_and_replays_are_idempotent(self, store):
+        store.write_records([_rec(2, "response"), _rec(2, "request"), _rec(2, "response")])
+        store.write_records([_rec(2, "request")])
+        self.refresh(store)
+        assert store.count(SearchQuery(id="req-2")) == 2
+        d = store.get("req-2-0")
+        assert d["input"]["x"] == 2.0 and d["output"]["y"] == 0
+        assert d["request"] and d["response"]
+
+    def test_filters(self, store):
+        store.write_records([_rec(i, model="a" if i % 2 else "b") for i in range(10)])
+        self.refresh(store)
+        assert store.count(SearchQuery(model="a")) == 10
+        since = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=5)
+        until = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=7)
+        got = store.search(SearchQuery(since=since, until=until, limit=100))
+        assert sorted({d["record_id"] for d in got}) == ["req-5", "req-6", "req-7"]
+        assert store.search(SearchQuery(id="req-3-1"))[0]["doc_id"] == "req-3-1"
+        assert len(store.search(SearchQuery(limit=3))) == 3
+
+    def test_full_text(self, store):
+        r = _rec(1)
+        r.inputs = {"comment": ["the quick brown fox", "lazy dog"]}
+        store.write_records([r, _rec(2)])
+        self.refresh(store)
+        got = store.search(SearchQuery(text="fox"))
+        assert [d["doc_id"] for d in got] == ["req-1-0"]
+
+    def test_detections_and_outlier_scores(self, store):
+        store.write_records([_rec(1)])
+        self.refresh(store)
+        drift = Detection(detector="ks", kind="drift", model="m", version="v1", window_size=2, is_drift=True,
+                          p_value=0.001, window_start=datetime(2026, 1, 1, tzinfo=UTC))
+        calm = Detection(detector="ks", kind="drift", model="m", version="v1", window_size=3, is_drift=False,
+                         p_value=0.5, window_start=datetime(2026, 1, 2, tzinfo=UTC))
+        out = Detection(detector="mahalanobis", kind="outlier", model="m", version="v1", window_size=2,
+                        is_outlier=True, threshold=1.0, row_ids=["req-1-0", "req-1-1"], scores=[0.5, 3.0])
+        store.write_detections([drift, calm, out, drift])
+        self.refresh(store)
+        assert store.count(SearchQuery(kind="detections")) == 3
+        assert store.count(SearchQuery(kind="detections", drift_only=True)) == 2
+        assert store.get("req-1-1")["outlier"]["mahalanobis"]["is_outlier"] is True
+        assert store.get("req-1-0")["outlier"]["mahalanobis"]["is_outlier"] is False
+
+    def test_deadletters_keep_raw_and_reason(self, store):
+        dl = DeadLetter(raw=b"\xffnot json", source="http", reason="invalid JSON at byte 0")
+        store.write_deadletters([dl, dl])
+        self.refresh(store)
+        got = store.search(SearchQuery(kind="deadletters"))
+        assert len(got) == 1 and got[0]["reason"] == "invalid JSON at byte 0"
+        assert DeadLetter.from_json(_json(got[0])).raw == b"\xffnot json"
+
+
+def _json(d):
+    import orjson
+
+    return orjson.dumps(d)

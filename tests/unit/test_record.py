@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inferwatch.audit import record_documents
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, decode_body, encode_body, new_id
+
+names = st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=8)
+values = st.one_of(st.integers(-(10**9), 10**9), st.floats(allow_nan=False, allow_infinity=False),
+                   st.text(max_size=20), st.booleans(), st.none())
+
+
+@st.composite
+def tables(draw):
+    cols = draw(st.lists(names, min_size=1, max_size=5, unique=True))
+    n = draw(st.integers(1, 6))
+    return {c: draw(st.lists(values, min_size=n, max_size=n)) for c in cols}
+
+
+@given(tables(), st.one_of(st.none(), tables()), st.binary(max_size=64))
+def test_record_roundtrip(inputs, outputs, raw):
+    text, enc = encode_body(raw)
+    r = InferenceRecord(id=new_id(), model="m", version="v1", inputs=inputs, outputs=outputs,
+                        request=text, request_encoding=enc, meta={"a": "b"}, latency_ms=1.5)
+    back = InferenceRecord.from_json(r.to_json())
+    assert back == r
+    assert back.request_bytes() == raw
+    assert back.timestamp.tzinfo is not None
+
+
+def test_body_encoding_keeps_bytes_verbatim():
+    for raw in (b"", b"{}", "é".encode(), b"\xff\x00\x80"):
+        assert decode_body(*encode_body(raw)) == raw
+    assert encode_body(b"\xff")[1] == "base64"
+
+
+def test_uuid7_is_time_ordered_and_unique():
+    ids = [new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(i[14] == "7" for i in ids)
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+
+
+def test_detection_roundtrip_and_deterministic_id():
+    d = Detection(detector="ks", kind="drift", model="m", version="1",
+                  window_start=datetime(2026, 1, 1, tzinfo=UTC), window_end=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+                  window_size=100, is_drift=True, p_value=0.001, feature_p_values={"a": 0.001},
+                  feature_drift={"a": True, "b": False})
+    back = Detection.from_json(d.to_json())
+    assert back == d and back.id == d.id
+    assert d.drifted_features == ["a"]
+    other = Detection.from_json(d.to_json())
+    other.window_size = 101
+    assert other.id != d.id
+    assert orjson.loads(d.to_json())["id"] == d.id
+
+
+def test_deadletter_roundtrip_keeps_raw_bytes():
+    dl = DeadLetter(raw=b"\x00\xffbad", source="http", reason="nope")
+    back = DeadLetter.from_json(dl.to_json())
+    assert back.raw == dl.raw and back.reason == "nope" and back.id == dl.id
+
+
+def test_merge_halves():
+    req = InferenceRecord(id="x", model="m", inputs={"a": [1, 2]}, request="{}", part="request")
+    resp = InferenceRecord(id="x", model="m", outputs={"y": [0, 1]}, response="[]", part="response",
+                           latency_ms=3.0)
+    for merged in (req.merge(resp), resp.merge(req)):
+        assert merged.part == "both"
+        assert merged.inputs == {"a": [1, 2]} and merged.outputs == {"y": [0, 1]}
+        assert merged.request == "{}" and merged.response == "[]" and merged.latency_ms == 3.0
+
+
+def test_record_documents_split_batch_rows_and_keep_raw_once():
+    r = InferenceRecord(id="r", model="m", inputs={"a": [1, 2, 3]}, outputs={"y": [7, 8, 9]},
+                        request='{"instances": [1, 2, 3]}')
+    docs = record_documents(r)
+    assert [d["doc_id"] for d in docs] == ["r-0", "r-1", "r-2"]
+    assert [d["input"]["a"] for d in docs] == [1, 2, 3]
+    assert [d["output"]["y"] for d in docs] == [7, 8, 9]
+    assert "request" in docs[0] and all("request" not in d for d in docs[1:])
+    assert all(d["n_rows"] == 3 for d in docs)
