@@ -9,6 +9,8 @@ from __future__ import annotations
 from detectors.base import Detector
 from detectors.corrections import correct
 from detectors.ks import KSDrift
+from detectors.monitor import DetectorSpec, Monitor, build_monitor
+from detectors.references import ReferenceInfo, ReferenceStore
 from detectors.state import ColumnBuffer
 from detectors.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
 
@@ -17,8 +19,13 @@ __all__ = [
     "ColumnBuffer",
     "CountWindow",
     "Detector",
+    "DetectorSpec",
     "KSDrift",
+    "Monitor",
+    "ReferenceInfo",
+    "ReferenceStore",
     "TimeWindow",
+    "build_monitor",
     "correct",
     "window_from_config",
 ]

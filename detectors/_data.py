@@ -8,15 +8,15 @@ Detectors accept a :class:`pandas.DataFrame` or a :data:`inferwatch.table.Table`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from inferwatch.errors import DetectorError
 
-Data = Union[pd.DataFrame, Mapping[str, Sequence[Any]]]
-Columns = dict[str, np.ndarray]
+Data: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
+Columns: TypeAlias = dict[str, np.ndarray]
 
 __all__ = ["Columns", "Data", "as_float", "columns", "is_numeric", "n_rows"]
 

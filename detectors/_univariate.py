@@ -175,9 +175,9 @@ class FeatureDrift(abc.ABC):
         det.is_drift = c.is_drift
         det.p_value = c.p_value
         det.distance = float(np.nanmax(dist)) if np.isfinite(dist).any() else None
-        det.feature_p_values = {f: float(v) for f, v in zip(tested, p)}
-        det.feature_distances = {f: float(v) for f, v in zip(tested, dist)}
-        det.feature_drift = {f: bool(v) for f, v in zip(tested, c.feature_drift)}
+        det.feature_p_values = {f: float(v) for f, v in zip(tested, p, strict=True)}
+        det.feature_distances = {f: float(v) for f, v in zip(tested, dist, strict=True)}
+        det.feature_drift = {f: bool(v) for f, v in zip(tested, c.feature_drift, strict=True)}
         det.extra["feature_threshold"] = c.feature_threshold
         return det
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Protocol, Self, runtime_checkable
 
-
 from detectors._data import Data
 from inferwatch.record import Detection, Kind
 

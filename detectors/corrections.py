@@ -1,7 +1,7 @@
 """Multiple-testing corrections over per-feature p-values, as alibi-detect decides them.
 
 * ``"bonferroni"``: drift when any ``p < alpha / n``.
-* ``"fdr"`` (Benjamini–Hochberg): sort the p-values; drift when any ``p_(i) < alpha * i / n``
+* ``"fdr"`` (Benjamini-Hochberg): sort the p-values; drift when any ``p_(i) < alpha * i / n``
   (alibi-detect's ``utils.statstest.fdr``: strict ``<``). The drifted features are the ones
   at or below the largest such ``p_(i)``.
 

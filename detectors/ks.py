@@ -1,4 +1,4 @@
-"""Kolmogorov–Smirnov drift test per numerical feature.
+"""Kolmogorov-Smirnov drift test per numerical feature.
 
 Same statistic and p-value as ``scipy.stats.ks_2samp(ref, x, mode='asymp')`` (what
 alibi-detect's ``KSDrift`` calls), computed faster: each reference column is sorted once at
@@ -53,7 +53,7 @@ def ks_statistic(ref_sorted: np.ndarray, x: np.ndarray) -> float:
 
 
 class KSDrift(FeatureDrift):
-    """Two-sample Kolmogorov–Smirnov test on each numerical feature.
+    """Two-sample Kolmogorov-Smirnov test on each numerical feature.
 
     Parameters: ``p_val`` (significance level), ``correction`` (``"bonferroni"`` or
     ``"fdr"``), ``features`` (default: every numerical reference column).
@@ -73,7 +73,7 @@ class KSDrift(FeatureDrift):
         return np.sort(values)
 
     def _test(self, refs: list[np.ndarray], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        d = np.array([ks_statistic(r, x) for r, x in zip(refs, values)])
+        d = np.array([ks_statistic(r, x) for r, x in zip(refs, values, strict=True)])
         m = np.array([float(len(r)) for r in refs])
         n = np.array([float(len(x)) for x in values])
         en = np.round(m * n / (m + n))

@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from inferwatch.table import Table, concat, n_rows
 
 __all__ = ["ClosedWindow", "CountWindow", "TimeWindow", "Window", "window_from_config"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -213,7 +213,7 @@ class TimeWindow:
         self.step = step
         self.max_rows = None if max_rows is None else int(max_rows)
         self.late_rows = 0
-        self._per_window = int(round(ratio))
+        self._per_window = round(ratio)
         self._panes: list[_Pane] = []  # open panes, oldest first (keys may have gaps)
         self._emitted: int | None = None  # windows ending at pane keys <= this are closed
         self._first: int | None = None  # first pane key of the stream

@@ -1,0 +1,128 @@
+"""Monitor: config validation, drift in a shifted window, snapshot/restore mid-window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors.monitor import build_monitor
+from detectors.references import ReferenceStore
+from inferwatch.errors import DetectorError
+from inferwatch.record import InferenceRecord
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+@pytest.fixture()
+def store(tmp_path) -> ReferenceStore:
+    rng = np.random.default_rng(0)
+    s = ReferenceStore(tmp_path / "refs")
+    s.register("m", pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000)}), version="v1")
+    return s
+
+
+def _records(n_records: int, rows: int, shift_from: int | None = None, seed: int = 1, model: str = "m"):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_records):
+        a = rng.normal(size=rows)
+        if shift_from is not None and i >= shift_from:
+            a = a + 1.0
+        out.append(
+            InferenceRecord(
+                id=f"r{i}",
+                model=model,
+                version="v1",
+                timestamp=T0 + timedelta(seconds=i),
+                inputs={"a": a.tolist(), "b": rng.normal(size=rows).tolist()},
+                outputs={"y": [0.5] * rows},
+            )
+        )
+    return out
+
+
+CFG = {"window": {"type": "count", "size": 100}, "detectors": [{"type": "ks", "p_val": 0.01}]}
+
+
+def test_drift_found_in_shifted_window(store: ReferenceStore) -> None:
+    mon = build_monitor(CFG, store)
+    dets = mon.process(_records(40, 10, shift_from=20))
+    assert [d.window_size for d in dets] == [100] * 4
+    assert [d.is_drift for d in dets] == [False, False, True, True]
+    d = dets[2]
+    assert d.model == "m" and d.version == "v1" and d.detector == "ks" and d.kind == "drift"
+    assert d.reference_id == store.latest("m", "v1").id  # type: ignore[union-attr]
+    assert d.window_start == T0 + timedelta(seconds=20) and d.window_end == T0 + timedelta(seconds=29)
+    assert d.drifted_features == ["a"]
+
+
+def test_snapshot_restore_mid_window_equals_uninterrupted(store: ReferenceStore) -> None:
+    for window in ({"type": "count", "size": 70, "step": 35}, {"type": "time", "seconds": 10, "step": 5}):
+        cfg = {**CFG, "window": window}
+        recs = _records(60, 7, shift_from=30)
+        whole = build_monitor(cfg, store)
+        expected = whole.process(recs) + whole.flush()
+        first = build_monitor(cfg, store)
+        got = first.process(recs[:23])
+        snap = first.snapshot()
+        resumed = build_monitor(cfg, store)  # a new process: restart
+        resumed.restore(snap)
+        got += resumed.process(recs[23:]) + resumed.flush()
+        key = [(d.id, d.window_size, d.is_drift, d.p_value) for d in expected]
+        assert [(d.id, d.window_size, d.is_drift, d.p_value) for d in got] == key
+        assert any(d.is_drift for d in got)
+
+
+def test_skips_models_without_reference_and_reports_missing_columns(store: ReferenceStore) -> None:
+    mon = build_monitor(CFG, store)
+    assert mon.process(_records(5, 10, model="unknown")) == []
+    assert mon.stats["skipped"] == 5
+    recs = _records(10, 10)
+    for r in recs:
+        r.inputs = {"a": r.inputs["a"]}  # type: ignore[index]
+    dets = mon.process(recs)
+    quality = [d for d in dets if d.kind == "quality"]
+    assert len(quality) == 1 and quality[0].extra["missing_columns"] == ["b"]
+    drift = [d for d in dets if d.kind == "drift"]
+    assert drift[0].extra["missing_features"] == ["b"] and "a" in drift[0].feature_p_values
+
+
+def test_allow_list_and_outputs(store: ReferenceStore) -> None:
+    mon = build_monitor({**CFG, "models": ["other"]}, store)
+    assert mon.process(_records(20, 10)) == [] and mon.stats["ignored"] == 20
+    cfg = {"window": {"type": "count", "size": 50}, "detectors": [{"type": "ks", "on": "outputs"}]}
+    dets = build_monitor(cfg, store).process(_records(5, 10))
+    # the reference has no output column `y`: a quality detection, not a crash
+    assert [d.kind for d in dets] == ["quality"] and dets[0].detector == "schema"
+    assert "ks_outputs" in dets[0].extra["fit_errors"]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({"windw": {}}, "unknown monitor key"),
+        ({"window": {"type": "hour"}}, "window.type"),
+        ({"window": {"type": "count", "size": 10, "step": 3}}, "step"),
+        ({"window": {"type": "count", "sise": 10}}, "sise"),
+        ({"detectors": [{"type": "nope"}]}, r"detectors\[0\].type"),
+        ({"detectors": [{"type": "ks", "pval": 0.1}]}, "pval"),
+        ({"detectors": [{"type": "ks", "correction": "holm"}]}, "correction"),
+        ({"detectors": [{"type": "ks", "on": "both"}]}, r"detectors\[0\].on"),
+        ({"detectors": [{"type": "ks"}, {"type": "ks"}]}, "duplicate"),
+        ({"models": "m"}, "models"),
+    ],
+)
+def test_config_errors_name_the_key(cfg, match, store: ReferenceStore) -> None:
+    with pytest.raises(DetectorError, match=match):
+        build_monitor(cfg, store)
+
+
+def test_restore_rejects_garbage(store: ReferenceStore) -> None:
+    mon = build_monitor(CFG, store)
+    with pytest.raises(DetectorError):
+        mon.restore(b"not json")
+    with pytest.raises(DetectorError, match="window"):
+        build_monitor({**CFG, "window": {"type": "count", "size": 5}}, store).restore(mon.snapshot())
