@@ -1,0 +1,125 @@
+"""Payload codecs: what served models send, decoded into tables.
+
+Protocols: ``oip-v2`` (Open Inference Protocol / KServe V2 / MLServer / Triton),
+``seldon-v1``, ``kserve-v1`` (and TF Serving REST), ``mlflow`` (scoring server), ``json``
+(plain records). :func:`decode` turns a body into a :class:`Decoded` (protocol, table,
+meta); :func:`encode` is its inverse; :func:`detect_protocol` tells protocols apart by
+structure. Bad input of any kind raises :class:`~inferwatch.errors.DecodeError`, nothing else.
+
+Column names (the same rule for every protocol):
+
+1. explicit names in the payload win (Seldon ``data.names``, MLflow ``columns``, record keys);
+2. a tensor of shape ``[N]`` or ``[N, 1]`` is one column named after the tensor;
+3. ``[N, k]`` is ``k`` columns ``<tensor>_0 .. <tensor>_{k-1}``;
+4. an unnamed tensor (Seldon data without names, bare ``instances``/``predictions`` lists)
+   is named ``f``, without separator: ``f0`` for one column, ``f0 .. f{k-1}`` for ``k``;
+5. rank > 2 (or ``[N, k]`` wider than 10,000, or an MLServer ``pd`` payload) keeps one
+   column per tensor whose per-row value is that row's nested list;
+6. a name already taken gets a pandas-style suffix ``.1``, ``.2``;
+7. in record objects, list values are cells and nested objects flatten to ``a.b``.
+
+Every tensor has the same batch size N (N rows); a rank-0 tensor repeats on every row.
+
+>>> d = decode(b'{"data": {"names": ["a", "b"], "ndarray": [[1, 2.5], [3, 4.5]]}}', part="request")
+>>> d.protocol, d.table
+('seldon-v1', {'a': [1, 3], 'b': [2.5, 4.5]})
+>>> decode(encode(d.table, "oip-v2", "response"), part="response").table == d.table
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from inferwatch.codecs._common import Decoded, dumps, fail, parse
+from inferwatch.codecs._detect import CODECS, canonical, check_part, detect_protocol, error_message
+from inferwatch.errors import DecodeError
+from inferwatch.table import Table
+
+__all__ = ["PROTOCOLS", "Decoded", "decode", "detect_protocol", "encode"]
+
+PROTOCOLS: tuple[str, ...] = ("oip-v2", "seldon-v1", "kserve-v1", "mlflow", "json")
+
+_UNEXPECTED = "unexpected payload structure"
+
+
+def decode(
+    body: bytes | str | Mapping[str, Any] | list[Any],
+    *,
+    part: Literal["request", "response"],
+    protocol: str | None = None,
+    content_type: str | None = None,
+) -> Decoded:
+    """Decode a request or response body into a table of rows.
+
+    ``body`` is raw JSON (bytes or str) or already-parsed objects; ``protocol`` forces a
+    codec (canonical name or alias like ``"tfserving"``), else it is detected by
+    structure; ``content_type`` is the body's media type (charset, NDJSON, protobuf).
+
+    >>> body = {"inputs": [
+    ...     {"name": "age", "shape": [2], "datatype": "INT32", "data": [31, 45]},
+    ...     {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[0.5, 1], [2, 3]]},
+    ...     {"name": "city", "shape": [2], "datatype": "BYTES", "data": ["Oslo", "Lima"]}]}
+    >>> d = decode(body, part="request")
+    >>> d.protocol, d.table
+    ('oip-v2', {'age': [31, 45], 'x_0': [0.5, 2.0], 'x_1': [1.0, 3.0], 'city': ['Oslo', 'Lima']})
+    >>> decode(b'{"instances": [[1, 2], [3, 4]]}', part="request").table
+    {'f0': [1, 3], 'f1': [2, 4]}
+    >>> decode(b'{"predictions": [0.2, 0.9]}', part="response").table
+    {'f0': [0.2, 0.9]}
+    >>> decode(b'{"error": "model not ready"}', part="response")
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.DecodeError: error response: model not ready
+    >>> decode(b"\\xff", part="request")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.DecodeError: invalid JSON: ...
+    """
+    check_part(part)
+    proto = canonical(protocol) if protocol is not None else None
+    try:
+        obj = parse(body, content_type)
+        if proto is None:
+            proto = detect_protocol(obj, part)
+        elif proto != "json" and (err := error_message(obj)) is not None:
+            raise fail(proto, f"error response: {err}")
+        codec = CODECS[proto]
+        try:
+            return codec.decode(obj, part)  # type: ignore[no-any-return]
+        except DecodeError as exc:
+            if exc.expected is None and exc.protocol == proto:
+                raise fail(proto, exc.reason, codec.EXPECTED[part]) from exc
+            raise
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        # A safety net: codecs validate explicitly, so reaching this is a codec bug.
+        raise fail(proto, f"{_UNEXPECTED}: {type(exc).__name__}: {exc}") from exc
+
+
+def encode(table: Table, protocol: str, part: Literal["request", "response"], **options: Any) -> bytes:
+    """Encode a table as a ``protocol`` request or response body (the inverse of :func:`decode`).
+
+    Options per protocol: ``oip-v2`` — ``id``, ``model_name``, ``model_version``,
+    ``parameters``, ``content_type`` (request-level, default ``"pd"``; ``None`` omits it);
+    ``seldon-v1`` — ``kind`` (``ndarray`` | ``tensor`` | ``jsonData``), ``meta``;
+    ``kserve-v1`` — ``format`` (``rows`` | ``columns``), ``signature_name``;
+    ``mlflow`` — ``format`` (``split`` | ``records`` | ``instances`` | ``inputs``), ``params``.
+    Raises :class:`~inferwatch.errors.DecodeError` for a table the protocol cannot express.
+
+    >>> encode({"a": [1, 2]}, "kserve-v1", "request")
+    b'{"instances":[{"a":1},{"a":2}]}'
+    >>> encode({"a": [1, 2], "b": ["x", "y"]}, "mlflow", "request")
+    b'{"dataframe_split":{"columns":["a","b"],"data":[[1,"x"],[2,"y"]]}}'
+    >>> t = {"a": [1, 2], "b": [0.5, 1.5], "c": ["x", "y"], "d": [True, False]}
+    >>> all(decode(encode(t, p, "request"), part="request", protocol=p).table == t for p in PROTOCOLS)
+    True
+    """
+    check_part(part)
+    proto = canonical(protocol)
+    try:
+        return dumps(CODECS[proto].encode(table, part, **options))
+    except TypeError as exc:  # unknown option
+        raise fail(proto, f"cannot encode: {exc}") from exc
