@@ -102,7 +102,7 @@ def demo(seed: int, data_dir: Path, rows_per_phase: int, window: int, as_json: b
     """
     from inferwatch.demo import run_demo
 
-    _setup_logging("WARNING")
+    _setup_logging("ERROR")
     try:
         summary = run_demo(seed=seed, data_dir=data_dir, rows_per_phase=rows_per_phase, window=window,
                            progress=not quiet and not as_json)

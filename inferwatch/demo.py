@@ -129,7 +129,7 @@ def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_pe
                         if bar:
                             bar.advance(task)
                 # two malformed payloads: not JSON, and JSON in no known protocol
-                for body in (b"\xff\xfe not json", b'{"features": "?"}'):
+                for body in (b"\xff\xfe not json", b'[1, {"features": "?"}]'):
                     r = client.post(url, content=body, headers={
                         "ce-id": str(uuid.uuid4()), "ce-type": "org.kubeflow.serving.inference.request",
                         "ce-inferenceservicename": MODEL, "ce-specversion": "1.0", "ce-source": "demo"})
