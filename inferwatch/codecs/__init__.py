@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from inferwatch.codecs._common import Decoded, dumps, fail, parse
-from inferwatch.codecs._detect import CODECS, canonical, check_part, detect_protocol, error_message
+from inferwatch.codecs._detect import CODECS, canonical, check_part, detect, detect_protocol, error_message
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
@@ -82,7 +82,7 @@ def decode(
     try:
         obj = parse(body, content_type)
         if proto is None:
-            proto = detect_protocol(obj, part)
+            proto = detect(obj, part)
         elif proto != "json" and (err := error_message(obj)) is not None:
             raise fail(proto, f"error response: {err}")
         codec = CODECS[proto]

@@ -296,13 +296,27 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
     """
     if not flat:
         return []
-    scalar_leaves(flat, protocol, what)
+    types = set(map(type, flat))
+    if not types.issubset(_SCALARS):
+        scalar_leaves(flat, protocol, what)
     if datatype == "BYTES":
-        if not set(map(type, flat)).issubset((str, _NONE)):
+        if not types.issubset((str, _NONE)):
             bad = next(v for v in flat if not isinstance(v, (str, _NONE)))
             raise fail(protocol, f"BYTES {what} holds {describe(bad)}", "strings")
         return flat
-    arr = np.asarray(flat) if not set(map(type, flat)) & {_NONE} else np.asarray(flat, dtype=object)
+    # fast paths: the values already are what the datatype says
+    if types == {float} and datatype in FLOAT_TYPES:
+        return flat
+    if types == {bool} and datatype == "BOOL":
+        return flat
+    if types == {int} and datatype in _INT_RANGES:  # exact, also beyond int64
+        lo, hi = _INT_RANGES[datatype]
+        if min(flat) < lo or max(flat) > hi:
+            raise fail(protocol, f"{datatype} {what} holds values outside [{lo}, {hi}]")
+        return flat
+    if _NONE in types:
+        return _coerce_objects(flat, datatype, protocol, what, numeric_strings)
+    arr = np.asarray(flat)
     kind = arr.dtype.kind
     if kind == "U" and numeric_strings:
         try:
@@ -310,27 +324,23 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
         except ValueError as exc:
             raise fail(protocol, f"{datatype} {what} holds non-numeric strings") from exc
         kind = "f"
-    if kind == "O":
-        return _coerce_objects(flat, datatype, protocol, what)
+    if kind == "O":  # integers beyond 64 bits mixed with others
+        return _coerce_objects(flat, datatype, protocol, what, numeric_strings)
     if kind not in "biuf":
-        raise fail(protocol, f"{datatype} {what} holds non-numeric values ({arr.dtype.kind})", "numbers")
+        raise fail(protocol, f"{datatype} {what} holds non-numeric values", "numbers")
     if datatype == "BOOL":
-        if kind == "b":
-            return arr.tolist()  # type: ignore[no-any-return]
         if kind in "iu" and bool(np.isin(arr, (0, 1)).all()):
             return (arr != 0).tolist()  # type: ignore[no-any-return]
         raise fail(protocol, f"BOOL {what} holds values other than true/false/0/1")
     if datatype in _INT_RANGES:
         lo, hi = _INT_RANGES[datatype]
-        if kind == "f":
-            if not bool(np.isfinite(arr).all()) or not bool((arr == np.floor(arr)).all()):
-                raise fail(protocol, f"{datatype} {what} holds non-integral numbers")
-            if arr.size and (float(arr.min()) < lo or float(arr.max()) > hi):
-                raise fail(protocol, f"{datatype} {what} holds values outside [{lo}, {hi}]")
-            return [int(v) for v in arr.tolist()]
-        if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        if kind == "f" and (not bool(np.isfinite(arr).all()) or not bool((arr == np.floor(arr)).all())):
+            raise fail(protocol, f"{datatype} {what} holds non-integral numbers")
+        if float(arr.min()) < lo or float(arr.max()) > hi:
             raise fail(protocol, f"{datatype} {what} holds values outside [{lo}, {hi}]")
-        return arr.astype(np.uint64 if kind == "u" else np.int64).tolist()  # type: ignore[no-any-return]
+        if types & {str}:
+            return [int(v) for v in arr.tolist()]
+        return [int(v) for v in flat]  # exact for big ints mixed with integral floats
     # floating point
     out = arr.astype(np.float64)
     values: list[Any] = out.tolist()
@@ -339,9 +349,15 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
     return values
 
 
-def _coerce_objects(flat: list[Any], datatype: str, protocol: str, what: str) -> list[Any]:
+def _coerce_objects(flat: list[Any], datatype: str, protocol: str, what: str, numeric_strings: bool) -> list[Any]:
     """Slow path: ``None`` among the values, or integers beyond 64 bits."""
     out: list[Any] = []
+    if numeric_strings and str in set(map(type, flat)):
+        try:
+            flat = [float(v) if isinstance(v, str) else v for v in flat]
+        except ValueError as exc:
+            raise fail(protocol, f"{datatype} {what} holds non-numeric strings") from exc
+        flat = [None if isinstance(v, float) and v != v else v for v in flat]
     if datatype == "BOOL":
         for v in flat:
             if v is None or isinstance(v, bool):
@@ -552,10 +568,12 @@ def rows_table(
     if not items:
         return {}
     types = set(map(type, items))
-    if types == {dict} and not (b64 and all(set(d) == {"b64"} for d in items)):
-        return records_table(items, protocol, b64=b64, split=split)
-    if dict in types and not b64:
-        raise fail(protocol, f"{what} mixes objects with other values", "all objects or no objects")
+    if dict in types:
+        binary = b64 and all(set(d) == {"b64"} for d in items if type(d) is dict)
+        if types == {dict} and not binary:
+            return records_table(items, protocol, b64=b64, split=split)
+        if not binary:
+            raise fail(protocol, f"{what} mixes objects with other values", "all objects or no objects")
     shape, flat = flatten(items, protocol, what)
     if b64:
         flat = decode_b64_leaves(flat, protocol, what)

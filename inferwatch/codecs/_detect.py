@@ -69,7 +69,7 @@ def expected(part: str) -> str:
 
 
 def detect_protocol(obj: Any, part: str) -> str:
-    """The protocol of a parsed payload (or raw JSON bytes/str), judged by its structure.
+    """The protocol of a payload (parsed, or raw JSON bytes/str), judged by its structure.
 
     ``part`` matters: an OIP response has ``outputs`` and ``model_name``, a KServe v1
     response ``predictions``. Raises :class:`~inferwatch.errors.DecodeError` for error
@@ -93,6 +93,11 @@ def detect_protocol(obj: Any, part: str) -> str:
     check_part(part)
     if isinstance(obj, (bytes, bytearray, memoryview, str)):
         obj = parse(obj)
+    return detect(obj, part)
+
+
+def detect(obj: Any, part: str) -> str:
+    """:func:`detect_protocol` for parsed JSON values (a ``str`` here is a JSON string)."""
     err = error_message(obj)
     if err is not None:
         raise fail(None, f"error response: {err}")
