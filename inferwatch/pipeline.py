@@ -50,12 +50,20 @@ def build_log(cfg: Config) -> Log:
     return lg
 
 
-def build_audit_store(cfg: Config) -> AuditStore:
-    """The configured audit store: SQLite (embedded) or Elasticsearch."""
+def build_audit_store(cfg: Config, lg: Log | None = None) -> AuditStore:
+    """The configured audit store: SQLite (embedded) or Elasticsearch.
+
+    With a log, documents Elasticsearch rejects (mapping or parse errors) also go to the log's
+    dead-letter topic, beside the dead-letter index.
+    """
     if cfg.audit.backend == "elasticsearch":
         from sinks.elasticsearch import ElasticsearchAuditStore
 
-        return ElasticsearchAuditStore(cfg.elasticsearch)
+        def to_log(letters: list[DeadLetter]) -> None:
+            if lg is not None:
+                lg.append(cfg.log.deadletter_topic, [(dl.source.encode(), dl.to_json()) for dl in letters])
+
+        return ElasticsearchAuditStore(cfg.elasticsearch, on_deadletter=to_log)
     from sinks.sqlite_audit import SQLiteAuditStore
 
     return SQLiteAuditStore(cfg.audit_path)
@@ -253,7 +261,7 @@ class Pipeline:
         self._server_thread: threading.Thread | None = None
         self.store: AuditStore | None = None
         if "audit" in self.roles:
-            self.store = build_audit_store(cfg)
+            self.store = build_audit_store(cfg, self.log)
             self.workers.append(AuditWorker(cfg, self.log, self.store, self.metrics))
         if "detect" in self.roles:
             from sinks.alertmanager import AlertSink

@@ -1,0 +1,405 @@
+"""The scaled audit store: Elasticsearch (searched in Kibana).
+
+Layout
+------
+* ``<prefix>-records-<model>-YYYY.MM.DD`` — one document per row, ``_id`` = ``<record id>-<row>``;
+  request and response halves merge by partial-document upsert (``doc_as_upsert``), so any
+  order and any number of replays give the same document.
+* ``<prefix>-detections-YYYY.MM.DD`` — one document per detector window, ``_id`` = the
+  detection's deterministic id. Outlier scores are also written onto the rows they scored.
+* ``<prefix>-deadletters-YYYY.MM.DD`` — the raw bytes (stored, not indexed) and the reason.
+
+Index templates ``<prefix>-records``, ``<prefix>-detections`` and ``<prefix>-deadletters``
+map every field explicitly. The decoded ``input``/``output``/``truth`` columns are
+``flattened`` fields: every model brings its own columns, and dynamic mapping would add a
+field per column per model until the cluster's mapping limit breaks (a "mapping explosion");
+``flattened`` keeps one field each whatever the schema, still answers exact, prefix and
+range queries per key (``input.city: Oslo``), and Kibana filters on it. Full-text search
+over the payload goes to ``payload_text``, a ``text`` field built from the row's values and
+raw bodies. The raw request and response are kept in ``_source`` verbatim but not indexed.
+
+Writes
+------
+Bulk requests of at most ``chunk_actions`` actions or ``chunk_bytes`` bytes. Item-level
+429 and 5xx are retried with jittered exponential backoff; item-level mapping or parse
+errors become dead letters (index and, through ``on_deadletter``, the dead-letter topic).
+When the node is unreachable or keeps answering 429, :class:`BackpressureError` tells the
+caller to keep its batch and retry later: the log holds the data; nothing is dropped.
+
+Options for clusters that have them: ``ilm_policy`` names an ILM policy in the templates;
+``data_stream`` writes detections and dead letters (append-only by nature) to data streams.
+Record documents always go to daily indices, because data streams cannot update a document
+by id, and merging the two halves of an exchange needs exactly that.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from inferwatch.audit import AuditStore, SearchQuery, record_documents
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.errors import AuditStoreError, BackpressureError
+from inferwatch.record import DeadLetter, Detection, InferenceRecord
+
+__all__ = ["ElasticsearchAuditStore", "index_templates"]
+
+log = logging.getLogger("inferwatch.elasticsearch")
+
+_RAW = {"type": "text", "index": False}
+_KW = {"type": "keyword"}
+
+
+def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: int = 0,
+                    ilm_policy: str | None = None, data_stream: bool = False) -> dict[str, dict[str, Any]]:
+    """The composable index templates, by name."""
+    settings: dict[str, Any] = {"number_of_shards": shards, "number_of_replicas": replicas,
+                                "refresh_interval": "1s"}
+    if ilm_policy:
+        settings["index.lifecycle.name"] = ilm_policy
+    records = {
+        "dynamic": "strict",
+        "properties": {
+            "doc_id": _KW, "record_id": _KW, "row": {"type": "integer"}, "n_rows": {"type": "integer"},
+            "model": _KW, "version": _KW, "namespace": _KW, "endpoint": _KW, "protocol": _KW,
+            "source": _KW, "trace": _KW, "part": _KW,
+            "timestamp": {"type": "date"}, "response_timestamp": {"type": "date"},
+            "feedback_timestamp": {"type": "date"}, "latency_ms": {"type": "float"},
+            "meta": {"type": "flattened"},
+            "input": {"type": "flattened", "ignore_above": 1024},
+            "output": {"type": "flattened", "ignore_above": 1024},
+            "truth": {"type": "flattened", "ignore_above": 1024},
+            "payload_text": {"type": "text"},
+            "request": _RAW, "request_encoding": _KW, "response": _RAW, "response_encoding": _KW,
+            "outlier": {"type": "object", "dynamic": True},
+        },
+    }
+    detections = {
+        "dynamic": "strict",
+        "properties": {
+            "id": _KW, "detector": _KW, "kind": _KW, "model": _KW, "version": _KW, "reference_id": _KW,
+            "timestamp": {"type": "date"}, "@timestamp": {"type": "date"},
+            "window_start": {"type": "date"}, "window_end": {"type": "date"},
+            "window_size": {"type": "long"}, "is_drift": {"type": "boolean"}, "is_outlier": {"type": "boolean"},
+            "p_value": {"type": "double"}, "distance": {"type": "double"}, "threshold": {"type": "double"},
+            "feature_p_values": {"type": "flattened"}, "feature_distances": {"type": "flattened"},
+            "feature_drift": {"type": "flattened"}, "drifted_features": _KW,
+            "row_ids": _KW, "scores": {"type": "double", "index": False},
+            "extra": {"type": "object", "enabled": False},
+        },
+    }
+    deadletters = {
+        "dynamic": "strict",
+        "properties": {
+            "id": _KW, "source": _KW, "stage": _KW, "timestamp": {"type": "date"}, "@timestamp": {"type": "date"},
+            "reason": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}},
+            "raw": _RAW, "raw_encoding": _KW, "meta": {"type": "flattened"},
+        },
+    }
+    out = {}
+    for name, mapping, streamable in (("records", records, False), ("detections", detections, True),
+                                      ("deadletters", deadletters, True)):
+        body: dict[str, Any] = {"index_patterns": [f"{prefix}-{name}-*"], "priority": 200,
+                                "template": {"settings": settings, "mappings": mapping},
+                                "_meta": {"managed_by": "inferwatch"}}
+        if data_stream and streamable:
+            body["data_stream"] = {}
+        out[f"{prefix}-{name}"] = body
+    return out
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("_.-") or "unknown"
+
+
+def _day(ts: Any) -> str:
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if not isinstance(ts, datetime):
+        ts = datetime.now(UTC)
+    return ts.astimezone(UTC).strftime("%Y.%m.%d")
+
+
+def _payload_text(doc: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for section in ("input", "output", "truth"):
+        for k, v in (doc.get(section) or {}).items():
+            parts.append(f"{k} {v}")
+    for raw in ("request", "response"):
+        if doc.get(raw) and doc.get(f"{raw}_encoding", "text") == "text":
+            parts.append(str(doc[raw])[:100_000])
+    return " ".join(parts)
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
+
+
+_RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class ElasticsearchAuditStore(AuditStore):
+    """Audit documents in Elasticsearch. See the module docstring for layout and guarantees."""
+
+    def __init__(self, cfg: ElasticsearchConfig, *, client: Any = None,
+                 on_deadletter: Callable[[list[DeadLetter]], None] | None = None, setup: bool = True):
+        from elasticsearch import Elasticsearch
+
+        self.cfg = cfg
+        self.prefix = cfg.index_prefix
+        self.on_deadletter = on_deadletter
+        auth: dict[str, Any] = {}
+        if cfg.api_key:
+            auth["api_key"] = cfg.api_key
+        elif cfg.username:
+            auth["basic_auth"] = (cfg.username, cfg.password or "")
+        if cfg.ca_certs:
+            auth["ca_certs"] = cfg.ca_certs
+        self.es = client or Elasticsearch(cfg.hosts, verify_certs=cfg.verify_certs,
+                                          request_timeout=cfg.request_timeout, retry_on_timeout=True,
+                                          max_retries=2, **auth)
+        if setup:
+            self.setup()
+
+    # -- setup --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Install (or update) the index templates. Idempotent."""
+        try:
+            for name, body in index_templates(self.prefix, shards=self.cfg.shards, replicas=self.cfg.replicas,
+                                              ilm_policy=self.cfg.ilm_policy,
+                                              data_stream=self.cfg.data_stream).items():
+                self.es.indices.put_index_template(name=name, **body)
+        except Exception as exc:
+            raise self._wrap(exc, "installing index templates") from exc
+
+    def _wrap(self, exc: Exception, what: str) -> AuditStoreError:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+        from elasticsearch import ApiError
+
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+        if isinstance(exc, TransportConnectionError | ConnectionTimeout) or status in _RETRYABLE:
+            return BackpressureError(f"Elasticsearch unavailable while {what}: {exc}")
+        if isinstance(exc, ApiError):
+            return AuditStoreError(f"Elasticsearch error while {what}: {exc}")
+        return AuditStoreError(f"{what} failed: {exc}")
+
+    # -- index names --------------------------------------------------------------------------
+    def records_index(self, model: str, ts: Any) -> str:
+        return f"{self.prefix}-records-{_safe(model)}-{_day(ts)}"
+
+    def _stream_or_daily(self, name: str, ts: Any) -> str:
+        return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
+
+    # -- bulk ---------------------------------------------------------------------------------
+    def _bulk(self, actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]]) -> int:
+        """Send (action, source, origin) triples in bounded chunks; retry, dead-letter or raise."""
+        written = 0
+        chunk: list[tuple[bytes, tuple[dict[str, Any], dict[str, Any] | None, Any]]] = []
+        size = 0
+        for a in actions:
+            line = _dumps(a[0]) + b"\n" + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
+            if chunk and (len(chunk) >= self.cfg.chunk_actions or size + len(line) > self.cfg.chunk_bytes):
+                written += self._send(chunk)
+                chunk, size = [], 0
+            chunk.append((line, a))
+            size += len(line)
+        if chunk:
+            written += self._send(chunk)
+        return written
+
+    def _send(self, chunk: list[tuple[bytes, Any]]) -> int:
+        pending = chunk
+        attempt = 0
+        written = 0
+        letters: list[DeadLetter] = []
+        while pending:
+            body = b"".join(line for line, _ in pending)
+            try:
+                resp = self.es.bulk(operations=body, refresh=False)
+            except Exception as exc:
+                raise self._wrap(exc, f"bulk of {len(pending)} actions") from exc
+            retry = []
+            items = resp["items"]
+            for (line, a), item in zip(pending, items, strict=True):
+                res = next(iter(item.values()))
+                status = int(res.get("status", 500))
+                if status < 300:
+                    written += 1
+                elif status in _RETRYABLE:
+                    retry.append((line, a))
+                elif status == 409 and "create" in item:
+                    written += 1  # create of an existing id: already there (idempotent replay)
+                elif a[2] is not None:
+                    err = res.get("error") or {}
+                    reason = f"{err.get('type', status)}: {err.get('reason', '')}"[:2000]
+                    letters.append(DeadLetter(raw=a[2] if isinstance(a[2], bytes) else _dumps(a[2]),
+                                              source="elasticsearch", stage="index", reason=reason,
+                                              id=f"es-{a[0][next(iter(a[0]))]['_id']}"))
+                else:
+                    err = res.get("error") or {}
+                    raise AuditStoreError(f"Elasticsearch rejected a dead letter: {err}")
+            pending = retry
+            if pending:
+                attempt += 1
+                if attempt > self.cfg.max_retries:
+                    raise BackpressureError(f"{len(pending)} bulk items still rejected (429/5xx) after "
+                                            f"{attempt - 1} retries")
+                delay = min(self.cfg.max_backoff_s, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+                log.warning("%d bulk items rejected with 429/5xx; retry %d in %.2fs", len(pending), attempt, delay)
+                time.sleep(delay)
+        if letters:
+            log.error("%d documents rejected by Elasticsearch mappings; sent to the dead letters", len(letters))
+            self.write_deadletters(letters)
+            if self.on_deadletter is not None:
+                self.on_deadletter(letters)
+        return written
+
+    # -- writes -------------------------------------------------------------------------------
+    def write_records(self, records: Sequence[InferenceRecord]) -> int:
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        for r in records:
+            index = self.records_index(r.model, r.timestamp)
+            raw = None
+            for doc in record_documents(r):
+                doc["payload_text"] = _payload_text(doc)
+                if raw is None:
+                    raw = r.to_json()
+                actions.append(({"update": {"_index": index, "_id": doc["doc_id"]}},
+                                {"doc": doc, "doc_as_upsert": True}, raw))
+        return self._bulk(actions)
+
+    def write_detections(self, detections: Sequence[Detection]) -> int:
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        for d in detections:
+            doc = d.to_dict()
+            doc["@timestamp"] = d.window_end or d.timestamp
+            doc["drifted_features"] = d.drifted_features
+            op = "create" if self.cfg.data_stream else "index"
+            actions.append(({op: {"_index": self._stream_or_daily("detections", doc["@timestamp"]), "_id": d.id}},
+                            doc, d.to_json()))
+        n = self._bulk(actions)
+        outliers = [d for d in detections if d.kind == "outlier" and d.row_ids]
+        if outliers:
+            self._attach_scores(outliers)
+        return n
+
+    def _attach_scores(self, detections: Sequence[Detection]) -> None:
+        ids = sorted({rid for d in detections for rid in d.row_ids})
+        where: dict[str, str] = {}
+        for i in range(0, len(ids), 1000):
+            part = ids[i : i + 1000]
+            try:
+                resp = self.es.search(index=f"{self.prefix}-records-*", query={"ids": {"values": part}},
+                                      size=len(part), source=False)
+            except Exception as exc:
+                raise self._wrap(exc, "looking up scored rows") from exc
+            where.update({h["_id"]: h["_index"] for h in resp["hits"]["hits"]})
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        for d in detections:
+            for rid, score in zip(d.row_ids, d.scores, strict=False):
+                if rid not in where:
+                    continue
+                flag = bool(d.threshold is not None and score > d.threshold)
+                actions.append(({"update": {"_index": where[rid], "_id": rid}},
+                                {"doc": {"outlier": {d.detector: {"score": score, "is_outlier": flag}}}}, None))
+        self._bulk(actions)
+
+    def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        for dl in letters:
+            doc = dl.to_dict()
+            doc["@timestamp"] = dl.timestamp
+            op = "create" if self.cfg.data_stream else "index"
+            actions.append(({op: {"_index": self._stream_or_daily("deadletters", dl.timestamp), "_id": dl.id}},
+                            doc, None))
+        return self._bulk(actions)
+
+    def refresh(self) -> None:
+        """Make everything written so far searchable (tests and batch jobs; never per write)."""
+        try:
+            self.es.indices.refresh(index=f"{self.prefix}-*")
+        except Exception as exc:
+            raise self._wrap(exc, "refresh") from exc
+
+    # -- reads --------------------------------------------------------------------------------
+    def _query(self, q: SearchQuery) -> tuple[str, dict[str, Any]]:
+        index = f"{self.prefix}-{q.kind}-*"
+        filters: list[dict[str, Any]] = []
+        musts: list[dict[str, Any]] = []
+        if q.model and q.kind != "deadletters":
+            filters.append({"term": {"model": q.model}})
+        if q.version and q.kind != "deadletters":
+            filters.append({"term": {"version": q.version}})
+        time_field = "timestamp" if q.kind != "detections" else "@timestamp"
+        if q.since or q.until:
+            rng: dict[str, Any] = {}
+            if q.since:
+                rng["gte"] = q.since.isoformat()
+            if q.until:
+                rng["lte"] = q.until.isoformat()
+            filters.append({"range": {time_field: rng}})
+        if q.id:
+            if q.kind == "records":
+                filters.append({"bool": {"should": [{"term": {"record_id": q.id}}, {"term": {"doc_id": q.id}}],
+                                         "minimum_should_match": 1}})
+            else:
+                filters.append({"term": {"id": q.id}})
+        if q.drift_only and q.kind == "detections":
+            filters.append({"bool": {"should": [{"term": {"is_drift": True}}, {"term": {"is_outlier": True}}],
+                                     "minimum_should_match": 1}})
+        if q.text:
+            field = {"records": "payload_text", "detections": "drifted_features", "deadletters": "reason"}[q.kind]
+            musts.append({"match": {field: q.text}} if q.kind != "detections" else {"term": {field: q.text}})
+        return index, {"bool": {"filter": filters, "must": musts}}
+
+    def search(self, query: SearchQuery) -> list[dict[str, Any]]:
+        index, body = self._query(query)
+        time_field = "@timestamp" if query.kind == "detections" else "timestamp"
+        sort: list[Any] = [{time_field: {"order": "desc", "unmapped_type": "date", "missing": "_last"}}]
+        if query.kind == "records":
+            sort.append({"doc_id": {"order": "asc", "unmapped_type": "keyword"}})
+        try:
+            resp = self.es.search(index=index, query=body, size=query.limit, sort=sort,
+                                  ignore_unavailable=True, allow_no_indices=True)
+        except Exception as exc:
+            raise self._wrap(exc, "search") from exc
+        docs = []
+        for h in resp["hits"]["hits"]:
+            src = h["_source"]
+            src.pop("payload_text", None)
+            src.pop("@timestamp", None)
+            src.pop("drifted_features", None) if query.kind == "detections" else None
+            docs.append(src)
+        return docs
+
+    def count(self, query: SearchQuery) -> int:
+        index, body = self._query(query)
+        try:
+            return int(self.es.count(index=index, query=body, ignore_unavailable=True,
+                                     allow_no_indices=True)["count"])
+        except Exception as exc:
+            raise self._wrap(exc, "count") from exc
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        try:
+            resp = self.es.search(index=f"{self.prefix}-records-*", query={"ids": {"values": [doc_id]}}, size=1,
+                                  ignore_unavailable=True, allow_no_indices=True)
+        except Exception as exc:
+            raise self._wrap(exc, "get") from exc
+        hits = resp["hits"]["hits"]
+        if not hits:
+            return None
+        src = hits[0]["_source"]
+        src.pop("payload_text", None)
+        return dict(src)
+
+    def close(self) -> None:
+        self.es.close()
