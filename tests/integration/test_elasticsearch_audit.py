@@ -1,0 +1,90 @@
+"""The Elasticsearch audit store against the real node: the same contract as SQLite, plus
+what only Elasticsearch does (templates, mapping errors to dead letters)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from inferwatch.audit import SearchQuery
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.record import InferenceRecord
+from sinks.elasticsearch import ElasticsearchAuditStore
+from tests.contracts import AuditStoreContract
+
+pytestmark = pytest.mark.integration
+
+
+def _store(stack_env, **kw):
+    prefix = "iwt-" + uuid.uuid4().hex[:10]
+    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
+    return ElasticsearchAuditStore(cfg, **kw)
+
+
+def _cleanup(store):
+    names = list(store.es.indices.get(index=f"{store.prefix}-*", allow_no_indices=True).body)
+    if names:
+        store.es.indices.delete(index=",".join(names))
+    for name in ("records", "detections", "deadletters"):
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{store.prefix}-{name}")
+    store.close()
+
+
+class TestElasticsearchAudit(AuditStoreContract):
+    @pytest.fixture
+    def store(self, stack_env):
+        s = _store(stack_env)
+        yield s
+        _cleanup(s)
+
+    def refresh(self, store):
+        store.refresh()
+
+
+@pytest.fixture
+def es_store(stack_env):
+    s = _store(stack_env)
+    yield s
+    _cleanup(s)
+
+
+def test_templates_map_fields_explicitly(es_store):
+    es_store.write_records([InferenceRecord(id="a", model="Income Model", inputs={"age": [30], "city": ["Oslo"]},
+                                            request='{"x": 1}', latency_ms=3.5)])
+    es_store.refresh()
+    (index,) = es_store.es.indices.get(index=f"{es_store.prefix}-records-*").body
+    assert index.startswith(f"{es_store.prefix}-records-income_model-")
+    props = es_store.es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert props["timestamp"]["type"] == "date" and props["latency_ms"]["type"] == "float"
+    assert props["input"]["type"] == "flattened" and props["record_id"]["type"] == "keyword"
+    assert props["request"]["index"] is False
+    # flattened keys are queryable per column, as Kibana filters do
+    hits = es_store.es.search(index=index, query={"term": {"input.city": "Oslo"}})["hits"]["hits"]
+    assert [h["_id"] for h in hits] == ["a-0"]
+    # the raw body is stored verbatim but not indexed
+    from elasticsearch import BadRequestError
+
+    with pytest.raises(BadRequestError, match="not indexed"):
+        es_store.es.count(index=index, query={"match": {"request": "x"}})
+    assert es_store.get("a-0")["request"] == '{"x": 1}'
+
+
+
+def test_mapping_errors_become_dead_letters(stack_env):
+    got: list = []
+    store = _store(stack_env, on_deadletter=got.extend)
+    try:
+        good = InferenceRecord(id="good", model="m", inputs={"x": [1]})
+        bad = InferenceRecord(id="bad", model="m", inputs={"x": [1]})
+        bad.latency_ms = "not a number"  # type: ignore[assignment]  # what a careless client sends
+        assert store.write_records([good, bad]) == 1
+        store.refresh()
+        assert store.get("good-0") is not None and store.get("bad-0") is None
+        assert len(got) == 1
+        assert "document_parsing_exception" in got[0].reason or "mapper_parsing_exception" in got[0].reason
+        letters = store.search(SearchQuery(kind="deadletters"))
+        assert len(letters) == 1 and letters[0]["stage"] == "index"
+        assert b'"id":"bad"' in got[0].raw
+    finally:
+        _cleanup(store)
