@@ -18,6 +18,9 @@ from inferwatch.errors import DetectorError
 Data: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
 Columns: TypeAlias = dict[str, np.ndarray]
 
+_NUMBER = (int, float, np.integer, np.floating)
+_BOOL = (bool, np.bool_)
+
 __all__ = ["Columns", "Data", "as_float", "columns", "is_numeric", "n_rows"]
 
 
@@ -30,11 +33,11 @@ def _column(values: Any) -> np.ndarray:
     if arr.dtype.kind in "biuf":
         return arr
     if arr.dtype.kind == "O":
-        # A column of numbers with None holes: keep it numeric (None -> nan).
-        try:
+        # A column of numbers with None holes stays numeric (None -> nan); strings,
+        # booleans and mixed columns stay objects (categories).
+        if all(v is None or (isinstance(v, _NUMBER) and not isinstance(v, _BOOL)) for v in arr):
             return np.array(arr, dtype=float)
-        except (TypeError, ValueError):
-            return arr
+        return arr
     return arr.astype(object)
 
 

@@ -171,12 +171,16 @@ class FeatureDrift(abc.ABC):
         if not tested:
             return det
         p, dist = self._test(ref_states, values)
+        det.distance = float(np.nanmax(dist)) if np.isfinite(dist).any() else None
+        det.feature_distances = {f: float(v) for f, v in zip(tested, dist, strict=True)}
+        return self._decide(det, tested, p, dist)
+
+    def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:
+        """Batch and per-feature decisions (here: p-values and the correction)."""
         c = correct(p, self.p_val, self.correction)
         det.is_drift = c.is_drift
         det.p_value = c.p_value
-        det.distance = float(np.nanmax(dist)) if np.isfinite(dist).any() else None
         det.feature_p_values = {f: float(v) for f, v in zip(tested, p, strict=True)}
-        det.feature_distances = {f: float(v) for f, v in zip(tested, dist, strict=True)}
         det.feature_drift = {f: bool(v) for f, v in zip(tested, c.feature_drift, strict=True)}
         det.extra["feature_threshold"] = c.feature_threshold
         return det
