@@ -56,7 +56,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def _truthy(value: str | None) -> bool:
-    return bool(value) and value.strip().lower() not in ("0", "false", "no", "")
+    return value is not None and value.strip().lower() not in ("0", "false", "no", "")
 
 
 def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None,
@@ -116,7 +116,6 @@ def _structured(event: Any, query: Mapping[str, str], allowed: tuple[str, ...], 
 def _json_record(item: Any) -> InferenceRecord:
     """A plain-JSON record item -> record (decoding request/response payloads)."""
     from inferwatch.codecs import decode
-
     from inferwatch.errors import DecodeError
 
     if not isinstance(item, dict):

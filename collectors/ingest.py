@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from inferwatch.codecs import decode
 
+from inferwatch.codecs import decode
 from inferwatch.config import Config
 from inferwatch.errors import DecodeError
 from inferwatch.log import KeyValue, Log

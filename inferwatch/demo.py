@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_pe
     held_out = X_test.iloc[rng.integers(0, len(X_test), rows_per_phase)]
     malignant = X_test[y_test.values == 0]
     shifted = malignant.iloc[rng.integers(0, len(malignant), rows_per_phase)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     phases = [("held-out", _events(held_out, model, names, now)),
               ("shifted", _events(shifted, model, names, now + timedelta(minutes=1)))]
     phase2_start = now + timedelta(minutes=1)
@@ -115,7 +115,13 @@ def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_pe
         with httpx.Client(timeout=30) as client:
             bar: Any = None
             if progress:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
 
                 bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
                                TimeElapsedColumn())
@@ -152,13 +158,13 @@ def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_pe
     finally:
         pipeline.stop()
 
-    windows = []
+    windows: list[dict[str, Any]] = []
     for d in sorted(detections, key=lambda d: d.window_start or d.timestamp):
         phase = "shifted" if d.window_start and d.window_start >= phase2_start else "held-out"
         windows.append({"phase": phase, "detector": d.detector, "rows": d.window_size, "drift": bool(d.is_drift),
                         "p_value": d.p_value, "drifted_features": d.drifted_features})
     by_phase = {p: {"windows": sum(w["phase"] == p for w in windows),
-                    "drift": sum(w["phase"] == p and w["drift"] for w in windows)} for p in ("held-out", "shifted")}
+                    "drift": sum(bool(w["phase"] == p and w["drift"]) for w in windows)} for p in ("held-out", "shifted")}
     expected_docs = 2 * rows_per_phase
     summary = {
         "seed": seed,

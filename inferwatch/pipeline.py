@@ -198,9 +198,8 @@ class DetectWorker(_Worker):
     def __init__(self, cfg: Config, lg: Log, metrics: Metrics, *, alerts: Any = None,
                  on_detection: Callable[[Detection], None] | None = None):
         super().__init__()
-        from detectors.references import ReferenceStore
-
         from detectors import build_monitor
+        from detectors.references import ReferenceStore
 
         self.cfg, self.log, self.metrics, self.alerts = cfg, lg, metrics, alerts
         self.on_detection = on_detection

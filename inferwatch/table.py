@@ -66,13 +66,13 @@ def select(table: Mapping[str, Sequence[Any]], index: Sequence[int]) -> Table:
 
 def concat(tables: Iterable[Mapping[str, Sequence[Any]] | None]) -> Table:
     """Stack tables row-wise; columns missing from one table are filled with ``None``."""
-    tables = [t for t in tables if t]
+    present = [t for t in tables if t]
     names: dict[str, None] = {}
-    for t in tables:
+    for t in present:
         for k in t:
             names.setdefault(k, None)
     out: Table = {k: [] for k in names}
-    for t in tables:
+    for t in present:
         n = n_rows(t)
         for k in names:
             col = t.get(k)

@@ -223,7 +223,7 @@ class ElasticsearchAuditStore(AuditStore):
         while pending:
             body = b"".join(line for line, _ in pending)
             try:
-                resp = self.es.bulk(operations=body, refresh=False)
+                resp = self.es.bulk(operations=body, refresh=False)  # type: ignore[arg-type]  # NDJSON bytes
             except Exception as exc:
                 raise self._wrap(exc, f"bulk of {len(pending)} actions") from exc
             retry = []
