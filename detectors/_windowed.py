@@ -1,0 +1,105 @@
+"""Shared base of detectors that keep the current window's rows (private).
+
+Subclasses implement ``_fit(cols)`` and ``_result(window) -> Detection``; this base does
+input conversion, the mergeable window (:class:`~detectors.state.ColumnBuffer`),
+``reset``/``merge`` and the fitted-reference check.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+
+from detectors._data import Columns, Data, as_float, columns
+from detectors._univariate import fingerprint
+from detectors.state import ColumnBuffer
+from inferwatch.errors import DetectorError
+from inferwatch.record import Detection, Kind
+
+__all__ = ["ROW_ID", "WindowedDetector", "numeric_matrix"]
+
+ROW_ID = "__id__"
+"""Optional window column with a row id per row (the Monitor fills ``<record id>-<row>``)."""
+
+
+def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | None = None) -> np.ndarray:
+    """Rows x features float matrix; ``nan`` cells replaced by ``fill`` (per feature)."""
+    n = len(next(iter(cols.values()))) if cols else 0
+    out = np.empty((n, len(features)))
+    for j, f in enumerate(features):
+        col = cols.get(f)
+        v = as_float(col) if col is not None else None
+        if v is None:
+            raise DetectorError(f"feature {f!r} is {'missing' if col is None else 'not numerical'}")
+        out[:, j] = v
+    if fill is not None:
+        bad = np.isnan(out)
+        if bad.any():
+            out[bad] = np.broadcast_to(fill, out.shape)[bad]
+    return out
+
+
+class WindowedDetector(abc.ABC):
+    """Base of detectors whose window is a :class:`ColumnBuffer`."""
+
+    name: str = "detector"
+    kind: Kind = "drift"
+
+    def __init__(self) -> None:
+        self._fitted = False
+        self._ref_key = ""
+        self._window = ColumnBuffer.zero()
+
+    @abc.abstractmethod
+    def _fit(self, cols: Columns) -> None:
+        """Learn from the reference columns."""
+
+    @abc.abstractmethod
+    def _result(self, window: ColumnBuffer) -> Detection:
+        """Test the window."""
+
+    @property
+    def window_size(self) -> int:
+        return self._window.n_rows
+
+    def fit(self, reference: Data) -> Self:
+        cols = columns(reference)
+        if not cols or not len(next(iter(cols.values()))):
+            raise DetectorError(f"{self.name}: empty reference")
+        self._fit(cols)
+        self._ref_key = fingerprint(cols)
+        self._fitted = True
+        self._window = ColumnBuffer.zero()
+        return self
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise DetectorError(f"{self.name}: call fit(reference) first")
+
+    def update(self, batch: Data) -> Self:
+        self._check_fitted()
+        self._window.append(batch)
+        return self
+
+    def reset(self) -> Self:
+        self._window = ColumnBuffer.zero()
+        return self
+
+    def merge(self, other: Self) -> Self:
+        self._check_fitted()
+        if type(other) is not type(self) or other._ref_key != self._ref_key:
+            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
+        new = copy.copy(self)
+        new._window = self._window.merge(other._window)
+        return new
+
+    def result(self) -> Detection:
+        self._check_fitted()
+        return self._result(self._window)
+
+    def _detection(self) -> Detection:
+        return Detection(detector=self.name, kind=self.kind, model="", window_size=self._window.n_rows)
