@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from inferwatch.codecs._common import Decoded, dumps, fail, parse
+from inferwatch.codecs._common import Decoded, check_depth, dumps, fail, parse
 from inferwatch.codecs._detect import CODECS, canonical, check_part, detect, detect_protocol, error_message
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
@@ -87,7 +87,9 @@ def decode(
             raise fail(proto, f"error response: {err}")
         codec = CODECS[proto]
         try:
-            return codec.decode(obj, part)  # type: ignore[no-any-return]
+            decoded: Decoded = codec.decode(obj, part)
+            check_depth(decoded.meta, proto, "payload metadata")
+            return decoded
         except DecodeError as exc:
             if exc.expected is None and exc.protocol == proto:
                 raise fail(proto, exc.reason, codec.EXPECTED[part]) from exc

@@ -441,6 +441,23 @@ def _names_for(name: str | None, k: int, names: Sequence[Any] | None, protocol: 
     return [name] if k == 1 else [f"{name}_{j}" for j in range(k)]
 
 
+def check_depth(value: Any, protocol: str | None, what: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse JSON nested deeper than ``limit`` (level by level, no recursion)."""
+    level = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            raise fail(protocol, f"{what} is nested deeper than {limit} levels")
+        nxt: list[Any] = []
+        for v in level:
+            if type(v) is list:
+                nxt.extend(x for x in v if type(x) is list or type(x) is dict)
+            elif type(v) is dict:
+                nxt.extend(x for x in v.values() if type(x) is list or type(x) is dict)
+        level = nxt
+
+
 class Columns:
     """Accumulates decoded columns, dedupes names, checks one batch size for all."""
 
@@ -451,7 +468,10 @@ class Columns:
         self._cols: dict[str, list[Any]] = {}
         self._broadcast: set[str] = set()
 
-    def add(self, name: str, values: list[Any], broadcast: bool = False) -> None:
+    def add(self, name: str, values: list[Any], broadcast: bool = False, *, cells: bool = False) -> None:
+        """Add a column; ``cells`` marks free-form values (records) whose nesting is bounded here."""
+        if cells and set(map(type, values)) & {list, dict}:
+            check_depth(values, self.protocol, f"column {name!r}")
         key = name
         i = 0
         while key in self._cols:
@@ -534,8 +554,11 @@ def named_values(name: str, values: list[Any], protocol: str) -> list[tuple[str,
             flat = decode_b64_leaves(flat, protocol, name)
             scalar_leaves(flat, protocol, name)
         except DecodeError:
+            check_depth(values, protocol, f"column {name!r}")
             return [(name, values, False)]
         return tensor_columns(name, shape, flat, protocol)
+    if set(map(type, values)) & {list, dict}:
+        check_depth(values, protocol, f"column {name!r}")
     return [(name, values, False)]
 
 
@@ -555,7 +578,7 @@ def records_table(items: list[Any], protocol: str, *, b64: bool = False, split: 
         if split:
             cols.add_tensor(named_values(key, values, protocol))
         else:
-            cols.add(key, values)
+            cols.add(key, values, cells=True)
     return cols.table()
 
 

@@ -97,7 +97,7 @@ def _split(split: Any, meta: dict[str, Any]) -> Table:
     cols = Columns(PROTOCOL)
     transposed = list(zip(*data, strict=True)) if data else [() for _ in names]
     for name, values in zip(names, transposed, strict=True):
-        cols.add(name, list(values))
+        cols.add(name, list(values), cells=True)
     return cols.table()
 
 

@@ -173,7 +173,7 @@ def _tftensor(proto: Any) -> tuple[list[int], list[Any]]:
     dtype = proto.get("dtype")
     if isinstance(dtype, int) and not isinstance(dtype, bool):
         dtype = _TF_ENUM.get(dtype, dtype)
-    if dtype not in _TF_DTYPES:
+    if not isinstance(dtype, str) or dtype not in _TF_DTYPES:
         raise fail(PROTOCOL, f"{what} has dtype {dtype!r:.40}", f"one of {', '.join(_TF_DTYPES)}")
     field, datatype, np_dtype = _TF_DTYPES[dtype]
     tshape = _get(proto, "tensorShape") or {}
