@@ -200,6 +200,35 @@ def _print_docs(kind: str, docs: list[dict[str, Any]], total: int) -> None:
     Console().print(t)
 
 
+@main.command()
+@_CONFIG
+@click.option("--role", type=click.Choice(["audit", "detect"]), default="audit", show_default=True,
+              help="Which consumer role to replay.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def replay(config_path: Path | None, role: str, yes: bool) -> None:
+    """Rewind a consumer role to the start of the log, so it re-reads everything.
+
+    Stop that role first. Audit documents have deterministic ids, so replaying rewrites the
+    same documents: nothing is duplicated. A detect replay starts with empty windows.
+    """
+    from inferwatch.pipeline import build_log
+
+    cfg = _load(config_path)
+    topic = cfg.log.records_topic
+    groups = ([cfg.audit.group, cfg.audit.group + "-detections", cfg.audit.group + "-deadletters"]
+              if role == "audit" else [cfg.detect.group])
+    topics = ([topic, cfg.log.detections_topic, cfg.log.deadletter_topic] if role == "audit" else [topic])
+    if not yes:
+        click.confirm(f"rewind {', '.join(groups)} to the start of the log?", abort=True)
+    try:
+        with build_log(cfg) as lg:
+            for group, t in zip(groups, topics, strict=True):
+                lg.reset_group(t, group)
+                click.echo(f"{group}: rewound to the start of {t} ({lg.group_lag(t, group)} messages to re-read)")
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group()
 def reference() -> None:
     """Register and list reference data sets (what drift is measured against)."""

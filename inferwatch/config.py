@@ -111,9 +111,10 @@ class LogConfig(_Section):
 
 class AuditConfig(_Section):
     backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    group: str = "inferwatch-audit"
     path: str | None = None
     batch_size: int = Field(500, ge=1)
-    poll_timeout_s: float = 0.5
+    poll_timeout_s: float = 0.3
 
 
 class CollectorConfig(_Section):
@@ -136,6 +137,7 @@ class DetectConfig(_Section):
     detectors: list[dict[str, Any]] = [{"type": "ks", "p_val": 0.05, "correction": "bonferroni"}]
     models: list[str] | None = None
     batch_size: int = 500
+    group: str = "inferwatch-detect"
 
 
 class Config(_Section):

@@ -143,6 +143,43 @@ class KafkaLog(Log):
         finally:
             c.close()
 
+    def _end_offsets(self, topic: str) -> dict[int, int]:
+        kafka = _kafka()
+        c = kafka.KafkaConsumer(**_client_config(self.cfg))
+        try:
+            parts = c.partitions_for_topic(topic) or set()
+            tps = [kafka.TopicPartition(topic, p) for p in parts]
+            return {tp.partition: int(o) for tp, o in c.end_offsets(tps).items()}
+        finally:
+            c.close()
+
+    def group_lag(self, topic: str, group: str) -> int:
+        kafka = _kafka()
+        try:
+            committed = self.admin.list_group_offsets(group).get(group, {})
+            end = self._end_offsets(topic)
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"lag of {group}/{topic} failed: {exc}") from exc
+        done = {tp.partition: om.offset for tp, om in committed.items() if tp.topic == topic and om.offset >= 0}
+        return int(sum(max(0, e - done.get(p, 0)) for p, e in end.items()))
+
+    def reset_group(self, topic: str, group: str) -> None:
+        kafka = _kafka()
+        from kafka.admin import OffsetSpec
+
+        try:
+            parts = self._end_offsets(topic)
+            specs = {kafka.TopicPartition(topic, p): OffsetSpec.EARLIEST for p in parts}
+            result = self.admin.reset_group_offsets(group, specs)
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"reset of {group}/{topic} failed: {exc}") from exc
+        errors = {tp.partition: r["error"] for tp, r in result.items() if r.get("error") not in (None, kafka.errors.NoError)}
+        if errors:
+            raise LogError(f"reset of {group}/{topic} failed for partitions {errors} (is the group still running?)")
+        # forget any checkpointed state of the group: the replay rebuilds it
+        self.create_topics([CHECKPOINT_TOPIC], compacted=True)
+        self.append(CHECKPOINT_TOPIC, [(f"{group}|{topic}".encode(), orjson.dumps({"offsets": {}, "state": None}))])
+
     def delete_topics(self, topics: Iterable[str]) -> None:
         self.admin.delete_topics(list(topics), raise_errors=False)
 
@@ -229,6 +266,7 @@ class KafkaConsumerLog(Consumer):
     def committed_state(self) -> bytes | None:
         cp = self._load_checkpoint()
         if not cp or cp.get("state") is None:
+            self._checkpoint = cp if cp and cp.get("offsets") else None
             return None
         import base64
 

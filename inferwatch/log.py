@@ -111,6 +111,15 @@ class Log(ABC):
     def size(self, topic: str) -> int:
         """Number of messages ever appended to ``topic`` (retained ones, for Kafka)."""
 
+    @abstractmethod
+    def group_lag(self, topic: str, group: str) -> int:
+        """Messages after ``group``'s committed position, asked without joining the group."""
+
+    @abstractmethod
+    def reset_group(self, topic: str, group: str) -> None:
+        """Move ``group`` back to the start of ``topic`` and drop its state: a full replay.
+        Stop the group's consumers first."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
@@ -201,6 +210,18 @@ class SQLiteLog(Log):
         with self._lock:
             (n,) = self._conn.execute("SELECT count(*) FROM entries WHERE topic=?", (topic,)).fetchone()
         return int(n)
+
+    def group_lag(self, topic: str, group: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT next_seq FROM offsets WHERE grp=? AND topic=?",
+                                     (group, topic)).fetchone()
+            (n,) = self._conn.execute("SELECT count(*) FROM entries WHERE topic=? AND seq>=?",
+                                      (topic, int(row[0]) if row else 0)).fetchone()
+        return int(n)
+
+    def reset_group(self, topic: str, group: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM offsets WHERE grp=? AND topic=?", (group, topic))
 
     def close(self) -> None:
         with self._lock:

@@ -34,8 +34,6 @@ __all__ = ["AuditWorker", "DetectWorker", "Pipeline", "ROLES", "build_audit_stor
 log = logging.getLogger("inferwatch.pipeline")
 
 ROLES = ("collector", "audit", "detect")
-AUDIT_GROUP = "inferwatch-audit"
-DETECT_GROUP = "inferwatch-detect"
 
 
 def build_log(cfg: Config) -> Log:
@@ -130,9 +128,9 @@ class AuditWorker(_Worker):
         self.cfg, self.log, self.store, self.metrics = cfg, lg, store, metrics
         t = cfg.log
         self.consumers: list[tuple[Consumer, str]] = [
-            (lg.consumer(t.records_topic, AUDIT_GROUP), "records"),
-            (lg.consumer(t.detections_topic, AUDIT_GROUP + "-detections"), "detections"),
-            (lg.consumer(t.deadletter_topic, AUDIT_GROUP + "-deadletters"), "deadletters"),
+            (lg.consumer(t.records_topic, cfg.audit.group), "records"),
+            (lg.consumer(t.detections_topic, cfg.audit.group + "-detections"), "detections"),
+            (lg.consumer(t.deadletter_topic, cfg.audit.group + "-deadletters"), "deadletters"),
         ]
         self._last_lag = 0.0
         self.documents = 0
@@ -156,7 +154,7 @@ class AuditWorker(_Worker):
     def step(self) -> int:
         total = 0
         for consumer, kind in self.consumers:
-            entries = consumer.poll(self.cfg.audit.batch_size, timeout=0.0)
+            entries = consumer.poll(self.cfg.audit.batch_size, timeout=self.cfg.audit.poll_timeout_s / 3)
             if not entries:
                 continue
             attempt = 0
@@ -206,7 +204,7 @@ class DetectWorker(_Worker):
         self.references = ReferenceStore(Path(cfg.references_path))
         det_cfg = {k: v for k, v in cfg.detect.model_dump().items() if k in ("window", "detectors", "models")}
         self.monitor = build_monitor(det_cfg, self.references)
-        self.consumer = lg.consumer(cfg.log.records_topic, DETECT_GROUP)
+        self.consumer = lg.consumer(cfg.log.records_topic, cfg.detect.group)
         state = self.consumer.committed_state()
         if state:
             self.monitor.restore(state)
@@ -214,7 +212,7 @@ class DetectWorker(_Worker):
         self.detections: list[Detection] = []
 
     def step(self) -> int:
-        entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.0)
+        entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
         if not entries:
             return 0
         recs, bad = _decode_entries(entries, InferenceRecord.from_json)

@@ -69,6 +69,23 @@ class LogContract:
         c.close()
 
 
+    def test_group_lag_and_reset_for_replay(self, log, topic):
+        log.append(topic, [(b"k", str(i).encode()) for i in range(8)])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        c.commit(_drain(c, 8), state=b"s")
+        c.close()
+        assert log.group_lag(topic, group) == 0
+        log.append(topic, [(b"k", b"8")])
+        assert log.group_lag(topic, group) == 1
+        log.reset_group(topic, group)
+        assert log.group_lag(topic, group) == 9
+        c = log.consumer(topic, group)
+        assert c.committed_state() is None
+        assert sorted(int(e.value) for e in _drain(c, 9)) == list(range(9))
+        c.close()
+
+
 def _drain(consumer, n, rounds=100):
     out = []
     for _ in range(rounds):
