@@ -23,7 +23,7 @@ class Health:
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
@@ -61,7 +61,9 @@ _API_METADATA = 3
 _API_VERSIONS = 18
 
 
-def _kafka_request(sock: socket.socket, api_key: int, version: int, correlation_id: int, body: bytes) -> bytes:
+def _kafka_request(
+    sock: socket.socket, api_key: int, version: int, correlation_id: int, body: bytes
+) -> bytes:
     client_id = b"inferwatch-stack"
     header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
     payload = header + body

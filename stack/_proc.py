@@ -86,7 +86,9 @@ def spawn(
         time.sleep(0.01)
     record = PidRecord(proc.pid, start_time or "", list(command))
     tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": record.pid, "start_time": record.start_time, "command": record.command}))
+    tmp.write_text(
+        json.dumps({"pid": record.pid, "start_time": record.start_time, "command": record.command})
+    )
     tmp.replace(pid_file)
     return record
 

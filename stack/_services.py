@@ -69,7 +69,9 @@ def _run(command: list[str], *, log: Path, what: str, env: dict[str, str] | None
 
 def _apt_install(packages: list[str], log: Path) -> None:
     if os.geteuid() != 0:
-        raise StackError(f"missing {' '.join(packages)}; install them (apt-get install {' '.join(packages)}) or run as root")
+        raise StackError(
+            f"missing {' '.join(packages)}; install them (apt-get install {' '.join(packages)}) or run as root"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     _say(f"installing {' '.join(packages)} with apt-get")
@@ -138,7 +140,9 @@ def find_java_home(minimum: int, env_var: str, *, need_javac: bool = False) -> P
         if (home / "bin" / "java").exists():
             return home
     what = "JDK (with javac)" if need_javac else "Java runtime"
-    raise StackError(f"no {what} >= {minimum} found; set {env_var} to one (looked in: {', '.join(map(str, candidates))})")
+    raise StackError(
+        f"no {what} >= {minimum} found; set {env_var} to one (looked in: {', '.join(map(str, candidates))})"
+    )
 
 
 def resolve_classpath(cfg: StackConfig, pom: Path, out: Path) -> list[str]:
@@ -158,8 +162,16 @@ def resolve_classpath(cfg: StackConfig, pom: Path, out: Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     _say(f"resolving {pom.relative_to(STACK_PACKAGE_DIR.parent)} with Maven (first time downloads the jars)")
     _run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath",
-         f"-Dmdep.outputFile={out}", "-Dmdep.includeScope=runtime"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={out}",
+            "-Dmdep.includeScope=runtime",
+        ],
         log=cfg.log_dir / "maven.log",
         what="Maven dependency resolution",
     )
@@ -219,10 +231,14 @@ num.io.threads=2
     def prepare(self, cfg: StackConfig) -> None:
         kdir = self._dir(cfg)
         self._java = find_java_home(17, "INFERWATCH_STACK_KAFKA_JAVA_HOME") / "bin" / "java"
-        self._classpath = resolve_classpath(cfg, STACK_PACKAGE_DIR / "kafka" / "pom.xml", kdir / "classpath.txt")
+        self._classpath = resolve_classpath(
+            cfg, STACK_PACKAGE_DIR / "kafka" / "pom.xml", kdir / "classpath.txt"
+        )
         props = kdir / "server.properties"
         _write_if_changed(props, self._properties(cfg))
-        _write_if_changed(kdir / "log4j2.properties", (STACK_PACKAGE_DIR / "kafka" / "log4j2.properties").read_text())
+        _write_if_changed(
+            kdir / "log4j2.properties", (STACK_PACKAGE_DIR / "kafka" / "log4j2.properties").read_text()
+        )
         formatted = kdir / "formatted-for"
         signature = f"controller={cfg.ports['kafka_controller']}\n"
         if (kdir / "data" / "meta.properties").is_file():
@@ -233,9 +249,15 @@ num.io.threads=2
                 )
             return
         base = self._java_command(cfg, xms="64m", xmx="256m")
-        cluster_id = _run(
-            [*base, "kafka.tools.StorageTool", "random-uuid"], log=cfg.log_file("kafka"), what="Kafka random-uuid"
-        ).strip().splitlines()[-1]
+        cluster_id = (
+            _run(
+                [*base, "kafka.tools.StorageTool", "random-uuid"],
+                log=cfg.log_file("kafka"),
+                what="Kafka random-uuid",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
         _say(f"formatting Kafka storage (cluster id {cluster_id})")
         _run(
             [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "--standalone"],
@@ -262,7 +284,11 @@ num.io.threads=2
 
     def launch(self, cfg: StackConfig) -> Launch:
         kdir = self._dir(cfg)
-        command = [*self._java_command(cfg, xms="256m", xmx=self.heap), "kafka.Kafka", str(kdir / "server.properties")]
+        command = [
+            *self._java_command(cfg, xms="256m", xmx=self.heap),
+            "kafka.Kafka",
+            str(kdir / "server.properties"),
+        ]
         return Launch(command, kdir)
 
     def health(self, cfg: StackConfig) -> Health:
@@ -288,11 +314,11 @@ class Elasticsearch(Service):
 cluster.name: inferwatch-stack
 node.name: inferwatch-stack-node
 path.home: {home}
-path.data: {home / 'data'}
+path.data: {home / "data"}
 path.logs: {cfg.log_dir}
 network.host: {HOST}
-http.port: {cfg.ports['elasticsearch']}
-transport.port: {cfg.ports['elasticsearch_transport']}
+http.port: {cfg.ports["elasticsearch"]}
+transport.port: {cfg.ports["elasticsearch_transport"]}
 discovery.type: single-node
 node.processors: 1
 indices.breaker.total.use_real_memory: false
@@ -314,19 +340,30 @@ action.destructive_requires_name: false
         digest.update(os.pathsep.join(self._classpath).encode())
         digest.update(str(jdk).encode())
         stamp = home / "classes.sha256"
-        if not (stamp.is_file() and stamp.read_text().strip() == digest.hexdigest() and self._classes.is_dir()):
+        if not (
+            stamp.is_file() and stamp.read_text().strip() == digest.hexdigest() and self._classes.is_dir()
+        ):
             _say("compiling the Elasticsearch launcher")
             shutil.rmtree(self._classes, ignore_errors=True)
             self._classes.mkdir(parents=True)
             _run(
-                [str(jdk / "bin" / "javac"), "-nowarn", "-d", str(self._classes),
-                 "-cp", os.pathsep.join(self._classpath), *map(str, sources)],
+                [
+                    str(jdk / "bin" / "javac"),
+                    "-nowarn",
+                    "-d",
+                    str(self._classes),
+                    "-cp",
+                    os.pathsep.join(self._classpath),
+                    *map(str, sources),
+                ],
                 log=cfg.log_file("elasticsearch"),
                 what="compiling the Elasticsearch launcher",
             )
             stamp.write_text(digest.hexdigest() + "\n")
         _write_if_changed(home / "config" / "elasticsearch.yml", self._settings(cfg))
-        _write_if_changed(home / "config" / "log4j2.properties", (self.source_dir / "log4j2.properties").read_text())
+        _write_if_changed(
+            home / "config" / "log4j2.properties", (self.source_dir / "log4j2.properties").read_text()
+        )
         (home / "tmp").mkdir(exist_ok=True)
         (home / "native").mkdir(exist_ok=True)
 
@@ -346,7 +383,9 @@ action.destructive_requires_name: false
             "-Dio.netty.recycler.maxCapacityPerThread=0",
             "-Dlog4j2.disable.jmx=true",
             "-XX:-OmitStackTraceInFastThrow",
+            "-XX:+ExitOnOutOfMemoryError",
             "--enable-native-access=ALL-UNNAMED",
+            "--add-modules=jdk.incubator.vector",  # Lucene's vectorised code paths, as in a distribution
             "-cp",
             os.pathsep.join([str(self._classes), *self._classpath]),
             "inferwatch.stack.ElasticsearchLauncher",
@@ -385,16 +424,16 @@ rule_files:
 alerting:
   alertmanagers:
     - static_configs:
-        - targets: ["{HOST}:{cfg.ports['alertmanager']}"]
+        - targets: ["{HOST}:{cfg.ports["alertmanager"]}"]
 
 scrape_configs:
   - job_name: prometheus
     static_configs:
-      - targets: ["{HOST}:{cfg.ports['prometheus']}"]
+      - targets: ["{HOST}:{cfg.ports["prometheus"]}"]
   - job_name: pushgateway
     honor_labels: true
     static_configs:
-      - targets: ["{HOST}:{cfg.ports['pushgateway']}"]
+      - targets: ["{HOST}:{cfg.ports["pushgateway"]}"]
   # the pipeline and tests register their /metrics endpoints as JSON files here
   - job_name: inferwatch
     file_sd_configs:
@@ -448,7 +487,7 @@ route:
 receivers:
   - name: webhook
     webhook_configs:
-      - url: http://{HOST}:{cfg.ports['webhook']}/alerts
+      - url: http://{HOST}:{cfg.ports["webhook"]}/alerts
         send_resolved: true
 """
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from stack import _proc
 from stack._config import HOST, PORTS, StackConfig, load_config, port_env_var
 from stack._health import Health
-from stack._services import SERVICE_NAMES, SERVICES, Service, StackError, by_name
+from stack._services import SERVICE_NAMES, SERVICES, Service, StackError
 
 DESCRIPTION = """\
 Run inferwatch's real services on 127.0.0.1 without Docker: Kafka (KRaft) and Elasticsearch
@@ -69,10 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         "printing the tail of the failing service's log, when one does not come up.",
     )
     _common(up)
-    up.add_argument("services", nargs="*", choices=[[], *SERVICE_NAMES], metavar="SERVICE",
-                    help=f"only these services (default all: {', '.join(SERVICE_NAMES)})")
-    up.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                    help="override every service's start timeout")
+    up.add_argument(
+        "services",
+        nargs="*",
+        choices=[[], *SERVICE_NAMES],
+        metavar="SERVICE",
+        help=f"only these services (default all: {', '.join(SERVICE_NAMES)})",
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="override every service's start timeout",
+    )
 
     down = commands.add_parser(
         "down",
@@ -81,11 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         "after --timeout seconds).",
     )
     _common(down)
-    down.add_argument("services", nargs="*", choices=[[], *SERVICE_NAMES], metavar="SERVICE",
-                      help="only these services (default all)")
+    down.add_argument(
+        "services",
+        nargs="*",
+        choices=[[], *SERVICE_NAMES],
+        metavar="SERVICE",
+        help="only these services (default all)",
+    )
     down.add_argument("--purge", action="store_true", help="also delete the services' data, logs and state")
-    down.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                      help="seconds to wait after SIGTERM before SIGKILL (default 30)")
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds to wait after SIGTERM before SIGKILL (default 30)",
+    )
 
     status = commands.add_parser(
         "status",
@@ -99,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "env",
         help="print `export INFERWATCH_...=...` lines for the endpoints",
         description="Print the INFERWATCH_* endpoint variables the pipeline configuration reads, "
-        "one `export NAME=value` per line (use: eval \"$(python -m stack env)\").",
+        'one `export NAME=value` per line (use: eval "$(python -m stack env)").',
     )
     _common(env)
     env.add_argument("--json", action="store_true", help="print a JSON object instead")
@@ -110,8 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the last lines of one service's log file, or of each.",
     )
     _common(logs)
-    logs.add_argument("service", nargs="?", choices=[*SERVICE_NAMES, "install", "maven"], metavar="SERVICE",
-                      help=f"one of {', '.join(SERVICE_NAMES)}, install, maven (default: all services)")
+    logs.add_argument(
+        "service",
+        nargs="?",
+        choices=[*SERVICE_NAMES, "install", "maven"],
+        metavar="SERVICE",
+        help=f"one of {', '.join(SERVICE_NAMES)}, install, maven (default: all services)",
+    )
     logs.add_argument("-n", "--lines", type=int, default=40, help="number of lines (default 40)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C to stop)")
     return parser
@@ -151,8 +176,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         busy = [p for p in service.ports if _proc.port_open(HOST, cfg.ports[p])]
         if busy:
             ports = ", ".join(f"{HOST}:{cfg.ports[p]}" for p in busy)
-            _fail(cfg, service, f"port {ports} is in use by a process this stack did not start "
-                  f"(stop it, or choose another port: --{busy[0].replace('_', '-')}-port)")
+            _fail(
+                cfg,
+                service,
+                f"port {ports} is in use by a process this stack did not start "
+                f"(stop it, or choose another port: --{busy[0].replace('_', '-')}-port)",
+            )
             failed = True
             continue
         try:
@@ -162,9 +191,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             _fail(cfg, service, str(exc))
             failed = True
             continue
-        record = _proc.spawn(launch.command, pid_file=cfg.pid_file(service.name),
-                             log_file=cfg.log_file(service.name), cwd=launch.cwd, env=launch.env)
-        print(f"stack: started {service.name} (pid {record.pid}), log {cfg.log_file(service.name)}", file=sys.stderr)
+        record = _proc.spawn(
+            launch.command,
+            pid_file=cfg.pid_file(service.name),
+            log_file=cfg.log_file(service.name),
+            cwd=launch.cwd,
+            env=launch.env,
+        )
+        print(
+            f"stack: started {service.name} (pid {record.pid}), log {cfg.log_file(service.name)}",
+            file=sys.stderr,
+        )
         waiting[service.name] = service
     cfg.save()
 
@@ -190,9 +227,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     elapsed = time.monotonic() - started
     if failed:
-        print(f"stack: up FAILED after {elapsed:.1f}s (see above; `python -m stack logs SERVICE`)", file=sys.stderr)
+        print(
+            f"stack: up FAILED after {elapsed:.1f}s (see above; `python -m stack logs SERVICE`)",
+            file=sys.stderr,
+        )
         return 1
-    print(f"stack: all healthy in {elapsed:.1f}s; endpoints: eval \"$(python -m stack env)\"", file=sys.stderr)
+    print(f'stack: all healthy in {elapsed:.1f}s; endpoints: eval "$(python -m stack env)"', file=sys.stderr)
     return 0
 
 
@@ -226,13 +266,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     for service in SERVICES:
         pid = _proc.running_pid(cfg.pid_file(service.name))
         health = service.health(cfg)
-        rows.append({
-            "service": service.name,
-            "endpoint": service.endpoint(cfg),
-            "pid": pid,
-            "healthy": health.ok,
-            "detail": health.detail if pid is not None or health.ok else f"not running ({health.detail})",
-        })
+        rows.append(
+            {
+                "service": service.name,
+                "endpoint": service.endpoint(cfg),
+                "pid": pid,
+                "healthy": health.ok,
+                "detail": health.detail if pid is not None or health.ok else f"not running ({health.detail})",
+            }
+        )
     all_ok = all(r["healthy"] for r in rows)
     if args.json:
         print(json.dumps({"healthy": all_ok, "data_dir": str(cfg.data_dir), "services": rows}, indent=2))
@@ -283,7 +325,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "logs": cmd_logs}[args.command]
+    handler = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "env": cmd_env, "logs": cmd_logs}[
+        args.command
+    ]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -81,8 +81,11 @@ def probe(env: dict[str, str], service: str) -> _health.Health:
         return _health.kafka_health(host or "127.0.0.1", int(port))
     if service == "elasticsearch":
         return _health.elasticsearch_health(env["INFERWATCH_ELASTICSEARCH_HOSTS"].split(",")[0].rstrip("/"))
-    var = {"prometheus": "INFERWATCH_PROMETHEUS_URL", "pushgateway": "INFERWATCH_PUSHGATEWAY_URL",
-           "alertmanager": "INFERWATCH_ALERTMANAGER_URL"}[service]
+    var = {
+        "prometheus": "INFERWATCH_PROMETHEUS_URL",
+        "pushgateway": "INFERWATCH_PUSHGATEWAY_URL",
+        "alertmanager": "INFERWATCH_ALERTMANAGER_URL",
+    }[service]
     return _health.http_ready(env[var].rstrip("/") + "/-/ready")
 
 
@@ -183,7 +186,7 @@ def kafka_topic(kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[st
     finally:
         try:
             kafka_admin.delete_topics([name], timeout_ms=30000)
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's own result
+        except Exception as exc:
             print(f"could not delete topic {name}: {exc!r}", file=sys.stderr)
 
 
@@ -213,5 +216,5 @@ def es_index(es_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         try:
             es_client.indices.delete(index=name, ignore_unavailable=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"could not delete index {name}: {exc!r}", file=sys.stderr)

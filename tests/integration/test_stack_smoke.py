@@ -41,10 +41,12 @@ def unavailable(message: str) -> None:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:
+def _http(
+    method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
+) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -71,7 +73,9 @@ def _prom_query(prometheus: str, query: str) -> list[dict[str, Any]]:
 
 
 def _push(pushgateway: str, job: str, text: str, method: str = "PUT") -> None:
-    status, body = _http(method, f"{pushgateway}/metrics/job/{job}", text.encode(), "text/plain; version=0.0.4")
+    status, body = _http(
+        method, f"{pushgateway}/metrics/job/{job}", text.encode(), "text/plain; version=0.0.4"
+    )
     assert status in (200, 202), body
 
 
@@ -139,8 +143,9 @@ def test_kafka_does_not_auto_create_topics(stack_env: dict[str, str], kafka_admi
     from kafka import KafkaConsumer
 
     missing = f"inferwatch-test-never-created-{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"],
-                             allow_auto_create_topics=True)
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], allow_auto_create_topics=True
+    )
     try:
         assert not consumer.partitions_for_topic(missing)
     finally:
@@ -158,7 +163,9 @@ def test_elasticsearch_client_matches_node_major(es_client: Any) -> None:
     assert info["tagline"] == "You Know, for Search"
     node_major = info["version"]["number"].split(".")[0]
     client_major = elasticsearch.__versionstr__.split(".")[0]
-    assert node_major == client_major, f"node {info['version']['number']}, client {elasticsearch.__versionstr__}"
+    assert node_major == client_major, (
+        f"node {info['version']['number']}, client {elasticsearch.__versionstr__}"
+    )
     assert es_client.ping()
     headers = es_client.perform_request("GET", "/_cluster/health").meta.headers
     assert headers.get("X-Elastic-Product") == "Elasticsearch"
@@ -221,7 +228,12 @@ def test_elasticsearch_template_bulk_search_flattened_upsert(es_client: Any, es_
         aggs = es_client.search(
             index=es_index,
             size=0,
-            aggs={"by_model": {"terms": {"field": "model"}, "aggs": {"p_latency": {"avg": {"field": "latency_ms"}}}}},
+            aggs={
+                "by_model": {
+                    "terms": {"field": "model"},
+                    "aggs": {"p_latency": {"avg": {"field": "latency_ms"}}},
+                }
+            },
         )["aggregations"]["by_model"]["buckets"]
         assert {b["key"]: (b["doc_count"], b["p_latency"]["value"]) for b in aggs} == {
             "iris": (10, 10.0),
@@ -229,9 +241,16 @@ def test_elasticsearch_template_bulk_search_flattened_upsert(es_client: Any, es_
         }
 
         # the request half arrives, then the response half merges into the same document
-        es_client.update(index=es_index, id="req-99", doc={"model": "iris", "request": "first half"},
-                         doc_as_upsert=True, refresh="wait_for")
-        es_client.update(index=es_index, id="req-99", doc={"latency_ms": 3.5}, doc_as_upsert=True, refresh="wait_for")
+        es_client.update(
+            index=es_index,
+            id="req-99",
+            doc={"model": "iris", "request": "first half"},
+            doc_as_upsert=True,
+            refresh="wait_for",
+        )
+        es_client.update(
+            index=es_index, id="req-99", doc={"latency_ms": 3.5}, doc_as_upsert=True, refresh="wait_for"
+        )
         merged = es_client.get(index=es_index, id="req-99")["_source"]
         assert merged == {"model": "iris", "request": "first half", "latency_ms": 3.5}
         assert es_client.count(index=es_index)["count"] == 21
@@ -244,7 +263,11 @@ def test_elasticsearch_template_bulk_search_flattened_upsert(es_client: Any, es_
 
 def test_pushed_metric_is_scraped_by_prometheus(pushgateway: str, prometheus: str, push_job: str) -> None:
     run = uuid.uuid4().hex[:10]
-    _push(pushgateway, push_job, f'# TYPE inferwatch_stack_smoke_total counter\ninferwatch_stack_smoke_total{{run="{run}"}} 42\n')
+    _push(
+        pushgateway,
+        push_job,
+        f'# TYPE inferwatch_stack_smoke_total counter\ninferwatch_stack_smoke_total{{run="{run}"}} 42\n',
+    )
     result = _wait_for(
         "the pushed sample in Prometheus",
         lambda: _prom_query(prometheus, f'inferwatch_stack_smoke_total{{run="{run}"}}'),
@@ -262,7 +285,7 @@ def test_prometheus_scrapes_registered_file_targets(stack_env: dict[str, str], p
     marker = uuid.uuid4().hex[:10]
 
     class Metrics(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             body = f'inferwatch_stack_smoke_info{{marker="{marker}"}} 1\n'.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -285,8 +308,10 @@ def test_prometheus_scrapes_registered_file_targets(stack_env: dict[str, str], p
             lambda: _prom_query(prometheus, f'up{{job="inferwatch",instance="{target}"}} == 1'),
         )
         assert result[0]["metric"]["smoke"] == marker
-        _wait_for("the target's own metric",
-                  lambda: _prom_query(prometheus, f'inferwatch_stack_smoke_info{{marker="{marker}"}}'))
+        _wait_for(
+            "the target's own metric",
+            lambda: _prom_query(prometheus, f'inferwatch_stack_smoke_info{{marker="{marker}"}}'),
+        )
     finally:
         target_file.unlink(missing_ok=True)
         server.shutdown()
@@ -321,8 +346,12 @@ def test_rules_loaded_and_deadletter_alert_reaches_alertmanager(
     status, body = _http("GET", f"{prometheus}/api/v1/rules")
     assert status == 200, body
     rules = {r["name"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
-    assert {"InferwatchDriftDetected", "InferwatchRecordsDeadLettered", "InferwatchTargetDown",
-            "InferwatchConsumerLagHigh"} <= rules
+    assert {
+        "InferwatchDriftDetected",
+        "InferwatchRecordsDeadLettered",
+        "InferwatchTargetDown",
+        "InferwatchConsumerLagHigh",
+    } <= rules
 
     source = f"smoke-{uuid.uuid4().hex[:10]}"
     series = f'inferwatch_records_deadlettered_total{{source="{source}",stage="decode"}}'
@@ -348,7 +377,9 @@ def test_rules_loaded_and_deadletter_alert_reaches_alertmanager(
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        unavailable(f"{name} is not installed (it comes with Debian's prometheus packages; `python -m stack up` installs them)")
+        unavailable(
+            f"{name} is not installed (it comes with Debian's prometheus packages; `python -m stack up` installs them)"
+        )
     assert found is not None
     return found
 
@@ -356,18 +387,26 @@ def _tool(name: str) -> str:
 def test_promtool_check_rules() -> None:
     files = sorted(glob.glob(str(ALERTS / "*.rules.yml")))
     assert files, "no alerts/*.rules.yml"
-    proc = subprocess.run([_tool("promtool"), "check", "rules", *files], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_tool("promtool"), "check", "rules", *files], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_promtool_test_rules() -> None:
     files = sorted(glob.glob(str(ALERTS / "tests" / "*.yml")))
     assert files, "no alerts/tests/*.yml"
-    proc = subprocess.run([_tool("promtool"), "test", "rules", *files], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_tool("promtool"), "test", "rules", *files], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_amtool_check_example_config() -> None:
-    proc = subprocess.run([_tool("amtool"), "check-config", str(ALERTS / "alertmanager.yml")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_tool("amtool"), "check-config", str(ALERTS / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
