@@ -1,0 +1,113 @@
+"""Classifier two-sample drift test (multivariate), cross-validated.
+
+A classifier learns to tell reference rows (label 0) from window rows (label 1) with
+``n_folds``-fold stratified cross-validation; the out-of-fold probabilities of the two
+groups are compared with a one-sided KS test (``alternative='greater'``: window rows get
+higher probabilities), as alibi-detect's ``ClassifierDrift`` does with
+``binarize_preds=False``. The distance is the out-of-fold ROC AUC (0.5 = no signal).
+The reference is subsampled to ``max_reference`` rows. Default model: scikit-learn's
+``HistGradientBoostingClassifier`` (handles missing values); pass any classifier with
+``predict_proba``.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> det = ClassifierDrift().fit({"a": rng.normal(size=1000).tolist(), "b": rng.normal(size=1000).tolist()})
+>>> det.update({"a": rng.normal(1.0, size=300).tolist(), "b": rng.normal(size=300).tolist()}).result().is_drift
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import ks_2samp
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from detectors._data import Columns
+from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors.state import ColumnBuffer
+from inferwatch.errors import DetectorError
+from inferwatch.record import Detection
+
+__all__ = ["ClassifierDrift"]
+
+
+class ClassifierDrift(WindowedDetector):
+    """Parameters: ``p_val``, ``model`` (sklearn classifier), ``n_folds``, ``features``,
+    ``max_reference``, ``seed``."""
+
+    name = "classifier"
+
+    def __init__(
+        self,
+        p_val: float = 0.05,
+        model: Any = None,
+        n_folds: int = 5,
+        features: Sequence[str] | None = None,
+        max_reference: int = 2000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < float(p_val) < 1.0:
+            raise ValueError(f"p_val must be in (0, 1), got {p_val!r}")
+        if int(n_folds) < 2:
+            raise ValueError(f"n_folds must be at least 2, got {n_folds!r}")
+        self.p_val = float(p_val)
+        self.model = model
+        self.n_folds = int(n_folds)
+        self.features: list[str] | None = list(features) if features is not None else None
+        self.max_reference = int(max_reference)
+        self.seed = int(seed)
+        self._x_ref = np.empty((0, 0))
+        self._fitted_features: list[str] = []
+
+    @property
+    def fitted_features(self) -> list[str]:
+        return list(self._fitted_features)
+
+    def _fit(self, cols: Columns) -> None:
+        feats = self.features or [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
+        if not feats:
+            raise DetectorError(f"{self.name}: no numerical feature in the reference")
+        x = numeric_matrix(cols, feats)
+        if len(x) > self.max_reference:
+            rng = np.random.default_rng(self.seed)
+            x = x[np.sort(rng.choice(len(x), self.max_reference, replace=False))]
+        self._x_ref = x
+        self._fitted_features = feats
+
+    def _result(self, window: ColumnBuffer) -> Detection:
+        det = self._detection()
+        det.threshold = self.p_val
+        m = window.n_rows
+        if m < self.n_folds:
+            return det
+        cols = {f: window.column(f) for f in window.names()}
+        missing = [f for f in self._fitted_features if f not in cols]
+        if missing:
+            det.extra["missing_features"] = missing
+            return det
+        y_win = numeric_matrix(cols, self._fitted_features)
+        x = np.vstack([self._x_ref, y_win])
+        y = np.r_[np.zeros(len(self._x_ref)), np.ones(m)]
+        model = (
+            clone(self.model)
+            if self.model is not None
+            else HistGradientBoostingClassifier(max_iter=50, random_state=self.seed)
+        )
+        probs = np.empty(len(y))
+        folds = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+        for train, test in folds.split(x, y):
+            fitted = clone(model).fit(x[train], y[train])
+            probs[test] = fitted.predict_proba(x[test])[:, 1]
+        ks = ks_2samp(probs[y == 0], probs[y == 1], alternative="greater", method="asymp")
+        det.p_value = float(ks.pvalue)
+        det.is_drift = det.p_value < self.p_val
+        det.distance = float(roc_auc_score(y, probs))
+        det.extra["ks_statistic"] = float(ks.statistic)
+        return det
