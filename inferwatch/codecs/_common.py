@@ -49,6 +49,7 @@ MAX_DEPTH = 64
 WIDE = 10_000
 
 _SCALARS = (str, int, float, bool, type(None))
+_JSON_TYPES = frozenset({str, int, float, bool, type(None), list, dict})
 _NONE = type(None)
 
 
@@ -508,8 +509,8 @@ def flatten_record(obj: Mapping[str, Any], protocol: str, *, b64: bool = False) 
     With ``b64`` (TF Serving), ``{"b64": "..."}`` values are decoded binary strings.
     An empty nested object is ``None``.
     """
-    if not any(type(v) is dict for v in obj.values()):
-        return dict(obj)
+    if dict not in set(map(type, obj.values())):
+        return obj  # type: ignore[return-value]  # read-only use by callers
     return _flat(obj, "", protocol, b64, 0)
 
 
@@ -569,12 +570,18 @@ def records_table(items: list[Any], protocol: str, *, b64: bool = False, split: 
     list values are cells.
     """
     rows = [flatten_record(r, protocol, b64=b64) for r in items]
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
     cols = Columns(protocol)
-    for key in keys:
-        values = [r.get(key) for r in rows]
+    first = tuple(rows[0]) if rows else ()
+    if all(tuple(r) == first for r in rows):  # the usual case: same keys, same order
+        columns: Iterable[tuple[str, list[Any]]] = zip(
+            first, map(list, zip(*(r.values() for r in rows), strict=True)), strict=True
+        )
+    else:
+        keys: dict[str, None] = {}
+        for r in rows:
+            keys.update(dict.fromkeys(r))
+        columns = ((key, [r.get(key) for r in rows]) for key in keys)
+    for key, values in columns:
         if split:
             cols.add_tensor(named_values(key, values, protocol))
         else:
@@ -639,8 +646,14 @@ def table_columns(table: Any, protocol: str) -> tuple[list[str], list[list[Any]]
             v = v.tolist()
         if not isinstance(v, (list, tuple)):
             raise fail(protocol, f"column {k!r} is {type(v).__name__}", "a list per column")
+        v = list(v)
+        if not set(map(type, v)).issubset(_JSON_TYPES):  # numpy scalars, datetimes, bytes ...
+            try:
+                v = orjson.loads(orjson.dumps(v, default=_default, option=orjson.OPT_SERIALIZE_NUMPY))
+            except (orjson.JSONEncodeError, TypeError) as exc:
+                raise fail(protocol, f"column {k!r} holds values that are not JSON: {exc}") from exc
         names.append(str(k))
-        cols.append(list(v))
+        cols.append(v)
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
         raise fail(protocol, f"columns of unequal length: {dict(zip(names, map(len, cols), strict=True))}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 import orjson
@@ -537,6 +538,15 @@ def test_encode_other_forms():
     assert decode(encode(num, "seldon-v1", "request", kind="tensor"), part="request").table == num
     body = orjson.loads(encode(t, "seldon-v1", "response", meta={"puid": "x"}))
     assert body["meta"] == {"puid": "x"} and body["data"]["names"] == ["a", "b"]
+
+
+def test_encode_accepts_python_values_from_the_sdk():
+    t = {"x": np.array([1.5, 2.5], dtype=np.float32), "n": [np.int64(3), np.int64(4)],
+         "when": [datetime(2024, 1, 2, tzinfo=UTC)] * 2, "raw": [b"ab", b"\xff"]}
+    d = decode(encode(t, "kserve-v1", "request"), part="request")
+    assert d.table == {"x": [1.5, 2.5], "n": [3, 4], "when": ["2024-01-02T00:00:00+00:00"] * 2,
+                       "raw": ["ab", b64(b"\xff")]}
+    assert decode(encode(t, "oip-v2", "request"), part="request").table == d.table
 
 
 def test_encode_refuses_what_it_cannot_express():
