@@ -8,12 +8,14 @@ Column-naming rule (the same for every protocol)
    ``dataframe_split.columns``, the keys of record objects.
 2. A *tensor* (an OIP input/output, a named TF Serving input, a Seldon ``ndarray``...) of
    shape ``[N]`` or ``[N, 1]`` is one column, named after the tensor.
-3. A tensor of shape ``[N, k]`` (``k > 1``) is ``k`` columns ``<tensor>_0 .. <tensor>_{k-1}``.
+3. A tensor of shape ``[N, k]`` (``k > 1``) is ``k`` columns ``<tensor>_0 .. <tensor>_{k-1}``,
+   whether or not other tensors are present: a column's name never depends on what else
+   the payload holds, so it stays stable when optional inputs come and go.
 4. A tensor without a name (Seldon data without ``names``, bare ``instances`` lists,
    ``predictions`` lists, a bare list as ``inputs``) uses ``f`` as its name with no
    separator: ``f0`` for one column, ``f0 .. f{k-1}`` for ``k``.
-5. Rank > 2 (or wider than :data:`WIDE` columns) keeps one column per tensor, and each
-   row's value is the nested list of that row.
+5. Rank > 2, a 2-D tensor wider than :data:`WIDE`, and every tensor of an MLServer ``pd``
+   payload keep one column per tensor; each row's value is that row's (nested) list.
 6. A name already taken gets pandas' suffix: ``x``, ``x.1``, ``x.2`` ...
 7. Values inside *records* (JSON objects) are cells: lists stay lists, nested objects
    flatten to dotted names (``{"a": {"b": 1}}`` -> column ``a.b``).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +46,8 @@ PARTS: tuple[str, ...] = ("request", "response")
 MAX_RANK = 32
 #: Most cells one payload may decode to; larger shapes are refused before any work.
 MAX_CELLS = 100_000_000
+#: A zero-size tensor's shape with zeros read as ones may not exceed this (``[10**9, 0, 2]``).
+MAX_EMPTY = 1_000_000
 #: Deepest object nesting flattened into dotted column names.
 MAX_DEPTH = 64
 #: A 2-D tensor wider than this stays one column of per-row lists.
@@ -124,7 +129,7 @@ def parse(body: Any, content_type: str | None = None) -> Any:
         if charset and charset not in ("utf-8", "utf8") and isinstance(raw, bytes):
             try:
                 raw = raw.decode(charset)
-            except (LookupError, UnicodeDecodeError) as exc:
+            except (LookupError, ValueError) as exc:  # unknown codec, bad bytes
                 raise fail(None, f"cannot decode body as {charset}: {exc}") from exc
         if isinstance(raw, bytes) and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -177,6 +182,9 @@ def bytes_to_value(raw: bytes) -> str:
         return base64.b64encode(raw).decode("ascii")
 
 
+_URLSAFE_B64 = re.compile(r"[A-Za-z0-9_\-]*={0,2}")
+
+
 def b64_to_value(text: Any, protocol: str, what: str = "base64 value") -> str | None:
     """A base64 string -> decoded text (UTF-8) or the base64 string itself."""
     if text is None:
@@ -186,10 +194,10 @@ def b64_to_value(text: Any, protocol: str, what: str = "base64 value") -> str | 
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        try:  # URL-safe alphabet, as TF Serving and some clients send it
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise fail(protocol, f"{what} is not valid base64") from exc
+        # URL-safe alphabet and missing padding, as some clients send it; nothing else.
+        if not _URLSAFE_B64.fullmatch(text) or len(text.rstrip("=")) % 4 == 1:
+            raise fail(protocol, f"{what} is not valid base64") from None
+        raw = base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -228,13 +236,15 @@ def check_shape(shape: Any, protocol: str, what: str) -> list[int]:
         raise fail(protocol, f"{what} has rank {len(shape)} (at most {MAX_RANK})")
     out: list[int] = []
     for d in shape:
-        if isinstance(d, str) and d.isdigit():  # proto3 JSON writes int64 as strings
+        if isinstance(d, str) and d.isascii() and d.isdigit() and len(d) <= 20:  # proto3 JSON int64
             d = int(d)
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise fail(protocol, f"{what} shape {shape!r} has an invalid dimension", "non-negative integers")
         out.append(d)
     if math.prod(out) > MAX_CELLS:
         raise fail(protocol, f"{what} shape {out} has more than {MAX_CELLS} elements")
+    if 0 in out and math.prod(max(d, 1) for d in out) > MAX_EMPTY:
+        raise fail(protocol, f"{what} shape {out} is empty but would still build {MAX_EMPTY}+ nested lists")
     return out
 
 

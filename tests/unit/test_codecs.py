@@ -184,6 +184,30 @@ def test_oip_huge_shape_is_refused_quickly():
     assert time.perf_counter() - t0 < 1.0
 
 
+def test_oip_empty_tensors():
+    def one(shape, data):
+        return {"inputs": [{"name": "x", "shape": shape, "datatype": "FP32", "data": data}]}
+
+    assert dec(one([0], [])).table == {"x": []}
+    assert dec(one([0, 2], [])).table == {"x_0": [], "x_1": []}
+    assert dec(one([2, 0, 3], [])).table == {"x": [[], []]}
+    t0 = time.perf_counter()
+    for shape in ([10**9, 0, 2], [10**7, 1, 0], ["9" * 5000]):
+        with pytest.raises(DecodeError):
+            dec(one(shape, []))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_base64_accepts_url_safe_alphabet_only():
+    raw = b"\xfb\xff\xfe-text"
+    url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert dec({"binData": url}).table == {"binData": [url]}  # not UTF-8: kept as given
+    assert dec({"binData": base64.urlsafe_b64encode(b"hi?>").decode()}).table == {"binData": ["hi?>"]}
+    for bad in ("ab$c", "a", "abc d", "ab==c"):
+        with pytest.raises(DecodeError, match="base64"):
+            dec({"binData": bad})
+
+
 def test_oip_rank3_is_one_column_of_nested_rows():
     data = list(range(2 * 2 * 3))
     body = {"inputs": [{"name": "img", "shape": [2, 2, 3], "datatype": "UINT8", "data": data}]}

@@ -171,7 +171,8 @@ def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 MUTATIONS = ("replace", "delete", "wrap", "special", "duplicate", "unwrap")
-SPECIAL = [-1, 0, 1, 2**31, 10**12, 2**63 - 1, 1.5, -0.0, True, None, "3", "", [], {}, [[]], "DT_FLOAT", "FP32"]
+SPECIAL = [-1, 0, 1, 2**31, 10**7, 10**12, 2**63 - 1, 1.5, -0.0, True, None, "3", "9" * 30, "", [], {}, [[]],
+           [10**7, 1, 0], [0, 10**9], [2] * 33, "DT_FLOAT", "FP32", {"b64": "aGk="}]
 
 
 def mutate(draw: st.DrawFn, obj: Any) -> Any:
