@@ -56,7 +56,7 @@ def cvm_statistic(ref: _Ref, x: np.ndarray) -> float:
     # window side: sum_j (rank_j - j)^2 grouped by distinct value
     s_y = float((cf * ((left + right) / 2) ** 2).sum() + ((cf**3 - cf) / 12).sum())
     # reference side: reference values strictly between window values, and tied with them
-    between = np.append(left, nx) - np.insert(right, 0, 0.0)
+    between: np.ndarray = np.append(left, nx) - np.insert(right, 0, 0.0)
     s_x = float((np.insert(cum, 0, 0.0) ** 2 * between).sum() + ((before + cf / 2) ** 2 * (right - left)).sum())
     s_x += ref.ties
     u = nx * s_x + ny * s_y

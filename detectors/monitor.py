@@ -35,11 +35,13 @@ from typing import Any
 
 import orjson
 
+from detectors._windowed import ROW_ID
 from detectors.base import Detector
 from detectors.references import ReferenceInfo, ReferenceStore
 from detectors.windows import ClosedWindow, Window, window_from_config, window_from_state
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, InferenceRecord
+from inferwatch.table import n_rows
 
 __all__ = ["DetectorSpec", "Monitor", "build_monitor", "detector_types"]
 
@@ -49,9 +51,56 @@ _TARGETS = ("inputs", "outputs")
 
 def detector_types() -> dict[str, Callable[..., Detector]]:
     """Config ``type`` names -> detector classes."""
+    from detectors.alibi import AlibiDetector
+    from detectors.anderson import AndersonDrift
+    from detectors.chisquare import ChiSquareDrift
+    from detectors.classifier import ClassifierDrift
+    from detectors.confidence import ConfidenceDrift
+    from detectors.cvm import CVMDrift
+    from detectors.fisher import FETDrift
+    from detectors.hellinger import HellingerDrift
+    from detectors.iqr import IQROutlier
+    from detectors.isolation_forest import IsolationForestOutlier
+    from detectors.jensen_shannon import JSDrift
     from detectors.ks import KSDrift
+    from detectors.mahalanobis import MahalanobisOutlier
+    from detectors.mmd import MMDDrift
+    from detectors.online_cvm import OnlineCVMDrift
+    from detectors.page_hinkley import PageHinkley
+    from detectors.prediction import PredictionDrift
+    from detectors.psi import PSIDrift
+    from detectors.quality import DataQuality
+    from detectors.tabular import TabularDrift
+    from detectors.wasserstein import WassersteinDrift
+    from detectors.zscore import ZScoreOutlier
 
-    return {"ks": KSDrift}
+    return {
+        "ks": KSDrift,
+        "cvm": CVMDrift,
+        "anderson": AndersonDrift,
+        "chi2": ChiSquareDrift,
+        "fet": FETDrift,
+        "tabular": TabularDrift,
+        "psi": PSIDrift,
+        "js": JSDrift,
+        "hellinger": HellingerDrift,
+        "wasserstein": WassersteinDrift,
+        "mmd": MMDDrift,
+        "classifier": ClassifierDrift,
+        "online_cvm": OnlineCVMDrift,
+        "page_hinkley": PageHinkley,
+        "prediction": PredictionDrift,
+        "confidence": ConfidenceDrift,
+        "mahalanobis": MahalanobisOutlier,
+        "isolation_forest": IsolationForestOutlier,
+        "zscore": ZScoreOutlier,
+        "iqr": IQROutlier,
+        "quality": DataQuality,
+        "alibi": AlibiDetector,
+    }
+
+
+_OUTPUT_TYPES = ("prediction", "confidence")
 
 
 @dataclass(frozen=True)
@@ -77,10 +126,10 @@ def _spec(i: int, entry: Any, types: Mapping[str, Callable[..., Detector]]) -> D
     kind = entry.pop("type", None)
     if kind not in types:
         raise DetectorError(f"{where}.type must be one of {sorted(types)}, got {kind!r}")
-    on = entry.pop("on", "inputs")
+    on = entry.pop("on", "outputs" if kind in _OUTPUT_TYPES else "inputs")
     if on not in _TARGETS:
         raise DetectorError(f"{where}.on must be 'inputs' or 'outputs', got {on!r}")
-    name = entry.pop("name", None) or (kind if on == "inputs" else f"{kind}_{on}")
+    name = entry.pop("name", None) or (kind if on == ("outputs" if kind in _OUTPUT_TYPES else "inputs") else f"{kind}_{on}")
     cls = types[kind]
     params = inspect.signature(cls).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -197,6 +246,7 @@ class Monitor:
                     continue
                 used = True
                 try:
+                    table = {**table, ROW_ID: [f"{rec.id}-{i}" for i in range(n_rows(table))]}
                     closed = group.window.add(table, rec.timestamp)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self.stats["bad_rows"] += 1
@@ -232,7 +282,7 @@ class Monitor:
             if group.on == "outputs":
                 # The reference holds inputs and outputs side by side; output detectors
                 # see only the output columns.
-                frame = frame[[c for c in frame.columns if c in window.rows]]
+                frame = frame[[c for c in frame.columns if c in window.rows and c != ROW_ID]]
             for spec in self.specs:
                 if spec.on != group.on:
                     continue
@@ -270,7 +320,7 @@ class Monitor:
         for det in detectors:
             expected.update(getattr(det, "fitted_features", None) or ())
         missing = sorted(expected - set(window.rows))
-        unexpected = sorted(set(window.rows) - set(group.reference.columns))
+        unexpected = sorted(set(window.rows) - set(group.reference.columns) - {ROW_ID})
         if missing or group.fit_errors:
             reason = []
             if missing:

@@ -149,8 +149,8 @@ class TabularDrift(FeatureDrift):
             res = cramervonmises_2samp(ref.sorted, xv, method="auto")
             return float(res.pvalue), float(res.statistic)
         t = cvm_statistic(ref, xv)
-        p = cvm_pvalue_asymptotic(np.array([t]), np.array([float(len(ref.sorted))]), np.array([float(len(xv))]))
-        return float(p[0]), t
+        pv = cvm_pvalue_asymptotic(np.array([t]), np.array([float(len(ref.sorted))]), np.array([float(len(xv))]))
+        return float(pv[0]), t
 
     def _test(self, refs: list[_State], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         p = np.full(len(refs), np.nan)
