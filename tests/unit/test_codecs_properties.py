@@ -191,7 +191,7 @@ def mutate(draw: st.DrawFn, obj: Any) -> Any:
     elif op == "wrap":
         parent[key] = [parent[key]]
     elif op == "special":
-        parent[key] = draw(st.sampled_from(SPECIAL))
+        parent[key] = orjson.loads(orjson.dumps(draw(st.sampled_from(SPECIAL))))  # a copy, never shared
     elif op == "duplicate":
         if isinstance(parent, list):
             parent.insert(key, orjson.loads(orjson.dumps(parent[key])))
