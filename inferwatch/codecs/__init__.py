@@ -54,8 +54,8 @@ def decode(
     """Decode a request or response body into a table of rows.
 
     ``body`` is raw JSON (bytes or str) or already-parsed objects; ``protocol`` forces a
-    codec (canonical name or alias like ``"tfserving"``), else it is detected by
-    structure; ``content_type`` is the body's media type (charset, NDJSON, protobuf).
+    codec (canonical name or alias like ``"tfserving"``); without it (or with ``"auto"``)
+    the protocol is detected by structure; ``content_type`` is the body's media type (charset, NDJSON, protobuf).
 
     >>> body = {"inputs": [
     ...     {"name": "age", "shape": [2], "datatype": "INT32", "data": [31, 45]},
@@ -78,7 +78,7 @@ def decode(
     inferwatch.errors.DecodeError: invalid JSON: ...
     """
     check_part(part)
-    proto = canonical(protocol) if protocol is not None else None
+    proto = canonical(protocol) if protocol not in (None, "", "auto") else None
     try:
         obj = parse(body, content_type)
         if proto is None:

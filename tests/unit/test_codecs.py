@@ -476,6 +476,7 @@ def test_detection(body, part, protocol):
 def test_protocol_override_aliases_and_errors():
     body = {"instances": [[1, 2]]}
     assert dec(body, protocol="tfserving").protocol == "kserve-v1"
+    assert dec(body, protocol="auto").protocol == "kserve-v1"
     assert dec(body, protocol="json").table == {"instances": [[[1, 2]]]}
     with pytest.raises(DecodeError, match="unknown protocol"):
         dec(body, protocol="soap")
