@@ -5,9 +5,9 @@ A classifier learns to tell reference rows (label 0) from window rows (label 1) 
 groups are compared with a one-sided KS test (``alternative='greater'``: window rows get
 higher probabilities), as alibi-detect's ``ClassifierDrift`` does with
 ``binarize_preds=False``. The distance is the out-of-fold ROC AUC (0.5 = no signal).
-The reference is subsampled to ``max_reference`` rows. Default model: scikit-learn's
-``HistGradientBoostingClassifier`` (handles missing values); pass any classifier with
-``predict_proba``.
+The reference is subsampled to ``max_reference`` rows; missing cells take the reference
+median. Default model: scikit-learn's ``RandomForestClassifier`` (50 trees, single
+thread: predictable on small machines); pass any classifier with ``predict_proba``.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ks_2samp
 from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -65,6 +65,7 @@ class ClassifierDrift(WindowedDetector):
         self.seed = int(seed)
         self._x_ref = np.empty((0, 0))
         self._fitted_features: list[str] = []
+        self._median = np.empty(0)
 
     @property
     def fitted_features(self) -> list[str]:
@@ -75,6 +76,9 @@ class ClassifierDrift(WindowedDetector):
         if not feats:
             raise DetectorError(f"{self.name}: no numerical feature in the reference")
         x = numeric_matrix(cols, feats)
+        med = np.nanmedian(x, axis=0)
+        self._median = np.where(np.isnan(med), 0.0, med)
+        x = numeric_matrix(cols, feats, fill=self._median)
         if len(x) > self.max_reference:
             rng = np.random.default_rng(self.seed)
             x = x[np.sort(rng.choice(len(x), self.max_reference, replace=False))]
@@ -92,13 +96,13 @@ class ClassifierDrift(WindowedDetector):
         if missing:
             det.extra["missing_features"] = missing
             return det
-        y_win = numeric_matrix(cols, self._fitted_features)
+        y_win = numeric_matrix(cols, self._fitted_features, fill=self._median)
         x = np.vstack([self._x_ref, y_win])
         y = np.r_[np.zeros(len(self._x_ref)), np.ones(m)]
         model = (
             clone(self.model)
             if self.model is not None
-            else HistGradientBoostingClassifier(max_iter=50, random_state=self.seed)
+            else RandomForestClassifier(n_estimators=50, min_samples_leaf=5, n_jobs=1, random_state=self.seed)
         )
         probs = np.empty(len(y))
         folds = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
