@@ -1,0 +1,90 @@
+"""False-positive rate under no drift and power against alibi-detect at the same alpha."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom
+
+from detectors import ChiSquareDrift, CVMDrift, KSDrift
+
+ALPHA = 0.05
+N_WINDOWS = 500
+N_FEATURES = 20
+NAMES = [f"f{i}" for i in range(N_FEATURES)]
+
+
+def _interval(n: int, alpha: float) -> tuple[float, float]:
+    lo, hi = binom.interval(0.99, n, alpha)
+    return lo / n, hi / n
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "fdr"])
+@pytest.mark.parametrize("cls", [KSDrift, CVMDrift, ChiSquareDrift])
+def test_false_positive_rate_under_no_drift(cls, correction: str) -> None:
+    rng = np.random.default_rng(11)
+    n_ref, n_win = 2000, 200  # n_win > 140-ish keeps scipy's kstwo off its slow exact path
+    if cls is ChiSquareDrift:
+        probs = [0.4, 0.3, 0.2, 0.1]
+        ref = pd.DataFrame(rng.choice(list("abcd"), size=(n_ref, N_FEATURES), p=probs), columns=NAMES)
+        windows = rng.choice(list("abcd"), size=(N_WINDOWS, n_win, N_FEATURES), p=probs)
+    else:
+        ref = pd.DataFrame(rng.normal(size=(n_ref, N_FEATURES)), columns=NAMES)
+        windows = rng.normal(size=(N_WINDOWS, n_win, N_FEATURES))
+    det = cls(p_val=ALPHA, correction=correction).fit(ref)
+    fired = 0
+    for w in windows:
+        fired += bool(det.reset().update(dict(zip(NAMES, w.T, strict=True))).result().is_drift)
+    rate = fired / N_WINDOWS
+    lo, hi = _interval(N_WINDOWS, ALPHA)
+    if correction == "bonferroni":
+        # Bonferroni's family-wise rate with independent features is 1 - (1 - a/m)^m < a.
+        lo = _interval(N_WINDOWS, 1 - (1 - ALPHA / N_FEATURES) ** N_FEATURES)[0]
+    assert lo <= rate <= hi, (cls.__name__, correction, rate, (lo, hi))
+
+
+@pytest.fixture(scope="module")
+def cd():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pytest.importorskip("alibi_detect.cd")
+
+
+def _power(ours, theirs, windows) -> tuple[int, int]:
+    a = b = 0
+    for w in windows:
+        a += bool(ours.reset().update(pd.DataFrame(w, columns=NAMES[: w.shape[1]])).result().is_drift)
+        b += int(theirs.predict(w)["data"]["is_drift"])
+    return a, b
+
+
+def test_power_not_below_alibi(cd) -> None:
+    rng = np.random.default_rng(12)
+    k, n_ref, n_win, reps = 5, 2000, 200, 60
+    names = NAMES[:k]
+    ref = rng.normal(size=(n_ref, k))
+    # mean shift of 0.25 sigma on one feature: KS
+    shifted = rng.normal(size=(reps, n_win, k))
+    shifted[:, :, 0] += 0.25
+    ours, theirs = _power(KSDrift(p_val=ALPHA).fit(pd.DataFrame(ref, columns=names)),
+                          cd.KSDrift(ref, p_val=ALPHA), shifted)
+    assert ours >= theirs and ours > reps // 4
+    # variance x 1.5 on one feature: CVM
+    scaled = rng.normal(size=(reps, n_win, k))
+    scaled[:, :, 0] *= np.sqrt(1.5)
+    ours, theirs = _power(CVMDrift(p_val=ALPHA).fit(pd.DataFrame(ref, columns=names)),
+                          cd.CVMDrift(ref, p_val=ALPHA), scaled)
+    assert ours >= theirs and ours > 0
+    # 10% of the category mass moved: chi-squared
+    p0, p1 = [0.4, 0.3, 0.2, 0.1], [0.3, 0.3, 0.2, 0.2]
+    cref = rng.choice(4, size=(n_ref, k), p=p0)
+    cwin = rng.choice(4, size=(reps, n_win, k), p=p0)
+    cwin[:, :, 0] = rng.choice(4, size=(reps, n_win), p=p1)
+    det = ChiSquareDrift(p_val=ALPHA).fit(pd.DataFrame(cref.astype(str), columns=names))
+    ours = sum(bool(det.reset().update(pd.DataFrame(w.astype(str), columns=names)).result().is_drift) for w in cwin)
+    alibi = cd.ChiSquareDrift(cref, p_val=ALPHA)
+    theirs = sum(int(alibi.predict(w)["data"]["is_drift"]) for w in cwin)
+    assert ours >= theirs and ours > reps // 4
