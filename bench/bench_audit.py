@@ -1,0 +1,205 @@
+"""Audit throughput and latency on the real stack (python -m stack up first).
+
+Prints, from one run on the same Kafka topic contents and the same Elasticsearch node:
+
+1. inferwatch audit (Kafka -> AuditWorker -> bulk upserts) docs/s, divided by a raw ``_bulk``
+   loader sending the identical documents (the ceiling). Goal >= 0.8.
+2. inferwatch docs/s divided by the per-request style of Seldon Core's request logger (one
+   upsert per document with refresh on write). Goal >= 20.
+3. End to end: collector POST -> document searchable, median and p99 at a fixed offered load.
+
+    python bench/bench_audit.py [--records 50000] [--rate 200] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import orjson
+from elasticsearch import Elasticsearch
+
+from inferwatch.audit import record_documents
+from inferwatch.config import load_config
+from inferwatch.kafka_log import KafkaLog
+from inferwatch.pipeline import AuditWorker, Pipeline
+from inferwatch.record import InferenceRecord
+from sinks.elasticsearch import ElasticsearchAuditStore, _payload_text
+from sinks.prometheus import Metrics
+
+ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
+KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+
+
+def records(n: int, tag: str) -> list[InferenceRecord]:
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        feats = {f"f{j}": [round((i * 7 + j * 13) % 1000 / 10.0, 1)] for j in range(10)}
+        out.append(InferenceRecord(
+            id=f"{tag}-{i}", model="bench", version="v1", timestamp=t0 + timedelta(milliseconds=i),
+            protocol="kserve-v1", inputs={**feats, "city": [f"city{i % 50}"]}, outputs={"score": [i % 100 / 100]},
+            request=orjson.dumps({"instances": [{k: v[0] for k, v in feats.items()}]}).decode(),
+            response=orjson.dumps({"predictions": [i % 100 / 100]}).decode(), latency_ms=3.2, part="both"))
+    return out
+
+
+def cleanup(es: Elasticsearch, prefix: str) -> None:
+    names = list(es.indices.get(index=f"{prefix}*", allow_no_indices=True).body)
+    if names:
+        es.indices.delete(index=",".join(names))
+
+
+def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> float:
+    """The ceiling: the identical documents, pre-serialised, sent as plain `_bulk` index actions."""
+    lines = []
+    for r in recs:
+        for doc in record_documents(r):
+            doc["payload_text"] = _payload_text(doc)
+            lines.append(orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
+                         + orjson.dumps(doc, option=orjson.OPT_UTC_Z) + b"\n")
+    t0 = time.perf_counter()
+    for i in range(0, len(lines), 2000):
+        resp = es.bulk(operations=b"".join(lines[i:i + 2000]))  # type: ignore[arg-type]
+        assert not resp["errors"]
+    es.indices.refresh(index=index)
+    return time.perf_counter() - t0
+
+
+def inferwatch_audit(recs: list[InferenceRecord], tag: str) -> float:
+    cfg = load_config(None, env={}, overrides={
+        "log.backend": "kafka", "log.records_topic": f"bench-{tag}.records",
+        "log.detections_topic": f"bench-{tag}.detections", "log.deadletter_topic": f"bench-{tag}.deadletter",
+        "audit.backend": "elasticsearch", "audit.batch_size": 2000,
+        "kafka.bootstrap_servers": KAFKA, "elasticsearch.hosts": [ES],
+        "elasticsearch.index_prefix": f"bench-{tag}-iw"})
+    lg = KafkaLog(cfg.kafka)
+    lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+    for i in range(0, len(recs), 5000):
+        lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
+    store = ElasticsearchAuditStore(cfg.elasticsearch)
+    worker = AuditWorker(cfg, lg, store, Metrics())
+    while not worker.consumers[0][0].poll(1, timeout=1.0):  # join the group before timing
+        pass
+    worker.consumers[0][0].seek_to_committed()
+    t0 = time.perf_counter()
+    while worker.documents < len(recs):
+        worker.step()
+    store.refresh()
+    elapsed = time.perf_counter() - t0
+    worker.close()
+    assert store.es.count(index=f"bench-{tag}-iw-records-*")["count"] == len(recs)
+    store.close()
+    lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+    lg.close()
+    return elapsed
+
+
+def seldon_style(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> float:
+    """Seldon Core's request logger: one upsert per document, refresh=True on every write."""
+    t0 = time.perf_counter()
+    for r in recs:
+        for doc in record_documents(r):
+            es.update(index=index, id=doc["doc_id"], doc=doc, doc_as_upsert=True, refresh=True)
+    return time.perf_counter() - t0
+
+
+def end_to_end(tag: str, rate: float, seconds: float) -> list[float]:
+    cfg = load_config(None, env={}, overrides={
+        "log.backend": "kafka", "log.records_topic": f"e2e-{tag}.records",
+        "log.detections_topic": f"e2e-{tag}.detections", "log.deadletter_topic": f"e2e-{tag}.deadletter",
+        "audit.backend": "elasticsearch", "kafka.bootstrap_servers": KAFKA, "elasticsearch.hosts": [ES],
+        "elasticsearch.index_prefix": f"bench-{tag}-e2e", "collector.port": 0, "kafka.linger_ms": 2})
+    pipe = Pipeline(cfg, ["collector", "audit"])
+    pipe.start()
+    es = Elasticsearch(ES)
+    sent: dict[str, float] = {}
+    found: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll_found() -> None:
+        while not stop.is_set() or len(found) < len(sent):
+            pending = [i for i in list(sent) if i not in found]
+            if pending:
+                resp = es.search(index=f"bench-{tag}-e2e-records-*", query={"ids": {"values": pending[:1000]}},
+                                 size=1000, source=False, ignore_unavailable=True, allow_no_indices=True)
+                now = time.perf_counter()
+                for h in resp["hits"]["hits"]:
+                    found.setdefault(h["_id"], now)
+            if stop.is_set() and time.perf_counter() - stop_time[0] > 30:
+                break
+            time.sleep(0.02)
+
+    stop_time = [0.0]
+    poller = threading.Thread(target=poll_found)
+    poller.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{pipe.bound_port}") as c:
+        # warm up the consumer group and the index
+        c.post("/v1/records", json={"model": "e2e", "id": "warm", "inputs": {"x": [0]}})
+        time.sleep(5)
+        t_start = time.perf_counter()
+        n = int(rate * seconds)
+        for k in range(n):
+            target = t_start + k / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            rid = f"e{k}"
+            sent[f"{rid}-0"] = time.perf_counter()
+            r = c.post("/v1/records", json={"model": "e2e", "id": rid, "inputs": {"x": [k]}})
+            assert r.status_code == 202, r.text
+    stop_time[0] = time.perf_counter()
+    stop.set()
+    poller.join()
+    pipe.stop()
+    cleanup(es, f"bench-{tag}-e2e")
+    KafkaLog(cfg.kafka).delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+    missing = [i for i in sent if i not in found]
+    assert not missing, f"{len(missing)} never became searchable"
+    return sorted(found[i] - sent[i] for i in sent)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=50_000)
+    ap.add_argument("--seldon-records", type=int, default=1_000)
+    ap.add_argument("--rate", type=float, default=200.0, help="offered load for the end-to-end run (req/s)")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    tag = uuid.uuid4().hex[:8]
+    es = Elasticsearch(ES, request_timeout=120)
+    recs = records(args.records, tag)
+    ElasticsearchAuditStore(load_config(None, env={}).elasticsearch.model_copy(
+        update={"hosts": [ES], "index_prefix": f"bench-{tag}-raw"}))  # same templates for the ceiling
+    try:
+        t_raw = raw_bulk(es, recs, f"bench-{tag}-raw-records-x")
+        t_iw = inferwatch_audit(recs, tag)
+        seldon = recs[: args.seldon_records]
+        t_seldon = seldon_style(es, seldon, f"bench-{tag}-raw-records-seldon")
+    finally:
+        cleanup(es, f"bench-{tag}")
+    iw = args.records / t_iw
+    raw = args.records / t_raw
+    sel = len(seldon) / t_seldon
+    print(f"raw _bulk ceiling      : {raw:10.0f} docs/s ({args.records} docs in {t_raw:.1f} s)")
+    print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({args.records} docs in {t_iw:.1f} s)")
+    print(f"Seldon-style per doc   : {sel:10.0f} docs/s ({len(seldon)} docs in {t_seldon:.1f} s)")
+    print(f"ratio inferwatch / raw _bulk      = {iw / raw:.2f}   (goal >= 0.8)")
+    print(f"ratio inferwatch / Seldon-style   = {iw / sel:.1f}   (goal >= 20)")
+    lat = end_to_end(tag, args.rate, args.seconds)
+    print(f"end to end at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(lat)} records): "
+          f"median {statistics.median(lat) * 1000:.0f} ms, p99 {lat[int(0.99 * (len(lat) - 1))] * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The scaled path end to end, under faults: 100,000 records posted to the collector are all
+searchable in Elasticsearch exactly once after (a) the audit consumer is killed with SIGKILL
+mid-stream and restarted, (b) Elasticsearch is stopped for 30 seconds and started again, and
+(c) the whole topic is replayed from offset 0.
+
+Every record carries a fixed timestamp, so all documents land in one daily index, where an
+``_id`` is unique: a count equal to N then means every record is there exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inferwatch.config import load_config
+from inferwatch.kafka_log import KafkaLog
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+N = int(os.environ.get("INFERWATCH_LOSSLESS_RECORDS", "100000"))
+BATCH = 500
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Role:
+    """One `inferwatch run --role ...` process."""
+
+    def __init__(self, role: str, cfg: Path, log_dir: Path, *extra: str):
+        self.args = [sys.executable, "-m", "inferwatch.cli", "run", "--role", role, "--config", str(cfg), *extra]
+        self.log_path = log_dir / f"{role}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Role:
+        self.proc = subprocess.Popen(self.args, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+                                     cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def _stack(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "stack", *args], cwd=REPO, check=True, timeout=300,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+
+
+def _wait(cond, timeout: float, what: str, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_100k_records_exactly_once_through_kill_outage_and_replay(stack_env, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    port = _free_port()
+    cfg_path = tmp_path / "inferwatch.yaml"
+    cfg_path.write_text(f"""
+data_dir: {tmp_path / 'data'}
+log_level: INFO
+collector: {{port: {port}}}
+log: {{backend: kafka, records_topic: iwt-{tag}.records, detections_topic: iwt-{tag}.detections,
+       deadletter_topic: iwt-{tag}.deadletter}}
+audit: {{backend: elasticsearch, batch_size: 2000}}
+kafka: {{bootstrap_servers: "{stack_env['INFERWATCH_KAFKA_BOOTSTRAP_SERVERS']}", partitions: 3}}
+elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index_prefix: iwt-{tag},
+                 max_backoff_s: 5}}
+""")
+    cfg = load_config(cfg_path, env={})
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"], request_timeout=30)
+    index = f"iwt-{tag}-records-*"
+    lg = KafkaLog(cfg.kafka)
+
+    def count() -> int:
+        try:
+            es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+            return int(es.count(index=index, ignore_unavailable=True, allow_no_indices=True)["count"])
+        except Exception:
+            return -1
+
+    collector = Role("collector", cfg_path, tmp_path).start()
+    audit = Role("audit", cfg_path, tmp_path, "--metrics-port", "0").start()
+    roles = [collector, audit]
+    posted = {"ok": 0, "errors": []}
+
+    def post_all() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
+            for start in range(0, N, BATCH):
+                body = [{"model": "lossless", "id": f"r{i}", "timestamp": "2026-02-03T04:05:06Z",
+                         "inputs": {"x": [i], "label": [f"item {i}"]}, "outputs": {"y": [i % 2]}}
+                        for i in range(start, min(N, start + BATCH))]
+                for attempt in range(20):
+                    r = c.post("/v1/records", json=body)
+                    if r.status_code == 202:
+                        posted["ok"] += len(body)
+                        break
+                    if r.status_code != 503:
+                        posted["errors"].append(r.text)
+                        return
+                    time.sleep(0.5 * (attempt + 1))
+                else:
+                    posted["errors"].append("503 twenty times")
+                    return
+
+    try:
+        _wait(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+              if _port_open(port) else False, 60, "the collector")
+        poster = threading.Thread(target=post_all)
+        poster.start()
+
+        # (a) SIGKILL the audit consumer mid-stream, then restart it
+        _wait(lambda: count() >= N // 5, 240, f"{N // 5} documents")
+        audit.kill()
+        at_kill = count()
+        assert 0 < at_kill < N
+        audit = Role("audit", cfg_path, tmp_path, "--metrics-port", "0").start()
+        roles.append(audit)
+
+        # (b) Elasticsearch down for 30 seconds while records keep arriving
+        _wait(lambda: count() >= N // 2, 240, f"{N // 2} documents")
+        _stack("down", "elasticsearch")
+        time.sleep(30)
+        assert audit.alive(), audit.tail()
+        _stack("up", "elasticsearch")
+
+        poster.join(600)
+        assert not posted["errors"], posted["errors"][:3]
+        assert posted["ok"] == N
+        _wait(lambda: lg.group_lag(cfg.log.records_topic, cfg.audit.group) == 0, 600, "the audit consumer to catch up")
+        assert count() == N, audit.tail()
+        assert audit.alive(), audit.tail()
+        _check_documents(es, index)
+
+        # (c) replay the whole topic from offset 0
+        audit.stop()
+        subprocess.run([sys.executable, "-m", "inferwatch.cli", "replay", "--config", str(cfg_path), "--yes"],
+                       cwd=REPO, check=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert lg.group_lag(cfg.log.records_topic, cfg.audit.group) == N
+        audit = Role("audit", cfg_path, tmp_path, "--metrics-port", "0").start()
+        roles.append(audit)
+        _wait(lambda: lg.group_lag(cfg.log.records_topic, cfg.audit.group) == 0, 600, "the replay")
+        assert count() == N
+        replayed = es.search(index=index, query={"ids": {"values": ["r0-0", f"r{N - 1}-0"]}}, version=True)
+        assert all(h["_version"] >= 2 for h in replayed["hits"]["hits"]), "the replay rewrote nothing"
+        _check_documents(es, index)
+    finally:
+        for r in roles:
+            r.stop()
+        _stack("up", "elasticsearch")
+        try:
+            names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
+            if names:
+                es.indices.delete(index=",".join(names))
+        finally:
+            lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+            lg.close()
+            es.close()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _check_documents(es, index: str) -> None:
+    indices = list(es.indices.get(index=index).body)
+    assert len(indices) == 1, indices  # one daily index: _id is unique, so count == N is exactly-once
+    sample = es.search(index=index, query={"ids": {"values": ["r7-0", f"r{N // 2}-0", f"r{N - 1}-0"]}})["hits"]["hits"]
+    assert len(sample) == 3
+    for h in sample:
+        i = int(h["_id"][1:-2])
+        assert h["_source"]["input"] == {"x": i, "label": f"item {i}"}
+        assert h["_source"]["output"] == {"y": i % 2}
+    # full-text search finds a document by its payload
+    hits = es.search(index=index, query={"match_phrase": {"payload_text": f"item {N - 3}"}})["hits"]["hits"]
+    assert [h["_id"] for h in hits] == [f"r{N - 3}-0"]
