@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors import ChiSquareDrift, CVMDrift, KSDrift  # noqa: E402
+from detectors import ChiSquareDrift, CVMDrift, KSDrift
 
 
 def _timed(fn, repeats: int) -> float:

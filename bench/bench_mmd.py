@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detectors import MMDDrift  # noqa: E402
+from detectors import MMDDrift
 
 
 def _timed(fn, repeats: int) -> float:

@@ -27,9 +27,12 @@ __all__ = ["Columns", "Data", "as_float", "columns", "is_numeric", "n_rows"]
 def _column(values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
-        arr = np.asarray(list(values), dtype=object)
-        if arr.ndim != 1:
-            raise DetectorError(f"columns must be 1-D, got shape {arr.shape}")
+        # cells that are themselves lists (e.g. class probabilities): one object per row
+        cells = list(values)
+        arr = np.empty(len(cells), dtype=object)
+        for i, cell in enumerate(cells):
+            arr[i] = cell
+        return arr
     if arr.dtype.kind in "biuf":
         return arr
     if arr.dtype.kind == "O":

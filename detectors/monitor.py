@@ -209,6 +209,7 @@ class Monitor:
         self._groups: dict[tuple[str, str | None, str], _Group] = {}
         self._no_ref: dict[tuple[str, str | None], float] = {}
         self._targets = sorted({s.on for s in self.specs})
+        self._output_columns: dict[tuple[str, str | None], set[str]] = {}
 
     # -- records in ---------------------------------------------------------------------
     def _group(self, model: str, version: str | None, on: str) -> _Group | None:
@@ -237,6 +238,8 @@ class Monitor:
                 self.stats["ignored"] += 1
                 continue
             used = False
+            if rec.outputs:
+                self._output_columns.setdefault((rec.model, rec.version), set()).update(rec.outputs)
             for on in self._targets:
                 table = rec.inputs if on == "inputs" else rec.outputs
                 if not table:
@@ -279,10 +282,13 @@ class Monitor:
         if group.detectors is None:
             group.detectors = []
             frame = self.references.load(group.reference.id)
+            # The reference may hold inputs and outputs side by side: output detectors
+            # see only the output columns, input detectors all but the output columns.
+            outputs = self._output_columns.get((group.model, group.version), set())
             if group.on == "outputs":
-                # The reference holds inputs and outputs side by side; output detectors
-                # see only the output columns.
                 frame = frame[[c for c in frame.columns if c in window.rows and c != ROW_ID]]
+            elif outputs:
+                frame = frame[[c for c in frame.columns if c not in outputs]]
             for spec in self.specs:
                 if spec.on != group.on:
                     continue

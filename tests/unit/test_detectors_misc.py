@@ -1,0 +1,226 @@
+"""Windows, references, corrections, outliers, quality, sequential detectors, alibi adapter."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors import (
+    ConfidenceDrift,
+    CountWindow,
+    DataQuality,
+    IQROutlier,
+    IsolationForestOutlier,
+    MahalanobisOutlier,
+    OnlineCVMDrift,
+    PageHinkley,
+    ReferenceStore,
+    TabularDrift,
+    TimeWindow,
+    ZScoreOutlier,
+    build_monitor,
+    correct,
+)
+from inferwatch.errors import DetectorError, MissingExtraError
+from inferwatch.record import InferenceRecord
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+# -- windows --------------------------------------------------------------------------
+def test_count_windows_tumbling_and_sliding_bounded() -> None:
+    w = CountWindow(size=10)
+    out = []
+    for i in range(0, 35, 7):
+        out += w.add({"x": list(range(i, i + 7))}, T0)
+    assert [c.rows["x"] for c in out] == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
+    assert w.buffered_rows == 5
+    s = CountWindow(size=6, step=2)
+    got = s.add({"x": list(range(12))}, T0)
+    assert [c.rows["x"][0] for c in got] == [0, 2, 4, 6]
+    assert all(c.size == 6 for c in got) and s.buffered_rows <= 6
+    with pytest.raises(ValueError, match="step"):
+        CountWindow(10, step=4)
+
+
+def test_time_windows_late_rows_sampling_and_state() -> None:
+    w = TimeWindow(seconds=10, max_rows=5)
+    for i in range(25):
+        w.add({"x": [i]}, T0 + timedelta(seconds=i))
+    w.add({"x": [-1]}, T0)  # late: joins the open window, counted
+    assert w.late_rows == 1
+    w2 = TimeWindow.from_state(w.state())
+    closed = w.flush()
+    closed2 = w2.flush()
+    assert [(c.start, c.end, c.size, c.seen, c.rows) for c in closed] == [
+        (c.start, c.end, c.size, c.seen, c.rows) for c in closed2
+    ]
+    assert closed[0].start == T0 + timedelta(seconds=20) and closed[0].seen == 6 and closed[0].size == 5
+    big = TimeWindow(seconds=60, max_rows=100)
+    for _ in range(50):
+        big.add({"x": list(range(100))}, T0)
+    assert big.buffered_rows == 100  # bounded: a uniform sample of 5000 rows
+    (c,) = big.flush()
+    assert c.seen == 5000 and c.size == 100
+    assert TimeWindow(30).advance(T0) == []
+
+
+# -- references -----------------------------------------------------------------------
+def test_reference_store_csv_parquet_versions(tmp_path) -> None:
+    df = pd.DataFrame({"a": [1.0, 2.0], "c": ["x", "y"]})
+    df.to_csv(tmp_path / "r.csv", index=False)
+    df.to_parquet(tmp_path / "r.parquet")
+    store = ReferenceStore(tmp_path / "store")
+    generic = store.register("m", tmp_path / "r.csv")
+    v2 = store.register("m", tmp_path / "r.parquet", version="v2", source="training-2024")
+    assert generic.source.endswith("r.csv") and v2.source == "training-2024"
+    assert store.latest("m", "v2") == v2 and store.latest("m", "v9") == generic
+    assert store.latest("other") is None
+    assert [i.id for i in store.list("m")] == [generic.id, v2.id]
+    assert store.load(v2.id).equals(df)
+    assert ReferenceStore(tmp_path / "store").get(v2.id) == v2
+    with pytest.raises(DetectorError):
+        store.get("../etc")
+    with pytest.raises(DetectorError):
+        store.register("m", tmp_path / "missing.csv")
+
+
+# -- corrections ----------------------------------------------------------------------
+def test_fdr_decision_matches_alibi_function() -> None:
+    statstest = pytest.importorskip("alibi_detect.utils.statstest")
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        p = rng.uniform(size=20) ** rng.uniform(0.5, 4)
+        drift, thr = statstest.fdr(p, q_val=0.05)
+        c = correct(p, 0.05, "fdr")
+        assert c.is_drift == bool(drift)
+        if drift:
+            assert c.feature_threshold == thr
+            assert c.feature_drift.sum() == int((np.sort(p) < 0.05 * np.arange(1, 21) / 20).nonzero()[0].max()) + 1
+
+
+# -- outliers -------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", [MahalanobisOutlier, IsolationForestOutlier, ZScoreOutlier, IQROutlier])
+def test_outlier_rate_near_fpr_and_detection(cls) -> None:
+    rng = np.random.default_rng(1)
+    cov = [[1, 0.8, 0], [0.8, 1, 0], [0, 0, 1]]
+    ref = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 4000), columns=list("abc"))
+    det = cls(fpr=0.02).fit(ref)
+    null = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 4000), columns=list("abc"))
+    r = det.update(null).result()
+    assert 0.01 <= r.extra["n_outliers"] / 4000 <= 0.035
+    assert len(r.scores) == len(r.row_ids) == 4000
+    odd = pd.DataFrame({"a": [0.0, 6.0], "b": [0.0, 6.5], "c": [0.0, 7.0]})
+    r = det.reset().update(odd).result()
+    assert r.kind == "outlier" and r.is_outlier and 1 in r.extra["outliers"]
+
+
+def test_mahalanobis_sees_correlation_break() -> None:
+    rng = np.random.default_rng(2)
+    ref = rng.multivariate_normal([0, 0], [[1, 0.95], [0.95, 1]], 3000)
+    det = MahalanobisOutlier(fpr=0.01).fit({"a": ref[:, 0], "b": ref[:, 1]})
+    r = det.update({"a": [1.5], "b": [-1.5]}).result()  # each value ordinary, the pair is not
+    assert r.is_outlier and not ZScoreOutlier(fpr=0.01).fit({"a": ref[:, 0], "b": ref[:, 1]}).update(
+        {"a": [1.5], "b": [-1.5]}).result().is_outlier
+
+
+# -- quality --------------------------------------------------------------------------
+def test_quality_issues_and_clean_window() -> None:
+    rng = np.random.default_rng(3)
+    ref = {"x": rng.normal(size=1000).tolist(), "c": rng.choice(["a", "b"], 1000).tolist()}
+    det = DataQuality().fit(ref)
+    clean = det.update({"x": rng.normal(scale=0.5, size=100).tolist(), "c": ["a", "b"] * 50}).result()
+    assert clean.kind == "quality" and clean.is_drift is False
+    r = det.reset().update({"x": ["oops"] * 10}).result()
+    issues = {(i["feature"], i["issue"]) for i in r.extra["issues"]}
+    assert ("c", "missing_column") in issues and ("x", "kind_changed") in issues
+
+
+# -- sequential -----------------------------------------------------------------------
+def test_online_cvm_run_length_and_detection() -> None:
+    rng = np.random.default_rng(4)
+    ref = {f"f{i}": rng.normal(size=3000) for i in range(3)}
+    det = OnlineCVMDrift(ert=150, window_size=25, n_bootstraps=300).fit(ref)
+    run_lengths = []
+    for _ in range(60):
+        r = det.reset().update({k: rng.normal(size=600) for k in ref}).result()
+        run_lengths.append(r.extra["alarm_at"] - 24 if r.is_drift else 600)
+    assert 60 <= np.mean(run_lengths) <= 300  # calibrated to ERT 150 (loosely: 60 runs)
+    stream = {k: np.r_[rng.normal(size=50), rng.normal(1.0, size=150)] for k in ref}
+    r = det.reset().update(stream).result()
+    assert r.is_drift and 50 <= r.extra["alarm_at"] < 110
+
+
+def test_page_hinkley_no_alarm_on_null_and_alarm_on_shift() -> None:
+    rng = np.random.default_rng(5)
+    det = PageHinkley().fit({"a": rng.normal(size=2000)})
+    assert not det.update({"a": rng.normal(size=1000)}).result().is_drift
+    r = det.reset().update({"a": np.r_[rng.normal(size=200), rng.normal(-0.5, size=400)]}).result()
+    assert r.is_drift and r.extra["alarm_at"] >= 200
+
+
+# -- tabular / confidence ---------------------------------------------------------------
+def test_tabular_choices_and_override() -> None:
+    rng = np.random.default_rng(6)
+    ref = {"x": rng.normal(size=500), "c": rng.choice(["a", "b", "c"], 500), "b": rng.choice([True, False], 500)}
+    det = TabularDrift(tests={"x": "cvm"}).fit(ref)
+    r = det.update({"x": rng.normal(size=8), "c": rng.choice(["a", "b", "c"], 8), "b": [True] * 8}).result()
+    assert r.extra["tests"] == {"x": "cvm", "c": "chi2", "b": "fet"}
+    with pytest.raises(ValueError, match="unknown test"):
+        TabularDrift(tests={"x": "t-test"})
+
+
+def test_confidence_from_list_column() -> None:
+    rng = np.random.default_rng(7)
+    det = ConfidenceDrift().fit({"probs": [list(p) for p in rng.dirichlet([10, 1], 500)]})
+    r = det.update({"probs": [list(p) for p in rng.dirichlet([1, 1], 100)]}).result()
+    assert r.is_drift and r.distance > 0.1
+
+
+# -- monitor with several detectors -----------------------------------------------------
+def test_monitor_outlier_row_ids_and_quality(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    store = ReferenceStore(tmp_path)
+    store.register("m", pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000),
+                                      "y": rng.choice(["0", "1"], 2000)}))
+    cfg = {"window": {"type": "count", "size": 20},
+           "detectors": [{"type": "zscore", "threshold": 4.0}, {"type": "quality"}, {"type": "prediction"}]}
+    mon = build_monitor(cfg, store)
+    recs = [InferenceRecord(id=f"r{i}", model="m", timestamp=T0 + timedelta(seconds=i),
+                            inputs={"a": [float(rng.normal()), 9.0 if i == 3 else 0.0], "b": [0.0, 0.0]},
+                            outputs={"y": ["0", "1"]}) for i in range(10)]
+    dets = {d.detector: d for d in mon.process(recs)}
+    assert set(dets) == {"zscore", "quality", "prediction"}
+    z = dets["zscore"]
+    assert z.is_outlier and [z.row_ids[i] for i in z.extra["outliers"]] == ["r3-1"]
+    assert dets["quality"].kind == "quality" and dets["prediction"].extra["on"] == "outputs"
+
+
+# -- alibi adapter ----------------------------------------------------------------------
+def test_alibi_adapter_matches_and_missing_extra(tmp_path, monkeypatch) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cd = pytest.importorskip("alibi_detect.cd")
+        saving = pytest.importorskip("alibi_detect.saving")
+        from detectors import KSDrift
+        from detectors.alibi import AlibiDetector
+
+        rng = np.random.default_rng(9)
+        ref = rng.normal(size=(800, 3))
+        saving.save_detector(cd.KSDrift(ref, p_val=0.05), str(tmp_path / "ks"))
+        names = ["a", "b", "c"]
+        window = {n: rng.normal(0.3 if n == "a" else 0.0, size=150) for n in names}
+        det = AlibiDetector(tmp_path / "ks").fit({n: ref[:, i] for i, n in enumerate(names)})
+        r = det.update(window).result()
+        ours = KSDrift().fit({n: ref[:, i] for i, n in enumerate(names)}).update(window).result()
+        assert r.is_drift == ours.is_drift and r.detector == "alibi_ksdrift"
+        for n in names:
+            assert np.float32(ours.feature_p_values[n]) == np.float32(r.feature_p_values[n])
+        monkeypatch.setitem(sys.modules, "alibi_detect", None)
+        with pytest.raises(MissingExtraError, match=r"pip install 'inferwatch\[alibi\]'"):
+            AlibiDetector(tmp_path / "ks")
