@@ -363,6 +363,7 @@ class Monitor:
             "format": _FORMAT,
             "window": self.window_cfg,
             "stats": dict(self.stats),
+            "output_columns": [[m, v, sorted(c)] for (m, v), c in self._output_columns.items()],
             "groups": [
                 {
                     "model": g.model,
@@ -394,5 +395,6 @@ class Monitor:
             group = _Group(g["model"], g["version"], g["on"], info, window_from_state(g["window"]))
             groups[(group.model, group.version, group.on)] = group
         self._groups = groups
+        self._output_columns = {(m, v): set(c) for m, v, c in state.get("output_columns", [])}
         self._no_ref.clear()
         self.stats = Counter(state.get("stats", {}))
