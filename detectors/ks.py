@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import kstwo
 
+from detectors._kstwo import kstwo_sf
 from detectors._univariate import FeatureDrift
 
 __all__ = ["KSDrift", "ks_statistic"]
@@ -35,7 +35,12 @@ def ks_statistic(ref_sorted: np.ndarray, x: np.ndarray) -> float:
     w = np.sort(x)
     n1, n2 = len(ref_sorted), len(w)
     right = np.searchsorted(ref_sorted, w, side="right")
-    left = np.searchsorted(ref_sorted, w, side="left")
+    # left == right unless the window value occurs in the reference: search only those
+    left = right.copy()
+    tied = right > 0
+    tied[tied] = ref_sorted[right[tied] - 1] == w[tied]
+    if tied.any():
+        left[tied] = np.searchsorted(ref_sorted, w[tied], side="left")
     k = np.arange(1, n2 + 1)
     # ECDF difference F_ref - F_x at each window point (right-continuous), exactly as
     # scipy computes it (count / n1 - count / n2).
@@ -77,5 +82,5 @@ class KSDrift(FeatureDrift):
         m = np.array([float(len(r)) for r in refs])
         n = np.array([float(len(x)) for x in values])
         en = np.round(m * n / (m + n))
-        p = np.clip(kstwo.sf(d, en), 0.0, 1.0)
+        p = np.clip(kstwo_sf(d, en), 0.0, 1.0)
         return p, d

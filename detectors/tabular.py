@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact, kstwo
+from scipy.stats import fisher_exact
 
 from detectors._categorical import chi2_from_counts, count, drop_missing, is_categorical
+from detectors._kstwo import kstwo_sf
 from detectors._univariate import FeatureDrift
 from detectors.anderson import anderson_pvalue, anderson_statistic
 from detectors.cvm import _fit as cvm_fit
@@ -138,7 +139,7 @@ class TabularDrift(FeatureDrift):
         if test == "ks":
             d = ks_statistic(ref.sorted, xv)
             m, n = float(len(ref.sorted)), float(len(xv))
-            return float(np.clip(kstwo.sf(d, np.round(m * n / (m + n))), 0, 1)), d
+            return float(np.clip(kstwo_sf(np.array([d]), np.array([np.round(m * n / (m + n))]))[0], 0, 1)), d
         if test == "anderson":
             a2 = anderson_statistic(ref.sorted, xv)
             return (anderson_pvalue(a2) if np.isfinite(a2) else float("nan")), a2
@@ -169,7 +170,7 @@ class TabularDrift(FeatureDrift):
             stats = np.array([ks_statistic(refs[i].cvm.sorted, values[i].astype(np.float64)) for i in ks_idx])
             m = np.array([float(len(refs[i].cvm.sorted)) for i in ks_idx])
             n = np.array([float(len(values[i])) for i in ks_idx])
-            p[ks_idx] = np.clip(kstwo.sf(stats, np.round(m * n / (m + n))), 0, 1)
+            p[ks_idx] = np.clip(kstwo_sf(stats, np.round(m * n / (m + n))), 0, 1)
             d[ks_idx] = stats
         return p, d
 

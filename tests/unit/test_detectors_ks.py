@@ -112,3 +112,14 @@ def test_merge_pickle_reset() -> None:
     assert whole.reset().window_size == 0 and whole.fitted_features == ["a"]
     with pytest.raises(DetectorError, match="same reference"):
         left.merge(KSDrift().fit({"a": [0.0, 1.0]}))
+
+
+def test_vectorised_kstwo_sf_equals_scipy() -> None:
+    from scipy.stats import kstwo
+
+    from detectors._kstwo import kstwo_sf
+
+    rng = np.random.default_rng(9)
+    for n in (30.0, 90.0, 141.0, 200.0, 909.0, 5000.0, 100_001.0):
+        d = np.r_[rng.uniform(0.0005, 0.2, 300), rng.uniform(0, 1, 50), [0.0, 1.0, 0.5]]
+        np.testing.assert_allclose(kstwo_sf(d, np.full(len(d), n)), kstwo.sf(d, n), rtol=1e-13, atol=1e-15)
