@@ -89,8 +89,8 @@ def run(config_path: Path | None, roles: tuple[str, ...], port: int | None, metr
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the traffic and model.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("inferwatch-demo"),
               show_default=True, help="Where the demo's log, audit database and reference go.")
-@click.option("--rows-per-phase", type=int, default=600, show_default=True, help="Rows sent in each phase.")
-@click.option("--window", type=int, default=200, show_default=True, help="Rows per drift-test window.")
+@click.option("--rows-per-phase", type=int, default=300, show_default=True, help="Rows sent in each phase.")
+@click.option("--window", type=int, default=100, show_default=True, help="Rows per drift-test window.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo(seed: int, data_dir: Path, rows_per_phase: int, window: int, as_json: bool, quiet: bool) -> None:

@@ -5,8 +5,9 @@
 2. Start the pipeline in this process: collector on a free loopback port, SQLite log, SQLite
    audit store, a per-feature Kolmogorov-Smirnov detector (Bonferroni) over count windows.
 3. Send KServe payload-logger CloudEvents (request and response halves, batches of rows):
-   a *held-out* phase drawn from the test split (no drift expected), then a *shifted* phase
-   drawn from one subpopulation (malignant tumours only — a real covariate shift).
+   a *held-out* phase drawn without replacement from the test split (no drift expected: a true
+   null), then a *shifted* phase drawn from one subpopulation (malignant tumours only — a real
+   covariate shift).
    Two malformed payloads show the dead-letter path.
 4. Wait until audit and detectors have caught up, stop everything, and summarise.
 """
@@ -45,7 +46,7 @@ def _data(seed: int) -> tuple[Any, Any, Any, Any, list[str], Any]:
 
     ds = load_breast_cancer(as_frame=True)
     X, y = ds.data, ds.target
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=seed, stratify=y)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.6, random_state=seed, stratify=y)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_train, y_train)
     return X_train, X_test, y_train, y_test, list(ds.target_names), model
 
@@ -69,8 +70,8 @@ def _events(rows: Any, model: Any, names: list[str], start: datetime) -> list[tu
     return out
 
 
-def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_per_phase: int = 600,
-             window: int = 200, progress: bool = True) -> dict[str, Any]:
+def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_per_phase: int = 300,
+             window: int = 100, progress: bool = True) -> dict[str, Any]:
     """Run the demo and return its summary (see :func:`print_summary`)."""
     from detectors.references import ReferenceStore
     from inferwatch.pipeline import Pipeline
@@ -98,7 +99,10 @@ def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_pe
         source=f"sklearn breast_cancer, train split (seed {seed})")
 
     rng = np.random.default_rng(seed)
-    held_out = X_test.iloc[rng.integers(0, len(X_test), rows_per_phase)]
+    if rows_per_phase > len(X_test):
+        raise InferwatchError(f"--rows-per-phase is at most {len(X_test)} (the held-out split, sent without "
+                              "replacement so the no-drift phase is a true null)")
+    held_out = X_test.iloc[rng.permutation(len(X_test))[:rows_per_phase]]
     malignant = X_test[y_test.values == 0]
     shifted = malignant.iloc[rng.integers(0, len(malignant), rows_per_phase)]
     now = datetime.now(UTC)
