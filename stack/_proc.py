@@ -66,7 +66,8 @@ def spawn(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
-        log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
+        shown = " ".join(_abbreviate(arg) for arg in command)
+        log.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} {shown}\n".encode())
         log.flush()
         proc = subprocess.Popen(
             list(command),
@@ -91,6 +92,13 @@ def spawn(
     )
     tmp.replace(pid_file)
     return record
+
+
+def _abbreviate(arg: str) -> str:
+    """Class paths make unreadable log headers: show how many entries instead."""
+    if len(arg) > 200 and os.pathsep in arg:
+        return f"<{arg.count(os.pathsep) + 1} class path entries>"
+    return arg
 
 
 def exited(pid_file: Path) -> bool:

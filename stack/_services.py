@@ -145,6 +145,30 @@ def find_java_home(minimum: int, env_var: str, *, need_javac: bool = False) -> P
     )
 
 
+def _find_shared_library(name: str) -> Path | None:
+    """A system shared library by soname (``ldconfig -p``, then the usual folders)."""
+    try:
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    for line in listing.splitlines():
+        if line.strip().startswith(name + " ") and "=>" in line:
+            path = Path(line.split("=>", 1)[1].strip())
+            if path.exists():
+                return path
+    for folder in (
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ):
+        path = Path(folder) / name
+        if path.exists():
+            return path
+    return None
+
+
 def resolve_classpath(cfg: StackConfig, pom: Path, out: Path) -> list[str]:
     """Resolve ``pom``'s runtime dependencies with Maven into ``out`` (cached by the pom's hash)."""
     stamp = out.with_suffix(".sha256")
@@ -365,7 +389,34 @@ action.destructive_requires_name: false
             home / "config" / "log4j2.properties", (self.source_dir / "log4j2.properties").read_text()
         )
         (home / "tmp").mkdir(exist_ok=True)
-        (home / "native").mkdir(exist_ok=True)
+        self._prepare_native(cfg, home / "native")
+
+    def _prepare_native(self, cfg: StackConfig, native: Path) -> None:
+        """Native libraries ES looks for in ``es.nativelibs.path``: the system's libzstd and a libvec stub.
+
+        Without them the node runs, but with native access disabled, and indices using
+        ``index.codec: best_compression`` (zstd) cannot start their shards. Best effort: a
+        machine without libzstd or a C compiler gets the node without native access.
+        """
+        native.mkdir(parents=True, exist_ok=True)
+        zstd = native / "libzstd.so"
+        if not zstd.exists():
+            system = _find_shared_library("libzstd.so.1")
+            if system is not None:
+                zstd.unlink(missing_ok=True)
+                zstd.symlink_to(system)
+        vec = native / "libvec.so"
+        stub = self.source_dir / "native" / "vec_stub.c"
+        cc = _which("cc", "gcc", "clang")
+        if zstd.exists() and cc and (not vec.exists() or vec.stat().st_mtime < stub.stat().st_mtime):
+            try:
+                _run(
+                    [cc, "-shared", "-fPIC", "-O2", "-o", str(vec), str(stub)],
+                    log=cfg.log_file("elasticsearch"),
+                    what="compiling the libvec stub",
+                )
+            except StackError as exc:
+                _say(f"Elasticsearch will run without native access: {exc}")
 
     def launch(self, cfg: StackConfig) -> Launch:
         home = self._dir(cfg)
@@ -377,7 +428,7 @@ action.destructive_requires_name: false
             "-Djava.awt.headless=true",
             "-Dfile.encoding=UTF-8",
             f"-Djava.io.tmpdir={home / 'tmp'}",
-            # no native libraries ship on Maven Central; an empty dir makes ES say so plainly
+            # libzstd from the system and a libvec stub (see _prepare_native)
             f"-Des.nativelibs.path={home / 'native'}",
             "-Dio.netty.noUnsafe=true",
             "-Dio.netty.recycler.maxCapacityPerThread=0",

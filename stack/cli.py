@@ -151,8 +151,10 @@ def _selected(names: Sequence[str]) -> list[Service]:
     return [s for s in SERVICES if not names or s.name in names]
 
 
-def _fail(cfg: StackConfig, service: Service, reason: str) -> None:
+def _fail(cfg: StackConfig, service: Service, reason: str, *, show_log: bool = True) -> None:
     print(f"stack: {service.name} FAILED: {reason}", file=sys.stderr)
+    if not show_log:
+        return
     log = cfg.log_file(service.name)
     text = _proc.tail(log, 40)
     if text:
@@ -181,6 +183,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 service,
                 f"port {ports} is in use by a process this stack did not start "
                 f"(stop it, or choose another port: --{busy[0].replace('_', '-')}-port)",
+                show_log=False,
             )
             failed = True
             continue

@@ -180,7 +180,8 @@ def test_elasticsearch_template_bulk_search_flattened_upsert(es_client: Any, es_
         index_patterns=[f"{es_index}*"],
         priority=500,
         template={
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            # best_compression is zstd through Elasticsearch's native access
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0, "index.codec": "best_compression"},
             "mappings": {
                 "dynamic": "strict",
                 "properties": {
