@@ -199,10 +199,10 @@ class ElasticsearchAuditStore(AuditStore):
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
     # -- bulk ---------------------------------------------------------------------------------
-    def _bulk(self, actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]]) -> int:
+    def _bulk(self, actions: list[Any]) -> int:
         """Send (action, source, origin) triples in bounded chunks; retry, dead-letter or raise."""
         written = 0
-        chunk: list[tuple[bytes, tuple[dict[str, Any], dict[str, Any] | None, Any]]] = []
+        chunk: list[tuple[bytes, Any]] = []
         size = 0
         for a in actions:
             line = _dumps(a[0]) + b"\n" + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
@@ -235,6 +235,11 @@ class ElasticsearchAuditStore(AuditStore):
                     written += 1
                 elif status in _RETRYABLE:
                     retry.append((line, a))
+                elif status == 409 and "create" in item and len(a) > 3 and a[3] is not None:
+                    # a complete record that is already there (a replay, or its other half came
+                    # first): merge into it instead
+                    upd = a[3]
+                    retry.append((_dumps(upd[0]) + b"\n" + _dumps(upd[1]) + b"\n", (upd[0], upd[1], a[2])))
                 elif status == 409 and "create" in item:
                     written += 1  # create of an existing id: already there (idempotent replay)
                 elif a[2] is not None:
@@ -247,6 +252,9 @@ class ElasticsearchAuditStore(AuditStore):
                     err = res.get("error") or {}
                     raise AuditStoreError(f"Elasticsearch rejected a dead letter: {err}")
             pending = retry
+            if pending and all(line.startswith(b'{"update"') for line, _ in pending) and not any(
+                    int(next(iter(i.values())).get("status", 500)) in _RETRYABLE for i in items):
+                continue  # only create->update fallbacks: send them at once, no backoff
             if pending:
                 attempt += 1
                 if attempt > self.cfg.max_retries:
@@ -264,7 +272,7 @@ class ElasticsearchAuditStore(AuditStore):
 
     # -- writes -------------------------------------------------------------------------------
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        actions: list[Any] = []
         for r in records:
             index = self.records_index(r.model, r.timestamp)
             raw = None
@@ -272,8 +280,13 @@ class ElasticsearchAuditStore(AuditStore):
                 doc["payload_text"] = _payload_text(doc)
                 if raw is None:
                     raw = r.to_json()
-                actions.append(({"update": {"_index": index, "_id": doc["doc_id"]}},
-                                {"doc": doc, "doc_as_upsert": True}, raw))
+                update = ({"update": {"_index": index, "_id": doc["doc_id"]}}, {"doc": doc, "doc_as_upsert": True})
+                if r.part == "both":
+                    # a complete exchange: a plain create is the fast path; if the document exists
+                    # (a replay, or outlier scores already attached) it falls back to the merge
+                    actions.append(({"create": {"_index": index, "_id": doc["doc_id"]}}, doc, raw, update))
+                else:
+                    actions.append((update[0], update[1], raw, None))
         return self._bulk(actions)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:

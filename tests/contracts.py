@@ -165,6 +165,19 @@ class AuditStoreContract:
         assert store.get("req-1-1")["outlier"]["mahalanobis"]["is_outlier"] is True
         assert store.get("req-1-0")["outlier"]["mahalanobis"]["is_outlier"] is False
 
+    def test_replay_keeps_attached_outlier_scores(self, store):
+        store.write_records([_rec(4)])
+        self.refresh(store)
+        store.write_detections([Detection(detector="iforest", kind="outlier", model="m", window_size=1,
+                                          threshold=0.5, row_ids=["req-4-0"], scores=[0.9])])
+        self.refresh(store)
+        store.write_records([_rec(4), _rec(4, "request")])  # a replay of the whole exchange and a half
+        self.refresh(store)
+        assert store.count(SearchQuery(id="req-4")) == 2
+        d = store.get("req-4-0")
+        assert d["outlier"]["iforest"] == {"score": 0.9, "is_outlier": True}
+        assert d["output"] == {"y": 0} and d["input"]["x"] == 4.0
+
     def test_deadletters_keep_raw_and_reason(self, store):
         dl = DeadLetter(raw=b"\xffnot json", source="http", reason="invalid JSON at byte 0")
         store.write_deadletters([dl, dl])
