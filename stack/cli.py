@@ -253,7 +253,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             # only what the stack creates: never the whole directory, which a user may have pointed anywhere
             for name in (*SERVICE_NAMES, "logs", "run"):
                 shutil.rmtree(cfg.data_dir / name, ignore_errors=True)
-            for name in ("stack.json", "stack.tmp"):
+            for name in ("stack.json", "stack.tmp", "stack.lock"):
                 (cfg.data_dir / name).unlink(missing_ok=True)
             try:
                 cfg.data_dir.rmdir()
@@ -332,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command
     ]
     try:
+        if args.command in ("up", "down"):
+            # two test sessions (or engineers) starting the same stack take turns
+            with _proc.exclusive(_config(args).data_dir / "stack.lock", args.command):
+                return handler(args)
         return handler(args)
     except KeyboardInterrupt:
         return 130

@@ -5,8 +5,9 @@
 * when any of the endpoint variables is set in the environment, that running stack is used
   (variables not set take the stack's defaults) and nothing is started or stopped;
 * otherwise the local stack is used if it is already healthy, or started with
-  ``python -m stack up`` for the session and the services it started are stopped afterwards
-  (``INFERWATCH_KEEP_STACK=1`` leaves them running for the next session).
+  ``python -m stack up`` for the session; the services test sessions started are stopped by
+  the last session to finish (``INFERWATCH_KEEP_STACK=1`` leaves them running), while a stack
+  someone started by hand is left alone.
 
 A missing or unhealthy service skips the tests that need it, or fails them when ``CI`` or
 ``INFERWATCH_REQUIRE_STACK=1`` is set. ``kafka_topic`` and ``es_index`` are fresh, uniquely
@@ -104,33 +105,64 @@ def stack_env() -> Iterator[dict[str, str]]:
         yield env
         return
 
-    before = _stack("status", "--json")
-    try:
-        running = {s["service"] for s in json.loads(before.stdout)["services"] if s["healthy"]}
-    except (ValueError, KeyError):
-        running = set()
-    started: list[str] = []
-    if before.returncode != 0:
+    # several test sessions may share the stack: each registers, and the last one out stops
+    # what sessions started (never what a person started with `python -m stack up`)
+    stack_dir = Path(env["INFERWATCH_STACK_DIR"])
+    sessions = stack_dir / "run" / "test-sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    me = sessions / str(os.getpid())
+    me.write_text("")
+    started_file = stack_dir / "run" / "started-by-tests.json"
+
+    before = _pids()
+    if any(pid is None for pid in before.values()) or _stack("status").returncode != 0:
         try:
             up = _stack("up", timeout=UP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            unavailable(f"`python -m stack up` did not finish in {UP_TIMEOUT_S}s")
-        after = _stack("status", "--json")
-        try:
-            healthy = {s["service"] for s in json.loads(after.stdout)["services"] if s["healthy"]}
-        except (ValueError, KeyError):
-            healthy = set()
-        started = sorted(healthy - running)
+            up = subprocess.CompletedProcess(
+                [], 1, "", f"`python -m stack up` did not finish in {UP_TIMEOUT_S}s"
+            )
+        after = _pids()
+        started = {name for name, pid in after.items() if pid is not None and pid != before.get(name)}
+        if started:
+            previous = set(json.loads(started_file.read_text())) if started_file.is_file() else set()
+            started_file.write_text(json.dumps(sorted(previous | started)))
         if up.returncode != 0:
+            _leave(me, sessions, started_file)
             tail = "\n".join(up.stderr.strip().splitlines()[-60:])
-            if started and os.environ.get("INFERWATCH_KEEP_STACK") != "1":
-                _stack("down", *started, timeout=120)
             unavailable(f"`python -m stack up` failed (exit {up.returncode}):\n{tail}")
     try:
         yield env
     finally:
-        if started and os.environ.get("INFERWATCH_KEEP_STACK") != "1":
-            _stack("down", *started, timeout=180)
+        _leave(me, sessions, started_file)
+
+
+def _pids() -> dict[str, int | None]:
+    status = _stack("status", "--json")
+    try:
+        return {s["service"]: s["pid"] for s in json.loads(status.stdout)["services"]}
+    except (ValueError, KeyError):
+        return {}
+
+
+def _leave(me: Path, sessions: Path, started_file: Path) -> None:
+    """Unregister this session; the last session out stops the services test sessions started."""
+    me.unlink(missing_ok=True)
+    others = []
+    for entry in sessions.glob("*"):
+        try:
+            os.kill(int(entry.name), 0)
+            others.append(entry)
+        except (ValueError, ProcessLookupError):
+            entry.unlink(missing_ok=True)
+        except PermissionError:
+            others.append(entry)
+    if others or os.environ.get("INFERWATCH_KEEP_STACK") == "1" or not started_file.is_file():
+        return
+    names = json.loads(started_file.read_text())
+    started_file.unlink(missing_ok=True)
+    if names:
+        _stack("down", *names, timeout=180)
 
 
 @pytest.fixture(scope="session")
