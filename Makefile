@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.installed-core
+STAMP := $(VENV)/.installed-full
 
 .PHONY: demo test venv lint typecheck unit integration stack-up stack-down bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,alibi]'
-	touch $(STAMP)
+
+# the core alone: what `make demo` needs
+$(CORE): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e .
+	touch $(CORE)
+
+# everything the tests need: dev tools, alibi-detect and torch (the reference implementations)
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[dev,alibi,torch]'
+	touch $(STAMP) $(CORE)
 
 venv: $(STAMP)
 
 ## make demo: set up, then run the main job on the embedded default (no servers)
-demo: $(STAMP)
+demo: $(CORE)
 	$(VENV)/bin/inferwatch demo --data-dir inferwatch-demo
 
 ## make test: set up everything (venv, packages, the service stack) and run every test
