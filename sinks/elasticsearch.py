@@ -305,24 +305,36 @@ class ElasticsearchAuditStore(AuditStore):
         return n
 
     def _attach_scores(self, detections: Sequence[Detection]) -> None:
-        ids = sorted({rid for d in detections for rid in d.row_ids})
-        where: dict[str, str] = {}
-        for i in range(0, len(ids), 1000):
-            part = ids[i : i + 1000]
-            try:
-                resp = self.es.search(index=f"{self.prefix}-records-*", query={"ids": {"values": part}},
-                                      size=len(part), source=False)
-            except Exception as exc:
-                raise self._wrap(exc, "looking up scored rows") from exc
-            where.update({h["_id"]: h["_index"] for h in resp["hits"]["hits"]})
-        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        """Write outlier scores onto the scored rows' documents.
+
+        A window's rows come from records whose timestamps lie between ``window_start`` and
+        ``window_end``; when both fall on one day (nearly always) that day's records index is
+        where every scored row lives. The update is an upsert, so a score that arrives before
+        its row is stored first and the row merges into it later: nothing waits, nothing is
+        lost. Windows across midnight (or without times) look their rows up first.
+        """
+        actions: list[Any] = []
         for d in detections:
+            start, end = d.window_start, d.window_end or d.window_start
+            where: dict[str, str] = {}
+            if start is None or end is None or _day(start) != _day(end):
+                self.es.indices.refresh(index=f"{self.prefix}-records-*", ignore_unavailable=True,
+                                        allow_no_indices=True)
+                try:
+                    resp = self.es.search(index=f"{self.prefix}-records-{_safe(d.model)}-*", size=len(d.row_ids),
+                                          query={"ids": {"values": d.row_ids}}, source=False,
+                                          ignore_unavailable=True, allow_no_indices=True)
+                except Exception as exc:
+                    raise self._wrap(exc, "looking up scored rows") from exc
+                where = {h["_id"]: h["_index"] for h in resp["hits"]["hits"]}
             for rid, score in zip(d.row_ids, d.scores, strict=False):
-                if rid not in where:
-                    continue
+                index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
                 flag = bool(d.threshold is not None and score > d.threshold)
-                actions.append(({"update": {"_index": where[rid], "_id": rid}},
-                                {"doc": {"outlier": {d.detector: {"score": score, "is_outlier": flag}}}}, None))
+                record_id, _, row = rid.rpartition("-")
+                stub = {"doc_id": rid, "record_id": record_id, "row": int(row) if row.isdigit() else 0,
+                        "model": d.model, "outlier": {d.detector: {"score": score, "is_outlier": flag}}}
+                actions.append(({"update": {"_index": index, "_id": rid}},
+                                {"doc": {"outlier": stub["outlier"]}, "upsert": stub}, None))
         self._bulk(actions)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:

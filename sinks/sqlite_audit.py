@@ -189,14 +189,19 @@ class SQLiteAuditStore(AuditStore):
             if d.kind == "outlier":
                 for doc_id, score in zip(d.row_ids, d.scores, strict=False):
                     old = conn.execute("SELECT doc FROM records WHERE doc_id=?", (doc_id,)).fetchone()
-                    if old is None:
+                    score_doc = {"score": score, "is_outlier": bool(d.threshold is not None and score > d.threshold)}
+                    if old is None:  # the score came before its row: store it, the row merges in later
+                        record_id, _, row = doc_id.rpartition("-")
+                        stub = {"doc_id": doc_id, "record_id": record_id, "row": int(row) if row.isdigit() else 0,
+                                "model": d.model, "outlier": {d.detector: score_doc}}
+                        cur = conn.execute(
+                            "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) "
+                            "VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                            (doc_id, record_id, stub["row"], d.model, d.version, _json(stub)))
+                        conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, ""))
                         continue
                     doc = orjson.loads(old[0])
-                    outliers = doc.setdefault("outlier", {})
-                    outliers[d.detector] = {
-                        "score": score,
-                        "is_outlier": bool(d.threshold is not None and score > d.threshold),
-                    }
+                    doc.setdefault("outlier", {})[d.detector] = score_doc
                     conn.execute("UPDATE records SET doc=? WHERE doc_id=?", (_json(doc), doc_id))
         return len(detections)
 

@@ -178,6 +178,19 @@ class AuditStoreContract:
         assert d["outlier"]["iforest"] == {"score": 0.9, "is_outlier": True}
         assert d["output"] == {"y": 0} and d["input"]["x"] == 4.0
 
+    def test_scores_arriving_before_their_rows_are_kept(self, store):
+        t = datetime(2026, 1, 1, tzinfo=UTC)
+        store.write_detections([Detection(detector="iforest", kind="outlier", model="m", window_size=1,
+                                          threshold=0.5, row_ids=["req-5-1"], scores=[0.7],
+                                          window_start=t, window_end=t + timedelta(seconds=10))])
+        self.refresh(store)
+        store.write_records([_rec(5)])
+        self.refresh(store)
+        assert store.count(SearchQuery(id="req-5")) == 2
+        d = store.get("req-5-1")
+        assert d["outlier"]["iforest"]["is_outlier"] is True
+        assert d["input"]["x"] == 5.5 and d["timestamp"]
+
     def test_deadletters_keep_raw_and_reason(self, store):
         dl = DeadLetter(raw=b"\xffnot json", source="http", reason="invalid JSON at byte 0")
         store.write_deadletters([dl, dl])
