@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
+from scipy import special
 
-__all__ = ["chi2_from_counts", "count", "drop_missing", "is_categorical"]
+__all__ = ["chi2_batch", "chi2_from_counts", "count", "drop_missing", "is_categorical"]
 
 
 def is_categorical(values: np.ndarray) -> bool:
@@ -29,24 +31,54 @@ def count(values: np.ndarray) -> dict[Any, int]:
     if values.dtype.kind in "biuf":
         v, c = np.unique(values, return_counts=True)
         return dict(zip(v.tolist(), c.tolist(), strict=True))
-    vc = pd.Series(values, dtype=object).value_counts(dropna=True, sort=False)
-    return dict(zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True))
+    # first-occurrence order and Python equality, like pandas' value_counts(sort=False)
+    counts = Counter(values.tolist())
+    if any(pd.isna(k) for k in counts):
+        return {k: c for k, c in counts.items() if not pd.isna(k)}
+    return dict(counts)
 
 
 def chi2_from_counts(ref: dict[Any, int], x: dict[Any, int], correction: bool = True) -> tuple[float, float]:
     """``scipy.stats.chi2_contingency`` on the 2 x C table (reference row, window row)
     over the union of categories (alibi-detect's ``ChiSquareDrift``); (statistic, p)."""
-    cats = list(ref)
-    cats += [c for c in x if c not in ref]
-    obs = np.array([[ref.get(c, 0) for c in cats], [x.get(c, 0) for c in cats]], dtype=np.float64)
-    if len(cats) < 2:
-        return 0.0, 1.0
-    row = obs.sum(axis=1)
-    col = obs.sum(axis=0)
-    expected = np.multiply(row[:, None], col[None, :]) / obs.sum()
-    dof = len(cats) - 1
-    if dof == 1 and correction:
-        diff = expected - obs
-        obs = obs + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
-    stat = float(((obs - expected) ** 2 / expected).sum())
-    return stat, float(chi2.sf(stat, dof))
+    stat, p = chi2_batch([ref], [x], correction)
+    return float(stat[0]), float(p[0])
+
+
+def chi2_batch(
+    refs: Sequence[dict[Any, int]], xs: Sequence[dict[Any, int]], correction: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`chi2_from_counts` for many features at once: (statistics, p-values).
+
+    The 2 x C tables are padded with empty columns to a common width; the padding adds
+    exact zeros, so each statistic is scipy's sum of ``(obs - expected)**2 / expected``.
+    """
+    k = len(refs)
+    tables = []
+    for ref, x in zip(refs, xs, strict=True):
+        extra = [c for c in x if c not in ref]
+        tables.append(([*ref.values(), *(0 for _ in extra)], [*(x.get(c, 0) for c in ref), *(x[c] for c in extra)]))
+    width = max((len(r) for r, _ in tables), default=0)
+    obs = np.zeros((k, 2, width))
+    for i, (r, w) in enumerate(tables):
+        obs[i, 0, : len(r)] = r
+        obs[i, 1, : len(w)] = w
+    ncat = np.array([len(r) for r, _ in tables])
+    used = np.arange(width)[None, :] < ncat[:, None]
+    row = obs.sum(axis=2)
+    col = obs.sum(axis=1)
+    total = row.sum(axis=1)
+    expected = row[:, :, None] * col[:, None, :] / total[:, None, None]
+    dof = ncat - 1
+    if correction:
+        yates = dof == 1
+        if yates.any():
+            diff = expected[yates] - obs[yates]
+            obs[yates] = obs[yates] + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(used[:, None, :], (obs - expected) ** 2 / expected, 0.0)
+    stat = terms.reshape(k, -1).sum(axis=1)
+    p = special.chdtrc(dof, stat)
+    one = dof < 1
+    stat[one], p[one] = 0.0, 1.0
+    return stat, p

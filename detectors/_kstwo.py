@@ -3,12 +3,15 @@
 scipy evaluates the two-sided one-sample KS distribution one element at a time in Python
 (``_ksstats._kolmogn``). For ``n > 140`` (every window of more than ~150 rows against a
 larger reference) the common branches are reproduced here operation for operation - the
-Pelz-Good series vectorised, ``2 * smirnov`` - and everything else (small ``n``, the
-Durbin-matrix branch, the Ruben-Gambino edges) is handed to ``kstwo.sf`` itself. Results
-equal scipy's to the last bit or so (tested).
+Pelz-Good series vectorised over features and terms, ``2 * smirnov``, and the Durbin
+matrix (small statistics) with its ``n!/n**n`` factor cached per ``n`` - and everything
+else (small ``n``, the Ruben-Gambino edges, statistics of 0.5 and more) is handed to
+``kstwo.sf`` itself. Results equal scipy's to the last bit or so (tested).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from scipy import special
@@ -22,10 +25,17 @@ _PI6 = np.pi**6
 _SQRT2PI = np.sqrt(2 * np.pi)
 _SQRT3 = np.sqrt(3)
 _MIN_LOG = -708
+_E128 = 128
+_EP128 = 2.0**_E128
+_EM128 = 2.0**-_E128
 
 
 def _pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """scipy.stats._ksstats._kolmogn_PelzGood(n, x, cdf=True), vectorised."""
+    """scipy.stats._ksstats._kolmogn_PelzGood(n, x, cdf=True), vectorised.
+
+    Terms beyond a feature's own ``maxk`` are exact zeros (Horner on a zero start), so all
+    features run the same number of iterations without masking.
+    """
     z = np.sqrt(n) * x
     zsq, zthree, zfour, zsix = z**2, z**3, z**4, z**6
     qlog = -_PI2 / 8 / zsq
@@ -39,35 +49,100 @@ def _pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     k3c = _PI4 * (-60 * zsq + 212 * zfour) / 16
     k3b = _PI2 * (135 * zfour - 96 * zsix) / 4
     k3a = -30 * zsix - 90 * z**8
-    maxk = np.ceil(16 * z / np.pi).astype(int)
-    K = np.zeros((len(z), 4))
-    for k in range(int(maxk.max()), 0, -1):
+    maxk = np.ceil(16 * z / np.pi)
+    top = int(maxk.max())
+    k0 = np.zeros(len(z))
+    k1 = np.zeros(len(z))
+    k2 = np.zeros(len(z))
+    k3 = np.zeros(len(z))
+    for k in range(top, 0, -1):
         on = k <= maxk
         m = 2 * k - 1
         msq, mfour, msix = m**2, m**4, m**6
-        qpower = np.power(q[on], 8 * k)
-        coeffs = np.stack([np.ones(on.sum()), k1a[on] + k1b * msq, k2a[on] + k2b[on] * msq + k2c[on] * mfour,
-                           k3a[on] + k3b[on] * msq + k3c[on] * mfour + k3d[on] * msix], axis=1)
-        K[on] *= qpower[:, None]
-        K[on] += coeffs
-    K *= q[:, None]
-    K *= _SQRT2PI
-    K /= np.stack([z, 6 * zfour, 72 * z**7, 6480 * z**10], axis=1)
+        qpower = np.power(q, 8 * k)
+        k0 = k0 * qpower + np.where(on, 1.0, 0.0)
+        k1 = k1 * qpower + np.where(on, k1a + k1b * msq, 0.0)
+        k2 = k2 * qpower + np.where(on, k2a + k2b * msq + k2c * mfour, 0.0)
+        k3 = k3 * qpower + np.where(on, k3a + k3b * msq + k3c * mfour + k3d * msix, 0.0)
+    k0 = k0 * q * _SQRT2PI / z
+    k1 = k1 * q * _SQRT2PI / (6 * zfour)
+    k2 = k2 * q * _SQRT2PI / (72 * z**7)
+    k3 = k3 * q * _SQRT2PI / (6480 * z**10)
     q2 = np.exp(-_PI2 / 2 / zsq)
-    k2extra = np.zeros(len(z))
-    k3extra = np.zeros(len(z))
-    for i in range(len(z)):
-        ks = np.arange(maxk[i], 0, -1)
-        ksq = ks**2
-        sqrt3z = _SQRT3 * z[i]
-        kspi = np.pi * ks
-        qp = q2[i] ** ksq
-        k2extra[i] = np.sum(ksq * qp)
-        k3extra[i] = np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ksq * qp)
-    K[:, 2] += k2extra * (_PI2 * _SQRT2PI / (-36 * zthree))
-    K[:, 3] += k3extra * (_PI2 * _SQRT2PI / (216 * zsix))
-    K /= np.power(n[:, None] * 1.0, np.arange(4) / 2.0)
-    return K[:, 0] + K[:, 1] + K[:, 2] + K[:, 3], qlog
+    ks = np.arange(top, 0, -1, dtype=np.float64)[None, :]
+    on2 = ks <= maxk[:, None]
+    ksq = ks**2
+    qp = np.where(on2, q2[:, None] ** ksq, 0.0)
+    sqrt3z = (_SQRT3 * z)[:, None]
+    kspi = np.pi * ks
+    k2extra = np.sum(ksq * qp, axis=1)
+    k3extra = np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ksq * qp, axis=1)
+    k2 = k2 + k2extra * (_PI2 * _SQRT2PI / (-36 * zthree))
+    k3 = k3 + k3extra * (_PI2 * _SQRT2PI / (216 * zsix))
+    k1 = k1 / np.power(n, 0.5)
+    k2 = k2 / np.power(n, 1.0)
+    k3 = k3 / np.power(n, 1.5)
+    return k0 + k1 + k2 + k3, qlog
+
+
+@functools.lru_cache(maxsize=32)
+def _nfact_over_npow(n: int) -> tuple[float, int]:
+    """``n! / n**n`` as (mantissa, binary exponent), by scipy's running product."""
+    p, expnt = 1.0, 0
+    for i in range(1, n + 1):
+        p = i * p / n
+        if abs(p) < _EM128:
+            p *= _EP128
+            expnt -= _E128
+    m, e = np.frexp(p)
+    return float(m), int(e) + expnt
+
+
+def _dmtw_cdf(n: int, d: float) -> float:
+    """scipy.stats._ksstats._kolmogn_DMTW(n, d, cdf=True) for 0.5 < n*d and d < 1.
+
+    Same matrix powers as scipy; the final ``n!/n**n`` factor is cached per ``n``
+    (scipy multiplies it in one factor at a time), which changes the CDF by a few ulps.
+    """
+    nd = n * d
+    k = int(np.ceil(nd))
+    h = k - nd
+    m = 2 * k - 1
+    H = np.zeros([m, m])
+    intm = np.arange(1, m + 1)
+    v = 1.0 - h**intm
+    w = np.empty(m)
+    fac = 1.0
+    for j in intm:
+        w[j - 1] = fac
+        fac /= j
+        v[j - 1] *= fac
+    tt = max(2 * h - 1.0, 0) ** m - 2 * h**m
+    v[-1] = (1.0 + tt) * fac
+    for i in range(1, m):
+        H[i - 1 :, i] = w[: m - i + 1]
+    H[:, 0] = v
+    H[-1, :] = np.flip(v, axis=0)
+    Hpwr = np.eye(np.shape(H)[0])
+    nn = n
+    expnt = 0
+    Hexpnt = 0
+    while nn > 0:
+        if nn % 2:
+            Hpwr = np.matmul(Hpwr, H)
+            expnt += Hexpnt
+        H = np.matmul(H, H)
+        Hexpnt *= 2
+        if np.abs(H[k - 1, k - 1]) > _EP128:
+            H /= _EP128
+            Hexpnt += _E128
+        nn = nn // 2
+    p = float(Hpwr[k - 1, k - 1])
+    if p == 0.0:
+        return 0.0
+    fm, fe = _nfact_over_npow(n)
+    pm, pe = np.frexp(p)
+    return float(np.ldexp(pm * fm, int(pe) + fe + expnt))
 
 
 def kstwo_sf(d: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -81,12 +156,16 @@ def kstwo_sf(d: np.ndarray, n: np.ndarray) -> np.ndarray:
     zero = big & (nx2 >= 370)
     out[zero] = 0.0
     smir = big & (nx2 >= 2.2) & (nx2 < 370)
-    out[smir] = np.clip(2 * special.smirnov(n[smir], d[smir]), 0, 1)
-    pg = big & (nx2 < 2.2) & ~((n <= 100000) & (n * d**1.5 <= 1.4))
+    if smir.any():
+        out[smir] = np.clip(2 * special.smirnov(n[smir], d[smir]), 0, 1)
+    dmtw = big & (nx2 < 2.2) & (n <= 100000) & (n * d**1.5 <= 1.4)
+    pg = big & (nx2 < 2.2) & ~dmtw
     if pg.any():
         cdf, qlog = _pelz_good_cdf(n[pg], d[pg])
         cdf = np.where(qlog < _MIN_LOG, 0.0, cdf)
         out[pg] = np.clip(1.0 - cdf, 0, 1)
+    for i in np.flatnonzero(dmtw):
+        out[i] = min(max(1.0 - _dmtw_cdf(int(n[i]), float(d[i])), 0.0), 1.0)
     rest = np.isnan(out)
     if rest.any():
         out[rest] = kstwo.sf(d[rest], n[rest])

@@ -4,8 +4,10 @@ Same statistic and p-value as ``scipy.stats.cramervonmises_2samp(ref, x, method=
 (what alibi-detect's ``CVMDrift`` calls): exact p-values when both samples have at most
 20 values (scipy computes those), the asymptotic (Anderson 1962) p-value otherwise. The
 rank sums are computed without ranking the pooled sample: the reference is sorted once at
-``fit`` and only the window's distinct values are located in it, so a test costs
-``O(m log n)`` for a window of ``m`` rows against ``n`` reference rows. All partial sums
+``fit``; the windows of all features are sorted as one 2-D array and located in their
+references with one ``searchsorted`` per feature, so a test costs ``O(m log n)`` for a
+window of ``m`` rows against ``n`` reference rows, the rest elementwise over all features
+at once (``detectors._ranks``). All partial sums
 are multiples of 1/4 below 2**50, so they are exact and the statistic equals scipy's.
 
 >>> import numpy as np
@@ -25,6 +27,7 @@ import numpy as np
 from scipy import special
 from scipy.stats import cramervonmises_2samp
 
+from detectors._ranks import cvm_statistics, positions, sorted_windows
 from detectors._univariate import FeatureDrift
 
 __all__ = ["CVMDrift", "cvm_statistic"]
@@ -45,23 +48,9 @@ def _fit(values: np.ndarray) -> _Ref:
 
 def cvm_statistic(ref: _Ref, x: np.ndarray) -> float:
     """scipy's two-sample T statistic of (reference, x)."""
-    v, c = np.unique(x, return_counts=True)
-    r = ref.sorted
-    nx, ny = len(r), len(x)
-    left = np.searchsorted(r, v, side="left").astype(np.float64)
-    right = np.searchsorted(r, v, side="right").astype(np.float64)
-    cf = c.astype(np.float64)
-    cum = np.cumsum(cf)
-    before = cum - cf  # window values below each distinct value
-    # window side: sum_j (rank_j - j)^2 grouped by distinct value
-    s_y = float((cf * ((left + right) / 2) ** 2).sum() + ((cf**3 - cf) / 12).sum())
-    # reference side: reference values strictly between window values, and tied with them
-    between: np.ndarray = np.append(left, nx) - np.insert(right, 0, 0.0)
-    s_x = float((np.insert(cum, 0, 0.0) ** 2 * between).sum() + ((before + cf / 2) ** 2 * (right - left)).sum())
-    s_x += ref.ties
-    u = nx * s_x + ny * s_y
-    k, n = nx * ny, nx + ny
-    return u / (k * n) - (4 * k - 1) / (6 * n)
+    ((_, w),) = sorted_windows([x])
+    right, left = positions([ref.sorted], w)
+    return float(cvm_statistics(np.array([float(len(ref.sorted))]), np.array([ref.ties]), w, right, left)[0])
 
 
 def _cdf_cvm_inf(x: np.ndarray) -> np.ndarray:
@@ -116,9 +105,13 @@ class CVMDrift(FeatureDrift):
         return _fit(values)
 
     def _test(self, refs: list[_Ref], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        t = np.array([cvm_statistic(r, x) for r, x in zip(refs, values, strict=True)])
         nx = np.array([float(len(r.sorted)) for r in refs])
         ny = np.array([float(len(x)) for x in values])
+        ties = np.array([r.ties for r in refs])
+        t = np.empty(len(refs))
+        for idx, w in sorted_windows(values):
+            right, left = positions([refs[i].sorted for i in idx], w)
+            t[idx] = cvm_statistics(nx[idx], ties[idx], w, right, left)
         p = np.full(len(t), np.nan)
         small = (np.maximum(nx, ny) <= 20) | (nx < 2) | (ny < 2)
         if (~small).any():
