@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-__all__ = ["chi2_batch", "chi2_from_counts", "count", "drop_missing", "is_categorical"]
+__all__ = ["chi2_batch", "chi2_from_counts", "count", "count_present", "drop_missing", "is_categorical"]
 
 
 def is_categorical(values: np.ndarray) -> bool:
@@ -31,11 +31,21 @@ def count(values: np.ndarray) -> dict[Any, int]:
     if values.dtype.kind in "biuf":
         v, c = np.unique(values, return_counts=True)
         return dict(zip(v.tolist(), c.tolist(), strict=True))
-    # first-occurrence order and Python equality, like pandas' value_counts(sort=False)
+    # first-occurrence order and Python equality, like pandas' value_counts(sort=False);
+    # missing values are dropped as keys (a few) rather than element by element
     counts = Counter(values.tolist())
-    if any(pd.isna(k) for k in counts):
-        return {k: c for k, c in counts.items() if not pd.isna(k)}
+    if any(_missing(k) for k in counts):
+        return {k: c for k, c in counts.items() if not _missing(k)}
     return dict(counts)
+
+
+def count_present(values: np.ndarray) -> dict[Any, int]:
+    """``count(drop_missing(values))`` without a separate pass for missing values."""
+    return count(values if values.dtype.kind == "O" else drop_missing(values))
+
+
+def _missing(key: Any) -> bool:
+    return bool(pd.api.types.is_scalar(key) and pd.isna(key))
 
 
 def chi2_from_counts(ref: dict[Any, int], x: dict[Any, int], correction: bool = True) -> tuple[float, float]:

@@ -7,7 +7,7 @@ Detectors accept a :class:`pandas.DataFrame` or a :data:`inferwatch.table.Table`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -21,7 +21,7 @@ Columns: TypeAlias = dict[str, np.ndarray]
 _NUMBER = (int, float, np.integer, np.floating)
 _BOOL = (bool, np.bool_)
 
-__all__ = ["Columns", "Data", "as_float", "columns", "is_numeric", "n_rows"]
+__all__ = ["Columns", "Data", "as_float", "columns", "columns_and_rows", "is_numeric", "n_rows"]
 
 
 def _column(values: Any) -> np.ndarray:
@@ -46,18 +46,40 @@ def _column(values: Any) -> np.ndarray:
 
 def columns(data: Data | None) -> Columns:
     """A DataFrame or Table as ``{name: 1-D array}``; all columns the same length."""
+    return columns_and_rows(data)[0]
+
+
+def columns_and_rows(data: Data | None, names: Collection[str] | None = None) -> tuple[Columns, int]:
+    """:func:`columns` and the batch's row count. With ``names`` only those columns are
+    converted (the others are only checked for equal length)."""
     if data is None:
-        return {}
+        return {}, 0
+    out: Columns = {}
+    lengths: dict[str, int] = {}
     if isinstance(data, pd.DataFrame):
-        out = {str(c): _column(data[c].to_numpy()) for c in data.columns}
+        for c in data.columns:
+            name = str(c)
+            if names is None or name in names:
+                out[name] = _column(data[c].to_numpy())
+                lengths[name] = len(out[name])
+            else:
+                lengths[name] = len(data)
     elif isinstance(data, Mapping):
-        out = {str(k): _column(v) for k, v in data.items()}
+        for k, v in data.items():
+            name = str(k)
+            if names is None or name in names:
+                out[name] = _column(v)
+                lengths[name] = len(out[name])
+            else:
+                try:
+                    lengths[name] = len(v)
+                except TypeError:
+                    lengths[name] = len(_column(v))
     else:
         raise DetectorError(f"expected a pandas DataFrame or a Table (dict of lists), got {type(data).__name__}")
-    lengths = {len(v) for v in out.values()}
-    if len(lengths) > 1:
-        raise DetectorError(f"columns of unequal length: { {k: len(v) for k, v in out.items()} }")
-    return out
+    if len(set(lengths.values())) > 1:
+        raise DetectorError(f"columns of unequal length: {lengths}")
+    return out, next(iter(lengths.values()), 0)
 
 
 def n_rows(cols: Columns) -> int:

@@ -68,19 +68,23 @@ class FeatureDrift(abc.ABC):
         return values.dtype.kind in "iuf"
 
     @abc.abstractmethod
-    def _fit_feature(self, name: str, values: np.ndarray) -> Any:
-        """What to keep of one reference column."""
+    def _fit_feature(self, name: str, values: Any) -> Any:
+        """What to keep of one (prepared) reference column."""
 
     @abc.abstractmethod
-    def _test(self, refs: list[Any], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """p-values and distances for each (fitted reference, window column) pair."""
+    def _test(self, refs: list[Any], values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """p-values and distances for each (fitted reference, prepared window column) pair."""
 
-    def _prepare(self, values: np.ndarray) -> np.ndarray | None:
-        """A window column ready for :meth:`_test` (``None`` if it cannot be tested)."""
+    def _prepare(self, values: np.ndarray) -> Any:
+        """A column ready for :meth:`_fit_feature` / :meth:`_test`: an array by default,
+        anything with a length (0 = no values); ``None`` if it cannot be tested."""
         if not self.numeric_only:
             return values
         out = as_float(values)
-        return None if out is None else out[~np.isnan(out)]
+        if out is None:
+            return None
+        missing = np.isnan(out)
+        return out[~missing] if missing.any() else out
 
     # -- the Detector interface ----------------------------------------------------
     @property
@@ -124,8 +128,8 @@ class FeatureDrift(abc.ABC):
         return self._ref
 
     def update(self, batch: Data) -> Self:
-        self._check_fitted()
-        self._window.append(batch)
+        refs = self._check_fitted()
+        self._window.append(batch, names=refs)  # only the fitted features are kept
         return self
 
     def reset(self) -> Self:

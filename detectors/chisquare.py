@@ -3,7 +3,8 @@
 For each feature a 2 x C contingency table — reference counts and window counts over the
 union of the reference's and the window's categories — goes through the computation of
 ``scipy.stats.chi2_contingency`` (Yates' correction when there are two categories).
-Reference counts are kept from ``fit``; a window is counted once (hash-based). Missing
+Reference counts are kept from ``fit``; a window column is counted once (hash-based) and
+the tables of all features go through one vectorised computation. Missing
 values are excluded (the quality detector reports them).
 
 >>> det = ChiSquareDrift().fit({"c": ["a"] * 500 + ["b"] * 500})
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._categorical import chi2_batch, count, drop_missing, is_categorical
+from detectors._categorical import chi2_batch, count_present, is_categorical
 from detectors._univariate import FeatureDrift
 
 __all__ = ["ChiSquareDrift"]
@@ -45,12 +46,13 @@ class ChiSquareDrift(FeatureDrift):
     def _accepts(self, values: np.ndarray) -> bool:
         return is_categorical(values)
 
-    def _prepare(self, values: np.ndarray) -> np.ndarray | None:
-        return drop_missing(values)
+    def _prepare(self, values: np.ndarray) -> dict[Any, int]:
+        # a column is its category counts (missing values excluded); empty = missing
+        return count_present(values)
 
-    def _fit_feature(self, name: str, values: np.ndarray) -> dict[Any, int]:
-        return count(values)
+    def _fit_feature(self, name: str, values: dict[Any, int]) -> dict[Any, int]:
+        return values
 
-    def _test(self, refs: list[dict[Any, int]], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        stat, p = chi2_batch(refs, [count(x) for x in values])
+    def _test(self, refs: list[dict[Any, int]], values: list[dict[Any, int]]) -> tuple[np.ndarray, np.ndarray]:
+        stat, p = chi2_batch(refs, values)
         return p, stat

@@ -14,11 +14,12 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from detectors._data import Data, columns, n_rows
+from detectors._data import Data, columns_and_rows, n_rows
 
 __all__ = ["ColumnBuffer"]
 
@@ -39,12 +40,16 @@ class ColumnBuffer:
         """The empty window (identity of :meth:`merge`)."""
         return cls()
 
-    def append(self, data: Data) -> ColumnBuffer:
-        """Add a batch in place; returns self."""
-        cols = columns(data)
-        n = n_rows(cols)
+    def append(self, data: Data, names: Collection[str] | None = None) -> ColumnBuffer:
+        """Add a batch in place; returns self.
+
+        With ``names`` only those columns are kept (the rows are all counted; a batch with
+        none of them adds rows but no chunk, so padding then covers only kept chunks).
+        """
+        cols, n = columns_and_rows(data, names)
         if n:
-            self.chunks.append(cols)
+            if cols:
+                self.chunks.append(cols)
             self.n_rows += n
         return self
 
