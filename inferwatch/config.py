@@ -60,10 +60,10 @@ class KafkaConfig(_Section):
     partitions: int = Field(3, ge=1)
     replication_factor: int = Field(1, ge=1)
     retention_ms: int | None = None
-    compression_type: Literal["gzip", "snappy", "lz4", "zstd", "none"] = "gzip"
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd", "none"] = "lz4"
     linger_ms: int = 5
     batch_size: int = 262144
-    max_poll_records: int = 2000
+    max_poll_records: int = 5000
 
 
 class ElasticsearchConfig(_Section):
@@ -113,7 +113,7 @@ class AuditConfig(_Section):
     backend: Literal["sqlite", "elasticsearch"] = "sqlite"
     group: str = "inferwatch-audit"
     path: str | None = None
-    batch_size: int = Field(500, ge=1)
+    batch_size: int = Field(5000, ge=1)
     poll_timeout_s: float = 0.3
 
 

@@ -225,6 +225,7 @@ class KafkaConsumerLog(Consumer):
         except kafka.errors.KafkaError as exc:
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
         self._buffer: list[LogEntry] = []
+        self._committed: dict[int, int] = {}
 
     # -- checkpoints ----------------------------------------------------------------------
     def _key(self) -> bytes:
@@ -255,6 +256,7 @@ class KafkaConsumerLog(Consumer):
     def _on_assigned(self, assigned: Any) -> None:
         parts = sorted(tp.partition for tp in assigned)
         log.info("%s: partitions assigned %s", self.group, parts)
+        self._committed = {p: o for p, o in self._committed.items() if p in parts}
         self._buffer.clear()
         cp = self._checkpoint
         if cp:
@@ -304,6 +306,7 @@ class KafkaConsumerLog(Consumer):
             return
         try:
             self._consumer.commit(offsets)
+            self._committed.update({tp.partition: om.offset for tp, om in offsets.items()})
         except kafka.errors.CommitFailedError as exc:
             # the group rebalanced: these partitions belong to another member now, which will
             # re-read the uncommitted entries; rewind ours so nothing is skipped either way
@@ -321,15 +324,30 @@ class KafkaConsumerLog(Consumer):
                 self._consumer.seek(tp, committed)
 
     def lag(self) -> int:
+        """Entries after the group's committed position. For assigned partitions this uses the
+        high-water marks the fetches already brought and the offsets this member committed (no
+        network round trip); other partitions are asked of the broker."""
         kafka = self.kafka
         try:
             parts = self._consumer.partitions_for_topic(self.topic) or set()
             tps = [kafka.TopicPartition(self.topic, p) for p in parts]
-            end = self._consumer.end_offsets(tps)
+            assigned = self._consumer.assignment()
             total = 0
+            unknown = []
             for tp in tps:
-                committed = self._consumer.committed(tp)
-                total += end[tp] - (committed or 0)
+                hw = self._consumer.highwater(tp) if tp in assigned else None
+                done = self._committed.get(tp.partition)
+                if hw is None or done is None:
+                    unknown.append(tp)
+                else:
+                    total += max(0, hw - done)
+            if unknown:
+                end = self._consumer.end_offsets(unknown)
+                for tp in unknown:
+                    committed = self._consumer.committed(tp)
+                    if committed is not None:
+                        self._committed[tp.partition] = committed
+                    total += max(0, end[tp] - (committed or 0))
             return int(total)
         except kafka.errors.KafkaError as exc:
             raise LogError(f"lag of {self.group}/{self.topic} failed: {exc}") from exc

@@ -79,7 +79,8 @@ def decode_body(text: str | None, encoding: str) -> bytes | None:
 def _dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    dt = datetime.fromisoformat(value if isinstance(value, str) and not value.endswith("Z")
+                                else str(value).replace("Z", "+00:00"))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt
@@ -132,15 +133,16 @@ class InferenceRecord:
         return decode_body(self.response, self.response_encoding)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
 
     def to_json(self) -> bytes:
         return _dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InferenceRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        if data.keys() <= _RECORD_FIELD_SET:
+            return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _RECORD_FIELD_SET})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> InferenceRecord:
@@ -160,6 +162,10 @@ class InferenceRecord:
         merged.meta = {**req.meta, **resp.meta}
         merged.part = "both"
         return merged
+
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
 @dataclass(slots=True)

@@ -38,7 +38,9 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,6 +167,7 @@ class ElasticsearchAuditStore(AuditStore):
         self.es = client or Elasticsearch(cfg.hosts, verify_certs=cfg.verify_certs,
                                           request_timeout=cfg.request_timeout, retry_on_timeout=True,
                                           max_retries=2, **auth)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-bulk")
         if setup:
             self.setup()
 
@@ -199,23 +202,50 @@ class ElasticsearchAuditStore(AuditStore):
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
     # -- bulk ---------------------------------------------------------------------------------
-    def _bulk(self, actions: list[Any]) -> int:
-        """Send (action, source, origin) triples in bounded chunks; retry, dead-letter or raise."""
+    def _bulk(self, actions: Iterable[Any]) -> int:
+        """Send (action, source, origin[, fallback]) tuples in bounded chunks; retry, dead-letter
+        or raise. Serialising the next chunk overlaps with Elasticsearch indexing the previous
+        one (at most two chunks in memory); the call returns once every chunk is durable."""
         written = 0
+        letters: list[DeadLetter] = []
+        inflight: deque[Future[tuple[int, list[DeadLetter]]]] = deque()
+
+        def collect(fut: Future[tuple[int, list[DeadLetter]]]) -> None:
+            nonlocal written
+            w, dl = fut.result()
+            written += w
+            letters.extend(dl)
+
+        def submit(chunk: list[tuple[bytes, Any]]) -> None:
+            while inflight:
+                collect(inflight.popleft())
+            inflight.append(self._pool.submit(self._send, chunk))
+
         chunk: list[tuple[bytes, Any]] = []
         size = 0
-        for a in actions:
-            line = _dumps(a[0]) + b"\n" + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
-            if chunk and (len(chunk) >= self.cfg.chunk_actions or size + len(line) > self.cfg.chunk_bytes):
-                written += self._send(chunk)
-                chunk, size = [], 0
-            chunk.append((line, a))
-            size += len(line)
-        if chunk:
-            written += self._send(chunk)
+        try:
+            for a in actions:
+                line = _dumps(a[0]) + b"\n" + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
+                if chunk and (len(chunk) >= self.cfg.chunk_actions or size + len(line) > self.cfg.chunk_bytes):
+                    submit(chunk)
+                    chunk, size = [], 0
+                chunk.append((line, a))
+                size += len(line)
+            if chunk:
+                submit(chunk)
+            while inflight:
+                collect(inflight.popleft())
+        finally:
+            for fut in inflight:  # an error: let the rest finish (writes are idempotent), then raise
+                fut.exception()
+        if letters:
+            log.error("%d documents rejected by Elasticsearch mappings; sent to the dead letters", len(letters))
+            self.write_deadletters(letters)
+            if self.on_deadletter is not None:
+                self.on_deadletter(letters)
         return written
 
-    def _send(self, chunk: list[tuple[bytes, Any]]) -> int:
+    def _send(self, chunk: list[tuple[bytes, Any]]) -> tuple[int, list[DeadLetter]]:
         pending = chunk
         attempt = 0
         written = 0
@@ -245,7 +275,10 @@ class ElasticsearchAuditStore(AuditStore):
                 elif a[2] is not None:
                     err = res.get("error") or {}
                     reason = f"{err.get('type', status)}: {err.get('reason', '')}"[:2000]
-                    letters.append(DeadLetter(raw=a[2] if isinstance(a[2], bytes) else _dumps(a[2]),
+                    origin = a[2]
+                    raw = origin if isinstance(origin, bytes) else (
+                        origin.to_json() if hasattr(origin, "to_json") else _dumps(origin))
+                    letters.append(DeadLetter(raw=raw,
                                               source="elasticsearch", stage="index", reason=reason,
                                               id=f"es-{a[0][next(iter(a[0]))]['_id']}"))
                 else:
@@ -263,31 +296,25 @@ class ElasticsearchAuditStore(AuditStore):
                 delay = min(self.cfg.max_backoff_s, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
                 log.warning("%d bulk items rejected with 429/5xx; retry %d in %.2fs", len(pending), attempt, delay)
                 time.sleep(delay)
-        if letters:
-            log.error("%d documents rejected by Elasticsearch mappings; sent to the dead letters", len(letters))
-            self.write_deadletters(letters)
-            if self.on_deadletter is not None:
-                self.on_deadletter(letters)
-        return written
+        return written, letters
 
     # -- writes -------------------------------------------------------------------------------
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        actions: list[Any] = []
+        return self._bulk(self._record_actions(records))
+
+    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[Any]:
         for r in records:
             index = self.records_index(r.model, r.timestamp)
-            raw = None
+            raw = r  # serialised only if Elasticsearch rejects it (a dead letter keeps the record)
             for doc in record_documents(r):
                 doc["payload_text"] = _payload_text(doc)
-                if raw is None:
-                    raw = r.to_json()
                 update = ({"update": {"_index": index, "_id": doc["doc_id"]}}, {"doc": doc, "doc_as_upsert": True})
                 if r.part == "both":
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge
-                    actions.append(({"create": {"_index": index, "_id": doc["doc_id"]}}, doc, raw, update))
+                    yield ({"create": {"_index": index, "_id": doc["doc_id"]}}, doc, raw, update)
                 else:
-                    actions.append((update[0], update[1], raw, None))
-        return self._bulk(actions)
+                    yield (update[0], update[1], raw, None)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
@@ -427,4 +454,5 @@ class ElasticsearchAuditStore(AuditStore):
         return dict(src)
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.es.close()
