@@ -7,7 +7,7 @@ interfaces, the pipeline runner and the CLI.
 ['r1-0']
 """
 
-from inferwatch.audit import AuditStore, SearchQuery, record_documents
+from inferwatch.audit import AuditStore, SearchQuery, record_documents, reference_from_audit
 from inferwatch.codecs import PROTOCOLS, Decoded, decode, detect_protocol, encode
 from inferwatch.config import Config, load_config
 from inferwatch.errors import (
@@ -54,4 +54,5 @@ __all__ = [
     "load_config",
     "new_id",
     "record_documents",
+    "reference_from_audit",
 ]

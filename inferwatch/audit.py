@@ -25,7 +25,7 @@ from typing import Any, Literal
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
 from inferwatch.table import n_rows, row
 
-__all__ = ["AuditStore", "SearchQuery", "record_documents"]
+__all__ = ["AuditStore", "SearchQuery", "record_documents", "reference_from_audit"]
 
 Kind = Literal["records", "detections", "deadletters"]
 
@@ -133,3 +133,21 @@ class AuditStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def reference_from_audit(store: AuditStore, model: str, *, version: str | None = None,
+                         since: datetime | None = None, until: datetime | None = None,
+                         limit: int = 10_000, on: Literal["input", "output"] = "input") -> dict[str, list[Any]]:
+    """A reference table from what a model saw in a time range of the audit trail.
+
+    The newest ``limit`` rows in the range (decoded ``input`` columns, or ``output``) as a
+    ``Table``; raises ``ValueError`` when the range holds no rows.
+    """
+    from inferwatch.table import from_rows
+
+    docs = store.search(SearchQuery(model=model, version=version, since=since, until=until, limit=limit))
+    rows = [d[on] for d in docs if isinstance(d.get(on), dict)]
+    if not rows:
+        raise ValueError(f"no audited {on} rows for model {model!r}"
+                         f"{' version ' + version if version else ''} in that time range")
+    return from_rows(reversed(rows))

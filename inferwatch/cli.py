@@ -237,14 +237,41 @@ def reference() -> None:
 @reference.command("add")
 @_CONFIG
 @click.argument("model")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--version", "model_version", help="Model version the reference belongs to (default: all).")
-def reference_add(config_path: Path | None, model: str, file: Path, model_version: str | None) -> None:
-    """Register FILE (CSV or Parquet) as the reference of MODEL."""
+@click.option("--from-audit", is_flag=True, help="Take the rows from the audit trail instead of a FILE.")
+@click.option("--since", help="With --from-audit: ISO-8601 start of the time range.")
+@click.option("--until", help="With --from-audit: ISO-8601 end of the time range.")
+@click.option("--limit", type=int, default=10_000, show_default=True, help="With --from-audit: at most this many rows.")
+def reference_add(config_path: Path | None, model: str, file: Path | None, model_version: str | None,
+                  from_audit: bool, since: str | None, until: str | None, limit: int) -> None:
+    """Register a reference for MODEL: a FILE (CSV or Parquet), or a time range of the audit trail.
+
+    \b
+    inferwatch reference add income training.parquet
+    inferwatch reference add income --from-audit --since 2026-01-01T00:00:00Z --until 2026-01-08T00:00:00Z
+    """
     from detectors.references import ReferenceStore
+    from inferwatch.audit import reference_from_audit
+    from inferwatch.pipeline import build_audit_store
 
     cfg = _load(config_path)
-    info = ReferenceStore(cfg.references_path).register(model, file, version=model_version, source=str(file))
+    if from_audit == (file is not None):
+        raise click.UsageError("give either FILE or --from-audit")
+    data: Any = file
+    source = str(file)
+    if from_audit:
+        try:
+            with build_audit_store(cfg) as store:
+                data = reference_from_audit(store, model, version=model_version, since=_when(since),
+                                            until=_when(until), limit=limit)
+        except (InferwatchError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        source = f"audit {cfg.audit.backend}: {model} {since or '-inf'} .. {until or 'now'}"
+    try:
+        info = ReferenceStore(cfg.references_path).register(model, data, version=model_version, source=source)
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"registered reference {info.id} for {model}"
                f"{'/' + model_version if model_version else ''}: {info.rows} rows, {len(info.columns)} columns")
 

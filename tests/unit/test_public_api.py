@@ -11,7 +11,7 @@ EXPECTED = {
         "PROTOCOLS", "AuditStore", "AuditStoreError", "BackpressureError", "Config", "ConfigError", "Consumer",
         "DeadLetter", "DecodeError", "Decoded", "Detection", "DetectorError", "InferenceRecord", "InferwatchError",
         "Log", "LogEntry", "LogError", "MissingExtraError", "SQLiteLog", "SearchQuery", "Table", "decode",
-        "detect_protocol", "encode", "load_config", "new_id", "record_documents",
+        "detect_protocol", "encode", "load_config", "new_id", "record_documents", "reference_from_audit",
     },
     "collectors": {"BatchAppender", "Envelope", "Ingestor", "create_app", "envelope_from_cloudevent",
                    "envelope_to_record"},
