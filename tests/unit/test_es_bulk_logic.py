@@ -1,0 +1,100 @@
+"""The bulk retry and dead-letter logic of the Elasticsearch audit store, as pure logic: a scripted
+client answers with the item-level statuses a loaded cluster sends. (The store against the real
+node is in tests/integration/; this covers statuses the test node cannot be made to send.)"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.errors import BackpressureError
+from inferwatch.record import InferenceRecord
+from sinks.elasticsearch import ElasticsearchAuditStore, index_templates
+
+
+class ScriptedBulk:
+    """Answers each bulk call with the next scripted list of statuses (default 201 for all)."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls: list[list[dict]] = []
+
+    def bulk(self, operations, **_):
+        lines = [orjson.loads(x) for x in operations.splitlines()]
+        actions = [line for line in lines if len(line) == 1 and next(iter(line)) in ("create", "update", "index")]
+        self.calls.append(actions)
+        statuses = self.script.pop(0) if self.script else [201] * len(actions)
+        items = []
+        for a, st in zip(actions, statuses, strict=True):
+            op = next(iter(a))
+            res = {"status": st}
+            if st >= 300:
+                res["error"] = {"type": "es_rejected_execution_exception" if st == 429 else
+                                "document_parsing_exception", "reason": f"status {st}"}
+            items.append({op: res})
+        return {"errors": any(s >= 300 for s in statuses), "items": items}
+
+    def close(self):
+        pass
+
+
+def _store(script, **cfg):
+    client = ScriptedBulk(script)
+    letters = []
+    store = ElasticsearchAuditStore(ElasticsearchConfig(max_backoff_s=0.01, **cfg), client=client,
+                                    on_deadletter=letters.extend, setup=False)
+    return store, client, letters
+
+
+def _recs(n):
+    return [InferenceRecord(id=f"r{i}", model="m", inputs={"x": [i]}) for i in range(n)]
+
+
+def test_item_level_429_and_503_are_retried_until_written():
+    store, client, letters = _store([[201, 429, 201, 503], [429, 201], [201]])
+    assert store.write_records(_recs(4)) == 4
+    retried = [[a[next(iter(a))]["_id"] for a in call] for call in client.calls]
+    assert retried == [["r0-0", "r1-0", "r2-0", "r3-0"], ["r1-0", "r3-0"], ["r1-0"]]
+    assert letters == []
+
+
+def test_mapping_errors_become_dead_letters_with_the_record():
+    store, client, letters = _store([[201, 400, 201], [201]])  # second call: the dead letter itself
+    assert store.write_records(_recs(3)) == 2
+    assert len(letters) == 1 and "document_parsing_exception" in letters[0].reason
+    assert InferenceRecord.from_json(letters[0].raw).id == "r1"
+    assert next(iter(client.calls[1][0]))  # the dead letter was indexed
+
+
+def test_create_conflict_falls_back_to_a_merge():
+    store, client, _ = _store([[409, 201], [200]])
+    assert store.write_records(_recs(2)) == 2
+    assert next(iter(client.calls[0][0])) == "create"
+    assert next(iter(client.calls[1][0])) == "update" and client.calls[1][0]["update"]["_id"] == "r0-0"
+
+
+def test_persistent_429_raises_backpressure_and_keeps_nothing_back():
+    store, _, _ = _store([[429, 429]] * 10, max_retries=3)
+    with pytest.raises(BackpressureError, match="still rejected"):
+        store.write_records(_recs(2))
+
+
+def test_chunks_are_bounded_by_actions_and_bytes():
+    store, client, _ = _store([], chunk_actions=3)
+    assert store.write_records(_recs(7)) == 7
+    assert [len(c) for c in client.calls] == [3, 3, 1]
+    store, client, _ = _store([], chunk_bytes=600)
+    assert store.write_records(_recs(7)) == 7
+    assert len(client.calls) > 2 and all(len(c) <= 3 for c in client.calls)
+
+
+def test_templates_options():
+    plain = index_templates("iw")
+    assert set(plain) == {"iw-records", "iw-detections", "iw-deadletters"}
+    assert "data_stream" not in plain["iw-detections"]
+    assert plain["iw-records"]["template"]["mappings"]["properties"]["input"]["type"] == "flattened"
+    managed = index_templates("iw", ilm_policy="keep-30d", data_stream=True, replicas=1)
+    assert managed["iw-records"]["template"]["settings"]["index.lifecycle.name"] == "keep-30d"
+    assert managed["iw-detections"]["data_stream"] == {} and managed["iw-deadletters"]["data_stream"] == {}
+    assert "data_stream" not in managed["iw-records"]  # records are merged by id: never a data stream
