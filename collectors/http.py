@@ -212,7 +212,7 @@ def create_app(ingestor: Ingestor, *, ready: Any = None) -> Starlette:
                                 "rows": sum(r.n_rows for r in records)}
         if letters:
             body["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
-            body["error"] = letters[0].reason
+            body["error"], body["deadletter"] = letters[0].reason, letters[0].id
             return JSONResponse(body, status_code=400)
         return JSONResponse(body, status_code=202)
 
@@ -278,7 +278,7 @@ def create_app(ingestor: Ingestor, *, ready: Any = None) -> Starlette:
         out: dict[str, Any] = {"accepted": len(recs), "ids": [r.id for r in recs], "rows": sum(r.n_rows for r in recs)}
         if letters:
             out["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
-            out["error"] = letters[0].reason
+            out["error"], out["deadletter"] = letters[0].reason, letters[0].id
             return JSONResponse(out, status_code=400)
         return JSONResponse(out, status_code=202)
 
