@@ -219,8 +219,13 @@ class KafkaConsumerLog(Consumer):
                 **_client_config(cfg), group_id=group, enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=cfg.max_poll_records,
                 isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
-                fetch_max_bytes=64 * 1024 * 1024,
+                fetch_max_bytes=64 * 1024 * 1024, metadata_max_age_ms=30_000,
             )
+            # know the topic's partitions before joining: a member that joins while its metadata
+            # has no partitions yet is assigned nothing until the next metadata refresh
+            deadline = time.monotonic() + 30
+            while not self._consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+                time.sleep(0.2)
             self._consumer.subscribe([topic], listener=_Listener())
         except kafka.errors.KafkaError as exc:
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
