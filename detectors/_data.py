@@ -57,10 +57,10 @@ def columns_and_rows(data: Data | None, names: Collection[str] | None = None) ->
     out: Columns = {}
     lengths: dict[str, int] = {}
     if isinstance(data, pd.DataFrame):
-        for c in data.columns:
+        for c, series in data.items():
             name = str(c)
             if names is None or name in names:
-                out[name] = _column(data[c].to_numpy())
+                out[name] = _column(series.to_numpy())
                 lengths[name] = len(out[name])
             else:
                 lengths[name] = len(data)

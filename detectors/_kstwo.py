@@ -41,8 +41,9 @@ _SMIRNOV_FAST_MAX_N = 10_000
 def _pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """scipy.stats._ksstats._kolmogn_PelzGood(n, x, cdf=True), vectorised.
 
-    Terms beyond a feature's own ``maxk`` are exact zeros (Horner on a zero start), so all
-    features run the same number of iterations without masking.
+    The four sums K0..K3 of all features are one (4, features) array; terms beyond a
+    feature's own ``maxk`` are exact zeros (Horner on a zero start), so all features run
+    the same number of Horner steps without changing any value.
     """
     z = np.sqrt(n) * x
     zsq, zthree, zfour, zsix = z**2, z**3, z**4, z**6
@@ -59,38 +60,39 @@ def _pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     k3a = -30 * zsix - 90 * z**8
     maxk = np.ceil(16 * z / np.pi)
     top = int(maxk.max())
-    k0 = np.zeros(len(z))
-    k1 = np.zeros(len(z))
-    k2 = np.zeros(len(z))
-    k3 = np.zeros(len(z))
-    for k in range(top, 0, -1):
-        on = k <= maxk
-        m = 2 * k - 1
-        msq, mfour, msix = m**2, m**4, m**6
-        qpower = np.power(q, 8 * k)
-        k0 = k0 * qpower + np.where(on, 1.0, 0.0)
-        k1 = k1 * qpower + np.where(on, k1a + k1b * msq, 0.0)
-        k2 = k2 * qpower + np.where(on, k2a + k2b * msq + k2c * mfour, 0.0)
-        k3 = k3 * qpower + np.where(on, k3a + k3b * msq + k3c * mfour + k3d * msix, 0.0)
-    k0 = k0 * q * _SQRT2PI / z
-    k1 = k1 * q * _SQRT2PI / (6 * zfour)
-    k2 = k2 * q * _SQRT2PI / (72 * z**7)
-    k3 = k3 * q * _SQRT2PI / (6480 * z**10)
+    ks = np.arange(top, 0, -1, dtype=np.float64)[:, None]  # Horner runs k = maxk .. 1
+    on = ks <= maxk[None, :]
+    m = 2 * ks - 1
+    msq, mfour, msix = m**2, m**4, m**6
+    coeffs = np.stack(
+        [
+            np.ones_like(msq * z),
+            k1a + k1b * msq,
+            k2a + k2b * msq + k2c * mfour,
+            k3a + k3b * msq + k3c * mfour + k3d * msix,
+        ],
+        axis=1,
+    )  # (top, 4, features)
+    coeffs *= on[:, None, :]
+    qpower = np.power(q[None, :], 8 * ks)  # (top, features)
+    K = np.zeros((4, len(z)))
+    for t in range(top):
+        K *= qpower[t]
+        K += coeffs[t]
+    K *= q
+    K *= _SQRT2PI
+    K /= np.stack([z, 6 * zfour, 72 * z**7, 6480 * z**10])
     q2 = np.exp(-_PI2 / 2 / zsq)
-    ks = np.arange(top, 0, -1, dtype=np.float64)[None, :]
-    on2 = ks <= maxk[:, None]
     ksq = ks**2
-    qp = np.where(on2, q2[:, None] ** ksq, 0.0)
-    sqrt3z = (_SQRT3 * z)[:, None]
+    qp = np.where(on, q2[None, :] ** ksq, 0.0)
+    sqrt3z = _SQRT3 * z
     kspi = np.pi * ks
-    k2extra = np.sum(ksq * qp, axis=1)
-    k3extra = np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ksq * qp, axis=1)
-    k2 = k2 + k2extra * (_PI2 * _SQRT2PI / (-36 * zthree))
-    k3 = k3 + k3extra * (_PI2 * _SQRT2PI / (216 * zsix))
-    k1 = k1 / np.power(n, 0.5)
-    k2 = k2 / np.power(n, 1.0)
-    k3 = k3 / np.power(n, 1.5)
-    return k0 + k1 + k2 + k3, qlog
+    k2extra = np.sum(ksq * qp, axis=0)
+    k3extra = np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ksq * qp, axis=0)
+    K[2] += k2extra * (_PI2 * _SQRT2PI / (-36 * zthree))
+    K[3] += k3extra * (_PI2 * _SQRT2PI / (216 * zsix))
+    K /= np.power(n[None, :] * 1.0, np.arange(4)[:, None] / 2.0)
+    return K[0] + K[1] + K[2] + K[3], qlog
 
 
 @functools.lru_cache(maxsize=32)

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import fisher_exact
 
-from detectors._categorical import chi2_from_counts, count, drop_missing, is_categorical
+from detectors._categorical import chi2_batch, chi2_from_counts, count, drop_missing, is_categorical
 from detectors._kstwo import kstwo_sf
+from detectors._ranks import ks_statistics, positions, sorted_windows
 from detectors._univariate import FeatureDrift
 from detectors.anderson import anderson_pvalue, anderson_statistic
 from detectors.cvm import _fit as cvm_fit
@@ -102,13 +103,17 @@ class TabularDrift(FeatureDrift):
             raise ValueError(f"feature {name!r} is not numerical; cannot use {forced!r}") from exc
         return _State(name, False, cvm=cvm_fit(v))
 
-    def _choose(self, st: _State, x: np.ndarray) -> str:
+    def _choose(self, st: _State, x: np.ndarray, counts: dict[Any, int] | None = None) -> str:
+        """The test for this feature and window (``counts``: the window's category counts,
+        computed here when not given)."""
         forced = self.tests.get(st.name)
         if forced:
             return forced
         if st.categorical:
             assert st.counts is not None
-            cats = set(st.counts) | set(np.unique(x.astype(object)).tolist() if len(x) else [])
+            if counts is None:
+                counts = count(x) if len(x) else {}
+            cats = set(st.counts) | set(counts)
             if len(cats) == 2:
                 n_ref, n = sum(st.counts.values()), len(x)
                 ones = st.counts.get(sorted(cats, key=str)[1], 0)
@@ -157,21 +162,35 @@ class TabularDrift(FeatureDrift):
         p = np.full(len(refs), np.nan)
         d = np.full(len(refs), np.nan)
         self._chosen = {}
-        # vectorise the common case: KS over all numerical features at once
-        ks_idx = []
+        # vectorise the common cases: KS over all numerical features and chi-squared over
+        # all categorical ones at once
+        ks_idx: list[int] = []
+        chi_idx: list[int] = []
+        chi_counts: list[dict[Any, int]] = []
         for i, (st, x) in enumerate(zip(refs, values, strict=True)):
-            test = self._choose(st, x)
+            counts = (count(x) if len(x) else {}) if st.categorical and not self.tests.get(st.name) else None
+            test = self._choose(st, x, counts)
             self._chosen[st.name] = test
             if test == "ks":
                 ks_idx.append(i)
+            elif test == "chi2" and counts is not None and st.counts is not None:
+                chi_idx.append(i)
+                chi_counts.append(counts)
             elif len(x) >= 1:
                 p[i], d[i] = self._one(st, x, test)
         if ks_idx:
-            stats = np.array([ks_statistic(refs[i].cvm.sorted, values[i].astype(np.float64)) for i in ks_idx])
+            xs = [values[i].astype(np.float64, copy=False) for i in ks_idx]
             m = np.array([float(len(refs[i].cvm.sorted)) for i in ks_idx])
-            n = np.array([float(len(values[i])) for i in ks_idx])
+            n = np.array([float(len(x)) for x in xs])
+            stats = np.empty(len(ks_idx))
+            for idx, w in sorted_windows(xs):
+                right, left = positions([refs[ks_idx[j]].cvm.sorted for j in idx], w)
+                stats[idx] = ks_statistics(m[idx], w, right, left)
             p[ks_idx] = np.clip(kstwo_sf(stats, np.round(m * n / (m + n))), 0, 1)
             d[ks_idx] = stats
+        if chi_idx:
+            stat, pv = chi2_batch([refs[i].counts or {} for i in chi_idx], chi_counts)
+            p[chi_idx], d[chi_idx] = pv, stat
         return p, d
 
     def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:
