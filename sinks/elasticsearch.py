@@ -276,10 +276,10 @@ class ElasticsearchAuditStore(AuditStore):
                     written += 1
                 elif status in _RETRYABLE:
                     retry.append((line, a))
-                elif status == 409 and "create" in item and len(a) > 3 and a[3] is not None:
+                elif status == 409 and "create" in item and len(a) > 3 and a[3]:
                     # a complete record that is already there (a replay, or its other half came
                     # first): merge into it instead
-                    upd = a[3]
+                    upd = ({"update": a[0]["create"]}, {"doc": a[1], "doc_as_upsert": True})
                     retry.append((_dumps(upd[0]) + b"\n" + _dumps(upd[1]) + b"\n", (upd[0], upd[1], a[2])))
                 elif status == 409 and "create" in item:
                     written += 1  # create of an existing id: already there (idempotent replay)
@@ -316,16 +316,16 @@ class ElasticsearchAuditStore(AuditStore):
     def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[Any]:
         for r in records:
             index = self.records_index(r.model, r.timestamp)
-            raw = r  # serialised only if Elasticsearch rejects it (a dead letter keeps the record)
             for doc in record_documents(r):
                 doc["payload_text"] = _payload_text(doc)
-                update = ({"update": {"_index": index, "_id": doc["doc_id"]}}, {"doc": doc, "doc_as_upsert": True})
+                meta = {"_index": index, "_id": doc["doc_id"]}
                 if r.part == "both":
                     # a complete exchange: a plain create is the fast path; if the document exists
-                    # (a replay, or outlier scores already attached) it falls back to the merge
-                    yield ({"create": {"_index": index, "_id": doc["doc_id"]}}, doc, raw, update)
+                    # (a replay, or outlier scores already attached) it falls back to the merge.
+                    # The record itself is the dead letter if Elasticsearch refuses it.
+                    yield ({"create": meta}, doc, r, True)
                 else:
-                    yield (update[0], update[1], raw, None)
+                    yield ({"update": meta}, {"doc": doc, "doc_as_upsert": True}, r, None)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
