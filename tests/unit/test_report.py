@@ -1,0 +1,283 @@
+"""``inferwatch report`` end to end without services: the numbers against scipy on the same data,
+the null case, the HTML page, the audit-store source, the Pushgateway push, and clear errors."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.stats import chi2_contingency, ks_2samp
+
+from detectors.references import ReferenceStore
+from inferwatch.record import InferenceRecord
+from inferwatch.report import EXIT_DRIFT, report
+from sinks.sqlite_audit import SQLiteAuditStore
+
+NUMERIC = ["age", "income", "score"]
+COLOURS = ["red", "green", "blue"]
+
+
+def _frame(rng, n, shift=0.0, colour_p=(0.5, 0.3, 0.2)):
+    df = pd.DataFrame({"age": rng.normal(40, 10, n), "income": rng.lognormal(10, 0.5, n),
+                       "score": rng.normal(0, 1, n) + shift})
+    df["colour"] = rng.choice(COLOURS, n, p=colour_p)
+    return df
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(11)
+    _frame(rng, 3000).to_parquet(tmp_path / "ref.parquet")
+    _frame(rng, 600).to_csv(tmp_path / "null.csv", index=False)
+    shifted = _frame(rng, 900)
+    shifted.loc[600:, "score"] += 0.8  # only the last 300 rows move
+    shifted.to_parquet(tmp_path / "shifted.parquet")
+    return tmp_path
+
+
+def _run(args, tmp_path, **env):
+    base = {"INFERWATCH_CONFIG": None, "INFERWATCH_PUSHGATEWAY_URL": None,
+            "INFERWATCH_DATA_DIR": str(tmp_path / "data")}
+    return CliRunner().invoke(report, [*args, "-q"], env={**base, **env})
+
+
+def _json(out):
+    return orjson.loads((out / "report.json").read_bytes())
+
+
+def test_shifted_batch_drifts_on_the_shifted_feature_with_scipys_p_values(files):
+    out = files / "out"
+    r = _run(["--input", str(files / "shifted.parquet"), "--reference", str(files / "ref.parquet"),
+              "--out", str(out), "--top", "0"], files)
+    assert r.exit_code == 0, r.output
+    doc = _json(out)
+    assert doc["summary"]["drift"] is True and doc["summary"]["windows"] == 1
+    assert doc["summary"]["drifted_features"] == ["score"]
+    (det,) = doc["detections"]
+    assert det["window_size"] == 900 and det["detector"] == "tabular"
+    ref, cur = pd.read_parquet(files / "ref.parquet"), pd.read_parquet(files / "shifted.parquet")
+    for f in NUMERIC:  # the same p-values and statistics as scipy on the same data
+        expected = ks_2samp(ref[f], cur[f], mode="asymp")
+        assert det["feature_p_values"][f] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+        assert det["feature_distances"][f] == pytest.approx(expected.statistic, rel=1e-12)
+    table = pd.crosstab(pd.concat([ref["colour"], cur["colour"]]),
+                        np.r_[np.zeros(len(ref)), np.ones(len(cur))])
+    assert det["feature_p_values"]["colour"] == pytest.approx(chi2_contingency(table.T).pvalue, rel=1e-9)
+    feats = {f["feature"]: f for f in doc["features"]}
+    assert feats["score"]["drifted_windows"] == 1 and feats["colour"]["test"] == "chi2"
+    assert feats["age"]["p_values"] == [det["feature_p_values"]["age"]]
+
+
+def test_count_windows_are_consecutive_slices_tested_like_scipy(files):
+    out = files / "out"
+    r = _run(["--input", str(files / "shifted.parquet"), "--reference", str(files / "ref.parquet"),
+              "--window", "300", "--detector", "ks", "--out", str(out), "--top", "0"], files)
+    assert r.exit_code == 0, r.output
+    doc = _json(out)
+    assert [w["rows"] for w in doc["windows"]] == [[0, 300], [300, 600], [600, 900]]
+    assert [w["fired"] for w in doc["windows"]] == [False, False, True]
+    assert doc["summary"]["windows"] == 3 and doc["summary"]["drifted_windows"] == 1
+    ref, cur = pd.read_parquet(files / "ref.parquet"), pd.read_parquet(files / "shifted.parquet")
+    for k, det in enumerate(doc["detections"]):
+        part = cur.iloc[300 * k : 300 * (k + 1)]
+        for f in NUMERIC:
+            assert det["feature_p_values"][f] == pytest.approx(
+                ks_2samp(ref[f], part[f], mode="asymp").pvalue, rel=1e-9, abs=1e-300)
+    assert "colour" not in doc["detections"][0]["feature_p_values"]  # ks tests numerical features only
+
+
+def test_null_batch_reports_no_drift_and_exits_0_even_with_fail_on_drift(files):
+    out = files / "out"
+    r = _run(["--input", str(files / "null.csv"), "--reference", str(files / "ref.parquet"),
+              "--out", str(out), "--fail-on-drift", "--top", "0"], files)
+    assert r.exit_code == 0, r.output
+    assert "no drift in 1 window" in r.output
+    doc = _json(out)
+    assert doc["summary"]["drift"] is False and doc["summary"]["drifted_features"] == []
+    assert doc["model"] == "null" and doc["summary"]["rows"] == 600
+    cur = pd.read_csv(files / "null.csv")
+    ref = pd.read_parquet(files / "ref.parquet")
+    assert doc["detections"][0]["feature_p_values"]["age"] == pytest.approx(
+        ks_2samp(ref["age"], cur["age"], mode="asymp").pvalue, rel=1e-9)
+
+
+def test_fail_on_drift_exits_3(files):
+    r = _run(["--input", str(files / "shifted.parquet"), "--reference", str(files / "ref.parquet"),
+              "--out", str(files / "out"), "--fail-on-drift", "--top", "0"], files)
+    assert r.exit_code == EXIT_DRIFT == 3, r.output
+    assert (files / "out" / "report.json").is_file()
+
+
+def test_html_is_self_contained_with_one_inline_png_per_plot(files):
+    out = files / "out"
+    r = _run(["--input", str(files / "shifted.parquet"), "--reference", str(files / "ref.parquet"),
+              "--window", "300", "--out", str(out), "--top", "3"], files)
+    assert r.exit_code == 0, r.output
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # p-value bars + p-value per window + 3 distributions (score and colour drifted, then the next)
+    assert len(images) == 5
+    for b64 in images:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in (*NUMERIC, "colour", "Drift detected in 1 of 3 window(s)"):
+        assert name in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing loaded from elsewhere
+    # the most drifted features are plotted from the window where they drifted
+    assert "score: p = " in page and "window 3, rows 601-900" in page
+
+
+@pytest.fixture
+def audited(tmp_path):
+    """A data dir with an audit store of one model over 10 hours and its registered reference."""
+    data = tmp_path / "data"
+    rng = np.random.default_rng(5)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    store = SQLiteAuditStore(data / "audit.db")
+    recs = []
+    for h in range(10):
+        x = rng.normal(size=(40, 2)) + (1.0 if h >= 5 else 0.0) * np.array([1.0, 0.0])
+        recs.append(InferenceRecord(id=f"h{h}", model="credit", version="v1", timestamp=t0 + timedelta(hours=h),
+                                    inputs={"a": x[:, 0].tolist(), "b": x[:, 1].tolist()},
+                                    outputs={"p": rng.random(40).tolist()}))
+    store.write_records(recs)
+    store.close()
+    ref = pd.DataFrame(rng.normal(size=(1000, 2)), columns=["a", "b"])
+    ReferenceStore(data / "references").register("credit", ref, version="v1")
+    cfg = tmp_path / "inferwatch.yaml"
+    cfg.write_text(f"data_dir: {data}\ndetect:\n  detectors:\n    - {{type: ks, p_val: 0.01}}\n")
+    return tmp_path, cfg, recs, ref
+
+
+def test_audit_store_rows_in_a_time_range_with_the_configs_detectors(audited):
+    tmp_path, cfg, recs, ref = audited
+    out = tmp_path / "out"
+    r = _run(["--config", str(cfg), "--model", "credit", "--since", "2026-01-01T05:00:00Z",
+              "--until", "2026-01-01T09:00:00Z", "--window", "100", "--out", str(out), "--top", "2"], tmp_path)
+    assert r.exit_code == 0, r.output
+    doc = _json(out)
+    assert doc["source"]["audit"] == "SQLiteAuditStore" and doc["source"]["documents"] == 200
+    assert [d["detector"] for d in doc["detections"]] == ["ks", "ks"]
+    assert doc["detectors"][0]["p_val"] == 0.01
+    assert all(d["version"] == "v1" for d in doc["detections"])
+    cur = np.concatenate([recs[h].inputs["a"] for h in range(5, 10)])  # oldest first, as audited
+    for k, det in enumerate(doc["detections"]):
+        assert det["feature_p_values"]["a"] == pytest.approx(
+            ks_2samp(ref["a"], cur[100 * k : 100 * (k + 1)], mode="asymp").pvalue, rel=1e-9)
+        assert det["is_drift"] is True and det["feature_drift"] == {"a": True, "b": False}
+    assert "version v1" in (out / "report.html").read_text()
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    pushes: list[tuple[str, str, bytes]] = []
+
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.pushes.append((self.command, self.path, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_pushes_the_batch_metrics_to_the_pushgateway(files):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Gateway.pushes.clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        r = _run(["--input", str(files / "shifted.parquet"), "--reference", str(files / "ref.parquet"),
+                  "--out", str(files / "out"), "--top", "0", "--model", "churn"], files,
+                 INFERWATCH_PUSHGATEWAY_URL=url)  # the configuration's pushgateway.url is the default
+        assert r.exit_code == 0, r.output
+    finally:
+        server.shutdown()
+    ((method, path, body),) = _Gateway.pushes
+    assert (method, path) == ("PUT", "/metrics/job/inferwatch-report/model/churn")
+    text = body.decode()
+    assert 'inferwatch_drift_detected{detector="tabular",model="churn",version=""} 1.0' in text
+    assert re.search(r'inferwatch_drift_feature_p_value\{detector="tabular",feature="score",model="churn",'
+                     r'version=""\} \d', text)
+    assert re.search(r"^inferwatch_report_last_success_timestamp_seconds \d\.\d+e\+09$", text, re.M)
+
+
+def test_a_failed_push_is_a_clear_error_after_the_report_is_written(files):
+    r = _run(["--input", str(files / "null.csv"), "--reference", str(files / "ref.parquet"),
+              "--out", str(files / "out"), "--top", "0", "--pushgateway", "http://127.0.0.1:9"], files)
+    assert r.exit_code == 1
+    assert "the report was written, but pushing its metrics to http://127.0.0.1:9 failed" in r.output
+    assert (files / "out" / "report.html").is_file()
+
+
+def test_records_file_with_several_models(tmp_path, files):
+    rng = np.random.default_rng(3)
+    lines = [InferenceRecord(id=f"r{i}", model="a" if i % 2 else "b",
+                             inputs={"score": rng.normal(size=5).tolist()}).to_json() for i in range(40)]
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    r = _run(["--input", str(path), "--reference", str(files / "ref.parquet"), "--out", str(tmp_path / "o")],
+             tmp_path)
+    assert r.exit_code == 1 and "holds several models (a, b); choose one with --model" in r.output
+    r = _run(["--input", str(path), "--reference", str(files / "ref.parquet"), "--model", "a", "--top", "1",
+              "--detector", "ks", "--out", str(tmp_path / "o")], tmp_path)
+    assert r.exit_code == 0, r.output
+    doc = _json(tmp_path / "o")
+    assert doc["summary"]["rows"] == 100 and doc["detections"][0]["window_size"] == 100
+
+
+@pytest.mark.parametrize("case, args, message", [
+    ("empty", ["--input", "{tmp}/empty.csv", "--reference", "{tmp}/ref.parquet"], "no rows for model 'empty'"),
+    ("no reference", ["--input", "{tmp}/null.csv"], "no reference for model 'null'"),
+    ("unknown model", ["--model", "nope"], "unknown model 'nope': no audited rows and no reference"),
+    ("no audit db", ["--model", "nope"], "no audit database at"),
+    ("bad format", ["--input", "{tmp}/rows.xml"], "expected .csv, .parquet, .json or .jsonl"),
+    ("bad detector", ["--input", "{tmp}/null.csv", "--reference", "{tmp}/ref.parquet", "-d", "nosuch"],
+     "detectors[0].type must be one of"),
+])
+def test_bad_inputs_give_clear_errors(files, audited, case, args, message):
+    tmp = files
+    (tmp / "empty.csv").write_text("age,income,score,colour\n")
+    (tmp / "rows.xml").write_text("<rows/>")
+    env = {}
+    if case == "unknown model":
+        env["INFERWATCH_DATA_DIR"] = str(audited[0] / "data")
+    if case == "no audit db":
+        env["INFERWATCH_DATA_DIR"] = str(tmp / "nowhere")
+    r = _run([a.format(tmp=tmp) for a in args] + ["--out", str(tmp / "out")], tmp, **env)
+    assert r.exit_code == 1, r.output
+    assert message in r.output
+    assert isinstance(r.exception, SystemExit)  # a ClickException, not a traceback
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give --model (rows from the audit store) or --input FILE"),
+    (["--input", "{tmp}/null.csv", "--since", "2026-01-01T00:00:00Z"], "do not apply to --input"),
+    (["--model", "m", "--since", "yesterday"], "is not an ISO-8601 time"),
+    (["--input", "{tmp}/null.csv", "--window", "0"], "0 is not in the range x>=1"),
+])
+def test_usage_errors(files, args, message):
+    r = _run([a.format(tmp=files) for a in args], files)
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_columns_missing_against_the_reference_are_reported_not_crashed(files):
+    pd.DataFrame({"height": np.arange(50.0)}).to_csv(files / "other.csv", index=False)
+    out = files / "out"
+    r = _run(["--input", str(files / "other.csv"), "--reference", str(files / "ref.parquet"), "--out", str(out)],
+             files)
+    assert r.exit_code == 0, r.output
+    doc = _json(out)
+    (quality,) = doc["detections"]
+    assert quality["kind"] == "quality" and quality["extra"]["missing_columns"] == ["age", "colour", "income",
+                                                                                     "score"]
+    assert doc["summary"]["drift"] is True
+    assert "columns missing vs reference" in (out / "report.html").read_text()
