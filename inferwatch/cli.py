@@ -297,5 +297,14 @@ def show_config(config_path: Path | None) -> None:
     click.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
+def _register_report() -> None:
+    from inferwatch.report import report
+
+    main.add_command(report)
+
+
+_register_report()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
