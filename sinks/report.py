@@ -125,10 +125,11 @@ def _windows(report: BatchReport) -> list[dict[str, Any]]:
     return out
 
 
-def _features(report: BatchReport) -> list[dict[str, Any]]:
-    """Per (version, target, detector, feature): p-values and distances of every window."""
+def _features(report: BatchReport, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (version, target, detector, feature): p-values and distances of every window that
+    tested the feature (``windows``: their numbers, as in :func:`_windows`)."""
     table: dict[tuple[str | None, str, str, str], dict[str, Any]] = {}
-    for d in report.detections:
+    for d, win in zip(report.detections, windows, strict=True):
         if not d.feature_p_values and not d.feature_distances:
             continue
         on = str(d.extra.get("on", "inputs"))
@@ -137,9 +138,10 @@ def _features(report: BatchReport) -> list[dict[str, Any]]:
             key = (d.version, on, d.detector, f)
             row = table.setdefault(key, {
                 "version": d.version, "on": on, "detector": d.detector, "feature": f,
-                "test": tests.get(f, d.detector), "p_values": [], "distances": [], "drift": [],
+                "test": tests.get(f, d.detector), "windows": [], "p_values": [], "distances": [], "drift": [],
                 "threshold": None,
             })
+            row["windows"].append(win["window"])
             row["p_values"].append(_finite(d.feature_p_values.get(f)))
             row["distances"].append(_finite(d.feature_distances.get(f)))
             row["drift"].append(bool(d.feature_drift.get(f, False)))
@@ -189,7 +191,7 @@ def _summary(report: BatchReport, windows: list[dict[str, Any]], features: list[
 def report_dict(report: BatchReport) -> dict[str, Any]:
     """The report as a JSON-able document (what ``report.json`` holds)."""
     windows = _windows(report)
-    features = _features(report)
+    features = _features(report, windows)
     return {
         "format": REPORT_FORMAT,
         "generated_at": report.generated_at,
@@ -492,7 +494,8 @@ def _distribution_plots(report: BatchReport, features: list[dict[str, Any]], win
             continue
         det_windows = [x for x in windows if (x["version"], x["on"], x["detector"]) ==
                        (f["version"], f["on"], f["detector"])]
-        k = int(np.nanargmin([np.inf if p is None else p for p in f["p_values"]]))
+        j = int(np.argmin([np.inf if p is None else p for p in f["p_values"]]))
+        k = f["windows"][j]
         ref_id = report.detections[det_windows[k]["detection"]].reference_id if k < len(det_windows) else None
         ref = report.references.get(ref_id or "")
         if ref is None or f["feature"] not in ref[1]:
