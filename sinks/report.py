@@ -288,7 +288,7 @@ def _window_chart(windows: list[dict[str, Any]], title: str) -> str:
     ax.set_xlabel("window", fontsize=9)
     ax.set_ylabel("p-value (corrected)", fontsize=9)
     ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=True, loc="best")
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
 
