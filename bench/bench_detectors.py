@@ -1,10 +1,11 @@
 """KS + CVM + chi-squared over 50 features: inferwatch vs alibi-detect, same data, same alpha.
 
 40 numerical + 10 categorical features, reference 10,000 rows, window 1,000 rows. Both
-sides run the same three detectors on the same window: ``KSDrift`` and ``CVMDrift`` on
-the 40 numerical columns and ``TabularDrift`` on all 50 (KS for the numerical, chi-squared
-for the categorical columns). Also shown, not in the total: ``ChiSquareDrift`` on the 10
-categorical columns on both sides.
+sides run the same detectors on the same window: ``KSDrift`` and ``CVMDrift`` on the 40
+numerical columns, ``TabularDrift`` on all 50 (KS for the numerical, chi-squared for the
+categorical columns) and ``ChiSquareDrift`` on the 10 categorical ones. Two totals:
+KS + CVM + Tabular (the issue's set of alibi-detect detectors; KS runs twice on each side)
+and KS + CVM + ChiSquare (each test once).
 
 Timing: each repeat times one window on both sides back to back (alternating which goes
 first), so load from other jobs on the machine hits both alike; printed are the median
@@ -88,6 +89,9 @@ def main() -> None:
     def ours() -> list:
         return [d.reset().update(win).result() for d in (ks, cvm, tab)]
 
+    def ours_b() -> list:
+        return [d.reset().update(win).result() for d in (ks, cvm, chi)]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from alibi_detect.cd import ChiSquareDrift as AChi
@@ -102,35 +106,40 @@ def main() -> None:
         a_tab = ATab(all_ref, p_val=alpha, categories_per_feature={n_num + i: None for i in range(n_cat)})
         a_chi = AChi(cat_ref.astype(np.float64), p_val=alpha)
 
+        cat_win_f = cat_win.astype(np.float64)
+
         def theirs() -> list:
             return [a_ks.predict(num_win), a_cvm.predict(num_win), a_tab.predict(all_win)]
+
+        def theirs_b() -> list:
+            return [a_ks.predict(num_win), a_cvm.predict(num_win), a_chi.predict(cat_win_f)]
 
         # same tests on the same data: identical p-values on every feature
         mine, other = ours(), theirs()
         assert mine[2].extra["tests"] == {**dict.fromkeys(num_names, "ks"), **dict.fromkeys(cat_names, "chi2")}
         for m, o in zip(mine, other, strict=True):
             _same_p(m, o)
-        _same_p(chi.reset().update(win).result(), a_chi.predict(cat_win.astype(np.float64)))
+        _same_p(chi.reset().update(win).result(), a_chi.predict(cat_win_f))
 
         rows = {
             "KSDrift": _interleaved(lambda: ks.reset().update(win).result(), lambda: a_ks.predict(num_win), args.repeats),
             "CVMDrift": _interleaved(lambda: cvm.reset().update(win).result(), lambda: a_cvm.predict(num_win), args.repeats),
             "TabularDrift": _interleaved(lambda: tab.reset().update(win).result(), lambda: a_tab.predict(all_win), args.repeats),
-            "total": _interleaved(ours, theirs, args.repeats),
-            "ChiSquareDrift*": _interleaved(
-                lambda: chi.reset().update(win).result(), lambda: a_chi.predict(cat_win.astype(np.float64)), args.repeats
+            "ChiSquareDrift": _interleaved(
+                lambda: chi.reset().update(win).result(), lambda: a_chi.predict(cat_win_f), args.repeats
             ),
+            "total KS+CVM+Tab": _interleaved(ours, theirs, args.repeats),
+            "total KS+CVM+Chi": _interleaved(ours_b, theirs_b, args.repeats),
         }
         m_ours = _peak(ours)
         m_theirs = _peak(theirs)
     print(f"KS+CVM+chi2, 50 features (40 num + 10 cat), ref {n_ref}, window {n_win}, {args.repeats} repeats (median per window)")
     for name, (a, b, ratios) in rows.items():
         print(
-            f"  {name:16s} inferwatch {a * 1000:7.1f} ms   alibi-detect {b * 1000:7.1f} ms   "
+            f"  {name:17s} inferwatch {a * 1000:7.1f} ms   alibi-detect {b * 1000:7.1f} ms   "
             f"ratio {b / a:6.1f}x   (per repeat {min(ratios):.1f}x-{max(ratios):.1f}x)"
         )
-    print("  total = KSDrift + CVMDrift + TabularDrift; * ChiSquareDrift on the 10 categorical columns, not in the total")
-    print(f"  peak memory per window (total): inferwatch {m_ours:.1f} MiB, alibi-detect {m_theirs:.1f} MiB")
+    print(f"  peak memory per window (KS+CVM+Tab): inferwatch {m_ours:.1f} MiB, alibi-detect {m_theirs:.1f} MiB")
     print("  p-values identical (float32) on all features of all four detectors")
 
 

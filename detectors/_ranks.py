@@ -45,16 +45,18 @@ def positions(refs: Sequence[np.ndarray], w: np.ndarray) -> tuple[np.ndarray, np
     """
     k, m = w.shape
     right = np.empty((k, m))
-    tied_rows = []
+    below = np.empty((k, m))  # the reference value just below or at each window value
     for i in range(k):
         r = refs[i]
         pos = r.searchsorted(w[i], side="right")
         right[i] = pos
-        # r[pos - 1] == w[i] <=> the value occurs in the reference (pos == 0 wraps to r[-1],
-        # which is then > w[i])
-        if len(r) and (r.take(pos - 1) == w[i]).any():
-            tied_rows.append(i)
-    if not tied_rows:
+        pos -= 1  # pos == 0 wraps to r[-1], which is then > the window value
+        if len(r):
+            r.take(pos, out=below[i])
+        else:
+            below[i] = np.nan
+    tied_rows = np.flatnonzero((below == w).any(axis=1))
+    if not len(tied_rows):
         return right, right
     left = right.copy()
     for i in tied_rows:
