@@ -32,7 +32,8 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,28 @@ def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connectio
     return conn
 
 
+def open_db(path: str | Path, schema: str, error: type[Exception], what: str) -> sqlite3.Connection:
+    """:func:`connect` and create ``schema``; failures raise ``error`` naming ``what``."""
+    try:
+        conn = connect(path)
+        conn.executescript(schema)
+    except sqlite3.Error as exc:
+        raise error(f"cannot open SQLite {what} {path}: {exc}") from exc
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SQLiteLog(Log):
     """The embedded log: one SQLite table used as an append-only log (single partition 0).
 
@@ -172,11 +195,7 @@ class SQLiteLog(Log):
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.RLock()
-        try:
-            self._conn = connect(self.path)
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise LogError(f"cannot open SQLite log {self.path}: {exc}") from exc
+        self._conn = open_db(self.path, _SCHEMA, LogError, "log")
 
     def create_topics(self, topics: Iterable[str]) -> None:
         with self._lock:
@@ -189,17 +208,11 @@ class SQLiteLog(Log):
             return
         now = time.time()
         try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.executemany(
-                        "INSERT INTO entries(topic, key, value, ts) VALUES (?, ?, ?, ?)",
-                        [(topic, k, v, now) for k, v in items],
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
+            with self._lock, immediate(self._conn) as conn:
+                conn.executemany(
+                    "INSERT INTO entries(topic, key, value, ts) VALUES (?, ?, ?, ?)",
+                    [(topic, k, v, now) for k, v in items],
+                )
         except sqlite3.Error as exc:
             raise LogError(f"append to {topic!r} failed: {exc}") from exc
 

@@ -13,7 +13,7 @@ import orjson
 
 from inferwatch.audit import AuditStore, SearchQuery, record_documents
 from inferwatch.errors import AuditStoreError
-from inferwatch.log import connect
+from inferwatch.log import immediate, open_db
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
 
 __all__ = ["SQLiteAuditStore"]
@@ -106,24 +106,13 @@ class SQLiteAuditStore(AuditStore):
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.RLock()
-        try:
-            self._conn = connect(self.path)
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise AuditStoreError(f"cannot open SQLite audit store {self.path}: {exc}") from exc
+        self._conn = open_db(self.path, _SCHEMA, AuditStoreError, "audit store")
 
     # -- writes ---------------------------------------------------------------------------
     def _tx(self, fn: Any, *args: Any) -> int:
         try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    n = int(fn(*args))
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                return n
+            with self._lock, immediate(self._conn):
+                return int(fn(*args))
         except sqlite3.Error as exc:
             raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
 
