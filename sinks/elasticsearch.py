@@ -34,6 +34,7 @@ by id, and merging the two halves of an exchange needs exactly that.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import re
@@ -117,6 +118,7 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _safe(name: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("_.-") or "unknown"
 
@@ -126,7 +128,9 @@ def _day(ts: Any) -> str:
         ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     if not isinstance(ts, datetime):
         ts = datetime.now(UTC)
-    return ts.astimezone(UTC).strftime("%Y.%m.%d")
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return f"{ts.year:04d}.{ts.month:02d}.{ts.day:02d}"
 
 
 def _payload_text(doc: dict[str, Any]) -> str:
@@ -145,6 +149,15 @@ def _dumps(obj: Any) -> bytes:
 
 
 _RETRYABLE = {429, 500, 502, 503, 504}
+
+
+def _action_line(action: dict[str, Any]) -> bytes:
+    """``{"<op>":{"_index":...,"_id":...}}\\n``, built from a template for the common shape."""
+    (op, meta), = action.items()
+    if len(meta) == 2 and "_index" in meta and "_id" in meta:
+        return (b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(meta["_index"]) + b',"_id":'
+                + orjson.dumps(meta["_id"]) + b"}}\n")
+    return _dumps(action) + b"\n"
 
 
 class ElasticsearchAuditStore(AuditStore):
@@ -231,7 +244,7 @@ class ElasticsearchAuditStore(AuditStore):
         size = 0
         try:
             for a in actions:
-                line = _dumps(a[0]) + b"\n" + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
+                line = _action_line(a[0]) + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
                 if chunk and (len(chunk) >= self.cfg.chunk_actions or size + len(line) > self.cfg.chunk_bytes):
                     submit(chunk)
                     chunk, size = [], 0
