@@ -71,21 +71,23 @@ def ks_statistics(n1: np.ndarray, w: np.ndarray, right: np.ndarray, left: np.nda
     n1c = np.asarray(n1, dtype=np.float64)[:, None]
     cnt = np.arange(1, m + 1, dtype=np.float64)
     # F_ref - F_x at each window point (right-continuous), as scipy computes it
-    diff = right / n1c - cnt / m
+    diff = right / n1c
+    diff -= cnt / m
     # only the last of tied window points carries the true F_x; at the others the
     # difference is too large, which matters for the maximum only
     distinct = w[:, 1:] > w[:, :-1]
     ties = not distinct.all()
     dmax = (np.where(np.c_[distinct, np.ones((k, 1), bool)], diff, -np.inf) if ties else diff).max(axis=1)
+    dmin = np.clip(-diff.min(axis=1), 0.0, 1.0)
     # Just before the next distinct window point F_ref is largest while F_x is unchanged;
-    # that value is attained at the last reference point below it.
+    # that value is attained at the last reference point below it (diff's buffer reused).
     if m > 1:
-        before = left[:, 1:] / n1c - cnt[:-1] / m
+        before = np.divide(left[:, 1:], n1c, out=diff[:, :-1])
+        before -= cnt[:-1] / m
         if ties:
             before = np.where(distinct, before, -np.inf)
         dmax = np.maximum(dmax, before.max(axis=1))
     dmax = np.maximum(np.maximum(dmax, left[:, 0] / n1c[:, 0] - 0 / m), 0.0)
-    dmin = np.clip(-diff.min(axis=1), 0.0, 1.0)
     return np.where(dmin > dmax, dmin, dmax)
 
 
@@ -108,14 +110,20 @@ def cvm_statistics(
     a_next = np.empty_like(a)
     a_next[:, :-1] = a[:, 1:]
     a_next[:, -1] = nx
-    between = a_next - b
-    s_y = (((a + b) / 2) ** 2).sum(axis=1)
+    a_next -= b
+    between = a_next
+    # every product and partial sum below is a multiple of 1/4 under 2**50: exact in any
+    # summation order, so dot products (BLAS) give scipy's sums
+    half = a + b
+    half /= 2
+    s_y = np.einsum("ij,ij->i", half, half)
+    del half
     distinct = w[:, 1:] > w[:, :-1]
     if distinct.all():
         # no ties within a window: group = one value, before = j, after = j + 1
-        s_x = ((j + 1) ** 2 * between).sum(axis=1)
+        s_x = between @ (j + 1) ** 2
         if a is not b:
-            s_x += ((j + 0.5) ** 2 * (b - a)).sum(axis=1)
+            s_x += (b - a) @ (j + 0.5) ** 2
     else:
         first = np.ones((k, m), bool)
         first[:, 1:] = distinct
