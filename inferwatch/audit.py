@@ -17,13 +17,13 @@ a thousand rows does not store its body a thousand times; every row carries ``n_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
-from inferwatch.table import n_rows, row
+from inferwatch.table import n_rows
 
 __all__ = ["AuditStore", "SearchQuery", "record_documents", "reference_from_audit"]
 
@@ -49,49 +49,48 @@ class SearchQuery:
     limit: int = 100
 
 
-def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
-    """The partial audit documents of one record (``None`` fields left out, so upserts merge)."""
-    n = record.n_rows
-    base: dict[str, Any] = {
-        "record_id": record.id,
-        "n_rows": n,
-        "model": record.model,
-        "version": record.version,
-        "namespace": record.namespace,
-        "endpoint": record.endpoint,
-        "protocol": record.protocol,
-        "source": record.source,
-        "trace": record.trace,
-        "meta": record.meta or None,
-    }
-    if record.part in ("request", "both"):
-        base["timestamp"] = record.timestamp
-    if record.part == "response":
-        base["response_timestamp"] = record.timestamp
-    if record.part == "feedback":
-        base["feedback_timestamp"] = record.timestamp
-    if record.latency_ms is not None:
-        base["latency_ms"] = record.latency_ms
-    base = {k: v for k, v in base.items() if v is not None}
-    n_in, n_out, n_truth = n_rows(record.inputs), n_rows(record.outputs), n_rows(record.truth)
+def record_documents(record: InferenceRecord | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The partial audit documents of one record (``None`` fields left out, so upserts merge).
+
+    ``record`` is an :class:`InferenceRecord` or its JSON form as read from the log (the audit
+    role skips building record objects it would only take apart again).
+    """
+    r: Mapping[str, Any] = record.to_dict() if isinstance(record, InferenceRecord) else record
+    get = r.get
+    inputs, outputs, truth = get("inputs"), get("outputs"), get("truth")
+    n_in, n_out, n_truth = n_rows(inputs), n_rows(outputs), n_rows(truth)
+    n = max(n_in, n_out, n_truth, 1)
+    base: dict[str, Any] = {"record_id": r["id"], "n_rows": n}
+    for key in _COPIED:
+        value = get(key)
+        if value is not None:
+            base[key] = value
+    if get("meta"):
+        base["meta"] = r["meta"]
+    part = get("part") or "both"
+    base[_TIME_FIELD.get(part, "timestamp")] = r["timestamp"]
     docs = []
+    rid = r["id"]
     for i in range(n):
-        doc = dict(base, doc_id=f"{record.id}-{i}", row=i)
-        if record.inputs and i < n_in:
-            doc["input"] = row(record.inputs, i)
-        if record.outputs and i < n_out:
-            doc["output"] = row(record.outputs, i)
-        if record.truth and i < n_truth:
-            doc["truth"] = row(record.truth, i)
+        doc = dict(base, doc_id=f"{rid}-{i}", row=i)
+        if inputs and i < n_in:
+            doc["input"] = {k: v[i] for k, v in inputs.items()}
+        if outputs and i < n_out:
+            doc["output"] = {k: v[i] for k, v in outputs.items()}
+        if truth and i < n_truth:
+            doc["truth"] = {k: v[i] for k, v in truth.items()}
         if i == 0:
-            if record.request is not None:
-                doc["request"] = record.request
-                doc["request_encoding"] = record.request_encoding
-            if record.response is not None:
-                doc["response"] = record.response
-                doc["response_encoding"] = record.response_encoding
+            for raw in ("request", "response"):
+                if get(raw) is not None:
+                    doc[raw] = r[raw]
+                    doc[f"{raw}_encoding"] = get(f"{raw}_encoding") or "text"
         docs.append(doc)
     return docs
+
+
+_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms")
+_TIME_FIELD = {"request": "timestamp", "both": "timestamp", "response": "response_timestamp",
+               "feedback": "feedback_timestamp"}
 
 
 class AuditStore(ABC):
@@ -102,8 +101,9 @@ class AuditStore(ABC):
     """
 
     @abstractmethod
-    def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        """Upsert the records' row documents; returns the number of documents written."""
+    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
+        """Upsert the records' row documents (records, or their JSON form as read from the
+        log); returns the number of documents written."""
 
     @abstractmethod
     def write_detections(self, detections: Sequence[Detection]) -> int:

@@ -28,7 +28,7 @@ from inferwatch.audit import AuditStore
 from inferwatch.config import Config
 from inferwatch.errors import BackpressureError, InferwatchError
 from inferwatch.log import Consumer, Log, LogEntry, SQLiteLog
-from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, record_mapping
 from sinks.prometheus import Metrics
 
 __all__ = ["AuditWorker", "DetectWorker", "Pipeline", "ROLES", "build_audit_store", "build_log"]
@@ -162,7 +162,8 @@ class AuditWorker(_Worker):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-write")
 
     def _decode(self, kind: str, entries: Sequence[LogEntry]) -> tuple[list[Any], list[DeadLetter]]:
-        parse = {"records": InferenceRecord.from_json, "detections": Detection.from_json,
+        # records stay in their JSON form: the audit store takes them apart into documents anyway
+        parse = {"records": record_mapping, "detections": Detection.from_json,
                  "deadletters": DeadLetter.from_json}[kind]
         return _decode_entries(entries, parse)
 

@@ -27,6 +27,7 @@ from inferwatch.table import Table, n_rows
 
 __all__ = [
     "DeadLetter",
+    "record_mapping",
     "Detection",
     "InferenceRecord",
     "Part",
@@ -278,3 +279,25 @@ class DeadLetter:
         d = orjson.loads(raw)
         body = decode_body(d.pop("raw"), d.pop("raw_encoding", "text")) or b""
         return cls(raw=body, **d)
+
+
+def record_mapping(raw: bytes | str) -> dict[str, Any]:
+    """The JSON form of a record read from the log, checked just enough to audit it.
+
+    Raises ``ValueError`` for anything that is not an :class:`InferenceRecord`'s JSON.
+
+    >>> record_mapping(InferenceRecord(id="a", model="m").to_json())["model"]
+    'm'
+    """
+    d = orjson.loads(raw)
+    if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("model"), str):
+        raise ValueError("not an inference record: it needs string 'id' and 'model'")
+    ts = d.get("timestamp")
+    if not isinstance(ts, str) or not (ts.endswith("+00:00") or ts.endswith("Z")):
+        d["timestamp"] = _dt(ts) if ts is not None else utcnow()  # raises ValueError when invalid
+    for key in ("inputs", "outputs", "truth"):
+        table = d.get(key)
+        if table is not None and (not isinstance(table, dict)
+                                  or not all(isinstance(v, list) for v in table.values())):
+            raise ValueError(f"'{key}' is not a table (column -> list of values)")
+    return d

@@ -40,7 +40,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +125,8 @@ def _safe(name: str) -> str:
 
 def _day(ts: Any) -> str:
     if isinstance(ts, str):
+        if len(ts) >= 10 and (ts.endswith("+00:00") or ts.endswith("Z")):
+            return f"{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"  # UTC already: the date is the prefix
         ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     if not isinstance(ts, datetime):
         ts = datetime.now(UTC)
@@ -323,22 +325,24 @@ class ElasticsearchAuditStore(AuditStore):
         return written, letters
 
     # -- writes -------------------------------------------------------------------------------
-    def write_records(self, records: Sequence[InferenceRecord]) -> int:
+    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
         return self._bulk(self._record_actions(records))
 
-    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[Any]:
+    def _record_actions(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> Iterator[Any]:
         for r in records:
-            index = self.records_index(r.model, r.timestamp)
-            for doc in record_documents(r):
+            m = r.to_dict() if isinstance(r, InferenceRecord) else r
+            index = self.records_index(m["model"], m["timestamp"])
+            complete = (m.get("part") or "both") == "both"
+            for doc in record_documents(m):
                 doc["payload_text"] = _payload_text(doc)
                 meta = {"_index": index, "_id": doc["doc_id"]}
-                if r.part == "both":
+                if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge.
                     # The record itself is the dead letter if Elasticsearch refuses it.
-                    yield ({"create": meta}, doc, r, True)
+                    yield ({"create": meta}, doc, m, True)
                 else:
-                    yield ({"update": meta}, {"doc": doc, "doc_as_upsert": True}, r, None)
+                    yield ({"update": meta}, {"doc": doc, "doc_as_upsert": True}, m, None)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,10 +116,10 @@ class SQLiteAuditStore(AuditStore):
         except sqlite3.Error as exc:
             raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
 
-    def write_records(self, records: Sequence[InferenceRecord]) -> int:
+    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
         return self._tx(self._write_records, records)
 
-    def _write_records(self, records: Sequence[InferenceRecord]) -> int:
+    def _write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
         conn = self._conn
         n = 0
         for record in records:

@@ -84,3 +84,20 @@ def test_record_documents_split_batch_rows_and_keep_raw_once():
     assert [d["output"]["y"] for d in docs] == [7, 8, 9]
     assert "request" in docs[0] and all("request" not in d for d in docs[1:])
     assert all(d["n_rows"] == 3 for d in docs)
+
+
+def test_record_mapping_checks_what_the_audit_role_needs():
+    import pytest
+
+    from inferwatch.record import record_mapping
+
+    r = InferenceRecord(id="x", model="m", inputs={"a": [1]})
+    assert record_mapping(r.to_json())["inputs"] == {"a": [1]}
+    assert orjson.dumps(record_documents(record_mapping(r.to_json()))) == orjson.dumps(record_documents(r))
+    local = orjson.loads(r.to_json())
+    local["timestamp"] = "2026-01-01T02:00:00+02:00"
+    assert record_mapping(orjson.dumps(local))["timestamp"].utcoffset().total_seconds() == 7200
+    for bad in (b"[]", b'{"id": 1, "model": "m"}', b'{"id": "x"}', b'{"id": "x", "model": "m", "inputs": [1]}',
+                b'{"id": "x", "model": "m", "timestamp": "yesterday"}', b"not json"):
+        with pytest.raises(ValueError):
+            record_mapping(bad)
