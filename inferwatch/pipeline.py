@@ -22,8 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
 from inferwatch.errors import BackpressureError, InferwatchError
@@ -424,6 +422,3 @@ class Pipeline:
             self.store.close()
         self.log.close()
 
-
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
