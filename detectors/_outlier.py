@@ -19,7 +19,14 @@ import numpy as np
 from scipy.stats import binom
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import (
+    ROW_ID,
+    WindowedDetector,
+    median_filled_matrix,
+    numeric_columns,
+    numeric_matrix,
+    window_columns,
+)
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
@@ -65,15 +72,12 @@ class OutlierDetector(WindowedDetector):
 
     def _fit(self, cols: Columns) -> None:
         if self.features is None:
-            feats = [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
+            feats = numeric_columns(cols)
         else:
             feats = list(self.features)
         if not feats:
             raise DetectorError(f"{self.name}: no numerical feature in the reference")
-        x = numeric_matrix(cols, feats)
-        self._median = np.nanmedian(x, axis=0)
-        self._median = np.where(np.isnan(self._median), 0.0, self._median)
-        x = numeric_matrix(cols, feats, fill=self._median)
+        x, self._median = median_filled_matrix(cols, feats)
         self._fitted_features = feats
         rng = np.random.default_rng(self.seed)
         n = len(x)
@@ -92,11 +96,8 @@ class OutlierDetector(WindowedDetector):
         det.threshold = self.threshold
         if window.n_rows == 0:
             return det
-        names = window.names()
-        cols = {f: window.column(f) for f in names}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             return det
         try:
             x = numeric_matrix(cols, self._fitted_features, fill=self._median)

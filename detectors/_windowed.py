@@ -20,7 +20,7 @@ from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
-__all__ = ["ROW_ID", "WindowedDetector", "numeric_matrix"]
+__all__ = ["ROW_ID", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "window_columns"]
 
 ROW_ID = "__id__"
 """Optional window column with a row id per row (the Monitor fills ``<record id>-<row>``)."""
@@ -41,6 +41,30 @@ def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | No
         if bad.any():
             out[bad] = np.broadcast_to(fill, out.shape)[bad]
     return out
+
+
+def numeric_columns(cols: Columns) -> list[str]:
+    """Names of the numerical columns, :data:`ROW_ID` excepted."""
+    return [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
+
+
+def median_filled_matrix(cols: Columns, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`numeric_matrix` with ``nan`` cells replaced by the feature's median (0 for a
+    feature with no value), and those medians."""
+    med = np.nanmedian(numeric_matrix(cols, features), axis=0)
+    fill = np.where(np.isnan(med), 0.0, med)
+    return numeric_matrix(cols, features, fill=fill), fill
+
+
+def window_columns(window: ColumnBuffer, features: Sequence[str], det: Detection) -> Columns | None:
+    """The window's columns; ``None`` if one of ``features`` is absent (listed in
+    ``det.extra["missing_features"]``)."""
+    cols = {f: window.column(f) for f in window.names()}
+    missing = [f for f in features if f not in cols]
+    if missing:
+        det.extra["missing_features"] = missing
+        return None
+    return cols
 
 
 class WindowedDetector(abc.ABC):
@@ -75,6 +99,13 @@ class WindowedDetector(abc.ABC):
         self._fitted = True
         self._window = ColumnBuffer.zero()
         return self
+
+    def _numeric_features(self, cols: Columns, features: list[str] | None) -> list[str]:
+        """``features`` if given (and not empty), else the reference's numerical columns."""
+        feats = features or numeric_columns(cols)
+        if not feats:
+            raise DetectorError(f"{self.name}: no numerical feature in the reference")
+        return feats
 
     def _check_fitted(self) -> None:
         if not self._fitted:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError, require
 from inferwatch.record import Detection, Kind
@@ -72,9 +72,7 @@ class AlibiDetector(WindowedDetector):
         self._detector = _load(self.path)
 
     def _fit(self, cols: Columns) -> None:
-        feats = self.features or [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
-        if not feats:
-            raise DetectorError(f"{self.name}: no numerical feature in the reference")
+        feats = self._numeric_features(cols, self.features)
         missing = [f for f in feats if f not in cols]
         if missing:
             raise DetectorError(f"{self.name}: features {missing} not in the reference")
@@ -84,10 +82,8 @@ class AlibiDetector(WindowedDetector):
         det = self._detection()
         if window.n_rows == 0:
             return det
-        cols = {f: window.column(f) for f in window.names()}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             return det
         x = numeric_matrix(cols, self._fitted_features)
         out = self._detector.predict(x)

@@ -29,9 +29,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import WindowedDetector, median_filled_matrix, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
-from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 
 __all__ = ["ClassifierDrift"]
@@ -72,13 +71,8 @@ class ClassifierDrift(WindowedDetector):
         return list(self._fitted_features)
 
     def _fit(self, cols: Columns) -> None:
-        feats = self.features or [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
-        if not feats:
-            raise DetectorError(f"{self.name}: no numerical feature in the reference")
-        x = numeric_matrix(cols, feats)
-        med = np.nanmedian(x, axis=0)
-        self._median = np.where(np.isnan(med), 0.0, med)
-        x = numeric_matrix(cols, feats, fill=self._median)
+        feats = self._numeric_features(cols, self.features)
+        x, self._median = median_filled_matrix(cols, feats)
         if len(x) > self.max_reference:
             rng = np.random.default_rng(self.seed)
             x = x[np.sort(rng.choice(len(x), self.max_reference, replace=False))]
@@ -91,10 +85,8 @@ class ClassifierDrift(WindowedDetector):
         m = window.n_rows
         if m < self.n_folds:
             return det
-        cols = {f: window.column(f) for f in window.names()}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             return det
         y_win = numeric_matrix(cols, self._fitted_features, fill=self._median)
         x = np.vstack([self._x_ref, y_win])

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import ROW_ID, WindowedDetector, numeric_columns, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
@@ -77,7 +77,7 @@ class ConfidenceDrift(WindowedDetector):
         if self.features is not None:
             feats = list(self.features)
         else:
-            feats = [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
+            feats = numeric_columns(cols)
             if not feats:
                 feats = [k for k, v in cols.items() if v.dtype.kind == "O" and k != ROW_ID][:1]
         if not feats:
@@ -90,10 +90,8 @@ class ConfidenceDrift(WindowedDetector):
         det.threshold = self.p_val
         if window.n_rows == 0:
             return det
-        cols = {f: window.column(f) for f in window.names()}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             return det
         conf = self._confidence(self._probs(cols))
         if not len(conf):

@@ -30,9 +30,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import WindowedDetector, median_filled_matrix, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
-from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 
 __all__ = ["OnlineCVMDrift"]
@@ -97,13 +96,8 @@ class OnlineCVMDrift(WindowedDetector):
         return omega.max(-1)
 
     def _fit(self, cols: Columns) -> None:
-        feats = self.features or [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
-        if not feats:
-            raise DetectorError(f"{self.name}: no numerical feature in the reference")
-        x = numeric_matrix(cols, feats)
-        med = np.nanmedian(x, axis=0)
-        self._fill = np.where(np.isnan(med), 0.0, med)
-        x = numeric_matrix(cols, feats, fill=self._fill)
+        feats = self._numeric_features(cols, self.features)
+        x, self._fill = median_filled_matrix(cols, feats)
         self._fitted_features = feats
         self._sorted = [np.sort(x[:, j]) for j in range(x.shape[1])]
         rng = np.random.default_rng(self.seed)
@@ -133,10 +127,8 @@ class OnlineCVMDrift(WindowedDetector):
         if window.n_rows < self.ws:
             det.is_drift = False if window.n_rows else None
             return det
-        cols = {f: window.column(f) for f in window.names()}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             det.is_drift = None
             return det
         x = numeric_matrix(cols, self._fitted_features, fill=self._fill)

@@ -22,9 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from detectors._data import Columns
-from detectors._windowed import ROW_ID, WindowedDetector, numeric_matrix
+from detectors._windowed import WindowedDetector, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
-from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 
 __all__ = ["PageHinkley"]
@@ -58,9 +57,7 @@ class PageHinkley(WindowedDetector):
         return list(self._fitted_features)
 
     def _fit(self, cols: Columns) -> None:
-        feats = self.features or [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
-        if not feats:
-            raise DetectorError(f"{self.name}: no numerical feature in the reference")
+        feats = self._numeric_features(cols, self.features)
         x = numeric_matrix(cols, feats)
         self._mean = np.nanmean(x, axis=0)
         std = np.nanstd(x, axis=0)
@@ -72,10 +69,8 @@ class PageHinkley(WindowedDetector):
         det.threshold = self.threshold
         if window.n_rows == 0:
             return det
-        cols = {f: window.column(f) for f in window.names()}
-        missing = [f for f in self._fitted_features if f not in cols]
-        if missing:
-            det.extra["missing_features"] = missing
+        cols = window_columns(window, self._fitted_features, det)
+        if cols is None:
             return det
         z = (numeric_matrix(cols, self._fitted_features, fill=self._mean) - self._mean) / self._std
         up = np.cumsum(z - self.delta, axis=0)
