@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -89,14 +88,6 @@ class AndersonDrift(FeatureDrift):
     """
 
     name = "anderson"
-
-    def __init__(
-        self,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        features: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(p_val=p_val, correction=correction, features=features)
 
     def _fit_feature(self, name: str, values: np.ndarray) -> np.ndarray:
         return np.sort(values)

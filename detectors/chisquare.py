@@ -14,7 +14,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,14 +33,6 @@ class ChiSquareDrift(FeatureDrift):
 
     name = "chi2"
     numeric_only = False
-
-    def __init__(
-        self,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        features: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(p_val=p_val, correction=correction, features=features)
 
     def _accepts(self, values: np.ndarray) -> bool:
         return is_categorical(values)

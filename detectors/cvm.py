@@ -20,7 +20,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,14 +91,6 @@ class CVMDrift(FeatureDrift):
     """
 
     name = "cvm"
-
-    def __init__(
-        self,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        features: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(p_val=p_val, correction=correction, features=features)
 
     def _fit_feature(self, name: str, values: np.ndarray) -> _Ref:
         return _fit(values)

@@ -21,8 +21,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from detectors._kstwo import kstwo_sf
@@ -47,14 +45,6 @@ class KSDrift(FeatureDrift):
     """
 
     name = "ks"
-
-    def __init__(
-        self,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        features: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(p_val=p_val, correction=correction, features=features)
 
     def _fit_feature(self, name: str, values: np.ndarray) -> np.ndarray:
         return np.sort(values)
