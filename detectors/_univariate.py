@@ -21,7 +21,7 @@ from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
-__all__ = ["FeatureDrift", "fingerprint"]
+__all__ = ["FeatureDrift", "MergeableWindow", "fingerprint"]
 
 
 def fingerprint(cols: dict[str, np.ndarray]) -> str:
@@ -37,7 +37,36 @@ def fingerprint(cols: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-class FeatureDrift(abc.ABC):
+class MergeableWindow(abc.ABC):
+    """What both detector bases do with their window (:class:`ColumnBuffer`): its size,
+    ``reset``, and ``merge`` with a detector of the same type fitted on the same reference."""
+
+    name: str
+    _window: ColumnBuffer
+    _ref_key: str
+
+    @abc.abstractmethod
+    def _check_fitted(self) -> object:
+        """Raise if ``fit`` was not called."""
+
+    @property
+    def window_size(self) -> int:
+        return self._window.n_rows
+
+    def reset(self) -> Self:
+        self._window = ColumnBuffer.zero()
+        return self
+
+    def merge(self, other: Self) -> Self:
+        self._check_fitted()
+        if type(other) is not type(self) or other._ref_key != self._ref_key:
+            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
+        new = copy.copy(self)
+        new._window = self._window.merge(other._window)
+        return new
+
+
+class FeatureDrift(MergeableWindow):
     """Base of per-feature two-sample drift tests with a multiple-testing correction."""
 
     name: str = "feature-drift"
@@ -91,10 +120,6 @@ class FeatureDrift(abc.ABC):
     def fitted_features(self) -> list[str]:
         return list(self._ref or ())
 
-    @property
-    def window_size(self) -> int:
-        return self._window.n_rows
-
     def fit(self, reference: Data) -> Self:
         cols = columns(reference)
         if not cols:
@@ -131,18 +156,6 @@ class FeatureDrift(abc.ABC):
         refs = self._check_fitted()
         self._window.append(batch, names=refs)  # only the fitted features are kept
         return self
-
-    def reset(self) -> Self:
-        self._window = ColumnBuffer.zero()
-        return self
-
-    def merge(self, other: Self) -> Self:
-        self._check_fitted()
-        if type(other) is not type(self) or other._ref_key != self._ref_key:
-            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
-        new = copy.copy(self)
-        new._window = self._window.merge(other._window)
-        return new
 
     def result(self) -> Detection:
         refs = self._check_fitted()

@@ -8,14 +8,13 @@ input conversion, the mergeable window (:class:`~detectors.state.ColumnBuffer`),
 from __future__ import annotations
 
 import abc
-import copy
 from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
 
 from detectors._data import Columns, Data, as_float, columns
-from detectors._univariate import fingerprint
+from detectors._univariate import MergeableWindow, fingerprint
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
@@ -67,7 +66,7 @@ def window_columns(window: ColumnBuffer, features: Sequence[str], det: Detection
     return cols
 
 
-class WindowedDetector(abc.ABC):
+class WindowedDetector(MergeableWindow):
     """Base of detectors whose window is a :class:`ColumnBuffer`."""
 
     name: str = "detector"
@@ -85,10 +84,6 @@ class WindowedDetector(abc.ABC):
     @abc.abstractmethod
     def _result(self, window: ColumnBuffer) -> Detection:
         """Test the window."""
-
-    @property
-    def window_size(self) -> int:
-        return self._window.n_rows
 
     def fit(self, reference: Data) -> Self:
         cols = columns(reference)
@@ -115,18 +110,6 @@ class WindowedDetector(abc.ABC):
         self._check_fitted()
         self._window.append(batch)
         return self
-
-    def reset(self) -> Self:
-        self._window = ColumnBuffer.zero()
-        return self
-
-    def merge(self, other: Self) -> Self:
-        self._check_fitted()
-        if type(other) is not type(self) or other._ref_key != self._ref_key:
-            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
-        new = copy.copy(self)
-        new._window = self._window.merge(other._window)
-        return new
 
     def result(self) -> Detection:
         self._check_fitted()
