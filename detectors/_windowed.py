@@ -19,7 +19,7 @@ from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
-__all__ = ["ROW_ID", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "window_columns"]
+__all__ = ["ROW_ID", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
 
 ROW_ID = "__id__"
 """Optional window column with a row id per row (the Monitor fills ``<record id>-<row>``)."""
@@ -53,6 +53,14 @@ def median_filled_matrix(cols: Columns, features: Sequence[str]) -> tuple[np.nda
     med = np.nanmedian(numeric_matrix(cols, features), axis=0)
     fill = np.where(np.isnan(med), 0.0, med)
     return numeric_matrix(cols, features, fill=fill), fill
+
+
+def subsample_rows(x: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """``x``, or ``most`` of its rows drawn at random (``seed``) if it has more, in their order."""
+    if len(x) > most:
+        rng = np.random.default_rng(seed)
+        x = x[np.sort(rng.choice(len(x), most, replace=False))]
+    return x
 
 
 def window_columns(window: ColumnBuffer, features: Sequence[str], det: Detection) -> Columns | None:

@@ -29,7 +29,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from detectors._data import Columns
-from detectors._windowed import WindowedDetector, median_filled_matrix, numeric_matrix, window_columns
+from detectors._windowed import (
+    WindowedDetector,
+    median_filled_matrix,
+    numeric_matrix,
+    subsample_rows,
+    window_columns,
+)
 from detectors.state import ColumnBuffer
 from inferwatch.record import Detection
 
@@ -73,9 +79,7 @@ class ClassifierDrift(WindowedDetector):
     def _fit(self, cols: Columns) -> None:
         feats = self._numeric_features(cols, self.features)
         x, self._median = median_filled_matrix(cols, feats)
-        if len(x) > self.max_reference:
-            rng = np.random.default_rng(self.seed)
-            x = x[np.sort(rng.choice(len(x), self.max_reference, replace=False))]
+        x = subsample_rows(x, self.max_reference, self.seed)
         self._x_ref = x
         self._fitted_features = feats
 

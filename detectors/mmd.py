@@ -25,7 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from detectors._data import Columns
-from detectors._windowed import WindowedDetector, median_filled_matrix, numeric_matrix, window_columns
+from detectors._windowed import (
+    WindowedDetector,
+    median_filled_matrix,
+    numeric_matrix,
+    subsample_rows,
+    window_columns,
+)
 from detectors.state import ColumnBuffer
 from inferwatch.record import Detection
 
@@ -91,9 +97,7 @@ class MMDDrift(WindowedDetector):
     def _fit(self, cols: Columns) -> None:
         feats = self._numeric_features(cols, self.features)
         x, self._median = median_filled_matrix(cols, feats)
-        if len(x) > self.max_reference:
-            rng = np.random.default_rng(self.seed)
-            x = x[np.sort(rng.choice(len(x), self.max_reference, replace=False))]
+        x = subsample_rows(x, self.max_reference, self.seed)
         self._fitted_features = feats
         self._x_ref = x
         self._sigma = float(self.sigma) if self.sigma is not None else sigma_median(x)
