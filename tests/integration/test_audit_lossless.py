@@ -24,6 +24,7 @@ import pytest
 
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
+from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,13 +79,6 @@ def _stack(*args: str) -> None:
                    stdin=subprocess.DEVNULL, capture_output=True)
 
 
-def _wait(cond, timeout: float, what: str, every: float = 0.5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_100k_records_exactly_once_through_kill_outage_and_replay(stack_env, tmp_path):

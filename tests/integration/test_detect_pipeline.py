@@ -4,7 +4,6 @@ Elasticsearch, to the metrics Prometheus scrapes, and to Alertmanager."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from inferwatch.audit import SearchQuery
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
+from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,14 +30,6 @@ def _rows(rng, n, shift=0.0):
     return x
 
 
-def _wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_detections_reach_log_audit_metrics_and_alertmanager(stack_env, tmp_path):

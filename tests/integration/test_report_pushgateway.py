@@ -14,18 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from inferwatch.report import report
+from tests.waiting import wait_until as _wait
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_report_metrics_reach_prometheus_through_the_pushgateway(stack_env, require_service, tmp_path):
