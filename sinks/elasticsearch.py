@@ -215,6 +215,24 @@ class ElasticsearchAuditStore(AuditStore):
             return AuditStoreError(f"Elasticsearch error while {what}: {exc}")
         return AuditStoreError(f"{what} failed: {exc}")
 
+    def _read(self, what: str, index: str, call: Callable[[], Any]) -> Any:
+        """Run one read. A shard that is not started yet (a daily index created a moment ago, a node
+        still recovering) answers 503 for a while: wait for the indices to be searchable (yellow),
+        boundedly, and ask again; anything else, or the same answer again, is raised as ours."""
+        for attempt in range(3):
+            try:
+                return call()
+            except Exception as exc:
+                status = getattr(getattr(exc, "meta", None), "status", None)
+                if status != 503 or attempt == 2:
+                    raise self._wrap(exc, what) from exc
+                log.info("%s: shards of %s not ready (%s); waiting for them", what, index, exc)
+                try:
+                    self.es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
+                except Exception:  # the retry below reports the real failure
+                    time.sleep(1.0)
+        raise AssertionError("unreachable")
+
     # -- index names --------------------------------------------------------------------------
     def records_index(self, model: str, ts: Any) -> str:
         return f"{self.prefix}-records-{_safe(model)}-{_day(ts)}"
@@ -373,14 +391,12 @@ class ElasticsearchAuditStore(AuditStore):
             start, end = d.window_start, d.window_end or d.window_start
             where: dict[str, str] = {}
             if start is None or end is None or _day(start) != _day(end):
-                self.es.indices.refresh(index=f"{self.prefix}-records-*", ignore_unavailable=True,
-                                        allow_no_indices=True)
-                try:
-                    resp = self.es.search(index=f"{self.prefix}-records-{_safe(d.model)}-*", size=len(d.row_ids),
-                                          query={"ids": {"values": d.row_ids}}, source=False,
-                                          ignore_unavailable=True, allow_no_indices=True)
-                except Exception as exc:
-                    raise self._wrap(exc, "looking up scored rows") from exc
+                pattern = f"{self.prefix}-records-{_safe(d.model)}-*"
+                self._read("refresh", pattern, functools.partial(
+                    self.es.indices.refresh, index=pattern, ignore_unavailable=True, allow_no_indices=True))
+                resp = self._read("looking up scored rows", pattern, functools.partial(
+                    self.es.search, index=pattern, size=len(d.row_ids), query={"ids": {"values": d.row_ids}},
+                    source=False, ignore_unavailable=True, allow_no_indices=True))
                 where = {h["_id"]: h["_index"] for h in resp["hits"]["hits"]}
             for rid, score in zip(d.row_ids, d.scores, strict=False):
                 index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
@@ -404,10 +420,8 @@ class ElasticsearchAuditStore(AuditStore):
 
     def refresh(self) -> None:
         """Make everything written so far searchable (tests and batch jobs; never per write)."""
-        try:
-            self.es.indices.refresh(index=f"{self.prefix}-*")
-        except Exception as exc:
-            raise self._wrap(exc, "refresh") from exc
+        index = f"{self.prefix}-*"
+        self._read("refresh", index, lambda: self.es.indices.refresh(index=index))
 
     # -- reads --------------------------------------------------------------------------------
     def _query(self, q: SearchQuery) -> tuple[str, dict[str, Any]]:
@@ -446,11 +460,8 @@ class ElasticsearchAuditStore(AuditStore):
         sort: list[Any] = [{time_field: {"order": "desc", "unmapped_type": "date", "missing": "_last"}}]
         if query.kind == "records":
             sort.append({"doc_id": {"order": "asc", "unmapped_type": "keyword"}})
-        try:
-            resp = self.es.search(index=index, query=body, size=query.limit, sort=sort,
-                                  ignore_unavailable=True, allow_no_indices=True)
-        except Exception as exc:
-            raise self._wrap(exc, "search") from exc
+        resp = self._read("search", index, lambda: self.es.search(
+            index=index, query=body, size=query.limit, sort=sort, ignore_unavailable=True, allow_no_indices=True))
         docs = []
         for h in resp["hits"]["hits"]:
             src = h["_source"]
@@ -462,18 +473,14 @@ class ElasticsearchAuditStore(AuditStore):
 
     def count(self, query: SearchQuery) -> int:
         index, body = self._query(query)
-        try:
-            return int(self.es.count(index=index, query=body, ignore_unavailable=True,
-                                     allow_no_indices=True)["count"])
-        except Exception as exc:
-            raise self._wrap(exc, "count") from exc
+        resp = self._read("count", index, lambda: self.es.count(
+            index=index, query=body, ignore_unavailable=True, allow_no_indices=True))
+        return int(resp["count"])
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
-        try:
-            resp = self.es.search(index=f"{self.prefix}-records-*", query={"ids": {"values": [doc_id]}}, size=1,
-                                  ignore_unavailable=True, allow_no_indices=True)
-        except Exception as exc:
-            raise self._wrap(exc, "get") from exc
+        index = f"{self.prefix}-records-*"
+        resp = self._read("get", index, lambda: self.es.search(
+            index=index, query={"ids": {"values": [doc_id]}}, size=1, ignore_unavailable=True, allow_no_indices=True))
         hits = resp["hits"]["hits"]
         if not hits:
             return None

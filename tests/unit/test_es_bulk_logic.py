@@ -98,3 +98,55 @@ def test_templates_options():
     assert managed["iw-records"]["template"]["settings"]["index.lifecycle.name"] == "keep-30d"
     assert managed["iw-detections"]["data_stream"] == {} and managed["iw-deadletters"]["data_stream"] == {}
     assert "data_stream" not in managed["iw-records"]  # records are merged by id: never a data stream
+
+
+class ScriptedReads:
+    """A search endpoint that answers 503 (shards not started) a given number of times first, and
+    a cluster-health endpoint that records the waits asked of it."""
+
+    def __init__(self, unavailable: int):
+        from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+
+        self.unavailable = unavailable
+        self.searches = 0
+        self.health_calls: list[dict] = []
+        self.meta = ApiResponseMeta(status=503, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+                                    node=NodeConfig("http", "127.0.0.1", 9200))
+        self.cluster = self
+
+    def health(self, **kw):
+        self.health_calls.append(kw)
+        return {"status": "yellow"}
+
+    def search(self, **_):
+        from elasticsearch import ApiError
+
+        self.searches += 1
+        if self.searches <= self.unavailable:
+            raise ApiError("search_phase_execution_exception", meta=self.meta,
+                           body={"error": {"type": "search_phase_execution_exception"}, "status": 503})
+        return {"hits": {"hits": [{"_id": "d-0", "_source": {"doc_id": "d-0", "payload_text": "x"}}]}}
+
+    def close(self):
+        pass
+
+
+def test_a_read_waits_for_shards_that_are_not_started_yet():
+    from inferwatch.audit import SearchQuery
+
+    client = ScriptedReads(unavailable=2)
+    store = ElasticsearchAuditStore(ElasticsearchConfig(), client=client, setup=False)
+    assert store.search(SearchQuery(kind="records")) == [{"doc_id": "d-0"}]
+    assert client.searches == 3
+    assert [c["wait_for_status"] for c in client.health_calls] == ["yellow", "yellow"]
+    assert client.health_calls[0]["index"].endswith("-records-*")
+
+
+def test_a_read_that_stays_unavailable_is_backpressure_not_a_crash():
+    from inferwatch.audit import SearchQuery
+
+    client = ScriptedReads(unavailable=10)
+    store = ElasticsearchAuditStore(ElasticsearchConfig(), client=client, setup=False)
+    with pytest.raises(BackpressureError, match="while search"):
+        store.search(SearchQuery(kind="deadletters"))
+    assert client.searches == 3
