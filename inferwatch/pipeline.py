@@ -159,6 +159,11 @@ class AuditWorker(_Worker):
         self._inflight: tuple[Future[int | None], Consumer, str, Sequence[LogEntry]] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-write")
 
+    @property
+    def writing(self) -> bool:
+        """Whether a batch is still being written (its offsets are not committed yet)."""
+        return self._inflight is not None
+
     def _decode(self, kind: str, entries: Sequence[LogEntry]) -> tuple[list[Any], list[DeadLetter]]:
         # records stay in their JSON form: the audit store takes them apart into documents anyway
         parse = {"records": record_mapping, "detections": Detection.from_json,
@@ -383,7 +388,7 @@ class Pipeline:
             for w in self.workers:
                 if isinstance(w, AuditWorker):
                     lags += [self.log.group_lag(c.topic, c.group) for c, _ in w.consumers]
-                    lags.append(1 if w._inflight is not None else 0)
+                    lags.append(1 if w.writing else 0)
                 elif isinstance(w, DetectWorker):
                     lags.append(self.log.group_lag(w.consumer.topic, w.consumer.group))
             if all(x == 0 for x in lags):
