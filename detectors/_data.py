@@ -21,7 +21,15 @@ Columns: TypeAlias = dict[str, np.ndarray]
 _NUMBER = (int, float, np.integer, np.floating)
 _BOOL = (bool, np.bool_)
 
-__all__ = ["Columns", "Data", "as_float", "columns", "columns_and_rows", "is_numeric", "n_rows"]
+__all__ = ["Columns", "Data", "as_float", "columns", "columns_and_rows", "is_numeric", "n_rows", "probability"]
+
+
+def probability(name: str, value: Any) -> float:
+    """``value`` as a float strictly between 0 and 1 (a significance level, a false-positive
+    rate); a ``ValueError`` naming the parameter otherwise."""
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return float(value)
 
 
 def _column(values: Any) -> np.ndarray:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import binom
 
-from detectors._data import Columns
+from detectors._data import Columns, probability
 from detectors._windowed import (
     ROW_ID,
     WindowedDetector,
@@ -46,11 +46,9 @@ class OutlierDetector(WindowedDetector):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 < float(fpr) < 1.0:
-            raise ValueError(f"fpr must be in (0, 1), got {fpr!r}")
         if not 0.0 <= float(calibration) < 1.0:
             raise ValueError(f"calibration must be in [0, 1), got {calibration!r}")
-        self.fpr = float(fpr)
+        self.fpr = probability("fpr", fpr)
         self.features: list[str] | None = list(features) if features is not None else None
         self.fixed_threshold = threshold
         self.calibration = float(calibration)

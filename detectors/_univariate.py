@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from detectors._data import Data, as_float, columns
+from detectors._data import Data, as_float, columns, probability
 from detectors.corrections import CORRECTIONS, correct
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
@@ -79,11 +79,9 @@ class FeatureDrift(MergeableWindow):
         correction: str = "bonferroni",
         features: Sequence[str] | None = None,
     ) -> None:
-        if not 0.0 < float(p_val) < 1.0:
-            raise ValueError(f"p_val must be in (0, 1), got {p_val!r}")
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
-        self.p_val = float(p_val)
+        self.p_val = probability("p_val", p_val)
         self.correction = correction
         self.features: list[str] | None = list(features) if features is not None else None
         self._ref: dict[str, Any] | None = None

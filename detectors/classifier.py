@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from detectors._data import Columns
+from detectors._data import Columns, probability
 from detectors._windowed import (
     WindowedDetector,
     median_filled_matrix,
@@ -58,11 +58,9 @@ class ClassifierDrift(WindowedDetector):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 < float(p_val) < 1.0:
-            raise ValueError(f"p_val must be in (0, 1), got {p_val!r}")
         if int(n_folds) < 2:
             raise ValueError(f"n_folds must be at least 2, got {n_folds!r}")
-        self.p_val = float(p_val)
+        self.p_val = probability("p_val", p_val)
         self.model = model
         self.n_folds = int(n_folds)
         self.features: list[str] | None = list(features) if features is not None else None

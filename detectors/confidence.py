@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import ks_2samp
 
-from detectors._data import Columns
+from detectors._data import Columns, probability
 from detectors._windowed import ROW_ID, WindowedDetector, numeric_columns, numeric_matrix, window_columns
 from detectors.state import ColumnBuffer
 from inferwatch.errors import DetectorError
@@ -41,11 +41,9 @@ class ConfidenceDrift(WindowedDetector):
 
     def __init__(self, p_val: float = 0.05, features: Sequence[str] | None = None, measure: str = "max") -> None:
         super().__init__()
-        if not 0.0 < float(p_val) < 1.0:
-            raise ValueError(f"p_val must be in (0, 1), got {p_val!r}")
         if measure not in ("max", "entropy"):
             raise ValueError(f"measure must be 'max' or 'entropy', got {measure!r}")
-        self.p_val = float(p_val)
+        self.p_val = probability("p_val", p_val)
         self.features: list[str] | None = list(features) if features is not None else None
         self.measure = measure
         self._ref = np.empty(0)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from detectors._data import Columns
+from detectors._data import Columns, probability
 from detectors._windowed import (
     WindowedDetector,
     median_filled_matrix,
@@ -70,11 +70,9 @@ class MMDDrift(WindowedDetector):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 < float(p_val) < 1.0:
-            raise ValueError(f"p_val must be in (0, 1), got {p_val!r}")
         if int(n_permutations) < 1:
             raise ValueError(f"n_permutations must be positive, got {n_permutations!r}")
-        self.p_val = float(p_val)
+        self.p_val = probability("p_val", p_val)
         self.n_permutations = int(n_permutations)
         self.sigma = sigma
         self.features: list[str] | None = list(features) if features is not None else None
