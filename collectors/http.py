@@ -206,8 +206,16 @@ def create_app(ingestor: Ingestor, *, ready: Any = None) -> Starlette:
         try:
             records, letters = await ingestor.ingest(envelopes)
         except InferwatchError as exc:
-            log.error("log append failed: %s", exc)
-            return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
+            return _unavailable(exc)
+        return _answer(records, letters)
+
+    def _unavailable(exc: Exception) -> Response:
+        log.error("log append failed: %s", exc)
+        return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
+
+    def _answer(records: list[InferenceRecord], letters: list[DeadLetter]) -> Response:
+        """202 with the ids when every item was appended; 400 naming the first reason (and the
+        dead letter that keeps its bytes) when some were not."""
         body: dict[str, Any] = {"accepted": len(records), "ids": [r.id for r in records],
                                 "rows": sum(r.n_rows for r in records)}
         if letters:
@@ -274,13 +282,8 @@ def create_app(ingestor: Ingestor, *, ready: Any = None) -> Starlette:
         try:
             await ingestor.append(recs, letters)
         except InferwatchError as exc:
-            return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
-        out: dict[str, Any] = {"accepted": len(recs), "ids": [r.id for r in recs], "rows": sum(r.n_rows for r in recs)}
-        if letters:
-            out["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
-            out["error"], out["deadletter"] = letters[0].reason, letters[0].id
-            return JSONResponse(out, status_code=400)
-        return JSONResponse(out, status_code=202)
+            return _unavailable(exc)
+        return _answer(recs, letters)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
