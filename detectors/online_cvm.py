@@ -68,7 +68,7 @@ def calibrate_thresholds(stats: np.ndarray, ert: float, warmup: int) -> np.ndarr
     thresholds = np.empty(horizon)
     alive = np.ones(n, dtype=bool)
     for t in range(warmup):
-        if alive.sum() < 20:
+        if t and alive.sum() < 20:
             thresholds[t:warmup] = thresholds[t - 1]
             alive &= (stats[:, t:warmup] <= thresholds[t - 1]).all(1)
             break

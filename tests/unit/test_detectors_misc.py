@@ -170,6 +170,10 @@ def test_online_thresholds_give_the_target_hazard_on_fresh_streams() -> None:
     fresh = rng.standard_normal((20000, 60))
     assert abs((fresh[:, 10:] > thr[10]).mean() - 1 / 50) < 0.003  # pooled threshold
     assert abs((fresh[:, :10] > thr[:10]).mean() - 1 / 50) < 0.006  # per-step thresholds
+    # too few streams to go on: the first step's quantile serves every step
+    few = rng.standard_normal((10, 8))
+    thr = calibrate_thresholds(few, ert=5, warmup=3)
+    assert np.all(thr == np.quantile(few[:, 0], 1 - 1 / 5, method="weibull"))
 
 
 def test_page_hinkley_no_alarm_on_null_and_alarm_on_shift() -> None:
