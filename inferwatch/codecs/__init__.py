@@ -32,14 +32,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from inferwatch.codecs._common import Decoded, check_depth, dumps, fail, parse
-from inferwatch.codecs._detect import CODECS, canonical, check_part, detect, detect_protocol, error_message
+from inferwatch.codecs._parse import dumps, parse
+from inferwatch.codecs.base import Codec, Decoded, fail
+from inferwatch.codecs.limits import check_depth
+from inferwatch.codecs.registry import REGISTRY, check_part, error_message
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
-__all__ = ["PROTOCOLS", "Decoded", "decode", "detect_protocol", "encode"]
+__all__ = ["PROTOCOLS", "REGISTRY", "Codec", "Decoded", "decode", "detect_protocol", "encode"]
 
-PROTOCOLS: tuple[str, ...] = ("oip-v2", "seldon-v1", "kserve-v1", "mlflow", "json")
+#: The built-in protocols in detection order (``REGISTRY.names()`` includes later registrations).
+PROTOCOLS: tuple[str, ...] = REGISTRY.names()
 
 _UNEXPECTED = "unexpected payload structure"
 
@@ -78,21 +81,21 @@ def decode(
     inferwatch.errors.DecodeError: invalid JSON: ...
     """
     check_part(part)
-    proto = canonical(protocol) if protocol not in (None, "", "auto") else None
+    proto = REGISTRY.canonical(protocol) if protocol not in (None, "", "auto") else None
     try:
         obj = parse(body, content_type)
         if proto is None:
-            proto = detect(obj, part)
-        elif proto != "json" and (err := error_message(obj)) is not None:
+            proto = REGISTRY.detect(obj, part)
+        elif proto != REGISTRY.fallback and (err := error_message(obj)) is not None:
             raise fail(proto, f"error response: {err}")
-        codec = CODECS[proto]
+        codec = REGISTRY.get(proto)
         try:
             decoded: Decoded = codec.decode(obj, part)
             check_depth(decoded.meta, proto, "payload metadata")
             return decoded
         except DecodeError as exc:
             if exc.expected is None and exc.protocol == proto:
-                raise fail(proto, exc.reason, codec.EXPECTED[part]) from exc
+                raise fail(proto, exc.reason, codec.expected[part]) from exc
             raise
     except DecodeError:
         raise
@@ -120,8 +123,37 @@ def encode(table: Table, protocol: str, part: Literal["request", "response"], **
     True
     """
     check_part(part)
-    proto = canonical(protocol)
+    codec = REGISTRY.get(protocol)
+    proto = codec.name
     try:
-        return dumps(CODECS[proto].encode(table, part, **options))
+        return dumps(codec.encode(table, part, **options))
     except TypeError as exc:  # unknown option
         raise fail(proto, f"cannot encode: {exc}") from exc
+
+
+def detect_protocol(obj: Any, part: str) -> str:
+    """The protocol of a payload (parsed, or raw JSON bytes/str), judged by its structure.
+
+    ``part`` matters: an OIP response has ``outputs`` and ``model_name``, a KServe v1
+    response ``predictions``. Raises :class:`~inferwatch.errors.DecodeError` for error
+    responses and when nothing matches, listing what each protocol expects.
+
+    >>> detect_protocol({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}, "request")
+    'oip-v2'
+    >>> detect_protocol({"data": {"ndarray": [[1, 2]]}}, "request")
+    'seldon-v1'
+    >>> detect_protocol({"instances": [[1, 2]]}, "request"), detect_protocol({"predictions": [1]}, "response")
+    ('kserve-v1', 'kserve-v1')
+    >>> detect_protocol({"dataframe_split": {"columns": ["a"], "data": [[1]]}}, "request")
+    'mlflow'
+    >>> detect_protocol([{"a": 1}], "response")
+    'json'
+    >>> detect_protocol(42, "request")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.DecodeError: no protocol matches this request (a number) (expected one of: oip-v2 ...)
+    """
+    check_part(part)
+    if isinstance(obj, (bytes, bytearray, memoryview, str)):
+        obj = parse(obj)
+    return REGISTRY.detect(obj, part)

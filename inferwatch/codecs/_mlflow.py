@@ -11,18 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from inferwatch.codecs import _kserve
-from inferwatch.codecs._common import (
-    Columns,
-    Decoded,
-    columnar_table,
-    describe,
-    fail,
-    records_table,
-    rows_table,
-    table_columns,
-    table_records,
-    table_rows,
-)
+from inferwatch.codecs._encode import table_columns, table_records, table_rows
+from inferwatch.codecs._tables import Columns, columnar_table, records_table, rows_table
+from inferwatch.codecs.base import Decoded, describe, fail
 from inferwatch.table import Table
 
 PROTOCOL = "mlflow"
@@ -31,42 +22,6 @@ EXPECTED = {
     "response": '{"predictions": ...} or a list of predictions',
 }
 _FORMS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-
-
-def matches(obj: Any, part: str) -> bool:
-    """Structural test used by auto-detection (only MLflow-specific shapes; the rest is kserve-v1)."""
-    if not isinstance(obj, dict) or part != "request":
-        return False
-    if isinstance(obj.get("dataframe_split"), dict) or isinstance(obj.get("dataframe_records"), list):
-        return True
-    return "params" in obj and ("instances" in obj or "inputs" in obj)
-
-
-def decode(obj: Any, part: str) -> Decoded:
-    if part == "response":
-        return _decode_response(obj)
-    if not isinstance(obj, dict):
-        raise fail(PROTOCOL, f"request is {describe(obj)}", EXPECTED["request"])
-    forms = [k for k in _FORMS if k in obj]
-    if len(forms) != 1:
-        why = "none of" if not forms else "several of"
-        raise fail(PROTOCOL, f"request has {why} {', '.join(_FORMS)}", EXPECTED["request"])
-    kind = forms[0]
-    meta: dict[str, Any] = {"kind": kind}
-    if obj.get("params") is not None:
-        meta["params"] = obj["params"]
-    if kind == "dataframe_split":
-        table = _split(obj[kind], meta)
-    elif kind == "dataframe_records":
-        records = obj[kind]
-        if not isinstance(records, list):
-            raise fail(PROTOCOL, f"dataframe_records is {describe(records)}", "a list of objects")
-        if records and not all(type(r) is dict for r in records):
-            raise fail(PROTOCOL, "dataframe_records holds non-objects", "a list of objects")
-        table = records_table(records, PROTOCOL)
-    else:
-        table, _ = _kserve.decode_body(obj, "request", PROTOCOL)
-    return Decoded(PROTOCOL, table, meta)
 
 
 def _split(split: Any, meta: dict[str, Any]) -> Table:
@@ -114,23 +69,67 @@ def _decode_response(obj: Any) -> Decoded:
     raise fail(PROTOCOL, f"response is {describe(obj)}", EXPECTED["response"])
 
 
-def encode(table: Table, part: str, *, format: str = "split", params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Request ``format``: ``split`` (default), ``records``, ``instances`` or ``inputs``;
-    a response is ``{"predictions": [records]}``."""
-    names, columns, n = table_columns(table, PROTOCOL)
-    if part == "response":
-        return {"predictions": table_records(names, columns, n)}
-    out: dict[str, Any]
-    if format == "split":
-        out = {"dataframe_split": {"columns": names, "data": table_rows(columns)}}
-    elif format == "records":
-        out = {"dataframe_records": table_records(names, columns, n)}
-    elif format == "instances":
-        out = {"instances": table_records(names, columns, n)}
-    elif format == "inputs":
-        out = {"inputs": dict(zip(names, columns, strict=True))}
-    else:
-        raise fail(PROTOCOL, f"unknown format {format!r}", "split, records, instances or inputs")
-    if params is not None:
-        out["params"] = params
-    return out
+class MLflow:
+    """MLflow scoring server JSON."""
+
+    name = PROTOCOL
+    aliases: tuple[str, ...] = ()
+    expected = EXPECTED
+
+    def matches(self, obj: Any, part: str) -> bool:
+        """Structural test used by auto-detection (only MLflow-specific shapes; the rest is kserve-v1)."""
+        if not isinstance(obj, dict) or part != "request":
+            return False
+        if isinstance(obj.get("dataframe_split"), dict) or isinstance(obj.get("dataframe_records"), list):
+            return True
+        return "params" in obj and ("instances" in obj or "inputs" in obj)
+
+    def decode(self, obj: Any, part: str) -> Decoded:
+        if part == "response":
+            return _decode_response(obj)
+        if not isinstance(obj, dict):
+            raise fail(PROTOCOL, f"request is {describe(obj)}", EXPECTED["request"])
+        forms = [k for k in _FORMS if k in obj]
+        if len(forms) != 1:
+            why = "none of" if not forms else "several of"
+            raise fail(PROTOCOL, f"request has {why} {', '.join(_FORMS)}", EXPECTED["request"])
+        kind = forms[0]
+        meta: dict[str, Any] = {"kind": kind}
+        if obj.get("params") is not None:
+            meta["params"] = obj["params"]
+        if kind == "dataframe_split":
+            table = _split(obj[kind], meta)
+        elif kind == "dataframe_records":
+            records = obj[kind]
+            if not isinstance(records, list):
+                raise fail(PROTOCOL, f"dataframe_records is {describe(records)}", "a list of objects")
+            if records and not all(type(r) is dict for r in records):
+                raise fail(PROTOCOL, "dataframe_records holds non-objects", "a list of objects")
+            table = records_table(records, PROTOCOL)
+        else:
+            table, _ = _kserve.decode_body(obj, "request", PROTOCOL)
+        return Decoded(PROTOCOL, table, meta)
+
+    def encode(self, table: Table, part: str, *, format: str = "split", params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Request ``format``: ``split`` (default), ``records``, ``instances`` or ``inputs``;
+        a response is ``{"predictions": [records]}``."""
+        names, columns, n = table_columns(table, PROTOCOL)
+        if part == "response":
+            return {"predictions": table_records(names, columns, n)}
+        out: dict[str, Any]
+        if format == "split":
+            out = {"dataframe_split": {"columns": names, "data": table_rows(columns)}}
+        elif format == "records":
+            out = {"dataframe_records": table_records(names, columns, n)}
+        elif format == "instances":
+            out = {"instances": table_records(names, columns, n)}
+        elif format == "inputs":
+            out = {"inputs": dict(zip(names, columns, strict=True))}
+        else:
+            raise fail(PROTOCOL, f"unknown format {format!r}", "split, records, instances or inputs")
+        if params is not None:
+            out["params"] = params
+        return out
+
+
+CODEC = MLflow()

@@ -11,22 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferwatch.codecs._common import (
-    DATATYPES,
-    Columns,
-    Decoded,
-    b64_to_value,
-    check_datetime,
-    check_shape,
-    coerce,
-    describe,
-    fail,
-    flatten,
-    scalar_leaves,
-    table_columns,
-    tensor_columns,
-    typed_flat,
-)
+from inferwatch.codecs._encode import table_columns
+from inferwatch.codecs._tables import Columns
+from inferwatch.codecs._tensor import DATATYPES, check_shape, coerce, flatten, tensor_columns, typed_flat
+from inferwatch.codecs._values import b64_to_value, check_datetime, scalar_leaves
+from inferwatch.codecs.base import Decoded, describe, fail
 from inferwatch.table import Table
 
 PROTOCOL = "oip-v2"
@@ -35,18 +24,6 @@ EXPECTED = {
     "response": '{"model_name", "outputs": [{"name", "shape", "datatype", "data"}, ...]}',
 }
 _KEY = {"request": "inputs", "response": "outputs"}
-
-
-def matches(obj: Any, part: str) -> bool:
-    """Structural test used by auto-detection."""
-    if not isinstance(obj, dict):
-        return False
-    tensors = obj.get(_KEY[part])
-    if not isinstance(tensors, list):
-        return False
-    if tensors and all(type(t) is dict for t in tensors) and any("datatype" in t for t in tensors):
-        return True
-    return part == "response" and "model_name" in obj
 
 
 def _content_type(params: Any, what: str) -> str | None:
@@ -60,59 +37,6 @@ def _content_type(params: Any, what: str) -> str | None:
     if not isinstance(ct, str):
         raise fail(PROTOCOL, f"{what} content_type is {describe(ct)}", "a string")
     return ct
-
-
-def decode(obj: Any, part: str) -> Decoded:
-    key = _KEY[part]
-    if not isinstance(obj, dict):
-        raise fail(PROTOCOL, f"{part} is {describe(obj)}", EXPECTED[part])
-    if "error" in obj and key not in obj:
-        raise fail(PROTOCOL, f"error response: {str(obj['error'])[:500]}")
-    tensors = obj.get(key)
-    if not isinstance(tensors, list):
-        raise fail(PROTOCOL, f"{key!r} is {describe(tensors)}", EXPECTED[part])
-    request_ct = _content_type(obj.get("parameters"), part)
-    meta: dict[str, Any] = {}
-    for field in ("id", "model_name", "model_version", "parameters"):
-        if obj.get(field) is not None:
-            meta[field] = obj[field]
-    if part == "request" and isinstance(obj.get("outputs"), list):
-        meta["requested_outputs"] = [o.get("name") for o in obj["outputs"] if isinstance(o, dict)]
-    summaries: list[dict[str, Any]] = []
-    cols = Columns(PROTOCOL)
-    for i, tensor in enumerate(tensors):
-        what = f"{key}[{i}]"
-        if type(tensor) is not dict:
-            raise fail(PROTOCOL, f"{what} is {describe(tensor)}", "an object {name, shape, datatype, data}")
-        name = tensor.get("name")
-        if not isinstance(name, str):
-            raise fail(PROTOCOL, f"{what} has no name", "a string name")
-        what = f"{key}[{i}] {name!r}"
-        datatype = tensor.get("datatype")
-        if not isinstance(datatype, str) or datatype.upper() not in DATATYPES:
-            raise fail(PROTOCOL, f"{what} has datatype {datatype!r:.40}", f"one of {', '.join(DATATYPES)}")
-        datatype = datatype.upper()
-        shape = check_shape(tensor.get("shape"), PROTOCOL, what)
-        params = tensor.get("parameters")
-        ct = _content_type(params, what)
-        if isinstance(params, dict) and "binary_data_size" in params:
-            raise fail(PROTOCOL, f"{what} uses the binary tensor data extension, which is not supported")
-        if "data" not in tensor:
-            raise fail(PROTOCOL, f"{what} has no data", "a data list")
-        flat = typed_flat(tensor["data"], shape, PROTOCOL, what)
-        values = coerce(flat, datatype, PROTOCOL, what)
-        element_ct = ct or (request_ct if request_ct in ("str", "base64", "datetime") else None)
-        if element_ct == "base64":
-            values = [b64_to_value(v, PROTOCOL, what) for v in values]
-        elif element_ct == "datetime":
-            values = [check_datetime(v, PROTOCOL) for v in values]
-        summary: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
-        if params:
-            summary["parameters"] = params
-        summaries.append(summary)
-        cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"))
-    meta["tensors"] = summaries
-    return Decoded(PROTOCOL, cols.table(), meta)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -142,37 +66,110 @@ def _infer(name: str, values: list[Any]) -> tuple[str, list[int], list[Any], dic
     raise fail(PROTOCOL, f"cannot encode column {name!r} mixing {sorted(t.__name__ for t in types)}", "one type per column")
 
 
-def encode(
-    table: Table,
-    part: str,
-    *,
-    id: str | None = None,
-    model_name: str = "model",
-    model_version: str | None = None,
-    parameters: dict[str, Any] | None = None,
-    content_type: str | None = "pd",
-) -> dict[str, Any]:
-    """One tensor of shape ``[N]`` per column, datatype inferred; MLServer ``pd`` by default."""
-    names, columns, _ = table_columns(table, PROTOCOL)
-    tensors = []
-    for name, values in zip(names, columns, strict=True):
-        datatype, shape, data, params = _infer(name, values)
-        tensor: dict[str, Any] = {"name": name, "shape": shape, "datatype": datatype}
-        if params:
-            tensor["parameters"] = params
-        tensor["data"] = data
-        tensors.append(tensor)
-    out: dict[str, Any] = {}
-    if part == "response":
-        out["model_name"] = model_name
-        if model_version is not None:
-            out["model_version"] = model_version
-    if id is not None:
-        out["id"] = id
-    params_out = dict(parameters or {})
-    if content_type is not None:
-        params_out.setdefault("content_type", content_type)
-    if params_out:
-        out["parameters"] = params_out
-    out[_KEY[part]] = tensors
-    return out
+class OipV2:
+    """Open Inference Protocol (KServe V2, MLServer, Triton) JSON."""
+
+    name = PROTOCOL
+    aliases: tuple[str, ...] = ("oip", "v2", "kserve-v2", "open-inference", "mlserver", "triton")
+    expected = EXPECTED
+
+    def matches(self, obj: Any, part: str) -> bool:
+        """Structural test used by auto-detection."""
+        if not isinstance(obj, dict):
+            return False
+        tensors = obj.get(_KEY[part])
+        if not isinstance(tensors, list):
+            return False
+        if tensors and all(type(t) is dict for t in tensors) and any("datatype" in t for t in tensors):
+            return True
+        return part == "response" and "model_name" in obj
+
+    def decode(self, obj: Any, part: str) -> Decoded:
+        key = _KEY[part]
+        if not isinstance(obj, dict):
+            raise fail(PROTOCOL, f"{part} is {describe(obj)}", EXPECTED[part])
+        if "error" in obj and key not in obj:
+            raise fail(PROTOCOL, f"error response: {str(obj['error'])[:500]}")
+        tensors = obj.get(key)
+        if not isinstance(tensors, list):
+            raise fail(PROTOCOL, f"{key!r} is {describe(tensors)}", EXPECTED[part])
+        request_ct = _content_type(obj.get("parameters"), part)
+        meta: dict[str, Any] = {}
+        for field in ("id", "model_name", "model_version", "parameters"):
+            if obj.get(field) is not None:
+                meta[field] = obj[field]
+        if part == "request" and isinstance(obj.get("outputs"), list):
+            meta["requested_outputs"] = [o.get("name") for o in obj["outputs"] if isinstance(o, dict)]
+        summaries: list[dict[str, Any]] = []
+        cols = Columns(PROTOCOL)
+        for i, tensor in enumerate(tensors):
+            what = f"{key}[{i}]"
+            if type(tensor) is not dict:
+                raise fail(PROTOCOL, f"{what} is {describe(tensor)}", "an object {name, shape, datatype, data}")
+            name = tensor.get("name")
+            if not isinstance(name, str):
+                raise fail(PROTOCOL, f"{what} has no name", "a string name")
+            what = f"{key}[{i}] {name!r}"
+            datatype = tensor.get("datatype")
+            if not isinstance(datatype, str) or datatype.upper() not in DATATYPES:
+                raise fail(PROTOCOL, f"{what} has datatype {datatype!r:.40}", f"one of {', '.join(DATATYPES)}")
+            datatype = datatype.upper()
+            shape = check_shape(tensor.get("shape"), PROTOCOL, what)
+            params = tensor.get("parameters")
+            ct = _content_type(params, what)
+            if isinstance(params, dict) and "binary_data_size" in params:
+                raise fail(PROTOCOL, f"{what} uses the binary tensor data extension, which is not supported")
+            if "data" not in tensor:
+                raise fail(PROTOCOL, f"{what} has no data", "a data list")
+            flat = typed_flat(tensor["data"], shape, PROTOCOL, what)
+            values = coerce(flat, datatype, PROTOCOL, what)
+            element_ct = ct or (request_ct if request_ct in ("str", "base64", "datetime") else None)
+            if element_ct == "base64":
+                values = [b64_to_value(v, PROTOCOL, what) for v in values]
+            elif element_ct == "datetime":
+                values = [check_datetime(v, PROTOCOL) for v in values]
+            summary: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+            if params:
+                summary["parameters"] = params
+            summaries.append(summary)
+            cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"))
+        meta["tensors"] = summaries
+        return Decoded(PROTOCOL, cols.table(), meta)
+
+    def encode(self,
+        table: Table,
+        part: str,
+        *,
+        id: str | None = None,
+        model_name: str = "model",
+        model_version: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        content_type: str | None = "pd",
+    ) -> dict[str, Any]:
+        """One tensor of shape ``[N]`` per column, datatype inferred; MLServer ``pd`` by default."""
+        names, columns, _ = table_columns(table, PROTOCOL)
+        tensors = []
+        for name, values in zip(names, columns, strict=True):
+            datatype, shape, data, params = _infer(name, values)
+            tensor: dict[str, Any] = {"name": name, "shape": shape, "datatype": datatype}
+            if params:
+                tensor["parameters"] = params
+            tensor["data"] = data
+            tensors.append(tensor)
+        out: dict[str, Any] = {}
+        if part == "response":
+            out["model_name"] = model_name
+            if model_version is not None:
+                out["model_version"] = model_version
+        if id is not None:
+            out["id"] = id
+        params_out = dict(parameters or {})
+        if content_type is not None:
+            params_out.setdefault("content_type", content_type)
+        if params_out:
+            out["parameters"] = params_out
+        out[_KEY[part]] = tensors
+        return out
+
+
+CODEC = OipV2()

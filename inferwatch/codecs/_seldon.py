@@ -15,22 +15,11 @@ from typing import Any
 import numpy as np
 
 from inferwatch.codecs import _json
-from inferwatch.codecs._common import (
-    Columns,
-    Decoded,
-    b64_to_value,
-    check_shape,
-    coerce,
-    describe,
-    fail,
-    flatten,
-    scalar_leaves,
-    table_columns,
-    table_records,
-    table_rows,
-    tensor_columns,
-    typed_flat,
-)
+from inferwatch.codecs._encode import table_columns, table_records, table_rows
+from inferwatch.codecs._tables import Columns
+from inferwatch.codecs._tensor import check_shape, coerce, flatten, tensor_columns, typed_flat
+from inferwatch.codecs._values import b64_to_value, scalar_leaves
+from inferwatch.codecs.base import Decoded, describe, fail
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
@@ -67,16 +56,6 @@ _TF_ENUM = {
 }
 
 
-def matches(obj: Any, part: str) -> bool:
-    """Structural test used by auto-detection."""
-    if not isinstance(obj, dict):
-        return False
-    data = obj.get("data")
-    if isinstance(data, dict) and any(k in data for k in (*_DATA_KINDS, "names")):
-        return True
-    return any(k in obj for k in _OTHER_KINDS)
-
-
 def is_error(obj: Any) -> bool:
     """A Seldon failure response: ``{"status": {"status": "FAILURE", ...}}`` without data."""
     status = obj.get("status") if isinstance(obj, dict) else None
@@ -85,47 +64,6 @@ def is_error(obj: Any) -> bool:
         and status.get("status") == "FAILURE"
         and not any(k in obj for k in ("data", *_OTHER_KINDS))
     )
-
-
-def decode(obj: Any, part: str) -> Decoded:
-    if not isinstance(obj, dict):
-        raise fail(PROTOCOL, f"{part} is {describe(obj)}", _EXPECTED)
-    if is_error(obj):
-        status = obj["status"]
-        raise fail(PROTOCOL, f"error response: {status.get('code')} {str(status.get('info') or status.get('reason'))[:500]}")
-    meta: dict[str, Any] = {}
-    seldon_meta = obj.get("meta")
-    if isinstance(seldon_meta, dict):
-        meta["meta"] = seldon_meta
-        if seldon_meta.get("puid"):
-            meta["id"] = seldon_meta["puid"]
-    if isinstance(obj.get("status"), dict):
-        meta["status"] = obj["status"]
-    present = [k for k in ("data", *_OTHER_KINDS) if k in obj]
-    if len(present) != 1:
-        why = "no data" if not present else f"several data fields {present}"
-        raise fail(PROTOCOL, f"{part} has {why}", _EXPECTED)
-    kind = present[0]
-    if kind == "data":
-        table, meta["kind"], names = _decode_data(obj["data"])
-        if names is not None:
-            meta["names"] = names
-        return Decoded(PROTOCOL, table, meta)
-    meta["kind"] = kind
-    value = obj[kind]
-    if kind == "jsonData":
-        if isinstance(value, (dict, list)):
-            try:
-                inner = _json.decode(value, part)
-            except DecodeError as exc:  # re-label the inner codec's error as ours
-                raise fail(PROTOCOL, f"jsonData: {exc.reason}") from exc
-            return Decoded(PROTOCOL, inner.table, meta)
-        return Decoded(PROTOCOL, {"jsonData": [value]}, meta)
-    if kind == "strData":
-        if not isinstance(value, str):
-            raise fail(PROTOCOL, f"strData is {describe(value)}", "a string")
-        return Decoded(PROTOCOL, {"strData": [value]}, meta)
-    return Decoded(PROTOCOL, {"binData": [b64_to_value(value, PROTOCOL, "binData")]}, meta)
 
 
 def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None]:
@@ -229,27 +167,86 @@ def _tftensor(proto: Any) -> tuple[list[int], list[Any]]:
 # --------------------------------------------------------------------------- encoding
 
 
-def encode(
-    table: Table,
-    part: str,
-    *,
-    kind: str = "ndarray",
-    meta: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``kind``: ``ndarray`` (default, any values), ``tensor`` (numbers) or ``jsonData`` (records)."""
-    names, columns, n = table_columns(table, PROTOCOL)
-    out: dict[str, Any] = {}
-    if meta is not None:
-        out["meta"] = meta
-    if kind == "ndarray":
-        out["data"] = {"names": names, "ndarray": table_rows(columns)}
-    elif kind == "tensor":
-        flat = [v for row in table_rows(columns) for v in row]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
-            raise fail(PROTOCOL, "a Seldon tensor holds numbers only", "numeric columns")
-        out["data"] = {"names": names, "tensor": {"shape": [n, len(names)], "values": flat}}
-    elif kind == "jsonData":
-        out["jsonData"] = table_records(names, columns, n)
-    else:
-        raise fail(PROTOCOL, f"unknown kind {kind!r}", "ndarray, tensor or jsonData")
-    return out
+class SeldonV1:
+    """Seldon Core v1 ``SeldonMessage`` JSON."""
+
+    name = PROTOCOL
+    aliases: tuple[str, ...] = ("seldon", "seldon-core")
+    expected = EXPECTED
+
+    def matches(self, obj: Any, part: str) -> bool:
+        """Structural test used by auto-detection."""
+        if not isinstance(obj, dict):
+            return False
+        data = obj.get("data")
+        if isinstance(data, dict) and any(k in data for k in (*_DATA_KINDS, "names")):
+            return True
+        return any(k in obj for k in _OTHER_KINDS)
+
+    def decode(self, obj: Any, part: str) -> Decoded:
+        if not isinstance(obj, dict):
+            raise fail(PROTOCOL, f"{part} is {describe(obj)}", _EXPECTED)
+        if is_error(obj):
+            status = obj["status"]
+            raise fail(PROTOCOL, f"error response: {status.get('code')} {str(status.get('info') or status.get('reason'))[:500]}")
+        meta: dict[str, Any] = {}
+        seldon_meta = obj.get("meta")
+        if isinstance(seldon_meta, dict):
+            meta["meta"] = seldon_meta
+            if seldon_meta.get("puid"):
+                meta["id"] = seldon_meta["puid"]
+        if isinstance(obj.get("status"), dict):
+            meta["status"] = obj["status"]
+        present = [k for k in ("data", *_OTHER_KINDS) if k in obj]
+        if len(present) != 1:
+            why = "no data" if not present else f"several data fields {present}"
+            raise fail(PROTOCOL, f"{part} has {why}", _EXPECTED)
+        kind = present[0]
+        if kind == "data":
+            table, meta["kind"], names = _decode_data(obj["data"])
+            if names is not None:
+                meta["names"] = names
+            return Decoded(PROTOCOL, table, meta)
+        meta["kind"] = kind
+        value = obj[kind]
+        if kind == "jsonData":
+            if isinstance(value, (dict, list)):
+                try:
+                    inner = _json.CODEC.decode(value, part)
+                except DecodeError as exc:  # re-label the inner codec's error as ours
+                    raise fail(PROTOCOL, f"jsonData: {exc.reason}") from exc
+                return Decoded(PROTOCOL, inner.table, meta)
+            return Decoded(PROTOCOL, {"jsonData": [value]}, meta)
+        if kind == "strData":
+            if not isinstance(value, str):
+                raise fail(PROTOCOL, f"strData is {describe(value)}", "a string")
+            return Decoded(PROTOCOL, {"strData": [value]}, meta)
+        return Decoded(PROTOCOL, {"binData": [b64_to_value(value, PROTOCOL, "binData")]}, meta)
+
+    def encode(self,
+        table: Table,
+        part: str,
+        *,
+        kind: str = "ndarray",
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``kind``: ``ndarray`` (default, any values), ``tensor`` (numbers) or ``jsonData`` (records)."""
+        names, columns, n = table_columns(table, PROTOCOL)
+        out: dict[str, Any] = {}
+        if meta is not None:
+            out["meta"] = meta
+        if kind == "ndarray":
+            out["data"] = {"names": names, "ndarray": table_rows(columns)}
+        elif kind == "tensor":
+            flat = [v for row in table_rows(columns) for v in row]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+                raise fail(PROTOCOL, "a Seldon tensor holds numbers only", "numeric columns")
+            out["data"] = {"names": names, "tensor": {"shape": [n, len(names)], "values": flat}}
+        elif kind == "jsonData":
+            out["jsonData"] = table_records(names, columns, n)
+        else:
+            raise fail(PROTOCOL, f"unknown kind {kind!r}", "ndarray, tensor or jsonData")
+        return out
+
+
+CODEC = SeldonV1()

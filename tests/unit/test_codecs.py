@@ -27,8 +27,8 @@ def dec(body, part="request", **kw) -> Decoded:
 
 
 def test_public_surface_is_pinned():
-    assert codecs.__all__ == ["PROTOCOLS", "Decoded", "decode", "detect_protocol", "encode"]
-    assert PROTOCOLS == ("oip-v2", "seldon-v1", "kserve-v1", "mlflow", "json")
+    assert codecs.__all__ == ["PROTOCOLS", "REGISTRY", "Codec", "Decoded", "decode", "detect_protocol", "encode"]
+    assert PROTOCOLS == ("oip-v2", "seldon-v1", "mlflow", "kserve-v1", "json")
 
 
 # --------------------------------------------------------------------------- Open Inference Protocol
