@@ -13,6 +13,8 @@ import orjson
 
 from inferwatch.config import Config, load_config
 from inferwatch.errors import InferwatchError
+from inferwatch.masking import install as install_masking
+from inferwatch.masking import mask, masked_dump
 
 __all__ = ["main"]
 
@@ -36,7 +38,21 @@ def _load(config_path: Path | None, overrides: dict[str, Any] | None = None) -> 
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _MaskingGroup(click.Group):
+    """Error messages never show a configured secret (a client error may quote a URL or header)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            masked = mask(exc.message)
+            if masked == exc.message:
+                raise
+            raise click.ClickException(masked) from exc
+
+
+@click.group(cls=_MaskingGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="inferwatch")
 def main() -> None:
     """inferwatch — audit, drift and outlier monitoring for served ML models.
@@ -52,6 +68,7 @@ def main() -> None:
       inferwatch run -c inferwatch.yaml    run the pipeline (all roles, or --role ...)
       inferwatch search --model iris       search the audit trail
     """
+    install_masking()
 
 
 @main.command()
@@ -290,11 +307,11 @@ def reference_list(config_path: Path | None) -> None:
 @main.command("config")
 @_CONFIG
 def show_config(config_path: Path | None) -> None:
-    """Print the effective configuration (file + INFERWATCH_* overrides) as YAML."""
+    """Print the effective configuration (file + INFERWATCH_* overrides) as YAML; secrets show as ****."""
     import yaml
 
     cfg = _load(config_path)
-    click.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    click.echo(yaml.safe_dump(masked_dump(cfg), sort_keys=False))
 
 
 def _register_report() -> None:

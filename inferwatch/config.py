@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferwatch.errors import ConfigError
+from inferwatch.masking import MASK, register, secret_field
 
 __all__ = [
     "AlertmanagerConfig",
@@ -53,7 +54,7 @@ class KafkaConfig(_Section):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = secret_field()
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -69,8 +70,8 @@ class KafkaConfig(_Section):
 class ElasticsearchConfig(_Section):
     hosts: list[str] = ["http://127.0.0.1:19200"]
     username: str | None = None
-    password: str | None = None
-    api_key: str | None = None
+    password: str | None = secret_field()
+    api_key: str | None = secret_field()
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout: float = 30.0
@@ -236,12 +237,26 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
             data[section] = value
     origin = _apply_env(data, os.environ if env is None else env)
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             where = origin.get(loc)
-            src = f" (from {where}={(env or os.environ).get(where)!r})" if where else (f" (in {path})" if path else "")
+            shown = MASK if _is_secret_key(loc) else repr((env or os.environ).get(where or ""))
+            src = f" (from {where}={shown})" if where else (f" (in {path})" if path else "")
             problems.append(f"{loc}: {err['msg']}{src}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    register(cfg)
+    return cfg
+
+
+def _is_secret_key(dotted: str) -> bool:
+    """Whether ``section.key`` names a secret field (its value is never repeated in errors)."""
+    section, _, key = dotted.partition(".")
+    field = Config.model_fields.get(section)
+    ann = field.annotation if field is not None else None
+    if not (isinstance(ann, type) and issubclass(ann, BaseModel)) or key not in ann.model_fields:
+        return False
+    extra = ann.model_fields[key].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))
