@@ -40,6 +40,7 @@ __all__ = [
     "MetricsConfig",
     "PrometheusConfig",
     "PushgatewayConfig",
+    "RedactConfig",
     "load_config",
 ]
 
@@ -131,6 +132,15 @@ class MetricsConfig(_Section):
     port: int = Field(9108, ge=0, le=65535)
 
 
+class RedactConfig(_Section):
+    """Personal data removed by the collector before the log (see :mod:`inferwatch.redact`)."""
+
+    fields: list[str] = []
+    patterns: list[Literal["email", "card", "phone", "iban"]] = []
+    mode: Literal["mask", "hash"] = "mask"
+    key: str | None = secret_field()
+
+
 class DetectConfig(_Section):
     model_config = ConfigDict(extra="allow")
     references_dir: str | None = None
@@ -149,6 +159,7 @@ class Config(_Section):
     collector: CollectorConfig = CollectorConfig()
     metrics: MetricsConfig = MetricsConfig()
     detect: DetectConfig = DetectConfig()
+    redact: RedactConfig = RedactConfig()
     kafka: KafkaConfig = KafkaConfig()
     elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
