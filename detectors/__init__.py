@@ -13,38 +13,38 @@ Every detector satisfies :class:`detectors.base.Detector` (``fit`` / ``update`` 
 * outliers: :class:`MahalanobisOutlier`, :class:`IsolationForestOutlier`,
   :class:`ZScoreOutlier`, :class:`IQROutlier`
 * data quality: :class:`DataQuality`
-* alibi-detect adapter: :class:`AlibiDetector` (``detectors.alibi``; optional extra)
+* alibi-detect adapter: :class:`AlibiDetector` (``detectors.adapters.alibi``; optional extra)
 """
 
 from __future__ import annotations
 
-from detectors.anderson import AndersonDrift
 from detectors.base import Detector
-from detectors.chisquare import ChiSquareDrift
-from detectors.classifier import ClassifierDrift
-from detectors.confidence import ConfidenceDrift
-from detectors.corrections import correct
-from detectors.cvm import CVMDrift
-from detectors.fisher import FETDrift
-from detectors.hellinger import HellingerDrift
-from detectors.iqr import IQROutlier
-from detectors.isolation_forest import IsolationForestOutlier
-from detectors.jensen_shannon import JSDrift
-from detectors.ks import KSDrift
-from detectors.mahalanobis import MahalanobisOutlier
-from detectors.mmd import MMDDrift
-from detectors.monitor import DetectorSpec, Monitor, build_monitor, detector_types
-from detectors.online_cvm import OnlineCVMDrift
-from detectors.page_hinkley import PageHinkley
-from detectors.prediction import PredictionDrift
-from detectors.psi import PSIDrift
-from detectors.quality import DataQuality
+from detectors.common.corrections import correct
+from detectors.common.state import ColumnBuffer
+from detectors.drift.anderson import AndersonDrift
+from detectors.drift.chisquare import ChiSquareDrift
+from detectors.drift.classifier import ClassifierDrift
+from detectors.drift.confidence import ConfidenceDrift
+from detectors.drift.cvm import CVMDrift
+from detectors.drift.fisher import FETDrift
+from detectors.drift.hellinger import HellingerDrift
+from detectors.drift.jensen_shannon import JSDrift
+from detectors.drift.ks import KSDrift
+from detectors.drift.mmd import MMDDrift
+from detectors.drift.online_cvm import OnlineCVMDrift
+from detectors.drift.page_hinkley import PageHinkley
+from detectors.drift.prediction import PredictionDrift
+from detectors.drift.psi import PSIDrift
+from detectors.drift.tabular import TabularDrift
+from detectors.drift.wasserstein import WassersteinDrift
+from detectors.outlier.iqr import IQROutlier
+from detectors.outlier.isolation_forest import IsolationForestOutlier
+from detectors.outlier.mahalanobis import MahalanobisOutlier
+from detectors.outlier.zscore import ZScoreOutlier
+from detectors.quality.data_quality import DataQuality
 from detectors.references import ReferenceInfo, ReferenceStore
-from detectors.state import ColumnBuffer
-from detectors.tabular import TabularDrift
-from detectors.wasserstein import WassersteinDrift
-from detectors.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
-from detectors.zscore import ZScoreOutlier
+from detectors.runtime.monitor import DetectorSpec, Monitor, build_monitor, detector_types
+from detectors.runtime.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
 
 __all__ = [
     "AndersonDrift",

@@ -10,7 +10,7 @@ own module that satisfies :class:`Detector`::
 
 ``result()`` fills only what the detector knows (``detector``, ``kind``, the decision,
 p-value, distance, threshold, per-feature values, ``window_size``); the caller (the
-:class:`~detectors.monitor.Monitor` or the pipeline) fills ``model``, ``version``, the
+:class:`~detectors.runtime.monitor.Monitor` or the pipeline) fills ``model``, ``version``, the
 window times and ``reference_id``.
 
 ``merge(other)`` returns a new detector whose window is both windows together, so
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Protocol, Self, runtime_checkable
 
-from detectors._data import Data
+from detectors.common._data import Data
 from inferwatch.record import Detection, Kind
 
 __all__ = ["Data", "Detector"]

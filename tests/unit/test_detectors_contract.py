@@ -17,7 +17,7 @@ import pytest
 
 import detectors
 from detectors.base import Detector
-from detectors.state import ColumnBuffer
+from detectors.common.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 

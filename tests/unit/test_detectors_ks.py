@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import ks_2samp
 
 from detectors import KSDrift
-from detectors.corrections import correct
+from detectors.common.corrections import correct
 from inferwatch.errors import DetectorError
 
 
@@ -117,7 +117,7 @@ def test_merge_pickle_reset() -> None:
 def test_vectorised_kstwo_sf_equals_scipy() -> None:
     from scipy.stats import kstwo
 
-    from detectors._kstwo import kstwo_sf
+    from detectors.drift._kstwo import kstwo_sf
 
     rng = np.random.default_rng(9)
     for n in (30.0, 90.0, 141.0, 200.0, 909.0, 5000.0, 100_001.0):

@@ -160,7 +160,7 @@ def test_online_cvm_run_length_and_detection() -> None:
 
 
 def test_online_thresholds_give_the_target_hazard_on_fresh_streams() -> None:
-    from detectors.online_cvm import calibrate_thresholds
+    from detectors.drift.online_cvm import calibrate_thresholds
 
     rng = np.random.default_rng(8)
     # i.i.d. statistics: every step's conditional alarm probability must be 1/ert
@@ -228,7 +228,7 @@ def test_alibi_adapter_matches_and_missing_extra(tmp_path, monkeypatch) -> None:
         cd = pytest.importorskip("alibi_detect.cd")
         saving = pytest.importorskip("alibi_detect.saving")
         from detectors import KSDrift
-        from detectors.alibi import AlibiDetector
+        from detectors.adapters.alibi import AlibiDetector
 
         rng = np.random.default_rng(9)
         ref = rng.normal(size=(800, 3))

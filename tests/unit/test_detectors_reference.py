@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import anderson_ksamp, chi2_contingency, cramervonmises_2samp, fisher_exact
 
 from detectors import AndersonDrift, ChiSquareDrift, CVMDrift, FETDrift, MMDDrift
-from detectors.mmd import sq_dists
+from detectors.drift.mmd import sq_dists
 
 
 def _numeric_cases(seed: int, n: int):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.monitor import build_monitor
 from detectors.references import ReferenceStore
+from detectors.runtime.monitor import build_monitor
 from inferwatch.errors import DetectorError
 from inferwatch.record import InferenceRecord
 

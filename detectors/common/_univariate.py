@@ -1,0 +1,204 @@
+"""Shared machinery of the per-feature drift tests (private).
+
+A subclass says which columns it accepts, what it keeps of each reference column and
+how it tests one window; this base does features, windows, merging, corrections and
+the :class:`~inferwatch.record.Detection`.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import hashlib
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from detectors.common._data import Data, as_float, columns, probability
+from detectors.common.corrections import CORRECTIONS, correct
+from detectors.common.state import ColumnBuffer
+from inferwatch.errors import DetectorError
+from inferwatch.record import Detection, Kind
+
+__all__ = ["FeatureDrift", "MergeableWindow", "fingerprint"]
+
+
+def fingerprint(cols: dict[str, np.ndarray]) -> str:
+    """A short content hash of reference columns (merging needs equal references)."""
+    h = hashlib.sha1()
+    for name in sorted(cols):
+        arr = cols[name]
+        h.update(name.encode())
+        if arr.dtype.kind in "biuf":
+            h.update(np.ascontiguousarray(arr).tobytes())
+        else:
+            h.update(repr(arr.tolist()).encode())
+    return h.hexdigest()[:16]
+
+
+class MergeableWindow(abc.ABC):
+    """What both detector bases do with their window (:class:`ColumnBuffer`): its size,
+    ``reset``, and ``merge`` with a detector of the same type fitted on the same reference."""
+
+    name: str
+    _window: ColumnBuffer
+    _ref_key: str
+
+    @abc.abstractmethod
+    def _check_fitted(self) -> object:
+        """Raise if ``fit`` was not called."""
+
+    @property
+    def window_size(self) -> int:
+        return self._window.n_rows
+
+    def reset(self) -> Self:
+        self._window = ColumnBuffer.zero()
+        return self
+
+    def merge(self, other: Self) -> Self:
+        self._check_fitted()
+        if type(other) is not type(self) or other._ref_key != self._ref_key:
+            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
+        new = copy.copy(self)
+        new._window = self._window.merge(other._window)
+        return new
+
+
+class FeatureDrift(MergeableWindow):
+    """Base of per-feature two-sample drift tests with a multiple-testing correction."""
+
+    name: str = "feature-drift"
+    kind: Kind = "drift"
+    numeric_only: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        p_val: float = 0.05,
+        correction: str = "bonferroni",
+        features: Sequence[str] | None = None,
+    ) -> None:
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        self.p_val = probability("p_val", p_val)
+        self.correction = correction
+        self.features: list[str] | None = list(features) if features is not None else None
+        self._ref: dict[str, Any] | None = None
+        self._ref_key = ""
+        self._ref_rows = 0
+        self._window = ColumnBuffer.zero()
+
+    # -- what subclasses provide -------------------------------------------------
+    def _accepts(self, values: np.ndarray) -> bool:
+        """Whether a reference column is tested when ``features`` is not given."""
+        return values.dtype.kind in "iuf"
+
+    @abc.abstractmethod
+    def _fit_feature(self, name: str, values: Any) -> Any:
+        """What to keep of one (prepared) reference column."""
+
+    @abc.abstractmethod
+    def _test(self, refs: list[Any], values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """p-values and distances for each (fitted reference, prepared window column) pair."""
+
+    def _prepare(self, values: np.ndarray) -> Any:
+        """A column ready for :meth:`_fit_feature` / :meth:`_test`: an array by default,
+        anything with a length (0 = no values); ``None`` if it cannot be tested."""
+        if not self.numeric_only:
+            return values
+        out = as_float(values)
+        if out is None:
+            return None
+        missing = np.isnan(out)
+        return out[~missing] if missing.any() else out
+
+    # -- the Detector interface ----------------------------------------------------
+    @property
+    def fitted_features(self) -> list[str]:
+        return list(self._ref or ())
+
+    def fit(self, reference: Data) -> Self:
+        cols = columns(reference)
+        if not cols:
+            raise DetectorError(f"{self.name}: empty reference")
+        if self.features is None:
+            names = [k for k, v in cols.items() if self._accepts(v)]
+        else:
+            missing = [f for f in self.features if f not in cols]
+            if missing:
+                raise DetectorError(f"{self.name}: features {missing} not in the reference columns {list(cols)}")
+            names = list(self.features)
+        if not names:
+            raise DetectorError(f"{self.name}: no column of the reference can be tested ({list(cols)})")
+        refs = {}
+        for f in names:
+            prepared = self._prepare(cols[f])
+            if prepared is None:
+                raise DetectorError(f"{self.name}: reference column {f!r} is not numeric")
+            if len(prepared) == 0:
+                raise DetectorError(f"{self.name}: reference column {f!r} has no values")
+            refs[f] = self._fit_feature(f, prepared)
+        self._ref = refs
+        self._ref_key = fingerprint({f: cols[f] for f in names})
+        self._ref_rows = len(next(iter(cols.values())))
+        self._window = ColumnBuffer.zero()
+        return self
+
+    def _check_fitted(self) -> dict[str, Any]:
+        if self._ref is None:
+            raise DetectorError(f"{self.name}: call fit(reference) first")
+        return self._ref
+
+    def update(self, batch: Data) -> Self:
+        refs = self._check_fitted()
+        self._window.append(batch, names=refs)  # only the fitted features are kept
+        return self
+
+    def result(self) -> Detection:
+        refs = self._check_fitted()
+        tested: list[str] = []
+        missing: list[str] = []
+        invalid: list[str] = []
+        ref_states: list[Any] = []
+        values: list[np.ndarray] = []
+        for f, state in refs.items():
+            if not self._window.has(f):
+                missing.append(f)
+                continue
+            prepared = self._prepare(self._window.column(f))
+            if prepared is None:
+                invalid.append(f)
+                continue
+            if len(prepared) == 0:
+                missing.append(f)
+                continue
+            tested.append(f)
+            ref_states.append(state)
+            values.append(prepared)
+        det = Detection(detector=self.name, kind=self.kind, model="", window_size=self._window.n_rows)
+        det.threshold = self.p_val
+        det.extra["correction"] = self.correction
+        if missing:
+            det.extra["missing_features"] = missing
+        if invalid:
+            det.extra["invalid_features"] = invalid
+        if not tested:
+            return det
+        p, dist = self._test(ref_states, values)
+        det.distance = float(np.nanmax(dist)) if np.isfinite(dist).any() else None
+        det.feature_distances = {f: float(v) for f, v in zip(tested, dist, strict=True)}
+        return self._decide(det, tested, p, dist)
+
+    def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:
+        """Batch and per-feature decisions (here: p-values and the correction)."""
+        c = correct(p, self.p_val, self.correction)
+        det.is_drift = c.is_drift
+        det.p_value = c.p_value
+        det.feature_p_values = {f: float(v) for f, v in zip(tested, p, strict=True)}
+        det.feature_drift = {f: bool(v) for f, v in zip(tested, c.feature_drift, strict=True)}
+        det.extra["feature_threshold"] = c.feature_threshold
+        return det
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p_val={self.p_val}, correction={self.correction!r}, features={self.features!r})"

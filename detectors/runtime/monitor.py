@@ -1,0 +1,400 @@
+"""The bridge the pipeline calls: records in, detections out, window state checkpointed.
+
+Built from a plain config dict by :func:`build_monitor`::
+
+    window: {type: count, size: 500}        # or {type: count, size: 500, step: 100}
+                                            # or {type: time, seconds: 60, step: 20, max_rows: 50000}
+    detectors:
+      - {type: ks, p_val: 0.05, correction: bonferroni, features: null, on: inputs}
+      # any detector keyword argument; `on: inputs | outputs`; optional `name`
+    models: null    # optional allow-list; default: every model with a registered reference
+
+:meth:`Monitor.process` groups rows by (model, version) — records of a model with no
+reference are counted in ``stats["skipped"]`` and skipped — feeds one window per group
+and target (inputs / outputs), and when a window closes runs each detector on it and
+returns the Detections with ``model``, ``version``, ``window_start``/``window_end``,
+``window_size`` and ``reference_id`` filled. Columns missing against the reference, a
+detector that cannot fit or test, are data-quality Detections (``kind="quality"``,
+``detector="schema"``), never a crash.
+
+:meth:`Monitor.snapshot` / :meth:`Monitor.restore` capture every open window as JSON
+bytes, to store beside the consumer offset: restoring and replaying from that offset
+neither loses nor double-counts a window. A group keeps the reference it started with
+until restart-safe: the snapshot names it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from detectors.base import Detector
+from detectors.common._windowed import ROW_ID
+from detectors.references import ReferenceInfo, ReferenceStore
+from detectors.runtime.windows import ClosedWindow, Window, window_from_config, window_from_state
+from inferwatch.errors import DetectorError
+from inferwatch.record import Detection, InferenceRecord
+from inferwatch.table import n_rows
+
+__all__ = ["DetectorSpec", "Monitor", "build_monitor", "detector_types"]
+
+_FORMAT = "inferwatch-monitor/1"
+_TARGETS = ("inputs", "outputs")
+
+
+def detector_types() -> dict[str, Callable[..., Detector]]:
+    """Config ``type`` names -> detector classes."""
+    from detectors.adapters.alibi import AlibiDetector
+    from detectors.drift.anderson import AndersonDrift
+    from detectors.drift.chisquare import ChiSquareDrift
+    from detectors.drift.classifier import ClassifierDrift
+    from detectors.drift.confidence import ConfidenceDrift
+    from detectors.drift.cvm import CVMDrift
+    from detectors.drift.fisher import FETDrift
+    from detectors.drift.hellinger import HellingerDrift
+    from detectors.drift.jensen_shannon import JSDrift
+    from detectors.drift.ks import KSDrift
+    from detectors.drift.mmd import MMDDrift
+    from detectors.drift.online_cvm import OnlineCVMDrift
+    from detectors.drift.page_hinkley import PageHinkley
+    from detectors.drift.prediction import PredictionDrift
+    from detectors.drift.psi import PSIDrift
+    from detectors.drift.tabular import TabularDrift
+    from detectors.drift.wasserstein import WassersteinDrift
+    from detectors.outlier.iqr import IQROutlier
+    from detectors.outlier.isolation_forest import IsolationForestOutlier
+    from detectors.outlier.mahalanobis import MahalanobisOutlier
+    from detectors.outlier.zscore import ZScoreOutlier
+    from detectors.quality.data_quality import DataQuality
+
+    return {
+        "ks": KSDrift,
+        "cvm": CVMDrift,
+        "anderson": AndersonDrift,
+        "chi2": ChiSquareDrift,
+        "fet": FETDrift,
+        "tabular": TabularDrift,
+        "psi": PSIDrift,
+        "js": JSDrift,
+        "hellinger": HellingerDrift,
+        "wasserstein": WassersteinDrift,
+        "mmd": MMDDrift,
+        "classifier": ClassifierDrift,
+        "online_cvm": OnlineCVMDrift,
+        "page_hinkley": PageHinkley,
+        "prediction": PredictionDrift,
+        "confidence": ConfidenceDrift,
+        "mahalanobis": MahalanobisOutlier,
+        "isolation_forest": IsolationForestOutlier,
+        "zscore": ZScoreOutlier,
+        "iqr": IQROutlier,
+        "quality": DataQuality,
+        "alibi": AlibiDetector,
+    }
+
+
+_OUTPUT_TYPES = ("prediction", "confidence")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """One ``detectors:`` entry of the config, validated."""
+
+    type: str
+    name: str
+    on: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Detector:
+        det = detector_types()[self.type](**self.params)
+        det.name = self.name
+        return det
+
+
+def _spec(i: int, entry: Any, types: Mapping[str, Callable[..., Detector]]) -> DetectorSpec:
+    where = f"detectors[{i}]"
+    if not isinstance(entry, Mapping):
+        raise DetectorError(f"{where} must be a mapping, got {type(entry).__name__}")
+    entry = dict(entry)
+    kind = entry.pop("type", None)
+    if kind not in types:
+        raise DetectorError(f"{where}.type must be one of {sorted(types)}, got {kind!r}")
+    on = entry.pop("on", "outputs" if kind in _OUTPUT_TYPES else "inputs")
+    if on not in _TARGETS:
+        raise DetectorError(f"{where}.on must be 'inputs' or 'outputs', got {on!r}")
+    name = entry.pop("name", None) or (kind if on == ("outputs" if kind in _OUTPUT_TYPES else "inputs") else f"{kind}_{on}")
+    cls = types[kind]
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(entry) - set(params))
+        if unknown:
+            raise DetectorError(
+                f"{where} ({kind}): unknown key(s) {unknown}; allowed: {sorted(set(params) | {'type', 'on', 'name'})}"
+            )
+    try:
+        cls(**entry)
+    except (TypeError, ValueError) as exc:
+        raise DetectorError(f"{where} ({kind}): {exc}") from exc
+    return DetectorSpec(type=str(kind), name=str(name), on=str(on), params=entry)
+
+
+def build_monitor(cfg: Mapping[str, Any] | None, references: ReferenceStore) -> Monitor:
+    """A :class:`Monitor` from a config dict (see the module docstring)."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - {"window", "detectors", "models"})
+    if unknown:
+        raise DetectorError(f"unknown monitor key(s) {unknown}; allowed: ['detectors', 'models', 'window']")
+    window_cfg = cfg.get("window") or {"type": "count", "size": 500}
+    if not isinstance(window_cfg, Mapping):
+        raise DetectorError(f"window must be a mapping, got {type(window_cfg).__name__}")
+    try:
+        window_from_config(window_cfg)
+    except (TypeError, ValueError) as exc:
+        raise DetectorError(f"window: {exc}") from exc
+    entries = cfg.get("detectors")
+    if entries is None:
+        entries = [{"type": "ks"}]
+    if not isinstance(entries, list) or not entries:
+        raise DetectorError("detectors must be a non-empty list")
+    types = detector_types()
+    specs = [_spec(i, e, types) for i, e in enumerate(entries)]
+    names = Counter(s.name for s in specs)
+    dupes = sorted(n for n, c in names.items() if c > 1)
+    if dupes:
+        raise DetectorError(f"detectors: duplicate name(s) {dupes}; give each a distinct `name`")
+    models = cfg.get("models")
+    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
+        raise DetectorError("models must be a list of model names or null")
+    return Monitor(dict(window_cfg), specs, references, models=models)
+
+
+@dataclass
+class _Group:
+    """One (model, version, target): its window, reference and fitted detectors."""
+
+    model: str
+    version: str | None
+    on: str
+    reference: ReferenceInfo
+    window: Window
+    detectors: list[Detector] | None = None
+    fit_errors: dict[str, str] = field(default_factory=dict)
+
+
+class Monitor:
+    """Windows and detectors per (model, version); see the module docstring."""
+
+    def __init__(
+        self,
+        window: Mapping[str, Any],
+        specs: list[DetectorSpec],
+        references: ReferenceStore,
+        *,
+        models: list[str] | None = None,
+        reference_ttl: float = 60.0,
+    ) -> None:
+        self.window_cfg = dict(window)
+        self.specs = list(specs)
+        self.references = references
+        self.models = None if models is None else set(models)
+        self.reference_ttl = reference_ttl
+        self.stats: Counter[str] = Counter()
+        self._groups: dict[tuple[str, str | None, str], _Group] = {}
+        self._no_ref: dict[tuple[str, str | None], float] = {}
+        self._targets = sorted({s.on for s in self.specs})
+        self._output_columns: dict[tuple[str, str | None], set[str]] = {}
+
+    # -- records in ---------------------------------------------------------------------
+    def _group(self, model: str, version: str | None, on: str) -> _Group | None:
+        key = (model, version, on)
+        group = self._groups.get(key)
+        if group is not None:
+            return group
+        miss = self._no_ref.get((model, version))
+        if miss is not None and time.monotonic() - miss < self.reference_ttl:
+            return None
+        info = self.references.latest(model, version)
+        if info is None:
+            self._no_ref[(model, version)] = time.monotonic()
+            return None
+        self._no_ref.pop((model, version), None)
+        group = _Group(model, version, on, info, window_from_config(self.window_cfg))
+        self._groups[key] = group
+        return group
+
+    def process(self, records: Iterable[InferenceRecord]) -> list[Detection]:
+        """Feed records; returns the detections of every window that closed."""
+        out: list[Detection] = []
+        for rec in records:
+            self.stats["records"] += 1
+            if self.models is not None and rec.model not in self.models:
+                self.stats["ignored"] += 1
+                continue
+            used = False
+            if rec.outputs:
+                self._output_columns.setdefault((rec.model, rec.version), set()).update(rec.outputs)
+            for on in self._targets:
+                table = rec.inputs if on == "inputs" else rec.outputs
+                if not table:
+                    continue
+                group = self._group(rec.model, rec.version, on)
+                if group is None:
+                    continue
+                used = True
+                try:
+                    table = {**table, ROW_ID: [f"{rec.id}-{i}" for i in range(n_rows(table))]}
+                    closed = group.window.add(table, rec.timestamp)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    self.stats["bad_rows"] += 1
+                    out.append(self._quality(group, None, f"unusable {on} table: {exc}"))
+                    continue
+                for window in closed:
+                    out.extend(self._run(group, window))
+            if not used:
+                self.stats["skipped"] += 1
+        return out
+
+    def advance(self, now: datetime) -> list[Detection]:
+        """Close time windows that ended before ``now`` (call on idle streams)."""
+        out: list[Detection] = []
+        for group in self._groups.values():
+            for window in group.window.advance(now):
+                out.extend(self._run(group, window))
+        return out
+
+    def flush(self) -> list[Detection]:
+        """Close every open window (end of a batch run)."""
+        out: list[Detection] = []
+        for group in self._groups.values():
+            for window in group.window.flush():
+                out.extend(self._run(group, window))
+        return out
+
+    # -- running detectors ------------------------------------------------------------
+    def _fit(self, group: _Group, window: ClosedWindow) -> list[Detector]:
+        if group.detectors is None:
+            group.detectors = []
+            frame = self.references.load(group.reference.id)
+            # The reference may hold inputs and outputs side by side: output detectors
+            # see only the output columns, input detectors all but the output columns.
+            outputs = self._output_columns.get((group.model, group.version), set())
+            if group.on == "outputs":
+                frame = frame[[c for c in frame.columns if c in window.rows and c != ROW_ID]]
+            elif outputs:
+                frame = frame[[c for c in frame.columns if c not in outputs]]
+            for spec in self.specs:
+                if spec.on != group.on:
+                    continue
+                det = spec.build()
+                try:
+                    det.fit(frame)
+                except (DetectorError, ValueError, TypeError) as exc:
+                    group.fit_errors[spec.name] = str(exc)
+                    continue
+                group.detectors.append(det)
+        return group.detectors
+
+    def _fill(self, det: Detection, group: _Group, window: ClosedWindow | None) -> Detection:
+        det.model = group.model
+        det.version = group.version
+        det.reference_id = group.reference.id
+        if window is not None:
+            det.window_start = window.start
+            det.window_end = window.end
+            det.window_size = window.size
+            det.extra.setdefault("rows_seen", window.seen)
+        det.extra.setdefault("on", group.on)
+        return det
+
+    def _quality(self, group: _Group, window: ClosedWindow | None, reason: str, **extra: Any) -> Detection:
+        det = Detection(detector="schema", kind="quality", model=group.model, is_drift=True)
+        det.extra.update(reason=reason, **extra)
+        return self._fill(det, group, window)
+
+    def _run(self, group: _Group, window: ClosedWindow) -> list[Detection]:
+        self.stats["windows"] += 1
+        detectors = self._fit(group, window)
+        out: list[Detection] = []
+        expected: set[str] = set()
+        for det in detectors:
+            expected.update(getattr(det, "fitted_features", None) or ())
+        missing = sorted(expected - set(window.rows))
+        unexpected = sorted(set(window.rows) - set(group.reference.columns) - {ROW_ID})
+        if missing or group.fit_errors:
+            reason = []
+            if missing:
+                reason.append(f"columns missing vs reference: {missing}")
+            if group.fit_errors:
+                reason.append(f"detectors not fitted: {group.fit_errors}")
+            out.append(
+                self._quality(
+                    group,
+                    window,
+                    "; ".join(reason),
+                    missing_columns=missing,
+                    unexpected_columns=unexpected,
+                    fit_errors=dict(group.fit_errors),
+                )
+            )
+        for det in detectors:
+            try:
+                det.reset().update(window.rows)
+                res = det.result()
+                if res.is_drift is None and res.is_outlier is None:
+                    continue  # nothing testable: the quality detection says why
+                out.append(self._fill(res, group, window))
+            except (DetectorError, ValueError, TypeError) as exc:
+                out.append(self._quality(group, window, f"{det.name}: {exc}", detector_error=det.name))
+            finally:
+                det.reset()
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Every open window and counter, as JSON bytes (store beside the consumer offset)."""
+        state = {
+            "format": _FORMAT,
+            "window": self.window_cfg,
+            "stats": dict(self.stats),
+            "output_columns": [[m, v, sorted(c)] for (m, v), c in self._output_columns.items()],
+            "groups": [
+                {
+                    "model": g.model,
+                    "version": g.version,
+                    "on": g.on,
+                    "reference_id": g.reference.id,
+                    "window": g.window.state(),
+                }
+                for g in self._groups.values()
+            ],
+        }
+        return orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str)
+
+    def restore(self, data: bytes) -> None:
+        """Replace all window state with a :meth:`snapshot`."""
+        try:
+            state = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise DetectorError(f"monitor snapshot is not valid JSON: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise DetectorError(f"not a monitor snapshot (format {_FORMAT!r} expected)")
+        if state.get("window") != self.window_cfg:
+            raise DetectorError(
+                f"snapshot window {state.get('window')!r} differs from the configured {self.window_cfg!r}"
+            )
+        groups: dict[tuple[str, str | None, str], _Group] = {}
+        for g in state["groups"]:
+            info = self.references.get(g["reference_id"])
+            group = _Group(g["model"], g["version"], g["on"], info, window_from_state(g["window"]))
+            groups[(group.model, group.version, group.on)] = group
+        self._groups = groups
+        self._output_columns = {(m, v): set(c) for m, v, c in state.get("output_columns", [])}
+        self._no_ref.clear()
+        self.stats = Counter(state.get("stats", {}))
