@@ -42,9 +42,9 @@ from detectors.outlier.isolation_forest import IsolationForestOutlier
 from detectors.outlier.mahalanobis import MahalanobisOutlier
 from detectors.outlier.zscore import ZScoreOutlier
 from detectors.quality.data_quality import DataQuality
-from detectors.references import ReferenceInfo, ReferenceStore
 from detectors.runtime.monitor import DetectorSpec, Monitor, build_monitor, detector_types
 from detectors.runtime.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
+from inferwatch.references import ReferenceInfo, ReferenceStore
 
 __all__ = [
     "AndersonDrift",

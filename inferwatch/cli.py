@@ -268,9 +268,9 @@ def reference_add(config_path: Path | None, model: str, file: Path | None, model
     inferwatch reference add income training.parquet
     inferwatch reference add income --from-audit --since 2026-01-01T00:00:00Z --until 2026-01-08T00:00:00Z
     """
-    from detectors.references import ReferenceStore
     from inferwatch.audit import reference_from_audit
     from inferwatch.pipeline import build_audit_store
+    from inferwatch.references import ReferenceStore
 
     cfg = _load(config_path)
     if from_audit == (file is not None):
@@ -297,7 +297,7 @@ def reference_add(config_path: Path | None, model: str, file: Path | None, model
 @_CONFIG
 def reference_list(config_path: Path | None) -> None:
     """List registered references."""
-    from detectors.references import ReferenceStore
+    from inferwatch.references import ReferenceStore
 
     cfg = _load(config_path)
     for info in ReferenceStore(cfg.references_path).list():

@@ -73,8 +73,8 @@ def _events(rows: Any, model: Any, names: list[str], start: datetime) -> list[tu
 def run_demo(*, seed: int = 0, data_dir: Path = Path("inferwatch-demo"), rows_per_phase: int = 300,
              window: int = 100, progress: bool = True) -> dict[str, Any]:
     """Run the demo and return its summary (see :func:`print_summary`)."""
-    from detectors.references import ReferenceStore
     from inferwatch.pipeline import Pipeline
+    from inferwatch.references import ReferenceStore
 
     t0 = time.monotonic()
     data_dir = Path(data_dir)

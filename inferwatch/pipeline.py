@@ -262,7 +262,7 @@ class DetectWorker(_Worker):
                  on_detection: Callable[[Detection], None] | None = None):
         super().__init__()
         from detectors import build_monitor
-        from detectors.references import ReferenceStore
+        from inferwatch.references import ReferenceStore
 
         self.cfg, self.log, self.metrics, self.alerts = cfg, lg, metrics, alerts
         self.on_detection = on_detection

@@ -194,7 +194,7 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Any, 
                source: dict[str, Any] | None = None, progress: bool = False) -> Any:
     """Run the detectors over ``records`` of ``model`` in count windows; a :class:`sinks.report.BatchReport`.
 
-    ``references`` is a :class:`~detectors.references.ReferenceStore`. Raises
+    ``references`` is a :class:`~inferwatch.references.ReferenceStore`. Raises
     :class:`InferwatchError` when there are no rows or no reference.
     """
     from detectors import build_monitor
@@ -325,8 +325,8 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
     inferwatch report -c inferwatch.yaml --model income --since 2026-01-01T00:00:00Z
     inferwatch report --input today.parquet --reference training.parquet --window 1000 --fail-on-drift
     """
-    from detectors.references import ReferenceStore
     from inferwatch.config import load_config
+    from inferwatch.references import ReferenceStore
     from sinks.report import REPORT_JOB, push_report_metrics, write_report
 
     try:

@@ -44,8 +44,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from detectors.references import ReferenceInfo
 from inferwatch.record import Detection, utcnow
+from inferwatch.references import ReferenceInfo
 
 __all__ = ["REPORT_FORMAT", "REPORT_JOB", "BatchReport", "push_report_metrics", "render_html", "report_dict",
            "write_report"]

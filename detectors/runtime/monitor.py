@@ -37,10 +37,10 @@ import orjson
 
 from detectors.base import Detector
 from detectors.common._windowed import ROW_ID
-from detectors.references import ReferenceInfo, ReferenceStore
 from detectors.runtime.windows import ClosedWindow, Window, window_from_config, window_from_state
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, InferenceRecord
+from inferwatch.references import ReferenceInfo, ReferenceStore
 from inferwatch.table import n_rows
 
 __all__ = ["DetectorSpec", "Monitor", "build_monitor", "detector_types"]

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.references import ReferenceStore
 from inferwatch.audit import SearchQuery
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
+from inferwatch.references import ReferenceStore
 from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -115,9 +115,9 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> np.ndarray:
 @pytest.mark.integration
 def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, require_service, tmp_path):
     require_service("prometheus")
-    from detectors.references import ReferenceStore
     from inferwatch.config import load_config
     from inferwatch.pipeline import Pipeline
+    from inferwatch.references import ReferenceStore
 
     prom = stack_env["INFERWATCH_PROMETHEUS_URL"].rstrip("/")
     tag = uuid.uuid4().hex[:8]

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from detectors.references import ReferenceStore
 from inferwatch.cli import main
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.references import ReferenceStore
 from sinks.sqlite_audit import SQLiteAuditStore
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from detectors.references import ReferenceStore
 from inferwatch.config import load_config
 from inferwatch.log import SQLiteLog
 from inferwatch.pipeline import DetectWorker
 from inferwatch.record import Detection, InferenceRecord
+from inferwatch.references import ReferenceStore
 from sinks.prometheus import Metrics
 
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import chi2_contingency, ks_2samp
 
-from detectors.references import ReferenceStore
 from inferwatch.record import InferenceRecord
+from inferwatch.references import ReferenceStore
 from inferwatch.report import EXIT_DRIFT, report
 from sinks.sqlite_audit import SQLiteAuditStore
 
