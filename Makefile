@@ -32,8 +32,8 @@ demo: $(CORE)
 test: $(STAMP)
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; \
-	  $(PY) -m ruff check inferwatch collectors detectors sinks stack tests bench && \
-	  $(PY) -m mypy inferwatch collectors detectors sinks && \
+	  $(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench && \
+	  $(PY) -m mypy inferwatch collectors detectors sinks dashboards && \
 	  $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  $(PY) -m stack down; exit $$rc
 
@@ -45,10 +45,10 @@ integration: $(STAMP)
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; $(PY) -m pytest -m integration
 
 lint: $(STAMP)
-	$(PY) -m ruff check inferwatch collectors detectors sinks stack tests bench
+	$(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench
 
 typecheck: $(STAMP)
-	$(PY) -m mypy inferwatch collectors detectors sinks
+	$(PY) -m mypy inferwatch collectors detectors sinks dashboards
 
 stack-up:
 	$(PYTHON) -m stack up

@@ -323,5 +323,14 @@ def _register_report() -> None:
 _register_report()
 
 
+def _register_dashboards() -> None:
+    from dashboards.cli import dashboards
+
+    main.add_command(dashboards)
+
+
+_register_dashboards()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

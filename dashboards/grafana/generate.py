@@ -1,16 +1,22 @@
-"""Generate the Grafana dashboard of the inferwatch pipeline.
+"""The Grafana dashboards of inferwatch, built with ``grafana-foundation-sdk``'s typed builders.
 
-    python dashboards/grafana/generate.py            # writes dashboards/grafana/json/inferwatch.json
-    python dashboards/grafana/generate.py --check    # exit 1 if the committed file is stale
-    python dashboards/grafana/generate.py --push https://grafana.example --token glsa_...
+    python -m dashboards.grafana.generate            # writes dashboards/grafana/json/<uid>.json
+    python -m dashboards.grafana.generate --check    # exit 1 if a committed file is stale
 
-The dashboard reads the Prometheus datasource that ``provisioning/datasources/prometheus.yml``
-provisions (uid ``prometheus``) and uses only metrics ``sinks/prometheus.py`` exports:
-payloads received / decoded / dead-lettered, audit writes and retries, consumer lag, drift
-state, p-values (overall and per feature), distances, outlier ratio, collector latency.
-Template variables ``model`` and ``version`` come from ``inferwatch_records_decoded_total``;
-every drift panel filters on them with regex matchers, so "All" and multi-selection work.
-tests/integration/test_grafana_dashboard.py runs every panel query against a real Prometheus.
+Three dashboards, all on the Prometheus data source that
+``provisioning/datasources/prometheus.yml`` provisions (uid ``prometheus``):
+
+* ``inferwatch-health`` — the pipeline's health: traffic per model and source, collector
+  latency, consumer lag, dead letters, audit writes and retries, detector windows.
+* ``inferwatch-drift`` — one model (``model``, ``version`` and ``detector`` variables): drift
+  state, overall and per-feature p-values over time (a heatmap of -log10 p per feature),
+  distances, outlier ratio.
+* ``inferwatch-quality`` — model quality: realized and estimated performance, labelled share
+  and late labels. Its metrics come with the model-quality work (issue 14) and are listed in
+  :data:`PENDING` until the pipeline exports them; dashboards/README.md documents each name.
+
+Upload them with ``inferwatch dashboards push``. tests/integration/test_grafana_dashboard.py
+runs every panel query, variables filled in, against the real Prometheus after a pipeline run.
 """
 
 from __future__ import annotations
@@ -18,254 +24,434 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    common,
+    dashboard,
+    heatmap,
+    prometheus,
+    stat,
+    statetimeline,
+    timeseries,
+)
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import heatmap as hm
+from grafana_foundation_sdk.models import prometheus as pm
+
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "json" / "inferwatch.json"
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
-UID = "inferwatch"
-P_VAL = 0.05  # the detectors' default significance level (the corrected overall p-value compares to it)
+OUT = HERE / "json"
+DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="prometheus")
+P_VAL = 0.05  # the detectors' default significance level
+
+#: metrics the dashboards already chart but the pipeline does not export yet, and who brings them
+PENDING: dict[str, str] = {
+    "inferwatch_model_performance": "issue 14 (realized and estimated performance)",
+    "inferwatch_model_performance_labelled_ratio": "issue 14 (share of a window's rows with ground truth)",
+    "inferwatch_feedback_labels_total": "issue 14 (ground-truth labels received)",
+    "inferwatch_feedback_unmatched_labels": "issue 14 (labels waiting for their prediction)",
+    "inferwatch_ingest_to_searchable_seconds_bucket": "issue 15 (collector to searchable histogram)",
+    "inferwatch_outlier_score_bucket": "issue 15 (outlier score histograms)",
+    "inferwatch_data_quality_violations_total": "issue 15 (data-quality counters)",
+    "inferwatch_prediction_value_bucket": "issue 15 (distribution of numeric predictions)",
+    "inferwatch_predicted_class_total": "issue 15 (predictions per class)",
+    "inferwatch_series_dropped_total": "issue 15 (per-feature series refused by the cardinality cap)",
+}
+
 SEL = 'model=~"$model", version=~"$version"'
+DSEL = 'model=~"$model", version=~"$version", detector=~"$detector"'
 BY = "model, version, detector"
 
-
-def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict[str, Any]:
-    t: dict[str, Any] = {"datasource": DATASOURCE, "editorMode": "code", "expr": expr, "refId": ref,
-                         "legendFormat": legend or "__auto", "range": not instant, "instant": instant}
-    if instant:
-        t["format"] = "time_series"
-    return t
+Builder = Any  # a grafana_foundation_sdk panel builder
 
 
-def thresholds(*steps: tuple[float | None, str]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": color, "value": value} for value, color in steps]}
+class _Ids:
+    """Panel ids and query refIds: unique per dashboard, in reading order."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
 
 
-def panel(kind: str, title: str, description: str, targets: list[dict[str, Any]], *, unit: str = "short",
-          defaults: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
-          custom: dict[str, Any] | None = None, mappings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    field = {"unit": unit, "color": {"mode": "palette-classic"}, "mappings": mappings or [],
-             "thresholds": thresholds((None, "green")), **(defaults or {})}
-    if custom:
-        field["custom"] = custom
-    return {"type": kind, "title": title, "description": description, "datasource": DATASOURCE,
-            "targets": targets, "fieldConfig": {"defaults": field, "overrides": []}, "options": options or {}}
+def query(expr: str, legend: str = "__auto", *, ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
+    q = (prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
+         .editor_mode(pm.QueryEditorMode.CODE))
+    return q.instant() if instant else q.range()
 
 
-def timeseries(title: str, description: str, targets: list[dict[str, Any]], *, unit: str = "short",
-               custom: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    base_custom = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
-                   "spanNulls": False, "axisSoftMin": 0}
-    return panel("timeseries", title, description, targets, unit=unit, defaults=defaults,
-                 custom={k: v for k, v in {**base_custom, **(custom or {})}.items() if v is not None},
-                 options={"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
-                          "tooltip": {"mode": "multi", "sort": "desc"}})
+def thresholds(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
+    return (dashboard.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE)
+            .steps([dm.Threshold(value=v, color=c) for v, c in steps]))
 
 
-def stat(title: str, description: str, expr: str, *, unit: str = "short",
-         steps: tuple[tuple[float | None, str], ...] = ((None, "green"),)) -> dict[str, Any]:
-    return panel("stat", title, description, [target(expr, instant=True)], unit=unit,
-                 defaults={"thresholds": thresholds(*steps), "color": {"mode": "thresholds"}},
-                 options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                          "colorMode": "background", "graphMode": "none", "textMode": "value",
-                          "justifyMode": "center", "orientation": "auto"})
+def _legend() -> common.VizLegendOptions:
+    return (common.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True).calcs(["lastNotNull", "max"]))
 
 
-def row(title: str) -> dict[str, Any]:
-    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+def _tooltip() -> common.VizTooltipOptions:
+    return common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING)
 
 
-def layout() -> list[tuple[dict[str, Any], int, int]]:
-    """(panel, width, height) in reading order; widths of one line add up to 24."""
-    drifting = f"sum(max by (model, version) (inferwatch_drift_detected{{{SEL}}}))"
-    return [
-        (row("Overview"), 24, 1),
-        (stat("Models drifting now", "Model versions whose latest window drifted (any detector).", drifting,
-              steps=((None, "green"), (1, "red"))), 6, 4),
-        (stat("Records decoded / s", "Decoded records appended to the log, all selected models.",
-              f"sum(rate(inferwatch_records_decoded_total{{{SEL}}}[$__rate_interval]))", unit="reqps"), 6, 4),
-        (stat("Dead letters (time range)", "Payloads sent to the dead letters in the dashboard's time range.",
-              "sum(increase(inferwatch_records_deadlettered_total[$__range]))",
-              steps=((None, "green"), (1, "orange"))), 6, 4),
-        (stat("Max consumer lag", "The consumer group furthest behind the log (records).",
-              "max(inferwatch_consumer_lag_records)", steps=((None, "green"), (10000, "red"))), 6, 4),
-
-        (row("Ingest"), 24, 1),
-        (timeseries("Payloads received", "Payloads received by the collectors, per source.",
-                    [target("sum by (source) (rate(inferwatch_records_received_total[$__rate_interval]))",
-                            "{{source}}")], unit="reqps"), 8, 8),
-        (timeseries("Records and rows decoded", "Records (and rows: a batch request of N rows counts N) "
-                    "decoded and appended to the log.",
-                    [target(f"sum by (model, version) (rate(inferwatch_records_decoded_total{{{SEL}}}"
-                            "[$__rate_interval]))", "{{model}} {{version}} records"),
-                     target(f"sum by (model, version) (rate(inferwatch_rows_decoded_total{{{SEL}}}"
-                            "[$__rate_interval]))", "{{model}} {{version}} rows", ref="B")], unit="reqps"), 8, 8),
-        (timeseries("Dead-lettered", "Payloads sent to the dead letters, by source and stage (decode, audit, "
-                    "index). Read the reasons with `inferwatch search --kind deadletters`.",
-                    [target("sum by (source, stage) (rate(inferwatch_records_deadlettered_total"
-                            "[$__rate_interval]))", "{{source}} {{stage}}")], unit="reqps"), 8, 8),
-        (timeseries("Collector request latency", "Collector request handling time up to the durable append "
-                    "(p50 and p99 from the histogram).",
-                    [target("histogram_quantile(0.5, sum by (le) (rate("
-                            "inferwatch_collector_request_duration_seconds_bucket[$__rate_interval])))", "p50"),
-                     target("histogram_quantile(0.99, sum by (le) (rate("
-                            "inferwatch_collector_request_duration_seconds_bucket[$__rate_interval])))", "p99",
-                            ref="B")], unit="s"), 24, 7),
-
-        (row("Audit and log"), 24, 1),
-        (timeseries("Audit documents written", "Audit documents durably written, per store.",
-                    [target("sum by (store) (rate(inferwatch_audit_documents_total[$__rate_interval]))",
-                            "{{store}}")], unit="ops"), 8, 8),
-        (timeseries("Audit retries", "Audit writes retried after backpressure (HTTP 429) or an outage of the "
-                    "store. Nothing is dropped: the log holds the data while the audit role backs off.",
-                    [target("sum by (store) (rate(inferwatch_audit_retries_total[$__rate_interval]))",
-                            "{{store}}")], unit="ops"), 8, 8),
-        (timeseries("Consumer lag", "Log messages not yet committed, per consumer group and topic.",
-                    [target("max by (group) (inferwatch_consumer_lag_records)", "{{group}}")]), 8, 8),
-
-        (row("Drift and outliers"), 24, 1),
-        (panel("state-timeline", "Drift detected", "1 while the latest window of a model version drifted, "
-               "per detector (a data-quality `schema` detector fires on missing columns).",
-               [target(f"max by ({BY}) (inferwatch_drift_detected{{{SEL}}})", "{{model}} {{version}} {{detector}}")],
-               defaults={"color": {"mode": "thresholds"}, "thresholds": thresholds((None, "green"), (1, "red")),
-                         "min": 0, "max": 1},
-               custom={"fillOpacity": 80, "lineWidth": 0},
-               mappings=[{"type": "value", "options": {"0": {"text": "no drift", "color": "green", "index": 0},
-                                                       "1": {"text": "DRIFT", "color": "red", "index": 1}}}],
-               options={"showValue": "never", "mergeValues": True, "alignValue": "left", "rowHeight": 0.8,
-                        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
-                        "tooltip": {"mode": "single", "sort": "none"}}), 24, 8),
-        (timeseries("Drift p-value (latest window)", "Overall p-value of each detector's latest window, "
-                    f"corrected for multiple features; below the line (p = {P_VAL}) is drift.",
-                    [target(f"min by ({BY}) (inferwatch_drift_p_value{{{SEL}}})", "{{model}} {{version}} {{detector}}")],
-                    unit="none",
-                    custom={"scaleDistribution": {"type": "log", "log": 10}, "showPoints": "always",
-                            "thresholdsStyle": {"mode": "line+area"}, "axisSoftMin": None},
-                    defaults={"thresholds": thresholds((None, "red"), (P_VAL, "transparent")), "max": 1}), 12, 9),
-        (panel("bargauge", "Per-feature p-values (latest window)", "Uncorrected p-value of each feature in the "
-               "latest window; the detector flags a feature when it is below the corrected threshold "
-               f"({P_VAL} / number of features with Bonferroni). Red: below {P_VAL}.",
-               [target(f"min by (model, detector, feature) (inferwatch_drift_feature_p_value{{{SEL}}})",
-                       "{{model}} {{detector}} {{feature}}", instant=True)],
-               unit="none",
-               defaults={"min": 0, "max": 1, "color": {"mode": "thresholds"},
-                         "thresholds": thresholds((None, "red"), (P_VAL, "green")), "decimals": 4},
-               options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                        "orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
-                        "valueMode": "color", "namePlacement": "left", "sizing": "auto", "minVizHeight": 12,
-                        "maxVizHeight": 24}), 12, 9),
-        (timeseries("Drift distance (latest window)", "The largest per-feature distance statistic of each "
-                    "detector's latest window (KS statistic, PSI, MMD², ... depending on the detector).",
-                    [target(f"max by ({BY}) (inferwatch_drift_distance{{{SEL}}})", "{{model}} {{version}} {{detector}}")],
-                    custom={"showPoints": "always"}), 8, 8),
-        (timeseries("Windows tested and fired", "Windows tested by each detector, and those in which it fired.",
-                    [target(f"sum by (model, detector) (increase(inferwatch_detector_windows_total{{{SEL}}}"
-                            "[$__rate_interval]))", "{{model}} {{detector}} tested"),
-                     target(f"sum by (model, detector) (increase(inferwatch_detections_total{{{SEL}}}"
-                            "[$__rate_interval]))", "{{model}} {{detector}} fired", ref="B")],
-                    custom={"drawStyle": "bars", "fillOpacity": 60}), 8, 8),
-        (timeseries("Outlier ratio (latest window)", "Share of rows of the latest window an outlier detector "
-                    "flagged; the alert fires above 5% for 10 minutes.",
-                    [target(f"max by ({BY}) (inferwatch_outlier_ratio{{{SEL}}})", "{{model}} {{version}} {{detector}}")],
-                    unit="percentunit",
-                    custom={"thresholdsStyle": {"mode": "line"}, "showPoints": "always"},
-                    defaults={"thresholds": thresholds((None, "green"), (0.05, "red"))}), 8, 8),
-    ]
+def series(title: str, description: str, queries: list[prometheus.Dataquery], *, unit: str = "short",
+           bars: bool = False, log_scale: bool = False, points: bool = False,
+           lines: dashboard.ThresholdsConfig | None = None, area: bool = False,
+           stack: bool = False, min_val: float | None = 0, max_val: float | None = None) -> timeseries.Panel:
+    targets: list[cogbuilder.Builder[cogvariants.Dataquery]] = list(queries)
+    p = (timeseries.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit)
+         .targets(targets).legend(_legend()).tooltip(_tooltip()).line_width(1)
+         .fill_opacity(60 if bars else 10).span_nulls(False)
+         .draw_style(cm.GraphDrawStyle.BARS if bars else cm.GraphDrawStyle.LINE)
+         .show_points(cm.VisibilityMode.ALWAYS if points else cm.VisibilityMode.NEVER))
+    if min_val is not None:
+        p = p.axis_soft_min(min_val)
+    if max_val is not None:
+        p = p.max(max_val)
+    if log_scale:
+        p = p.scale_distribution(common.ScaleDistributionConfig().type(cm.ScaleDistribution.LOG).log(10))
+    if lines is not None:
+        p = p.thresholds(lines).thresholds_style(common.GraphThresholdsStyleConfig().mode(
+            cm.GraphTresholdsStyleMode.LINE_AND_AREA if area else cm.GraphTresholdsStyleMode.LINE))
+    if stack:
+        p = p.stacking(common.StackingConfig().mode(cm.StackingMode.NORMAL))
+    return p
 
 
-def variable(name: str, label: str, query: str) -> dict[str, Any]:
-    return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE, "definition": query,
-            "query": {"query": query, "refId": f"PrometheusVariableQueryEditor-{name}", "qryType": 1},
-            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1, "regex": "",
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "options": [], "hide": 0}
+def single(title: str, description: str, expr: str, *, unit: str = "short",
+           steps: tuple[tuple[float | None, str], ...] = ((None, "green"),), no_value: str = "0") -> stat.Panel:
+    return (stat.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit)
+            .with_target(query(expr, instant=True)).thresholds(thresholds(*steps)).no_value(no_value)
+            .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+            .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE)
+            .text_mode(cm.BigValueTextMode.VALUE))
 
 
-def dashboard() -> dict[str, Any]:
-    panels = []
-    x = y = line_height = 0
-    for i, (p, width, height) in enumerate(layout(), start=1):
-        if x + width > 24:
-            x, y = 0, y + line_height
-            line_height = 0
-        p = {"id": i, "gridPos": {"h": height, "w": width, "x": x, "y": y}, **p}
-        panels.append(p)
-        x += width
-        line_height = max(line_height, height)
-        if x >= 24:
-            x, y, line_height = 0, y + line_height, 0
-    return {
-        "uid": UID,
-        "title": "inferwatch",
-        "description": "Payload logging, audit and drift detection of served models (generated by "
-                       "dashboards/grafana/generate.py; do not edit by hand).",
-        "tags": ["inferwatch", "mlops", "drift"],
-        "id": None,
-        "version": 1,
-        "schemaVersion": 39,
-        "editable": True,
-        "graphTooltip": 1,
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "refresh": "30s",
-        "time": {"from": "now-1h", "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "weekStart": "",
-        "annotations": {"list": [{
-            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
-            "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "links": [],
-        "templating": {"list": [
-            variable("model", "model", "label_values(inferwatch_records_decoded_total, model)"),
-            variable("version", "version", 'label_values(inferwatch_records_decoded_total{model=~"$model"}, version)'),
-        ]},
-        "panels": panels,
-    }
+def variable(name: str, definition: str, *, multi: bool = True, description: str = "") -> dashboard.QueryVariable:
+    v = (dashboard.QueryVariable(name).label(name).description(description).datasource(DATASOURCE)
+         .query(definition).refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+         .sort(dm.VariableSort.ALPHABETICAL_ASC).multi(multi).include_all(multi))
+    return v.all_value(".*") if multi else v
 
 
-def render() -> str:
-    return json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n"
+def _dashboard(uid: str, title: str, description: str, tags: list[str],
+               variables: list[dashboard.QueryVariable],
+               layout: list[tuple[str, list[tuple[Builder, int, int]]]]) -> dict[str, Any]:
+    """Rows of (panel, width, height); each row's widths add up to 24 (the SDK places them)."""
+    ids = _Ids()
+    d = (dashboard.Dashboard(title).uid(uid).description(description).tags(["inferwatch", *tags])
+         .editable().tooltip(dm.DashboardCursorSync.CROSSHAIR).refresh("30s").time("now-1h", "now")
+         .timezone("browser"))
+    for v in variables:
+        d = d.with_variable(v)
+    for row_title, panels in layout:
+        assert sum(w for _, w, _ in panels) % 24 == 0, f"{row_title}: widths do not fill the grid"
+        d = d.with_row(dashboard.Row(row_title).id(ids()))
+        for p, w, h in panels:
+            d = d.with_panel(p.id(ids()).span(w).height(h))
+    out: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(d.build()))
+    return out
 
 
-def push(url: str, token: str, folder_uid: str | None = None) -> Any:
-    """Upload (create or overwrite) the dashboard with the ``grafana-client`` package."""
-    from grafana_client import GrafanaApi
+# --- pipeline health ---------------------------------------------------------------------------
 
-    api = GrafanaApi.from_url(url, credential=token)
-    payload: dict[str, Any] = {"dashboard": dashboard(), "overwrite": True,
-                               "message": "generated by dashboards/grafana/generate.py"}
-    if folder_uid:
-        payload["folderUid"] = folder_uid
-    return api.dashboard.update_dashboard(payload)
+
+def health() -> dict[str, Any]:
+    rate = "[$__rate_interval]"
+    latency = "inferwatch_collector_request_duration_seconds_bucket"
+    return _dashboard(
+        "inferwatch-health", "inferwatch — pipeline health",
+        "Traffic, latency, lag, dead letters and audit writes of the inferwatch pipeline "
+        "(generated by dashboards/grafana/generate.py; do not edit by hand).",
+        ["pipeline"],
+        [variable("model", "label_values(inferwatch_records_decoded_total, model)"),
+         variable("version", 'label_values(inferwatch_records_decoded_total{model=~"$model"}, version)')],
+        [
+            ("Overview", [
+                (single("Records decoded / s", "Decoded records appended to the log, selected models.",
+                        f"sum(rate(inferwatch_records_decoded_total{{{SEL}}}{rate}))", unit="reqps"), 4, 4),
+                (single("Rows decoded / s", "Rows decoded (a batch request of N rows counts N), selected models.",
+                        f"sum(rate(inferwatch_rows_decoded_total{{{SEL}}}{rate}))", unit="rowsps"), 4, 4),
+                (single("Collector p99 latency", "99th percentile of the collector's request handling time "
+                        "up to the durable append to the log.",
+                        f"histogram_quantile(0.99, sum by (le) (rate({latency}{rate})))", unit="s",
+                        steps=((None, "green"), (0.5, "orange"), (2.5, "red")), no_value="-"), 4, 4),
+                (single("Dead letters (time range)", "Payloads sent to the dead letters in the time range.",
+                        "sum(increase(inferwatch_records_deadlettered_total[$__range]))",
+                        steps=((None, "green"), (1, "orange"))), 4, 4),
+                (single("Audit retries (time range)", "Audit writes retried after backpressure or an outage "
+                        "of the store, in the time range.",
+                        "sum(increase(inferwatch_audit_retries_total[$__range]))",
+                        steps=((None, "green"), (1, "orange"))), 4, 4),
+                (single("Max consumer lag", "The consumer group furthest behind the log (messages).",
+                        "max(inferwatch_consumer_lag_records)", steps=((None, "green"), (10000, "red"))), 4, 4),
+            ]),
+            ("Traffic", [
+                (series("Payloads received", "Payloads received by the collectors, per source (cloudevents, "
+                        "json, proxy, kafka, ...), before decoding.",
+                        [query(f"sum by (source) (rate(inferwatch_records_received_total{rate}))", "{{source}}")],
+                        unit="reqps"), 8, 8),
+                (series("Records decoded per model", "Decoded records appended to the log, per model version.",
+                        [query(f"sum by (model, version) (rate(inferwatch_records_decoded_total{{{SEL}}}{rate}))",
+                               "{{model}} {{version}}")], unit="reqps"), 8, 8),
+                (series("Rows decoded per model", "Rows decoded, per model version (a batch of N rows counts N).",
+                        [query(f"sum by (model, version) (rate(inferwatch_rows_decoded_total{{{SEL}}}{rate}))",
+                               "{{model}} {{version}}")], unit="rowsps"), 8, 8),
+            ]),
+            ("Latency", [
+                (series("Collector request latency", "Collector request handling time up to the durable append "
+                        "(quantiles of the histogram, all sources).",
+                        [query(f"histogram_quantile({q}, sum by (le) (rate({latency}{rate})))", f"p{int(q * 100)}",
+                               ref=ref) for q, ref in ((0.5, "A"), (0.9, "B"), (0.99, "C"))], unit="s"), 8, 8),
+                (heat("Collector latency distribution", "Requests per latency bucket over time (the histogram's "
+                      "buckets; darker is more requests).",
+                      query(f"sum by (le) (increase({latency}{rate}))", "{{le}}"), unit="s", buckets=True), 8, 8),
+                (series("Collector to searchable", "Time from the collector's receipt of a record to its audit "
+                        "document being written (searchable after the store's refresh), per store.",
+                        [query(f"histogram_quantile({q}, sum by (le, store) (rate("
+                               f"inferwatch_ingest_to_searchable_seconds_bucket{rate})))", f"{{{{store}}}} p{int(q * 100)}",
+                               ref=ref) for q, ref in ((0.5, "A"), (0.99, "B"))], unit="s"), 8, 8),
+            ]),
+            ("Log and audit", [
+                (series("Consumer lag", "Log messages not yet committed, per consumer group and topic "
+                        "(audit: `<group>:<topic>`; detect: its group).",
+                        [query("max by (group) (inferwatch_consumer_lag_records)", "{{group}}")]), 8, 8),
+                (series("Audit documents written", "Audit documents durably written, per store.",
+                        [query(f"sum by (store) (rate(inferwatch_audit_documents_total{rate}))", "{{store}}")],
+                        unit="ops"), 8, 8),
+                (series("Audit retries", "Audit writes retried after backpressure (HTTP 429) or an outage of the "
+                        "store. Nothing is dropped: the log keeps the data while the audit role backs off.",
+                        [query(f"sum by (store) (increase(inferwatch_audit_retries_total{rate}))", "{{store}}")],
+                        bars=True), 8, 8),
+            ]),
+            ("Dead letters and detectors", [
+                (series("Dead letters", "Payloads sent to the dead letters, per source and stage (decode, "
+                        "audit, index, detect). Read the reasons in Kibana or with "
+                        "`inferwatch search --kind deadletters`.",
+                        [query(f"sum by (source, stage) (increase(inferwatch_records_deadlettered_total{rate}))",
+                               "{{source}} {{stage}}")], bars=True), 8, 8),
+                (series("Series dropped by the cardinality cap", "Per-feature series not created because a "
+                        "metric reached its cap of label combinations (the pipeline logs the first refusal).",
+                        [query(f"sum by (metric) (increase(inferwatch_series_dropped_total{rate}))", "{{metric}}")],
+                        bars=True), 8, 8),
+                (series("Detector windows", "Windows tested per model and detector: a detector whose line "
+                        "stops while its model still gets traffic has stalled (alert InferwatchDetectorStalled).",
+                        [query(f"sum by (model, detector) (increase(inferwatch_detector_windows_total{{{SEL}}}"
+                               f"{rate}))", "{{model}} {{detector}}")], bars=True), 8, 8),
+            ]),
+        ])
+
+
+# --- drift and outliers of one model -----------------------------------------------------------
+
+
+def heat(title: str, description: str, q: prometheus.Dataquery, *, unit: str = "none",
+         scheme: str = "Oranges", buckets: bool = False, cell_unit: str = "short") -> heatmap.Panel:
+    """A heatmap of pre-bucketed series: one row per series (per ``le`` bucket or per feature)."""
+    fmt = pm.PromQueryFormat.HEATMAP if buckets else pm.PromQueryFormat.TIME_SERIES
+    return (heatmap.Panel().title(title).description(description).datasource(DATASOURCE)
+            .with_target(q.format(fmt))
+            .calculate(False).cell_gap(1).show_legend().show_tooltip()
+            .color(heatmap.HeatmapColorOptions().mode(hm.HeatmapColorMode.SCHEME).scheme(scheme)
+                   .scale(hm.HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64).fill("dark-orange"))
+            .y_axis(heatmap.YAxisConfig().unit(unit).axis_placement(cm.AxisPlacement.LEFT))
+            .rows_frame(heatmap.RowsHeatmapOptions().layout(
+                cm.HeatmapCellLayout.LE if buckets else cm.HeatmapCellLayout.UNKNOWN))
+            .cell_values(heatmap.CellValues().unit(cell_unit)))
+
+
+def drift() -> dict[str, Any]:
+    rate = "[$__rate_interval]"
+    timeline = (statetimeline.Panel().title("Drift detected").description(
+        "1 while the latest window of a model version drifted, per detector (a data-quality `schema` "
+        "detector fires on missing columns).").datasource(DATASOURCE)
+        .with_target(query(f"max by ({BY}) (inferwatch_drift_detected{{{DSEL}}})", "{{version}} {{detector}}"))
+        .thresholds(thresholds((None, "green"), (1, "red"))).min(0).max(1)
+        .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="no drift", color="green", index=0),
+                                        "1": dm.ValueMappingResult(text="DRIFT", color="red", index=1)})])
+        .show_value(cm.VisibilityMode.NEVER).merge_values(True).row_height(0.8).fill_opacity(80).line_width(0)
+        .legend(common.VizLegendOptions().show_legend(False).display_mode(cm.LegendDisplayMode.LIST)
+                .placement(cm.LegendPlacement.BOTTOM)))
+    latest_features = (bargauge.Panel().title("Per-feature p-values (latest window)").description(
+        "Uncorrected p-value of each feature in the latest window; the detector flags a feature when it is "
+        f"below the corrected threshold ({P_VAL} / number of features with Bonferroni). Red: below {P_VAL}.")
+        .datasource(DATASOURCE).unit("none").min(0).max(1).decimals(4)
+        .with_target(query(f"min by (detector, feature) (inferwatch_drift_feature_p_value{{{DSEL}}})",
+                           "{{detector}} {{feature}}", instant=True))
+        .thresholds(thresholds((None, "red"), (P_VAL, "green")))
+        .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .value_mode(cm.BarGaugeValueMode.COLOR).show_unfilled(True))
+    return _dashboard(
+        "inferwatch-drift", "inferwatch — drift and outliers",
+        "Drift and outliers of one model: choose the model, its versions and detectors "
+        "(generated by dashboards/grafana/generate.py; do not edit by hand).",
+        ["drift", "outliers"],
+        [variable("model", "label_values(inferwatch_detector_windows_total, model)", multi=False,
+                  description="The model to look at (one at a time: p-values of different models do not mix)."),
+         variable("version", 'label_values(inferwatch_detector_windows_total{model=~"$model"}, version)'),
+         variable("detector",
+                  'label_values(inferwatch_detector_windows_total{model=~"$model", version=~"$version"}, detector)')],
+        [
+            ("Now", [
+                (single("Detectors drifting now", "Detectors whose latest window drifted.",
+                        f"sum(max by ({BY}) (inferwatch_drift_detected{{{DSEL}}}))",
+                        steps=((None, "green"), (1, "red"))), 6, 4),
+                (single("Lowest p-value now", "The smallest overall p-value of the detectors' latest windows "
+                        f"(each already corrected for the number of features); below {P_VAL} is drift.",
+                        f"min(inferwatch_drift_p_value{{{DSEL}}})", unit="none",
+                        steps=((None, "red"), (P_VAL, "green")), no_value="-"), 6, 4),
+                (single("Outlier ratio now", "The largest share of outlier rows in an outlier detector's "
+                        "latest window.", f"max(inferwatch_outlier_ratio{{{DSEL}}})", unit="percentunit",
+                        steps=((None, "green"), (0.05, "red")), no_value="-"), 6, 4),
+                (single("Windows tested (time range)", "Windows the selected detectors tested in the time range.",
+                        f"sum(increase(inferwatch_detector_windows_total{{{DSEL}}}[$__range]))"), 6, 4),
+            ]),
+            ("Drift", [
+                (timeline, 24, 6),
+                (heat("Per-feature drift over time (-log10 p-value)", "One row per feature, one column per "
+                      "scrape: -log10 of the feature's uncorrected p-value in the latest window (2 is p = 0.01, "
+                      "5 is p = 0.00001; darker is stronger evidence of drift).",
+                      query(f"-log10(clamp_min(min by (feature) (inferwatch_drift_feature_p_value{{{DSEL}}}), "
+                            "1e-300))", "{{feature}}"), cell_unit="none"), 24, 10),
+                (series("Drift p-value (latest window)", "Overall p-value of each detector's latest window, "
+                        f"corrected for multiple features; below the line (p = {P_VAL}) is drift.",
+                        [query(f"min by ({BY}) (inferwatch_drift_p_value{{{DSEL}}})", "{{version}} {{detector}}")],
+                        unit="none", log_scale=True, points=True, min_val=None, max_val=1,
+                        lines=thresholds((None, "red"), (P_VAL, "transparent")), area=True), 12, 8),
+                (latest_features, 12, 8),
+                (series("Drift distance (latest window)", "The distance statistic of each detector's latest "
+                        "window (KS statistic, PSI, MMD², ... depending on the detector).",
+                        [query(f"max by ({BY}) (inferwatch_drift_distance{{{DSEL}}})", "{{version}} {{detector}}")],
+                        points=True), 12, 8),
+                (series("Windows tested and fired", "Windows tested by each detector, and those in which it fired.",
+                        [query(f"sum by (detector) (increase(inferwatch_detector_windows_total{{{DSEL}}}{rate}))",
+                               "{{detector}} tested"),
+                         query(f"sum by (detector) (increase(inferwatch_detections_total{{{DSEL}}}{rate}))",
+                               "{{detector}} fired", ref="B")], bars=True), 12, 8),
+            ]),
+            ("Outliers", [
+                (series("Outlier ratio (latest window)", "Share of rows of the latest window an outlier detector "
+                        "flagged; the alert fires above 5% for 10 minutes.",
+                        [query(f"max by ({BY}) (inferwatch_outlier_ratio{{{DSEL}}})", "{{version}} {{detector}}")],
+                        unit="percentunit", points=True, lines=thresholds((None, "green"), (0.05, "red"))), 12, 8),
+                (heat("Outlier score distribution", "Rows per outlier-score bucket over time, per detector "
+                      "selected (the detector's threshold separates inliers from outliers).",
+                      query(f"sum by (le) (increase(inferwatch_outlier_score_bucket{{{DSEL}}}{rate}))", "{{le}}"),
+                      buckets=True), 12, 8),
+            ]),
+            ("Data quality", [
+                (series("Violations by check", "Rows with a missing value, a value outside the reference's "
+                        "range, a category the reference never had, or a schema violation (missing or unexpected "
+                        "column, wrong type).",
+                        [query(f"sum by (check) (increase(inferwatch_data_quality_violations_total{{{SEL}}}{rate}))",
+                               "{{check}}")], bars=True, stack=True), 12, 8),
+                (series("Violations by feature", "The same, per feature (bounded: features past the cap are "
+                        "counted under `_other`).",
+                        [query(f"sum by (feature, check) (increase(inferwatch_data_quality_violations_total"
+                               f"{{{SEL}}}{rate}))", "{{feature}} {{check}}")], bars=True, stack=True), 12, 8),
+            ]),
+        ])
+
+
+# --- model quality -----------------------------------------------------------------------------
+
+
+def quality() -> dict[str, Any]:
+    perf = "inferwatch_model_performance"
+    classification = 'metric=~"accuracy|precision|recall|f1|roc_auc"'
+    regression = 'metric=~"mae|rmse|mape"'
+    return _dashboard(
+        "inferwatch-quality", "inferwatch — model quality",
+        "Realized performance (once ground truth arrives) and estimated performance (before it does) per "
+        "model version. The metrics come with the model-quality work; dashboards/README.md lists their names "
+        "(generated by dashboards/grafana/generate.py; do not edit by hand).",
+        ["quality", "performance"],
+        [variable("model", f"label_values({perf}, model)"),
+         variable("version", f'label_values({perf}{{model=~"$model"}}, version)')],
+        [
+            ("Realized performance", [
+                (series("Classification (realized)", "Accuracy, precision, recall, F1 (macro-averaged) and ROC AUC "
+                        "of each window, computed on its labelled rows; revised as late labels arrive.",
+                        [query(f'max by (model, version, metric) ({perf}{{{SEL}, method="realized", '
+                               f"{classification}}})", "{{version}} {{metric}}")],
+                        unit="percentunit", points=True, max_val=1), 12, 8),
+                (series("Regression errors (realized)", "MAE, RMSE and MAPE of each window's labelled rows.",
+                        [query(f'max by (model, version, metric) ({perf}{{{SEL}, method="realized", '
+                               f"{regression}}})", "{{version}} {{metric}}")], points=True), 12, 8),
+            ]),
+            ("Estimated before labels", [
+                (series("Estimated vs realized", "Performance estimated from the predicted probabilities before "
+                        "labels arrive (CBPE for classifiers, direct loss estimation for regressors), next to the "
+                        "realized figure once labels are in.",
+                        [query(f"max by (model, version, metric, method) ({perf}{{{SEL}}})",
+                               "{{version}} {{metric}} {{method}}")], points=True), 12, 8),
+                (series("Labelled share of the latest window", "Share of the latest window's rows that have "
+                        "ground truth: realized figures over a small share are noisy.",
+                        [query(f"max by (model, version) ({perf}_labelled_ratio{{{SEL}}})", "{{version}}")],
+                        unit="percentunit", max_val=1), 12, 8),
+            ]),
+            ("Ground truth", [
+                (series("Labels received", "Ground-truth labels received per second (feedback endpoint and topic).",
+                        [query(f"sum by (model, version) (rate(inferwatch_feedback_labels_total{{{SEL}}}"
+                               "[$__rate_interval]))", "{{model}} {{version}}")], unit="ops"), 12, 8),
+                (series("Labels waiting for their prediction", "Labels that arrived before the prediction they "
+                        "belong to, kept (bounded) until it does.",
+                        [query('max by (model) (inferwatch_feedback_unmatched_labels{model=~"$model"})',
+                               "{{model}}")]), 12, 8),
+            ]),
+            ("Predictions", [
+                (heat("Numeric predictions", "Distribution of the model's numeric outputs over time (regression "
+                      "values, scores, probabilities): rows per output bucket.",
+                      query(f"sum by (le) (increase(inferwatch_prediction_value_bucket{{{SEL}}}[$__rate_interval]))",
+                            "{{le}}"), buckets=True), 12, 8),
+                (series("Predicted classes", "Share of predictions per class (categorical outputs; classes past "
+                        "the cap are counted under `_other`).",
+                        [query(f"sum by (output, class) (rate(inferwatch_predicted_class_total{{{SEL}}}"
+                               "[$__rate_interval])) / ignoring (class) group_left sum by (output) "
+                               f"(rate(inferwatch_predicted_class_total{{{SEL}}}[$__rate_interval]))",
+                               "{{output}} = {{class}}")], unit="percentunit", stack=True, max_val=1), 12, 8),
+            ]),
+        ])
+
+
+DASHBOARDS: dict[str, Callable[[], dict[str, Any]]] = {
+    "inferwatch-health": health, "inferwatch-drift": drift, "inferwatch-quality": quality}
+
+
+def render(uid: str) -> str:
+    return json.dumps(DASHBOARDS[uid](), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=OUT, help="where to write the JSON (default: %(default)s)")
-    ap.add_argument("--stdout", action="store_true", help="print the JSON instead of writing it")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the file differs from the generated JSON")
-    ap.add_argument("--push", metavar="URL", help="upload to this Grafana (needs --token)")
-    ap.add_argument("--token", help="Grafana service-account token for --push")
-    ap.add_argument("--folder-uid", help="Grafana folder for --push")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder of the JSON files (default: %(default)s)")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a file differs from the generated JSON")
     args = ap.parse_args(argv)
-    if args.push:
-        if not args.token:
-            ap.error("--push needs --token")
-        result = push(args.push, args.token, args.folder_uid)
-        print(json.dumps(result))
-        return 0
-    text = render()
-    if args.stdout:
-        sys.stdout.write(text)
-        return 0
-    if args.check:
-        if not args.out.is_file() or args.out.read_text() != text:
-            print(f"{args.out} is stale: run python {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    stale = []
+    for uid in DASHBOARDS:
+        path, text = args.out / f"{uid}.json", render(uid)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if stale:
+        print(f"stale: {', '.join(map(str, stale))}; run python -m dashboards.grafana.generate", file=sys.stderr)
+        return 1
     return 0
 
 
