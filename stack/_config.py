@@ -26,6 +26,7 @@ PORTS: dict[str, tuple[int, str]] = {
     "pushgateway": (19091, "Pushgateway port"),
     "alertmanager": (19094, "Alertmanager port"),
     "webhook": (19095, "port of the webhook Alertmanager notifies (nothing listens by default)"),
+    "elasticsearch_tls": (19243, "secure mode only: HTTPS port of the authenticating proxy in front of Elasticsearch"),
 }
 
 HOST = "127.0.0.1"
@@ -47,6 +48,9 @@ def default_data_dir() -> Path:
 class StackConfig:
     data_dir: Path
     ports: dict[str, int] = field(default_factory=dict)
+    #: secure mode: Kafka only over SASL_SSL (SCRAM), Elasticsearch behind an HTTPS proxy that
+    #: demands basic auth or an API key (see ``_tls`` and ``_authproxy``)
+    secure: bool = False
 
     # --- paths -------------------------------------------------------------------------------
     def service_dir(self, service: str) -> Path:
@@ -70,6 +74,10 @@ class StackConfig:
     def prometheus_targets_dir(self) -> Path:
         return self.data_dir / "prometheus" / "targets"
 
+    @property
+    def secure_dir(self) -> Path:
+        return self.data_dir / "secure"
+
     # --- endpoints ---------------------------------------------------------------------------
     def url(self, name: str) -> str:
         return f"http://{HOST}:{self.ports[name]}"
@@ -79,8 +87,9 @@ class StackConfig:
         return f"{HOST}:{self.ports['kafka']}"
 
     def endpoints(self) -> dict[str, str]:
-        """The ``INFERWATCH_*`` variables the pipeline's configuration reads."""
-        return {
+        """The ``INFERWATCH_*`` variables the pipeline's configuration reads (in secure mode with
+        the credentials and CA the clients need)."""
+        out = {
             "INFERWATCH_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "INFERWATCH_ELASTICSEARCH_HOSTS": self.url("elasticsearch"),
             "INFERWATCH_PROMETHEUS_URL": self.url("prometheus"),
@@ -88,26 +97,54 @@ class StackConfig:
             "INFERWATCH_ALERTMANAGER_URL": self.url("alertmanager"),
             "INFERWATCH_STACK_DIR": str(self.data_dir),
         }
+        if self.secure:
+            from stack._tls import SecureFiles
+
+            files = SecureFiles(self.secure_dir)
+            creds = files.credentials() if files.credentials_file.is_file() else {}
+            out.update({
+                "INFERWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "INFERWATCH_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+                "INFERWATCH_KAFKA_SASL_USERNAME": creds.get("kafka_username", ""),
+                "INFERWATCH_KAFKA_SASL_PASSWORD": creds.get("kafka_password", ""),
+                "INFERWATCH_KAFKA_SSL_CAFILE": str(files.ca),
+                "INFERWATCH_ELASTICSEARCH_HOSTS": f"https://{HOST}:{self.ports['elasticsearch_tls']}",
+                "INFERWATCH_ELASTICSEARCH_USERNAME": creds.get("es_username", ""),
+                "INFERWATCH_ELASTICSEARCH_PASSWORD": creds.get("es_password", ""),
+                "INFERWATCH_ELASTICSEARCH_CA_CERTS": str(files.ca),
+                "INFERWATCH_STACK_SECURE": "1",
+            })
+        return out
 
     # --- saved state -------------------------------------------------------------------------
     def save(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ports": self.ports}, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps({"ports": self.ports, "secure": self.secure}, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
 
 
-def load_config(data_dir: str | Path | None, flag_ports: dict[str, int | None]) -> StackConfig:
-    """Build the configuration from flags, environment, saved state and defaults."""
+def load_config(data_dir: str | Path | None, flag_ports: dict[str, int | None],
+                secure: bool | None = None) -> StackConfig:
+    """Build the configuration from flags, environment, saved state and defaults.
+
+    Secure mode: the ``--secure`` flag of ``up``, else ``INFERWATCH_STACK_SECURE=1``, else what
+    the last ``up`` in this data directory saved."""
     root = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
     saved: dict[str, int] = {}
+    saved_secure = False
     state = root / STATE_FILE
     if state.is_file():
         try:
-            saved = {k: int(v) for k, v in json.loads(state.read_text()).get("ports", {}).items()}
+            data = json.loads(state.read_text())
+            saved = {k: int(v) for k, v in data.get("ports", {}).items()}
+            saved_secure = bool(data.get("secure", False))
         except (ValueError, OSError, AttributeError):
             saved = {}
+    if secure is None:
+        env_secure = os.environ.get("INFERWATCH_STACK_SECURE")
+        secure = env_secure == "1" if env_secure else saved_secure
     ports: dict[str, int] = {}
     for name, (default, _help) in PORTS.items():
         flag = flag_ports.get(name)
@@ -120,4 +157,4 @@ def load_config(data_dir: str | Path | None, flag_ports: dict[str, int | None]) 
             ports[name] = saved[name]
         else:
             ports[name] = default
-    return StackConfig(data_dir=root, ports=ports)
+    return StackConfig(data_dir=root, ports=ports, secure=secure)

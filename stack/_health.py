@@ -7,7 +7,9 @@ Metadata with at least one registered broker, which is what clients need to prod
 
 from __future__ import annotations
 
+import base64
 import socket
+import ssl
 import struct
 import urllib.error
 import urllib.request
@@ -37,6 +39,20 @@ def http_ready(url: str) -> Health:
     if status == 200:
         return Health(True, f"GET {url}: 200")
     return Health(False, f"GET {url}: {status} {body[:200]!r}")
+
+
+def https_ready(url: str, cafile: object, basic_auth: tuple[str, str]) -> Health:
+    """GET an HTTPS URL verified against ``cafile`` with HTTP Basic credentials: healthy on 200."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5.0, context=context) as response:
+            return Health(response.status == 200, f"GET {url}: {response.status} (TLS verified, authenticated)")
+    except urllib.error.HTTPError as exc:
+        return Health(False, f"GET {url}: {exc.code}")
+    except (OSError, urllib.error.URLError, ssl.SSLError) as exc:
+        return Health(False, f"GET {url}: {exc}")
 
 
 def elasticsearch_health(base_url: str) -> Health:
@@ -86,10 +102,16 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def kafka_health(host: str, port: int, timeout: float = 3.0) -> Health:
-    """ApiVersions, then Metadata: healthy when the broker lists at least one broker."""
+def kafka_health(host: str, port: int, timeout: float = 3.0, cafile: object = None) -> Health:
+    """ApiVersions, then Metadata: healthy when the broker lists at least one broker.
+
+    With ``cafile`` (a SASL_SSL listener) the connection is TLS, verified against that CA, and
+    only ApiVersions is asked: a broker answers it before authentication, Metadata only after."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = raw
+            if cafile is not None:
+                sock = ssl.create_default_context(cafile=str(cafile)).wrap_socket(raw, server_hostname=host)
             sock.settimeout(timeout)
             body = _kafka_request(sock, _API_VERSIONS, 0, 1, b"")
             (error,) = struct.unpack_from(">h", body, 0)
@@ -100,6 +122,10 @@ def kafka_health(host: str, port: int, timeout: float = 3.0) -> Health:
             for i in range(count):
                 key, low, high = struct.unpack_from(">hhh", body, 6 + 6 * i)
                 versions[key] = (low, high)
+            if cafile is not None:
+                sasl = 17 in versions and 36 in versions  # SaslHandshake, SaslAuthenticate
+                return Health(sasl, f"TLS verified, ApiVersions: {len(versions)} APIs"
+                                    + ("" if sasl else ", but no SASL APIs"))
             if _API_METADATA not in versions:
                 return Health(False, "broker does not offer Metadata")
             low, high = versions[_API_METADATA]
@@ -114,7 +140,7 @@ def kafka_health(host: str, port: int, timeout: float = 3.0) -> Health:
             meta = _kafka_request(sock, _API_METADATA, version, 2, request)
             offset = 4  # throttle_time_ms (v3+)
             (brokers,) = struct.unpack_from(">i", meta, offset)
-    except (OSError, ValueError, struct.error) as exc:
+    except (OSError, ValueError, struct.error, ssl.SSLError) as exc:
         return Health(False, f"{host}:{port}: {exc}")
     if brokers < 1:
         return Health(False, "broker answers but no broker is registered yet")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from stack import _proc
 from stack._config import HOST, PORTS, StackConfig, load_config, port_env_var
 from stack._health import Health
-from stack._services import SERVICE_NAMES, SERVICES, Service, StackError
+from stack._services import SERVICE_NAMES, Service, StackError, services_for
 
 DESCRIPTION = """\
 Run inferwatch's real services on 127.0.0.1 without Docker: Kafka (KRaft) and Elasticsearch
@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[[], *SERVICE_NAMES],
         metavar="SERVICE",
         help=f"only these services (default all: {', '.join(SERVICE_NAMES)})",
+    )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="secure mode (kept for this data directory): Kafka only over SASL_SSL with SCRAM "
+        "credentials, Elasticsearch behind an HTTPS proxy that demands basic auth or an API key; "
+        "certificates and random credentials under <datadir>/secure (also INFERWATCH_STACK_SECURE=1)",
     )
     up.add_argument(
         "--timeout",
@@ -144,11 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> StackConfig:
     flags = {name: getattr(args, f"port_{name}", None) for name in PORTS}
-    return load_config(args.data_dir, flags)
+    return load_config(args.data_dir, flags, secure=getattr(args, "secure", None))
 
 
-def _selected(names: Sequence[str]) -> list[Service]:
-    return [s for s in SERVICES if not names or s.name in names]
+def _selected(cfg: StackConfig, names: Sequence[str]) -> list[Service]:
+    return [s for s in services_for(cfg) if not names or s.name in names]
 
 
 def _fail(cfg: StackConfig, service: Service, reason: str, *, show_log: bool = True) -> None:
@@ -165,7 +173,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    services = _selected(args.services)
+    services = _selected(cfg, args.services)
     failed = False
     waiting: dict[str, Service] = {}
 
@@ -241,17 +249,17 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    for service in reversed(_selected(args.services)):
+    for service in reversed(_selected(cfg, args.services)):
         result = _proc.stop(cfg.pid_file(service.name), timeout=args.timeout)
         print(f"stack: {service.name}: {result}", file=sys.stderr)
     if args.purge:
         if args.services:
-            for service in _selected(args.services):
+            for service in _selected(cfg, args.services):
                 shutil.rmtree(cfg.service_dir(service.name), ignore_errors=True)
                 cfg.log_file(service.name).unlink(missing_ok=True)
         else:
             # only what the stack creates: never the whole directory, which a user may have pointed anywhere
-            for name in (*SERVICE_NAMES, "logs", "run"):
+            for name in (*SERVICE_NAMES, "logs", "run", "secure"):
                 shutil.rmtree(cfg.data_dir / name, ignore_errors=True)
             for name in ("stack.json", "stack.tmp", "stack.lock"):
                 (cfg.data_dir / name).unlink(missing_ok=True)
@@ -266,7 +274,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
     rows = []
-    for service in SERVICES:
+    for service in services_for(cfg):
         pid = _proc.running_pid(cfg.pid_file(service.name))
         health = service.health(cfg)
         rows.append(
@@ -302,7 +310,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    names = [args.service] if args.service else list(SERVICE_NAMES)
+    names = [args.service] if args.service else [s.name for s in services_for(cfg)]
     for name in names:
         path = cfg.log_file(name)
         if len(names) > 1:
