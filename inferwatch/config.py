@@ -125,11 +125,20 @@ class CollectorConfig(_Section):
     max_body_bytes: int = 16 * 1024 * 1024
     default_protocol: str | None = None
     allowed_headers: list[str] = ["x-request-id", "traceparent", "user-agent", "content-type"]
+    #: when set, every endpoint but /healthz needs ``Authorization: Bearer <token>`` or ``X-API-Key``
+    auth_tokens: list[str] = secret_field([])
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
 
 class MetricsConfig(_Section):
+    """The metrics/health endpoint of roles that run without the collector."""
+
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=0, le=65535)
+    auth_tokens: list[str] = secret_field([])
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
 
 class RedactConfig(_Section):

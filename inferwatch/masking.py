@@ -85,6 +85,8 @@ def secret_values(model: BaseModel) -> set[str]:
     users: dict[int, str] = {}
     passwords: dict[int, str] = {}
     for section, name, value in _walk(model):
+        if isinstance(value, list) and _is_secret(section, name):
+            found.update(v for v in value if isinstance(v, str) and v)
         if isinstance(value, str) and value and _is_secret(section, name):
             found.add(value)
             if "password" in name:
@@ -107,7 +109,7 @@ def masked_dump(model: BaseModel) -> dict[str, Any]:
             if isinstance(value, BaseModel):
                 out[name] = dump(value)
             elif _is_secret(m, name):
-                out[name] = MASK if value else value
+                out[name] = [MASK for _ in value] if isinstance(value, list) else (MASK if value else value)
             else:
                 out[name] = _mask_urls(m.model_dump(mode="json", include={name})[name])
         return out

@@ -31,13 +31,16 @@ def _planted() -> dict[str, str]:
         "INFERWATCH_ELASTICSEARCH_API_KEY": f"es-key-{tag}",
         "INFERWATCH_ELASTICSEARCH_HOSTS": f"https://elastic:url-pw-{tag}@127.0.0.1:1",
         "INFERWATCH_ELASTICSEARCH_USERNAME": "elastic",
+        "INFERWATCH_COLLECTOR_AUTH_TOKENS": f"tok-a-{tag},tok-b-{tag}",
+        "INFERWATCH_REDACT_KEY": f"hmac-key-{tag}",
     }
 
 
 def _forms(env: dict[str, str]) -> list[str]:
     """Every form a secret could leak in: verbatim, and the Basic-auth base64 of user:password."""
     tag = env["INFERWATCH_KAFKA_SASL_PASSWORD"].split("-")[-1]
-    values = [f"kafka-pw-{tag}", f"es-pw-{tag}", f"es-key-{tag}", f"url-pw-{tag}"]
+    values = [f"kafka-pw-{tag}", f"es-pw-{tag}", f"es-key-{tag}", f"url-pw-{tag}", f"tok-a-{tag}", f"tok-b-{tag}",
+              f"hmac-key-{tag}"]
     return [*values, base64.b64encode(f"elastic:es-pw-{tag}".encode()).decode(), tag]
 
 
@@ -52,6 +55,8 @@ def test_config_command_masks_every_secret_and_keeps_the_rest() -> None:
     assert shown["elasticsearch"]["password"] == masking.MASK
     assert shown["elasticsearch"]["api_key"] == masking.MASK
     assert shown["elasticsearch"]["hosts"] == ["https://elastic:****@127.0.0.1:1"]
+    assert shown["collector"]["auth_tokens"] == [masking.MASK, masking.MASK]
+    assert shown["redact"]["key"] == masking.MASK
     # what is not secret is printed as configured
     assert shown["elasticsearch"]["username"] == "elastic"
     # an unset secret stays visibly unset, not masked
