@@ -17,9 +17,15 @@ $(CORE): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e .
 	touch $(CORE)
 
-# everything the tests need: dev tools, alibi-detect and torch (the reference implementations)
+# everything the tests need: dev tools, alibi-detect and torch (the reference implementations),
+# and the real client libraries (pyproject's `clients` extra; three of them without their
+# dependencies, see tests/realclients.py; seldon-core also ships a top-level `tests` package
+# that would shadow ours, so it is removed)
+CLIENTS_NO_DEPS := mlserver==1.7.1 seldon-core==1.18.2 kserve==0.21.0
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,alibi,torch]'
+	$(PIP) install -q -e '.[dev,alibi,torch,clients]'
+	$(PIP) install -q --no-deps $(CLIENTS_NO_DEPS)
+	rm -rf "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
 	touch $(STAMP) $(CORE)
 
 venv: $(STAMP)

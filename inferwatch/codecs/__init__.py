@@ -34,12 +34,12 @@ from typing import Any, Literal
 
 from inferwatch.codecs._parse import dumps, parse
 from inferwatch.codecs.base import Codec, Decoded, fail
-from inferwatch.codecs.limits import check_depth
+from inferwatch.codecs.limits import Budget, BudgetExceeded, check_depth, session
 from inferwatch.codecs.registry import REGISTRY, check_part, error_message
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
-__all__ = ["PROTOCOLS", "REGISTRY", "Codec", "Decoded", "decode", "detect_protocol", "encode"]
+__all__ = ["PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decoded", "decode", "detect_protocol", "encode"]
 
 #: The built-in protocols in detection order (``REGISTRY.names()`` includes later registrations).
 PROTOCOLS: tuple[str, ...] = REGISTRY.names()
@@ -53,12 +53,19 @@ def decode(
     part: Literal["request", "response"],
     protocol: str | None = None,
     content_type: str | None = None,
+    budget: Budget | None = None,
 ) -> Decoded:
     """Decode a request or response body into a table of rows.
 
     ``body`` is raw JSON (bytes or str) or already-parsed objects; ``protocol`` forces a
     codec (canonical name or alias like ``"tfserving"``); without it (or with ``"auto"``)
     the protocol is detected by structure; ``content_type`` is the body's media type (charset, NDJSON, protobuf).
+    ``budget`` bounds the work (:class:`~inferwatch.codecs.limits.Budget`; over it raises
+    :class:`~inferwatch.codecs.limits.BudgetExceeded` naming the limit).
+
+    ``meta["tensors"]`` lists each tensor's name, datatype and shape where the protocol says;
+    ``meta["encodings"]`` says, per column that arrived as binary (base64), whether its values
+    are that text (``utf-8``) or base64 (``base64``).
 
     >>> body = {"inputs": [
     ...     {"name": "age", "shape": [2], "datatype": "INT32", "data": [31, 45]},
@@ -82,6 +89,14 @@ def decode(
     """
     check_part(part)
     proto = REGISTRY.canonical(protocol) if protocol not in (None, "", "auto") else None
+    with session(budget) as s:
+        decoded = _decode(body, part, proto, content_type)
+        if s.encodings:
+            decoded.meta["encodings"] = {k: v for k, v in s.encodings.items() if k in decoded.table}
+        return decoded
+
+
+def _decode(body: Any, part: str, proto: str | None, content_type: str | None) -> Decoded:
     try:
         obj = parse(body, content_type)
         if proto is None:
@@ -94,7 +109,7 @@ def decode(
             check_depth(decoded.meta, proto, "payload metadata")
             return decoded
         except DecodeError as exc:
-            if exc.expected is None and exc.protocol == proto:
+            if exc.expected is None and exc.protocol == proto and not isinstance(exc, BudgetExceeded):
                 raise fail(proto, exc.reason, codec.expected[part]) from exc
             raise
     except DecodeError:

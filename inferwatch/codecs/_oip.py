@@ -14,7 +14,7 @@ from typing import Any
 from inferwatch.codecs._encode import table_columns
 from inferwatch.codecs._tables import Columns
 from inferwatch.codecs._tensor import DATATYPES, check_shape, coerce, flatten, tensor_columns, typed_flat
-from inferwatch.codecs._values import b64_to_value, check_datetime, scalar_leaves
+from inferwatch.codecs._values import b64_values, check_datetime, scalar_leaves
 from inferwatch.codecs.base import Decoded, describe, fail
 from inferwatch.table import Table
 
@@ -124,15 +124,18 @@ class OipV2:
             flat = typed_flat(tensor["data"], shape, PROTOCOL, what)
             values = coerce(flat, datatype, PROTOCOL, what)
             element_ct = ct or (request_ct if request_ct in ("str", "base64", "datetime") else None)
+            encoding = None
             if element_ct == "base64":
-                values = [b64_to_value(v, PROTOCOL, what) for v in values]
+                values, encoding = b64_values(values, PROTOCOL, what)
             elif element_ct == "datetime":
                 values = [check_datetime(v, PROTOCOL) for v in values]
             summary: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
             if params:
                 summary["parameters"] = params
+            if encoding is not None:
+                summary["encoding"] = encoding
             summaries.append(summary)
-            cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"))
+            cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"), encoding)
         meta["tensors"] = summaries
         return Decoded(PROTOCOL, cols.table(), meta)
 

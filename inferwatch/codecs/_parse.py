@@ -8,6 +8,8 @@ import orjson
 
 from inferwatch.codecs._values import bytes_to_value
 from inferwatch.codecs.base import fail
+from inferwatch.codecs.limits import BudgetExceeded
+from inferwatch.errors import DecodeError
 
 _BINARY_TYPES = ("application/x-protobuf", "application/protobuf", "application/grpc", "application/vnd.google.protobuf")
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
@@ -49,11 +51,11 @@ def parse(body: Any, content_type: str | None = None) -> Any:
             try:
                 return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
             except orjson.JSONDecodeError as exc:
-                raise fail(None, f"invalid JSON line: {exc}") from exc
+                raise _invalid("invalid JSON line", exc) from exc
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise fail(None, f"invalid JSON: {exc}") from exc
+            raise _invalid("invalid JSON", exc) from exc
     try:
         dumped = orjson.dumps(
             body, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -61,6 +63,12 @@ def parse(body: Any, content_type: str | None = None) -> Any:
     except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError) as exc:
         raise fail(None, f"not JSON-serialisable: {exc}") from exc
     return orjson.loads(dumped)
+
+
+def _invalid(what: str, exc: orjson.JSONDecodeError) -> DecodeError:
+    if "depth limit" in str(exc):  # orjson parses at most 1024 levels
+        return BudgetExceeded("max_depth", f"{what}: nested deeper than JSON parsing allows ({exc})", status=400)
+    return fail(None, f"{what}: {exc}")
 
 
 def _media(content_type: str | None) -> tuple[str, str | None]:

@@ -16,10 +16,11 @@ import numpy as np
 
 from inferwatch.codecs import _json
 from inferwatch.codecs._encode import table_columns, table_records, table_rows
-from inferwatch.codecs._tables import Columns
+from inferwatch.codecs._tables import Columns, records_table
 from inferwatch.codecs._tensor import check_shape, coerce, flatten, tensor_columns, typed_flat
-from inferwatch.codecs._values import b64_to_value, scalar_leaves
+from inferwatch.codecs._values import b64_values, scalar_leaves
 from inferwatch.codecs.base import Decoded, describe, fail
+from inferwatch.codecs.limits import note_encoding
 from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
@@ -66,7 +67,8 @@ def is_error(obj: Any) -> bool:
     )
 
 
-def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None]:
+def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None, dict[str, Any]]:
+    """``data`` -> (table, kind, names as given, tensor summary {shape, datatype?})."""
     if not isinstance(data, dict):
         raise fail(PROTOCOL, f"data is {describe(data)}", _EXPECTED)
     names = data.get("names")
@@ -80,6 +82,18 @@ def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None]:
         raise fail(PROTOCOL, f"data has {why} ndarray, tensor, tftensor", _EXPECTED)
     kind = kinds[0]
     value = data[kind]
+    # Empty names are what seldon-core's wrapper answers for a 1-D prediction (or a list of
+    # dicts): no names given, so the unnamed-tensor rule applies.
+    given = names or None
+    summary: dict[str, Any] = {"kind": kind}
+    encoding = None
+    if kind == "ndarray" and isinstance(value, list) and value and dict in set(map(type, value)):
+        if set(map(type, value)) != {dict}:
+            raise fail(PROTOCOL, "data.ndarray mixes objects with other values", "all objects or no objects")
+        if given is not None:
+            raise fail(PROTOCOL, "data.names given for an ndarray of objects", "names from the objects' keys")
+        summary["shape"] = [len(value)]
+        return records_table(value, PROTOCOL), kind, names, summary
     if kind == "ndarray":
         shape, flat = flatten(value, PROTOCOL, "data.ndarray")
         scalar_leaves(flat, PROTOCOL, "data.ndarray")
@@ -89,11 +103,15 @@ def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None]:
         shape = check_shape(value.get("shape"), PROTOCOL, "data.tensor")
         flat = typed_flat(value.get("values"), shape, PROTOCOL, "data.tensor")
         flat = coerce(flat, "FP64", PROTOCOL, "data.tensor values")
+        summary["datatype"] = "FP64"
     else:
-        shape, flat = _tftensor(value)
+        shape, flat, summary["datatype"], encoding = _tftensor(value)
+    summary["shape"] = shape
+    if encoding is not None:
+        summary["encoding"] = encoding
     cols = Columns(PROTOCOL)
-    cols.add_tensor(tensor_columns(None, shape, flat, PROTOCOL, names=names))
-    return cols.table(), kind, names
+    cols.add_tensor(tensor_columns(None, shape, flat, PROTOCOL, names=given), encoding)
+    return cols.table(), kind, names, summary
 
 
 def _get(proto: dict[str, Any], camel: str) -> Any:
@@ -104,7 +122,8 @@ def _get(proto: dict[str, Any], camel: str) -> Any:
     return proto.get(snake)
 
 
-def _tftensor(proto: Any) -> tuple[list[int], list[Any]]:
+def _tftensor(proto: Any) -> tuple[list[int], list[Any], str, str | None]:
+    """A TensorProto -> (shape, flat values, OIP datatype, encoding of DT_STRING values)."""
     what = "data.tftensor"
     if not isinstance(proto, dict):
         raise fail(PROTOCOL, f"{what} is {describe(proto)}", "a TensorProto object")
@@ -138,7 +157,7 @@ def _tftensor(proto: Any) -> tuple[list[int], list[Any]]:
         if dtype == "DT_BFLOAT16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         flat = arr.astype(np.float64).tolist() if arr.dtype.kind == "f" else arr.tolist()
-        return shape, coerce(flat, datatype, PROTOCOL, what)
+        return shape, coerce(flat, datatype, PROTOCOL, what), datatype, None
     values = _get(proto, field)
     if values is None:
         values = []
@@ -148,20 +167,22 @@ def _tftensor(proto: Any) -> tuple[list[int], list[Any]]:
         raise fail(PROTOCOL, f"{what} has {len(values)} {field} elements but shape {shape} needs {want}")
     scalar_leaves(values, PROTOCOL, f"{what}.{field}")
     if dtype == "DT_STRING":
-        return shape, [b64_to_value(v, PROTOCOL, f"{what}.stringVal") for v in values]
+        strings, encoding = b64_values(values, PROTOCOL, f"{what}.stringVal")
+        return shape, strings, datatype, encoding
     if dtype in ("DT_HALF", "DT_BFLOAT16"):  # halfVal holds the 16-bit patterns
         bits = coerce(values, "UINT16", PROTOCOL, f"{what}.halfVal", numeric_strings=True)
         if None in bits:
             raise fail(PROTOCOL, f"{what}.halfVal holds null")
         u16 = np.asarray(bits, dtype=np.uint16)
         floats = u16.view(np.float16) if dtype == "DT_HALF" else (u16.astype(np.uint32) << 16).view(np.float32)
-        return shape, coerce(floats.astype(np.float64).tolist(), "FP64", PROTOCOL, what)
+        return shape, coerce(floats.astype(np.float64).tolist(), "FP64", PROTOCOL, what), datatype, None
     if datatype.startswith(("INT", "UINT")) and any(isinstance(v, str) for v in values):
         try:
             values = [int(v) if isinstance(v, str) else v for v in values]  # proto3 JSON int64 strings
         except ValueError as exc:
             raise fail(PROTOCOL, f"{what}.{field} holds non-integer strings") from exc
-    return shape, coerce(values, datatype, PROTOCOL, f"{what}.{field}", numeric_strings=datatype.startswith(("FP", "BF")))
+    floating = datatype.startswith(("FP", "BF"))
+    return shape, coerce(values, datatype, PROTOCOL, f"{what}.{field}", numeric_strings=floating), datatype, None
 
 
 # --------------------------------------------------------------------------- encoding
@@ -203,9 +224,10 @@ class SeldonV1:
             raise fail(PROTOCOL, f"{part} has {why}", _EXPECTED)
         kind = present[0]
         if kind == "data":
-            table, meta["kind"], names = _decode_data(obj["data"])
+            table, meta["kind"], names, summary = _decode_data(obj["data"])
             if names is not None:
                 meta["names"] = names
+            meta["tensors"] = [summary]
             return Decoded(PROTOCOL, table, meta)
         meta["kind"] = kind
         value = obj[kind]
@@ -221,7 +243,9 @@ class SeldonV1:
             if not isinstance(value, str):
                 raise fail(PROTOCOL, f"strData is {describe(value)}", "a string")
             return Decoded(PROTOCOL, {"strData": [value]}, meta)
-        return Decoded(PROTOCOL, {"binData": [b64_to_value(value, PROTOCOL, "binData")]}, meta)
+        blob, encoding = b64_values([value], PROTOCOL, "binData")
+        note_encoding("binData", encoding)
+        return Decoded(PROTOCOL, {"binData": blob}, meta)
 
     def encode(self,
         table: Table,

@@ -24,23 +24,35 @@ def bytes_to_value(raw: bytes) -> str:
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_\-]*={0,2}")
 
 
-def b64_to_value(text: Any, protocol: str, what: str = "base64 value") -> str | None:
-    """A base64 string -> decoded text (UTF-8) or the base64 string itself."""
-    if text is None:
-        return None
+def b64_bytes(text: Any, protocol: str, what: str = "base64 value") -> bytes:
+    """A base64 string (standard, or URL-safe without padding as some clients send it) -> bytes."""
     if not isinstance(text, str):
         raise fail(protocol, f"{what} is {describe(text)}", "a base64 string")
     try:
-        raw = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        # URL-safe alphabet and missing padding, as some clients send it; nothing else.
         if not _URLSAFE_B64.fullmatch(text) or len(text.rstrip("=")) % 4 == 1:
             raise fail(protocol, f"{what} is not valid base64") from None
-        raw = base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
+        return base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
+
+
+def b64_values(values: list[Any], protocol: str, what: str = "base64 value") -> tuple[list[Any], str]:
+    """One column of base64 strings (``None`` allowed) -> ``(values, encoding)``.
+
+    The whole column is decided at once, so a reader can always tell: ``"utf-8"`` when every
+    value decodes to UTF-8 (the values are that text), otherwise ``"base64"`` (every value is
+    standard, padded base64 of the bytes).
+
+    >>> b64_values(["aGk=", None], "oip-v2")
+    (['hi', None], 'utf-8')
+    >>> b64_values(["aGk=", "_wA"], "oip-v2")  # URL-safe in, standard base64 out
+    (['aGk=', '/wA='], 'base64')
+    """
+    raws = [None if v is None else b64_bytes(v, protocol, what) for v in values]
     try:
-        return raw.decode("utf-8")
+        return [None if r is None else r.decode("utf-8") for r in raws], "utf-8"
     except UnicodeDecodeError:
-        return text
+        return [None if r is None else base64.b64encode(r).decode("ascii") for r in raws], "base64"
 
 
 def check_datetime(text: Any, protocol: str) -> Any:

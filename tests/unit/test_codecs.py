@@ -27,7 +27,8 @@ def dec(body, part="request", **kw) -> Decoded:
 
 
 def test_public_surface_is_pinned():
-    assert codecs.__all__ == ["PROTOCOLS", "REGISTRY", "Codec", "Decoded", "decode", "detect_protocol", "encode"]
+    assert codecs.__all__ == ["PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decoded", "decode",
+                              "detect_protocol", "encode"]
     assert PROTOCOLS == ("oip-v2", "seldon-v1", "mlflow", "kserve-v1", "json")
 
 
@@ -107,7 +108,10 @@ def test_oip_content_types_base64_and_datetime():
         ]
     }
     d = dec(body)
-    assert d.table["img"] == ["hello", b64(b"\xff\xfe\x00")]
+    # one column, one encoding: the non-UTF-8 value keeps the whole column base64, and says so
+    assert d.table["img"] == [b64(b"hello"), b64(b"\xff\xfe\x00")]
+    assert d.meta["encodings"] == {"img": "base64"}
+    assert d.meta["tensors"][0]["encoding"] == "base64"
     assert d.table["ts"] == ["2024-01-02T03:04:05", "2024-01-02T03:04:05Z"]
     bad = {"inputs": [{**body["inputs"][1], "data": ["yesterday", "2024-01-01"]}]}
     with pytest.raises(DecodeError, match="ISO-8601"):
@@ -201,7 +205,8 @@ def test_oip_empty_tensors():
 def test_base64_accepts_url_safe_alphabet_only():
     raw = b"\xfb\xff\xfe-text"
     url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    assert dec({"binData": url}).table == {"binData": [url]}  # not UTF-8: kept as given
+    d = dec({"binData": url})  # not UTF-8: kept as standard base64 of the same bytes, and marked so
+    assert d.table == {"binData": [base64.b64encode(raw).decode()]} and d.meta["encodings"] == {"binData": "base64"}
     assert dec({"binData": base64.urlsafe_b64encode(b"hi?>").decode()}).table == {"binData": ["hi?>"]}
     for bad in ("ab$c", "a", "abc d", "ab==c"):
         with pytest.raises(DecodeError, match="base64"):
@@ -291,9 +296,11 @@ def test_seldon_tftensor_value_fields():
     assert dec(_tf("DT_INT64", [2], int64Val=["9007199254740993", "-1"])).table == {"f0": [9007199254740993, -1]}
     assert dec(_tf("DT_INT32", [1, 2], intVal=[7, 8])).table == {"f0": [7], "f1": [8]}
     assert dec(_tf("DT_BOOL", [2], boolVal=[True, False])).table == {"f0": [True, False]}
-    assert dec(_tf("DT_STRING", [2], stringVal=[b64(b"cat"), b64(b"\x80\x81")])).table == {
-        "f0": ["cat", b64(b"\x80\x81")]
-    }
+    d = dec(_tf("DT_STRING", [2], stringVal=[b64(b"cat"), b64(b"\x80\x81")]))
+    assert d.table == {"f0": [b64(b"cat"), b64(b"\x80\x81")]} and d.meta["encodings"] == {"f0": "base64"}
+    d = dec(_tf("DT_STRING", [2], stringVal=[b64(b"cat"), b64("dög".encode())]))
+    assert d.table == {"f0": ["cat", "dög"]} and d.meta["encodings"] == {"f0": "utf-8"}
+    assert d.meta["tensors"] == [{"kind": "tftensor", "datatype": "BYTES", "shape": [2], "encoding": "utf-8"}]
     half = np.array([1.5, -2.0], dtype=np.float16).view(np.uint16).tolist()
     assert dec(_tf("DT_HALF", [2], halfVal=half)).table == {"f0": [1.5, -2.0]}
     bf16 = [int(np.array([x], dtype=np.float32).view(np.uint32)[0] >> 16) for x in (1.0, -0.5)]
@@ -358,7 +365,7 @@ def test_kserve_instances_rows():
 
 def test_kserve_tf_b64_convention():
     d = dec({"instances": [{"b64": b64(b"hello")}, {"b64": b64(b"\x89PNG")}]})
-    assert d.table == {"f0": ["hello", b64(b"\x89PNG")]}
+    assert d.table == {"f0": [b64(b"hello"), b64(b"\x89PNG")]} and d.meta["encodings"] == {"f0": "base64"}
     d = dec({"instances": [{"image": {"b64": b64(b"abc")}, "key": 1}]})
     assert d.table == {"image": ["abc"], "key": [1]}
     d = dec({"inputs": {"image": [{"b64": b64(b"abc")}], "key": [1]}})

@@ -16,7 +16,8 @@ EXPECTED = {
     "collectors": {"BatchAppender", "Envelope", "Ingestor", "create_app", "envelope_from_cloudevent",
                    "envelope_to_record"},
     "sinks": {"AlertSink", "Metrics", "SQLiteAuditStore", "detection_alert"},
-    "inferwatch.codecs": {"PROTOCOLS", "REGISTRY", "Codec", "Decoded", "decode", "detect_protocol", "encode"},
+    "inferwatch.codecs": {"PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decoded", "decode",
+                          "detect_protocol", "encode"},
 }
 
 
