@@ -1,0 +1,145 @@
+"""The report's plots: PNGs drawn with matplotlib's Agg canvas (no ``pyplot`` state), returned
+base64-encoded for inlining.
+
+* :func:`pvalue_chart` — -log10(p) per feature with the (corrected) threshold line;
+* :func:`window_chart` — the batch p-value of each window, per detector;
+* :func:`distribution_chart` — reference vs current: overlaid histograms (numerical) or
+  side-by-side shares (categorical).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["distribution_chart", "pvalue_chart", "window_chart"]
+
+_P_FLOOR = 1e-300  # p-values of exactly 0 are drawn (and sorted) as this
+_MAX_BARS = 40  # features per p-value chart (the lowest p-values)
+_MAX_CATEGORIES = 15
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure  # the Agg canvas; no pyplot, no global backend
+
+    fig = Figure(figsize=(width, height))
+    fig.patch.set_facecolor("white")
+    return fig
+
+
+_RED, _BLUE, _GREY, _ORANGE = "#c0392b", "#2e6fba", "#9aa5b1", "#e08a1e"
+
+
+def pvalue_chart(rows: list[dict[str, Any]], title: str) -> str:
+    """Horizontal bars of -log10(p) per feature (lowest p-values first), threshold line."""
+    rows = sorted(rows, key=lambda r: r["min_p_value"] if r["min_p_value"] is not None else 2.0)[:_MAX_BARS]
+    names = [r["feature"] for r in rows]
+    p = np.array([r["min_p_value"] if r["min_p_value"] is not None else np.nan for r in rows], dtype=float)
+    score = -np.log10(np.clip(np.nan_to_num(p, nan=1.0), _P_FLOOR, 1.0))
+    thresholds = [r["threshold"] for r in rows if r["threshold"]]
+    thr = min(thresholds) if thresholds else None
+    fig = _figure(7.5, 1.1 + 0.32 * len(rows))
+    ax = fig.add_subplot()
+    colors = [_RED if r["drifted_windows"] else _BLUE for r in rows]
+    ax.barh(range(len(rows))[::-1], score, color=colors, height=0.7)
+    ax.set_yticks(range(len(rows))[::-1], names, fontsize=9)
+    top = max(float(score.max(initial=0.0)), -math.log10(thr) if thr else 0.0, 1.0)
+    ax.set_xlim(0, top * 1.25)
+    for y, (s, pv) in enumerate(zip(score, p, strict=True)):
+        label = "n/a" if np.isnan(pv) else f"p={pv:.2g}"
+        ax.text(s + top * 0.01, len(rows) - 1 - y, label, va="center", fontsize=8, color="#333")
+    if thr:
+        ax.axvline(-math.log10(thr), color=_ORANGE, linestyle="--", linewidth=1.5,
+                   label=f"threshold p = {thr:.3g}")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_xlabel("-log10(p-value)   (longer bar = stronger evidence of drift; red = drifted)", fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def window_chart(windows: list[dict[str, Any]], title: str) -> str:
+    """The batch p-value of each window, per detector, on a log axis with the threshold."""
+    fig = _figure(7.5, 3.0)
+    ax = fig.add_subplot()
+    by_det: dict[str, list[dict[str, Any]]] = {}
+    for w in windows:
+        if w["p_value"] is not None and w["kind"] == "drift":
+            by_det.setdefault(w["detector"], []).append(w)
+    thr = None
+    for det, ws in by_det.items():
+        x = [w["window"] + 1 for w in ws]
+        y = [max(w["p_value"], _P_FLOOR) for w in ws]
+        ax.plot(x, y, marker="o", label=det)
+        fired = [(a, b) for a, b, w in zip(x, y, ws, strict=True) if w["fired"]]
+        if fired:
+            ax.scatter(*zip(*fired, strict=True), color=_RED, zorder=3, s=40)
+        thr = thr or next((w["threshold"] for w in ws if w["threshold"]), None)
+    ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if thr:
+        ax.axhline(thr, color=_ORANGE, linestyle="--", linewidth=1.5, label=f"threshold p = {thr:.3g}")
+    ax.set_xlabel("window", fontsize=9)
+    ax.set_ylabel("p-value (corrected)", fontsize=9)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=True, loc="best")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def distribution_chart(feature: str, ref: pd.Series, cur: pd.Series, subtitle: str) -> str | None:
+    """Overlaid histograms (numerical) or side-by-side bars of shares (categorical)."""
+    fig = _figure(4.6, 3.0)
+    ax = fig.add_subplot()
+    if _is_numeric(ref) and (_is_numeric(cur) or cur.isna().all()):
+        r = pd.to_numeric(ref, errors="coerce").dropna().to_numpy(dtype=float)
+        c = pd.to_numeric(cur, errors="coerce").dropna().to_numpy(dtype=float)
+        if not len(r) or not len(c):
+            return None
+        both = np.concatenate([r, c])
+        lo, hi = np.percentile(both, [0.5, 99.5])
+        if not hi > lo:
+            lo, hi = float(both.min()) - 0.5, float(both.max()) + 0.5
+        bins = np.histogram_bin_edges(both[(both >= lo) & (both <= hi)], bins="auto", range=(lo, hi))
+        if len(bins) > 41:
+            bins = np.linspace(lo, hi, 41)
+        ax.hist(r, bins=bins, density=True, alpha=0.5, color=_BLUE, label=f"reference (n={len(r)})")
+        ax.hist(c, bins=bins, density=True, alpha=0.5, color=_RED, label=f"current (n={len(c)})")
+        ax.set_ylabel("density", fontsize=8)
+    else:
+        rs = ref.dropna().astype(str).value_counts(normalize=True)
+        cs = cur.dropna().astype(str).value_counts(normalize=True)
+        if rs.empty and cs.empty:
+            return None
+        cats = (rs.add(cs, fill_value=0).sort_values(ascending=False).index[:_MAX_CATEGORIES]).tolist()
+        x = np.arange(len(cats))
+        ax.bar(x - 0.2, [rs.get(k, 0.0) for k in cats], width=0.4, color=_BLUE, alpha=0.8,
+               label=f"reference (n={int(ref.notna().sum())})")
+        ax.bar(x + 0.2, [cs.get(k, 0.0) for k in cats], width=0.4, color=_RED, alpha=0.8,
+               label=f"current (n={int(cur.notna().sum())})")
+        ax.set_xticks(x, [k if len(k) <= 14 else k[:13] + "…" for k in cats], rotation=30, ha="right",
+                      fontsize=8)
+        ax.set_ylabel("share of rows", fontsize=8)
+    ax.set_title(f"{feature}\n{subtitle}", fontsize=9, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)

@@ -1,0 +1,176 @@
+"""The report's model: :class:`BatchReport` (what a batch run produced) and its JSON document.
+
+:func:`report_dict` gives the document ``report.json`` holds (``format: inferwatch-report/1``):
+a summary, one entry per window, per-feature p-values and distances, and the detections
+themselves. Every detector's result is read through the same ``Detection`` fields.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from inferwatch.record import Detection, utcnow
+from inferwatch.references import ReferenceInfo
+
+__all__ = ["REPORT_FORMAT", "BatchReport", "dumps", "report_dict"]
+
+REPORT_FORMAT = "inferwatch-report/1"
+
+
+@dataclass
+class BatchReport:
+    """Everything one batch run produced (see the module docstring).
+
+    ``current`` maps ``(version, target)`` (target ``inputs`` or ``outputs``) to the rows
+    tested, in the order they were fed to the windows; ``references`` maps reference ids to
+    their metadata and data.
+    """
+
+    model: str
+    detections: list[Detection]
+    rows: int = 0
+    current: dict[tuple[str | None, str], pd.DataFrame] = field(default_factory=dict)
+    references: dict[str, tuple[ReferenceInfo, pd.DataFrame]] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    window: int | None = None
+    """Rows per window, ``None`` for the whole batch as one window."""
+    detectors: list[dict[str, Any]] = field(default_factory=list)
+    skipped_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+    generated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def drift(self) -> bool:
+        """Whether any window drifted (or failed a data-quality check)."""
+        return any(d.is_drift for d in self.detections)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _windows(report: BatchReport) -> list[dict[str, Any]]:
+    """One entry per window and detector, numbered per (version, target, detector) with the
+    window's row range within that group (tumbling windows are consecutive)."""
+    out = []
+    index: dict[tuple[str | None, str, str], int] = {}
+    offset: dict[tuple[str | None, str, str], int] = {}
+    for i, d in enumerate(report.detections):
+        on = str(d.extra.get("on", "inputs"))
+        key = (d.version, on, d.detector)
+        k = index[key] = index.get(key, -1) + 1
+        first = offset.get(key, 0)
+        offset[key] = first + d.window_size
+        out.append({
+            "detection": i,
+            "window": k,
+            "version": d.version,
+            "on": on,
+            "detector": d.detector,
+            "kind": d.kind,
+            "rows": [first, first + d.window_size],
+            "size": d.window_size,
+            "start": d.window_start,
+            "end": d.window_end,
+            "fired": d.fired,
+            "p_value": _finite(d.p_value),
+            "distance": _finite(d.distance),
+            "threshold": _finite(d.threshold),
+            "drifted_features": d.drifted_features,
+            "reason": d.extra.get("reason"),
+        })
+    return out
+
+
+def _features(report: BatchReport, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (version, target, detector, feature): p-values and distances of every window that
+    tested the feature (``windows``: their numbers, as in :func:`_windows`)."""
+    table: dict[tuple[str | None, str, str, str], dict[str, Any]] = {}
+    for d, win in zip(report.detections, windows, strict=True):
+        if not d.feature_p_values and not d.feature_distances:
+            continue
+        on = str(d.extra.get("on", "inputs"))
+        tests = d.extra.get("tests") or {}
+        for f in dict.fromkeys([*d.feature_p_values, *d.feature_distances]):
+            key = (d.version, on, d.detector, f)
+            row = table.setdefault(key, {
+                "version": d.version, "on": on, "detector": d.detector, "feature": f,
+                "test": tests.get(f, d.detector), "windows": [], "p_values": [], "distances": [], "drift": [],
+                "threshold": None,
+            })
+            row["windows"].append(win["window"])
+            row["p_values"].append(_finite(d.feature_p_values.get(f)))
+            row["distances"].append(_finite(d.feature_distances.get(f)))
+            row["drift"].append(bool(d.feature_drift.get(f, False)))
+            thr = d.extra.get("feature_threshold", d.threshold)
+            if thr is not None and math.isfinite(float(thr)):
+                row["threshold"] = float(thr)
+    out = []
+    for row in table.values():
+        ps = [p for p in row["p_values"] if p is not None]
+        ds = [x for x in row["distances"] if x is not None]
+        row["min_p_value"] = min(ps) if ps else None
+        row["max_distance"] = max(ds) if ds else None
+        row["drifted_windows"] = sum(row["drift"])
+        out.append(row)
+    return out
+
+
+def _summary(report: BatchReport, windows: list[dict[str, Any]], features: list[dict[str, Any]]) -> dict[str, Any]:
+    per_detector: dict[str, dict[str, Any]] = {}
+    for w in windows:
+        s = per_detector.setdefault(w["detector"], {"kind": w["kind"], "windows": 0, "fired": 0, "min_p_value": None})
+        s["windows"] += 1
+        s["fired"] += bool(w["fired"])
+        if w["p_value"] is not None:
+            s["min_p_value"] = w["p_value"] if s["min_p_value"] is None else min(s["min_p_value"], w["p_value"])
+    drifted = sorted({f["feature"] for f in features if f["drifted_windows"]})
+    ps = [w["p_value"] for w in windows if w["p_value"] is not None and w["kind"] == "drift"]
+    # a "window" is one slice of rows; every detector tests it
+    slices = {(w["version"], w["on"], w["rows"][0]) for w in windows}
+    fired = {(w["version"], w["on"], w["rows"][0]) for w in windows if w["fired"]}
+    return {
+        "model": report.model,
+        "drift": report.drift,
+        "rows": report.rows,
+        "skipped_rows": report.skipped_rows,
+        "windows": len(slices),
+        "drifted_windows": len(fired),
+        "detections": len(windows),
+        "fired_detections": sum(bool(w["fired"]) for w in windows),
+        "drifted_features": drifted,
+        "min_p_value": min(ps) if ps else None,
+        "detectors": per_detector,
+        "versions": sorted({str(w["version"]) for w in windows if w["version"] is not None}),
+    }
+
+
+def report_dict(report: BatchReport) -> dict[str, Any]:
+    """The report as a JSON-able document (what ``report.json`` holds)."""
+    windows = _windows(report)
+    features = _features(report, windows)
+    return {
+        "format": REPORT_FORMAT,
+        "generated_at": report.generated_at,
+        "model": report.model,
+        "source": report.source,
+        "window": report.window,
+        "detectors": report.detectors,
+        "references": [info.to_dict() for info, _ in report.references.values()],
+        "notes": report.notes,
+        "summary": _summary(report, windows, features),
+        "windows": windows,
+        "features": features,
+        "detections": [d.to_dict() for d in report.detections],
+    }
+
+
+def dumps(doc: Any, indent: bool = False) -> bytes:
+    opt = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(doc, option=opt, default=str)

@@ -1,0 +1,209 @@
+"""The report's HTML page (:func:`render_html`: one self-contained page, plots inlined) and
+:func:`write_report`, which writes ``report.json`` and ``report.html`` into a folder.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from sinks.report.charts import distribution_chart, pvalue_chart, window_chart
+from sinks.report.model import BatchReport, dumps, report_dict
+
+__all__ = ["render_html", "write_report"]
+
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1f2933;background:#f5f7fa}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:32px 0 8px;border-bottom:1px solid #e4e7eb;padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px}.meta{color:#52606d;font-size:13px;margin:0 0 14px}
+.verdict{padding:12px 16px;border-radius:6px;font-size:16px;font-weight:600;margin:12px 0}
+.drift{background:#fdecea;color:#8a1c12;border-left:6px solid #c0392b}
+.ok{background:#e8f6ee;color:#1d6b3a;border-left:6px solid #27ae60}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 10px;width:100%}
+th,td{border-bottom:1px solid #e4e7eb;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f0f4f8;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.yes{color:#c0392b;font-weight:700}.no{color:#1d6b3a}
+.grid{display:flex;flex-wrap:wrap;gap:12px}.grid figure{margin:0;flex:1 1 46%}
+img{max-width:100%;height:auto;border:1px solid #eef1f4;border-radius:4px}
+figcaption{font-size:12px;color:#52606d}code{background:#f0f4f8;padding:1px 4px;border-radius:3px}
+.note{color:#8a5a00;font-size:13px}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _fmt_p(p: float | None) -> str:
+    return "—" if p is None else f"{p:.3g}"
+
+
+def _fmt_time(t: Any) -> str:
+    if isinstance(t, datetime):
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if t is None else str(t)
+
+
+def _img(b64: str, alt: str) -> str:
+    return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}">'
+
+
+def _group_label(version: str | None, on: str) -> str:
+    parts = [f"version {version}" if version else "", "outputs" if on == "outputs" else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def render_html(report: BatchReport, top: int = 6) -> str:
+    """The report as one self-contained HTML page (plots inlined as base64 PNGs)."""
+    doc = report_dict(report)
+    s, windows, features = doc["summary"], doc["windows"], doc["features"]
+    out: list[str] = []
+    w = out.append
+    w(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>inferwatch drift report — "
+      f"{_e(report.model)}</title><style>{_CSS}</style></head><body><main>")
+    w(f"<h1>Drift report: {_e(report.model)}</h1>")
+    src = report.source
+    src_text = ", ".join(f"{k}: {v}" for k, v in src.items() if v not in (None, "", []))
+    w(f"<p class=\"meta\">Generated {_e(_fmt_time(report.generated_at))} UTC · {s['rows']} rows · "
+      f"{'whole batch as one window' if report.window is None else f'windows of {report.window} rows'}"
+      f"{' · ' + _e(src_text) if src_text else ''}</p>")
+    if report.drift:
+        feats = ", ".join(s["drifted_features"][:12]) + (" …" if len(s["drifted_features"]) > 12 else "")
+        w(f"<div class=\"verdict drift\">Drift detected in {s['drifted_windows']} of {s['windows']} window(s)"
+          f"{' — features: ' + _e(feats) if feats else ''}</div>")
+    else:
+        w(f"<div class=\"verdict ok\">No drift detected in {s['windows']} window(s)</div>")
+    for note in report.notes:
+        w(f"<p class=\"note\">{_e(note)}</p>")
+
+    # summary table
+    versioned = any(x["version"] is not None or x["on"] == "outputs" for x in windows)
+    w(f"<h2>Windows</h2><table><tr><th>#</th>{'<th>version</th>' if versioned else ''}<th>detector</th>"
+      "<th>rows</th><th>time</th><th>drift</th><th>p-value</th><th>threshold</th><th>distance</th>"
+      "<th>drifted features / reason</th></tr>")
+    for win in windows:
+        fired = win["fired"]
+        span = f"{win['rows'][0] + 1}-{win['rows'][1]}"
+        when = _fmt_time(win["start"]) if win["start"] == win["end"] else \
+            f"{_fmt_time(win['start'])} to {_fmt_time(win['end'])}"
+        detail = ", ".join(win["drifted_features"]) or (win["reason"] or "")
+        vcell = f"<td>{_e(win['version'] or '')}{' (outputs)' if win['on'] == 'outputs' else ''}</td>"
+        w(f"<tr><td class=\"num\">{win['window'] + 1}</td>{vcell if versioned else ''}<td>{_e(win['detector'])}</td>"
+          f"<td class=\"num\">{span}</td><td>{_e(when)}</td>"
+          f"<td class=\"{'yes' if fired else 'no'}\">{'yes' if fired else 'no'}</td>"
+          f"<td class=\"num\">{_fmt_p(win['p_value'])}</td><td class=\"num\">{_fmt_p(win['threshold'])}</td>"
+          f"<td class=\"num\">{_fmt_p(win['distance'])}</td><td>{_e(detail)}</td></tr>")
+    w("</table>")
+    if not windows:
+        w("<p class=\"note\">No window was tested.</p>")
+
+    # p-value charts and per-feature tables, one per (version, target, detector)
+    groups: dict[tuple[str | None, str, str], list[dict[str, Any]]] = {}
+    for f in features:
+        groups.setdefault((f["version"], f["on"], f["detector"]), []).append(f)
+    if groups:
+        w("<h2>Per-feature p-values</h2>")
+    for (version, on, det), rows in groups.items():
+        label = _group_label(version, on)
+        n_win = max(len(r["p_values"]) for r in rows)
+        title = f"{det}{' — ' + label if label else ''}: " + (
+            "p-value per feature" if n_win == 1 else f"lowest p-value per feature over {n_win} windows")
+        w(f"<h3>{_e(title)}</h3>")
+        w(_img(pvalue_chart(rows, ""), f"p-values per feature, {det}"))
+        det_windows = [x for x in windows if (x["version"], x["on"], x["detector"]) == (version, on, det)]
+        if len(det_windows) > 1:
+            w(_img(window_chart(det_windows, f"{det}: p-value per window"), f"p-value per window, {det}"))
+        w("<table><tr><th>feature</th><th>test</th><th>lowest p-value</th><th>threshold</th>"
+          "<th>largest distance</th><th>drifted windows</th></tr>")
+        for r in sorted(rows, key=lambda r: r["min_p_value"] if r["min_p_value"] is not None else 2.0):
+            w(f"<tr><td>{_e(r['feature'])}</td><td>{_e(r['test'])}</td>"
+              f"<td class=\"num\">{_fmt_p(r['min_p_value'])}</td><td class=\"num\">{_fmt_p(r['threshold'])}</td>"
+              f"<td class=\"num\">{_fmt_p(r['max_distance'])}</td>"
+              f"<td class=\"num {'yes' if r['drifted_windows'] else ''}\">{r['drifted_windows']} of "
+              f"{len(r['p_values'])}</td></tr>")
+        w("</table>")
+
+    # distributions of the most drifted features
+    plots = _distribution_plots(report, features, windows, top)
+    if plots:
+        w("<h2>Most drifted features: reference vs current</h2><div class=\"grid\">")
+        for b64, caption in plots:
+            w(f"<figure>{_img(b64, caption)}<figcaption>{_e(caption)}</figcaption></figure>")
+        w("</div>")
+
+    # provenance
+    w("<h2>Reference and detectors</h2><table><tr><th>reference</th><th>model / version</th><th>rows</th>"
+      "<th>columns</th><th>source</th><th>created</th></tr>")
+    for info, _ in report.references.values():
+        w(f"<tr><td><code>{_e(info.id)}</code></td><td>{_e(info.model)} / {_e(info.version or '*')}</td>"
+          f"<td class=\"num\">{info.rows}</td><td>{len(info.columns)}</td><td>{_e(info.source)}</td>"
+          f"<td>{_e(info.created_at[:19])}</td></tr>")
+    w("</table>")
+    if report.detectors:
+        w("<p class=\"meta\">Detectors: " + "; ".join(
+            f"<code>{_e(orjson.dumps(d, default=str).decode())}</code>" for d in report.detectors) + "</p>")
+    w("<p class=\"meta\">Written by <code>inferwatch report</code>; the same numbers are in "
+      "<code>report.json</code>.</p></main></body></html>")
+    return "\n".join(out)
+
+
+def _distribution_plots(report: BatchReport, features: list[dict[str, Any]], windows: list[dict[str, Any]],
+                        top: int) -> list[tuple[str, str]]:
+    """Reference vs current for the ``top`` features with the lowest p-values (the current rows
+    are those of the window where the feature's p-value was lowest)."""
+    if top <= 0:
+        return []
+    ranked = sorted((f for f in features if f["min_p_value"] is not None), key=lambda f: f["min_p_value"])
+    seen: set[tuple[str | None, str, str]] = set()
+    out: list[tuple[str, str]] = []
+    for f in ranked:
+        key = (f["version"], f["on"], f["feature"])
+        if key in seen:
+            continue
+        seen.add(key)
+        current = report.current.get((f["version"], f["on"]))
+        if current is None or f["feature"] not in current:
+            continue
+        det_windows = [x for x in windows if (x["version"], x["on"], x["detector"]) ==
+                       (f["version"], f["on"], f["detector"])]
+        j = int(np.argmin([np.inf if p is None else p for p in f["p_values"]]))
+        k = f["windows"][j]
+        ref_id = report.detections[det_windows[k]["detection"]].reference_id if k < len(det_windows) else None
+        ref = report.references.get(ref_id or "")
+        if ref is None or f["feature"] not in ref[1]:
+            continue
+        lo, hi = det_windows[k]["rows"] if k < len(det_windows) else (0, len(current))
+        cur = current[f["feature"]].iloc[lo:hi]
+        where = "whole batch" if len(det_windows) <= 1 else f"window {k + 1}, rows {lo + 1}-{hi}"
+        label = _group_label(f["version"], f["on"])
+        subtitle = f"p = {f['min_p_value']:.3g} ({f['test']}), {where}{'; ' + label if label else ''}"
+        b64 = distribution_chart(f["feature"], ref[1][f["feature"]], cur, subtitle)
+        if b64:
+            out.append((b64, f"{f['feature']}: {subtitle}"))
+        if len(out) >= top:
+            break
+    return out
+
+
+def write_report(report: BatchReport, out_dir: str | os.PathLike[str], top: int = 6) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.html`` into ``out_dir`` (created); returns both paths.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a report.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / "report.json", out / "report.html")
+    contents = (dumps(report_dict(report), indent=True), render_html(report, top=top).encode("utf-8"))
+    for path, data in zip(paths, contents, strict=True):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return paths
