@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-__all__ = ["chi2_batch", "chi2_from_counts", "count", "count_present", "drop_missing", "is_categorical"]
+__all__ = [
+    "chi2_batch",
+    "chi2_from_counts",
+    "chi2_pvalues",
+    "cochran_ok",
+    "count",
+    "count_present",
+    "drop_missing",
+    "is_categorical",
+]
 
 
 def is_categorical(values: np.ndarray) -> bool:
@@ -100,3 +109,49 @@ def chi2_batch(
     one = dof < 1
     stat[one], p[one] = 0.0, 1.0
     return stat, p
+
+
+def _table(ref: dict[Any, int], x: dict[Any, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled counts, window counts) over the union of categories."""
+    cats = [*ref, *(c for c in x if c not in ref)]
+    w = np.array([float(x.get(c, 0)) for c in cats])
+    return np.array([float(ref.get(c, 0)) for c in cats]) + w, w
+
+
+def cochran_ok(c: np.ndarray, m: float) -> bool:
+    """Cochran's rule for the 2 x K table (pooled counts ``c``, window size ``m``): every
+    expected count at least 1 and at most a fifth of them below 5."""
+    c = c[c > 0]
+    big_n = float(c.sum())
+    if big_n <= 0 or m <= 0:
+        return True
+    e = np.concatenate([m * c / big_n, (big_n - m) * c / big_n])
+    return bool(e.min() >= 1.0 and (e < 5).mean() <= 0.2)
+
+
+def chi2_pvalues(
+    refs: Sequence[dict[Any, int]], xs: Sequence[dict[Any, int]], rng: np.random.Generator, b_max: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(p-values, statistics, methods) of the chi-squared test of each window's counts.
+
+    Tables that pass :func:`cochran_ok` get scipy's ``chi2_contingency`` (``"asymptotic"``,
+    alibi-detect's value); sparser ones, where the chi-squared law does not hold (a rare
+    category seen once in a small window gives p ~ 1e-8), the p-value conditional on the
+    pooled counts: exact for two categories, else a sequential Monte Carlo permutation
+    p-value of Pearson's statistic (``detectors._discrete``).
+    """
+    from detectors.drift._discrete import tied_pvalues
+
+    stat, p = chi2_batch(refs, xs)
+    methods = ["asymptotic"] * len(refs)
+    sparse, tables = [], []
+    for i, (r, x) in enumerate(zip(refs, xs, strict=True)):
+        c, w = _table(r, x)
+        if (c > 0).sum() >= 2 and not cochran_ok(c, float(w.sum())):
+            sparse.append(i)
+            tables.append((c[c > 0], w[c > 0]))
+    if sparse:
+        p[sparse], stat[sparse], tm = tied_pvalues("chi2", tables, rng, b_max)
+        for i, meth in zip(sparse, tm, strict=True):
+            methods[i] = meth
+    return p, stat, methods

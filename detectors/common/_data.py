@@ -21,7 +21,23 @@ Columns: TypeAlias = dict[str, np.ndarray]
 _NUMBER = (int, float, np.integer, np.floating)
 _BOOL = (bool, np.bool_)
 
-__all__ = ["Columns", "Data", "as_float", "columns", "columns_and_rows", "is_numeric", "n_rows", "probability"]
+__all__ = [
+    "Columns",
+    "Data",
+    "as_float",
+    "coerce_float",
+    "columns",
+    "columns_and_rows",
+    "is_numeric",
+    "looks_numeric",
+    "n_missing",
+    "n_rows",
+    "probability",
+]
+
+NUMERIC_SHARE = 0.9
+"""An object column whose present cells are at least this share numbers is numerical
+(the rest are bad cells, counted and treated as missing)."""
 
 
 def probability(name: str, value: Any) -> float:
@@ -107,3 +123,42 @@ def as_float(arr: np.ndarray) -> np.ndarray | None:
         return np.array(arr, dtype=np.float64)
     except (TypeError, ValueError):
         return None
+
+
+def coerce_float(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(values as float64, number of bad cells)``: cells that cannot be read as a number
+    (``'?'``, ``'n/a'``, lists, ...) become ``nan`` and are counted; missing cells
+    (``None``/``nan``) become ``nan`` and are not counted as bad."""
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64, copy=False), 0
+    out = as_float(arr)
+    if out is not None:
+        return out, 0
+    obj = np.asarray(arr, dtype=object)
+    missing = pd.isna(obj) if obj.ndim == 1 else np.zeros(len(obj), bool)
+    vals = pd.to_numeric(pd.Series(obj, dtype=object), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(vals) & ~np.asarray(missing, dtype=bool)
+    return vals, int(bad.sum())
+
+
+def n_missing(arr: np.ndarray) -> int:
+    """Number of missing cells (``None``, ``nan``, ``NA``)."""
+    if arr.dtype.kind == "f":
+        return int(np.isnan(arr).sum())
+    if arr.dtype.kind == "O":
+        return int(np.asarray(pd.isna(arr), dtype=bool).sum())
+    return 0
+
+
+def looks_numeric(arr: np.ndarray) -> bool:
+    """int/uint/float columns, and object columns of numbers with a few bad cells (at least
+    :data:`NUMERIC_SHARE` of the present cells are numbers; booleans are not numbers)."""
+    if arr.dtype.kind in "iuf":
+        return True
+    if arr.dtype.kind != "O" or not len(arr):
+        return False
+    present = [v for v in arr.tolist() if not (v is None or (isinstance(v, float) and v != v))]
+    if not present or any(isinstance(v, _BOOL) for v in present):
+        return False
+    vals, bad = coerce_float(np.array(present, dtype=object))
+    return bad <= (1 - NUMERIC_SHARE) * len(present) and bad < len(present)

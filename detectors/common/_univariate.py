@@ -3,6 +3,21 @@
 A subclass says which columns it accepts, what it keeps of each reference column and
 how it tests one window; this base does features, windows, merging, corrections and
 the :class:`~inferwatch.record.Detection`.
+
+Bad cells never stop a window: in a numerical feature a cell that cannot be read as a
+number (``'?'``, ``'n/a'``) is treated as missing and counted. What the Detection says
+about every window (``extra``):
+
+* ``n_tested``: the features whose p-value entered the correction (the correction
+  counts only these);
+* ``untested``: ``{feature: reason}`` for every fitted feature that was not tested;
+* ``values_tested``: per tested feature, the number of values its test used;
+  ``window_size`` is the number of *rows* in the window, so ``window_size -
+  values_tested[f]`` values of ``f`` were dropped;
+* ``missing_values`` / ``bad_values``: per feature, the missing cells dropped and the
+  cells that could not be read as numbers (dropped too);
+* ``methods``: per tested feature, how its p-value was computed (e.g. ``"asymptotic"``,
+  ``"exact"``, ``"discrete-asymptotic"``, ``"permutation"``; see each detector).
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from detectors.common._data import Data, as_float, columns, probability
+from detectors.common._data import Data, as_float, coerce_float, columns, looks_numeric, n_missing, probability
 from detectors.common.corrections import CORRECTIONS, correct
 from detectors.common.state import ColumnBuffer
 from inferwatch.errors import DetectorError
@@ -72,6 +87,7 @@ class FeatureDrift(MergeableWindow):
     name: str = "feature-drift"
     kind: Kind = "drift"
     numeric_only: ClassVar[bool] = True
+    uses_p_values: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -88,11 +104,25 @@ class FeatureDrift(MergeableWindow):
         self._ref_key = ""
         self._ref_rows = 0
         self._window = ColumnBuffer.zero()
+        self._ref_bad: dict[str, int] = {}
+        self._n_tests = 0
+        self._methods: list[str] | None = None
+        """Set by :meth:`_test` when it knows how each p-value was computed."""
 
     # -- what subclasses provide -------------------------------------------------
     def _accepts(self, values: np.ndarray) -> bool:
         """Whether a reference column is tested when ``features`` is not given."""
-        return values.dtype.kind in "iuf"
+        return looks_numeric(values)
+
+    def _numeric_state(self, state: Any) -> bool:
+        """Whether a fitted feature is numerical (its window cells are read as numbers; the
+        ones that cannot be are bad cells, dropped and counted)."""
+        return self.numeric_only
+
+    def _permutations(self, n_tests: int) -> int:
+        """Most Monte Carlo draws of a permutation p-value: enough that the smallest
+        attainable p-value is a twentieth of the per-feature Bonferroni cut."""
+        return max(1999, int(np.ceil(20 * max(n_tests, 1) / self.p_val)))
 
     @abc.abstractmethod
     def _fit_feature(self, name: str, values: Any) -> Any:
@@ -132,8 +162,14 @@ class FeatureDrift(MergeableWindow):
         if not names:
             raise DetectorError(f"{self.name}: no column of the reference can be tested ({list(cols)})")
         refs = {}
+        self._ref_bad = {}
         for f in names:
-            prepared = self._prepare(cols[f])
+            col = cols[f]
+            if self.numeric_only and col.dtype.kind not in "biuf" and looks_numeric(col):
+                col, bad = coerce_float(col)
+                if bad:
+                    self._ref_bad[f] = bad
+            prepared = self._prepare(col)
             if prepared is None:
                 raise DetectorError(f"{self.name}: reference column {f!r} is not numeric")
             if len(prepared) == 0:
@@ -160,20 +196,40 @@ class FeatureDrift(MergeableWindow):
         tested: list[str] = []
         missing: list[str] = []
         invalid: list[str] = []
+        untested: dict[str, str] = {}
+        n_missing_values: dict[str, int] = {}
+        n_bad: dict[str, int] = {}
+        n_values: dict[str, int] = {}
         ref_states: list[Any] = []
-        values: list[np.ndarray] = []
+        values: list[Any] = []
         for f, state in refs.items():
             if not self._window.has(f):
                 missing.append(f)
+                untested[f] = "absent from the window"
                 continue
-            prepared = self._prepare(self._window.column(f))
+            raw = self._window.column(f)
+            bad = 0
+            if self._numeric_state(state) and raw.dtype.kind not in "biuf":
+                raw, bad = coerce_float(raw)
+            n_missing_values[f] = n_missing(raw) - bad
+            if bad:
+                n_bad[f] = bad
+            prepared = self._prepare(raw)
             if prepared is None:
                 invalid.append(f)
+                untested[f] = "values of the wrong kind for this test"
                 continue
-            if len(prepared) == 0:
-                missing.append(f)
+            size = sum(prepared.values()) if isinstance(prepared, dict) else len(prepared)
+            if size == 0:
+                if bad:
+                    invalid.append(f)
+                    untested[f] = f"no value could be read as a number ({bad} bad cells)"
+                else:
+                    missing.append(f)
+                    untested[f] = "every value missing"
                 continue
             tested.append(f)
+            n_values[f] = int(size)
             ref_states.append(state)
             values.append(prepared)
         det = Detection(detector=self.name, kind=self.kind, model="", window_size=self._window.n_rows)
@@ -183,11 +239,26 @@ class FeatureDrift(MergeableWindow):
             det.extra["missing_features"] = missing
         if invalid:
             det.extra["invalid_features"] = invalid
+        det.extra["untested"] = untested
+        det.extra["values_tested"] = n_values
+        det.extra["missing_values"] = n_missing_values
+        det.extra["bad_values"] = n_bad
+        det.extra["n_tested"] = 0
+        if self._ref_bad:
+            det.extra["reference_bad_values"] = dict(self._ref_bad)
         if not tested:
             return det
+        self._n_tests = len(tested)
+        self._methods = None
         p, dist = self._test(ref_states, values)
+        if self._methods is not None:
+            det.extra["methods"] = dict(zip(tested, self._methods, strict=True))
+        for f, pv in zip(tested, p, strict=True):
+            if np.isnan(pv) and self.uses_p_values:
+                det.extra["untested"][f] = "no p-value (fewer than two distinct pooled values for this test)"
         det.distance = float(np.nanmax(dist)) if np.isfinite(dist).any() else None
         det.feature_distances = {f: float(v) for f, v in zip(tested, dist, strict=True)}
+        det.extra["n_tested"] = int((~np.isnan(p)).sum()) if self.uses_p_values else len(tested)
         return self._decide(det, tested, p, dist)
 
     def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:

@@ -1,17 +1,22 @@
 """Multiple-testing corrections over per-feature p-values, as alibi-detect decides them.
 
 * ``"bonferroni"``: drift when any ``p < alpha / n``.
+* ``"none"``: drift when any ``p < alpha`` (each feature at its own level; the chance
+  that some feature fires under no drift grows with the number of features).
 * ``"fdr"`` (Benjamini-Hochberg): sort the p-values; drift when any ``p_(i) < alpha * i / n``
   (alibi-detect's ``utils.statstest.fdr``: strict ``<``). The drifted features are the ones
   at or below the largest such ``p_(i)``.
 
+``n`` is the number of features actually tested (``nan`` p-values are not counted).
 The batch p-value reported is the adjusted one (Bonferroni ``min(1, n * min p)``, BH
-``min_i n p_(i) / i``), so ``p_value < alpha`` reads the same as the decision.
+``min_i n p_(i) / i``, none ``min p``), so ``p_value < alpha`` reads the same as the decision.
 
 >>> c = correct([0.001, 0.2, 0.5], alpha=0.05, method="bonferroni")
 >>> c.is_drift, round(c.p_value, 6), c.feature_threshold, c.feature_drift.tolist()
 (True, 0.003, 0.016666666666666666, [True, False, False])
 >>> correct([0.02, 0.03, 0.5], alpha=0.05, method="fdr").feature_drift.tolist()
+[True, True, False]
+>>> correct([0.02, 0.03, 0.5], alpha=0.05, method="none").feature_drift.tolist()
 [True, True, False]
 """
 
@@ -25,8 +30,8 @@ import numpy as np
 
 __all__ = ["CORRECTIONS", "Correction", "correct"]
 
-Method = Literal["bonferroni", "fdr"]
-CORRECTIONS: tuple[str, ...] = ("bonferroni", "fdr")
+Method = Literal["bonferroni", "fdr", "none"]
+CORRECTIONS: tuple[str, ...] = ("bonferroni", "fdr", "none")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,10 @@ def correct(p_values: Sequence[float] | np.ndarray, alpha: float, method: str = 
         thr = alpha / n
         flags = pv < thr
         adjusted = min(1.0, float(pv.min()) * n)
+    elif method == "none":
+        thr = alpha
+        flags = pv < thr
+        adjusted = float(pv.min())
     elif method == "fdr":
         order = np.sort(pv)
         i = np.arange(1, n + 1)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from detectors.common._categorical import count, drop_missing, is_categorical
+from detectors.common._data import coerce_float, looks_numeric
 from detectors.common._univariate import FeatureDrift
 from inferwatch.record import Detection
 
@@ -26,6 +27,7 @@ class ThresholdDrift(FeatureDrift):
     """A per-feature distance compared with a fixed threshold."""
 
     numeric_only = False
+    uses_p_values = False
 
     def __init__(self, threshold: float, features: Sequence[str] | None = None) -> None:
         super().__init__(features=features)
@@ -69,12 +71,16 @@ class BinnedDistance(ThresholdDrift):
     def _accepts(self, values: np.ndarray) -> bool:
         return True
 
+    def _numeric_state(self, state: Any) -> bool:
+        return isinstance(state, Binned) and state.edges is not None
+
     def _fit_feature(self, name: str, values: np.ndarray) -> Binned:
-        if is_categorical(values):
+        if is_categorical(values) and not looks_numeric(values):
             counts = count(values)
             total = sum(counts.values())
             return Binned(None, list(counts), np.array([c / total for c in counts.values()]))
-        v = values.astype(np.float64)
+        v, _ = coerce_float(values)
+        v = v[~np.isnan(v)]
         edges = np.unique(np.quantile(v, np.linspace(0, 1, self.bins + 1)[1:-1]))
         hist = np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1)
         return Binned(edges, [], hist / hist.sum())

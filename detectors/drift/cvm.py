@@ -7,8 +7,17 @@ rank sums are computed without ranking the pooled sample: the reference is sorte
 ``fit``; the windows of all features are sorted as one 2-D array and located in their
 references with one ``searchsorted`` per feature, so a test costs ``O(m log n)`` for a
 window of ``m`` rows against ``n`` reference rows, the rest elementwise over all features
-at once (``detectors.drift._ranks``). All partial sums
+at once (``detectors._ranks``). All partial sums
 are multiples of 1/4 below 2**50, so they are exact and the statistic equals scipy's.
+
+Ties: scipy's p-values (exact and asymptotic) assume continuous data and are wrong with
+repeated values (two identical constant columns give p ~ 4e-8). A feature whose pooled
+sample has a repeated value is tested conditionally on the pooled sample instead
+(``detectors._discrete``): the statistic is the integral form ``nm/N sum_k p_k D_k**2``
+over the pooled distinct values (scipy's ``T`` on untied data) and its p-value is exact
+for two distinct values, discrete-asymptotic for larger samples, a sequential Monte Carlo
+permutation p-value otherwise; ``extra["methods"]`` says which ran for each feature
+(``"exact"`` and ``"asymptotic"`` are scipy's on untied data).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -20,32 +29,22 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 from scipy.stats import cramervonmises_2samp
 
-from detectors.common._univariate import FeatureDrift
+from detectors.drift._discrete import NumericRef, numeric_ref, pooled_table, tie_flags, tied_pvalues
 from detectors.drift._ranks import cvm_statistics, positions, sorted_windows
+from detectors.common._univariate import FeatureDrift
 
-__all__ = ["CVMDrift", "cvm_statistic"]
+__all__ = ["CVMDrift", "cvm_pvalues", "cvm_statistic"]
 
-
-@dataclass
-class _Ref:
-    sorted: np.ndarray
-    ties: float  # sum over distinct values of (c**3 - c) / 12
+_Ref = NumericRef
+_fit = numeric_ref
 
 
-def _fit(values: np.ndarray) -> _Ref:
-    s = np.sort(values)
-    _, counts = np.unique(s, return_counts=True)
-    c = counts.astype(np.float64)
-    return _Ref(s, float(((c**3 - c) / 12).sum()))
-
-
-def cvm_statistic(ref: _Ref, x: np.ndarray) -> float:
+def cvm_statistic(ref: NumericRef, x: np.ndarray) -> float:
     """scipy's two-sample T statistic of (reference, x)."""
     ((_, w),) = sorted_windows([x])
     right, left = positions([ref.sorted], w)
@@ -83,32 +82,53 @@ def cvm_pvalue_asymptotic(t: np.ndarray, nx: np.ndarray, ny: np.ndarray) -> np.n
     return p
 
 
+def cvm_pvalues(
+    refs: list[NumericRef], values: list[np.ndarray], rng: np.random.Generator, b_max: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(p-values, statistics, methods) of the CVM test of each window against its reference."""
+    nx = np.array([float(len(r.sorted)) for r in refs])
+    ny = np.array([float(len(x)) for x in values])
+    ties = np.array([r.ties for r in refs])
+    t = np.empty(len(refs))
+    tied = np.zeros(len(refs), dtype=bool)
+    for idx, w in sorted_windows(values):
+        group = [refs[i] for i in idx]
+        right, left = positions([r.sorted for r in group], w)
+        t[idx] = cvm_statistics(nx[idx], ties[idx], w, right, left)
+        tied[idx] = tie_flags(group, w, right, left)
+    p = np.full(len(t), np.nan)
+    methods = ["asymptotic"] * len(t)
+    small = ((np.maximum(nx, ny) <= 20) | (nx < 2) | (ny < 2)) & ~tied
+    big = ~small & ~tied
+    if big.any():
+        p[big] = cvm_pvalue_asymptotic(t[big], nx[big], ny[big])
+    for i in np.flatnonzero(small):
+        if nx[i] >= 2 and ny[i] >= 2:
+            res = cramervonmises_2samp(refs[i].sorted, values[i], method="auto")
+            t[i], p[i] = float(res.statistic), float(res.pvalue)
+            methods[i] = "exact"
+    rows = np.flatnonzero(tied)
+    if len(rows):
+        tables = [pooled_table(refs[i].atoms, values[i]) for i in rows]
+        p[rows], t[rows], tm = tied_pvalues("cvm", tables, rng, b_max)
+        for i, meth in zip(rows, tm, strict=True):
+            methods[i] = meth
+    return p, t, methods
+
+
 class CVMDrift(FeatureDrift):
     """Two-sample Cramér-von Mises test on each numerical feature.
 
-    Parameters: ``p_val``, ``correction`` (``"bonferroni"`` or ``"fdr"``), ``features``
+    Parameters: ``p_val``, ``correction`` (``"bonferroni"``, ``"fdr"`` or ``"none"``), ``features``
     (default: every numerical reference column).
     """
 
     name = "cvm"
 
-    def _fit_feature(self, name: str, values: np.ndarray) -> _Ref:
-        return _fit(values)
+    def _fit_feature(self, name: str, values: np.ndarray) -> NumericRef:
+        return numeric_ref(values)
 
-    def _test(self, refs: list[_Ref], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        nx = np.array([float(len(r.sorted)) for r in refs])
-        ny = np.array([float(len(x)) for x in values])
-        ties = np.array([r.ties for r in refs])
-        t = np.empty(len(refs))
-        for idx, w in sorted_windows(values):
-            right, left = positions([refs[i].sorted for i in idx], w)
-            t[idx] = cvm_statistics(nx[idx], ties[idx], w, right, left)
-        p = np.full(len(t), np.nan)
-        small = (np.maximum(nx, ny) <= 20) | (nx < 2) | (ny < 2)
-        if (~small).any():
-            p[~small] = cvm_pvalue_asymptotic(t[~small], nx[~small], ny[~small])
-        for i in np.flatnonzero(small):
-            if nx[i] >= 2 and ny[i] >= 2:
-                res = cramervonmises_2samp(refs[i].sorted, values[i], method="auto")
-                t[i], p[i] = float(res.statistic), float(res.pvalue)
+    def _test(self, refs: list[NumericRef], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(0)
+        p, t, self._methods = cvm_pvalues(refs, values, rng, self._permutations(self._n_tests))
         return p, t

@@ -68,6 +68,9 @@ class FETDrift(FeatureDrift):
             return len(v) > 0 and bool(np.isin(v, (0, 1)).all())
         return False
 
+    def _numeric_state(self, state: object) -> bool:
+        return True
+
     def _prepare(self, values: np.ndarray) -> np.ndarray | None:
         try:
             return _binary(values)
