@@ -138,9 +138,9 @@ def chi2_pvalues(
     alibi-detect's value); sparser ones, where the chi-squared law does not hold (a rare
     category seen once in a small window gives p ~ 1e-8), the p-value conditional on the
     pooled counts: exact for two categories, else a sequential Monte Carlo permutation
-    p-value of Pearson's statistic (``detectors._discrete``).
+    p-value of Pearson's statistic (``detectors.common._discrete``).
     """
-    from detectors.drift._discrete import tied_pvalues
+    from detectors.common._discrete import tied_pvalues
 
     stat, p = chi2_batch(refs, xs)
     methods = ["asymptotic"] * len(refs)

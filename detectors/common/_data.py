@@ -160,5 +160,5 @@ def looks_numeric(arr: np.ndarray) -> bool:
     present = [v for v in arr.tolist() if not (v is None or (isinstance(v, float) and v != v))]
     if not present or any(isinstance(v, _BOOL) for v in present):
         return False
-    vals, bad = coerce_float(np.array(present, dtype=object))
+    _, bad = coerce_float(np.array(present, dtype=object))
     return bad <= (1 - NUMERIC_SHARE) * len(present) and bad < len(present)

@@ -30,7 +30,15 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from detectors.common._data import Data, as_float, coerce_float, columns, looks_numeric, n_missing, probability
+from detectors.common._data import (
+    Data,
+    as_float,
+    coerce_float,
+    columns,
+    looks_numeric,
+    n_missing,
+    probability,
+)
 from detectors.common.corrections import CORRECTIONS, correct
 from detectors.common.state import ColumnBuffer
 from inferwatch.errors import DetectorError

@@ -8,7 +8,7 @@ test cannot fire, so prefer KS or CVM there (or ``correction="fdr"``).
 
 Ties: scipy's normalisation and table assume continuous data (on tied null data it
 rejects up to 12% per feature at 5%). A feature whose pooled sample has a repeated value
-is tested conditionally on the pooled sample instead (``detectors._discrete``): the
+is tested conditionally on the pooled sample instead (``detectors.common._discrete``): the
 statistic is ``nm/N sum_k p_k D_k**2 / (H_k (1 - H_k))`` over the pooled distinct values,
 its p-value exact for two distinct values, discrete-asymptotic for larger samples with at
 least 5 window values expected in each tail, a sequential Monte Carlo permutation p-value
@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from detectors.drift._discrete import NumericRef, has_ties, numeric_ref, pooled_table, tied_pvalues
+from detectors.common._discrete import NumericRef, has_ties, numeric_ref, pooled_table, tied_pvalues
 from detectors.common._univariate import FeatureDrift
 
 __all__ = ["AndersonDrift", "anderson_pvalue", "anderson_pvalues"]

@@ -7,13 +7,13 @@ rank sums are computed without ranking the pooled sample: the reference is sorte
 ``fit``; the windows of all features are sorted as one 2-D array and located in their
 references with one ``searchsorted`` per feature, so a test costs ``O(m log n)`` for a
 window of ``m`` rows against ``n`` reference rows, the rest elementwise over all features
-at once (``detectors._ranks``). All partial sums
+at once (``detectors.drift._ranks``). All partial sums
 are multiples of 1/4 below 2**50, so they are exact and the statistic equals scipy's.
 
 Ties: scipy's p-values (exact and asymptotic) assume continuous data and are wrong with
 repeated values (two identical constant columns give p ~ 4e-8). A feature whose pooled
 sample has a repeated value is tested conditionally on the pooled sample instead
-(``detectors._discrete``): the statistic is the integral form ``nm/N sum_k p_k D_k**2``
+(``detectors.common._discrete``): the statistic is the integral form ``nm/N sum_k p_k D_k**2``
 over the pooled distinct values (scipy's ``T`` on untied data) and its p-value is exact
 for two distinct values, discrete-asymptotic for larger samples, a sequential Monte Carlo
 permutation p-value otherwise; ``extra["methods"]`` says which ran for each feature
@@ -34,9 +34,9 @@ import numpy as np
 from scipy import special
 from scipy.stats import cramervonmises_2samp
 
-from detectors.drift._discrete import NumericRef, numeric_ref, pooled_table, tie_flags, tied_pvalues
-from detectors.drift._ranks import cvm_statistics, positions, sorted_windows
+from detectors.common._discrete import NumericRef, numeric_ref, pooled_table, tie_flags, tied_pvalues
 from detectors.common._univariate import FeatureDrift
+from detectors.drift._ranks import cvm_statistics, positions, sorted_windows
 
 __all__ = ["CVMDrift", "cvm_pvalues", "cvm_statistic"]
 

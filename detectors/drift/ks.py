@@ -5,7 +5,7 @@ alibi-detect's ``KSDrift`` calls), computed faster: each reference column is sor
 ``fit``; the windows of all features are sorted as one 2-D array and the empirical CDF
 difference is evaluated only at the window's points from one ``searchsorted`` per feature
 into its sorted reference — the supremum over all pooled points is attained there
-(``detectors._ranks``). The p-values of all features come
+(``detectors.drift._ranks``). The p-values of all features come
 from one vectorised ``kstwo.sf`` call. Missing values (``nan``/``None``) are dropped per
 feature.
 
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from detectors.drift._discrete import NumericRef, numeric_ref, pooled_table, tie_flags, tied_pvalues
+from detectors.common._discrete import NumericRef, numeric_ref, pooled_table, tie_flags, tied_pvalues
+from detectors.common._univariate import FeatureDrift
 from detectors.drift._kstwo import kstwo_sf
 from detectors.drift._ranks import ks_statistics, positions, sorted_windows
-from detectors.common._univariate import FeatureDrift
 
 __all__ = ["KSDrift", "ks_pvalues", "ks_statistic"]
 

@@ -41,7 +41,7 @@ from scipy.stats import fisher_exact
 
 from detectors.common._categorical import chi2_pvalues, count, drop_missing, is_categorical
 from detectors.common._data import coerce_float, looks_numeric
-from detectors.drift._discrete import NumericRef, numeric_ref
+from detectors.common._discrete import NumericRef, numeric_ref
 from detectors.common._univariate import FeatureDrift
 from detectors.drift.anderson import anderson_pvalues
 from detectors.drift.cvm import cvm_pvalues

@@ -38,6 +38,7 @@ vectorised over draws.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -387,9 +388,7 @@ def tied_pvalues(
             quad.append(i)
             methods[i] = "discrete-asymptotic"
         else:
-            p[i], _ = permutation_pvalue(
-                lambda d, c=c: stat_from_counts(test, c, d), c, int(w.sum()), stat[i], rng, b_max
-            )
+            p[i], _ = permutation_pvalue(functools.partial(stat_from_counts, test, c), c, int(w.sum()), stat[i], rng, b_max)
             methods[i] = "permutation"
     if quad:
         p[quad] = quadratic_pvalue(test, [tables[i][0] for i in quad], stat[quad])
