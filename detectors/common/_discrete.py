@@ -68,7 +68,7 @@ _NODES = 160
 the eigenvalue problem of the discrete-asymptotic p-value."""
 _EIGEN = 40
 """Eigenvalues computed exactly; the rest of the trace is one chi-squared term."""
-H_STOP = 20
+H_STOP = 10
 """Sequential Monte Carlo stops after this many draws at least as extreme as the data."""
 
 
@@ -180,8 +180,27 @@ def _weights(test: str, c: np.ndarray) -> np.ndarray:
 
 
 def table_draws(rng: np.random.Generator, c: np.ndarray, m: int, size: int) -> np.ndarray:
-    """``size`` draws of the window counts under the permutation null: (size, K)."""
-    return rng.multivariate_hypergeometric(c.astype(np.int64), m, size=size, method="marginals").astype(np.float64)
+    """``size`` draws of the window counts under the permutation null: (size, K).
+
+    Small windows (``m**2 <= 2 N``): ``m`` of the ``N`` pooled rows drawn without
+    replacement as ``m`` uniform draws with replacement, redrawing the rows that hit a
+    row twice (exact: conditional on distinct rows every ``m``-subset is equally likely;
+    at least 37% of draws are kept). Otherwise numpy's multivariate hypergeometric.
+    """
+    ci = c.astype(np.int64)
+    big_n, k = int(ci.sum()), len(ci)
+    if m * m > 2 * big_n:
+        return rng.multivariate_hypergeometric(ci, m, size=size, method="marginals").astype(np.float64)
+    idx = rng.integers(0, big_n, size=(size, m))
+    while True:
+        idx.sort(axis=1)
+        again = np.flatnonzero((idx[:, 1:] == idx[:, :-1]).any(axis=1)) if m > 1 else np.empty(0, np.int64)
+        if not len(again):
+            break
+        idx[again] = rng.integers(0, big_n, size=(len(again), m))
+    codes = np.repeat(np.arange(k), ci)[idx]
+    codes += (np.arange(size) * k)[:, None]
+    return np.bincount(codes.ravel(), minlength=size * k).reshape(size, k).astype(np.float64)
 
 
 def permutation_pvalue(
@@ -198,7 +217,7 @@ def permutation_pvalue(
         return 1.0, 0
     # statistics recomputed from the same table in another order may differ in the last bits
     cut = observed - 1e-9 * max(abs(observed), 1e-300)
-    exceed, drawn, batch = 0, 0, 64
+    exceed, drawn, batch = 0, 0, 32
     while drawn < b_max:
         b = min(batch, b_max - drawn)
         ge = stat(table_draws(rng, c, m, b)) >= cut

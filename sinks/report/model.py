@@ -84,6 +84,11 @@ def _windows(report: BatchReport) -> list[dict[str, Any]]:
             "threshold": _finite(d.threshold),
             "drifted_features": d.drifted_features,
             "reason": d.extra.get("reason"),
+            # what a per-feature test could not use (detectors.common._univariate)
+            "n_tested": d.extra.get("n_tested"),
+            "untested": dict(d.extra.get("untested") or {}),
+            "missing_values": {k: v for k, v in (d.extra.get("missing_values") or {}).items() if v},
+            "bad_values": dict(d.extra.get("bad_values") or {}),
         })
     return out
 
@@ -102,8 +107,11 @@ def _features(report: BatchReport, windows: list[dict[str, Any]]) -> list[dict[s
             row = table.setdefault(key, {
                 "version": d.version, "on": on, "detector": d.detector, "feature": f,
                 "test": tests.get(f, d.detector), "windows": [], "p_values": [], "distances": [], "drift": [],
-                "threshold": None,
+                "threshold": None, "methods": [],
             })
+            method = (d.extra.get("methods") or {}).get(f)
+            if method and method not in row["methods"]:
+                row["methods"].append(method)
             row["windows"].append(win["window"])
             row["p_values"].append(_finite(d.feature_p_values.get(f)))
             row["distances"].append(_finite(d.feature_distances.get(f)))
@@ -148,7 +156,23 @@ def _summary(report: BatchReport, windows: list[dict[str, Any]], features: list[
         "min_p_value": min(ps) if ps else None,
         "detectors": per_detector,
         "versions": sorted({str(w["version"]) for w in windows if w["version"] is not None}),
+        "untested": _untested(windows),
     }
+
+
+def _untested(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per feature: in how many (window, detector) tests it was not tested and why, and the
+    missing and bad (non-numeric) cells dropped over all windows."""
+    out: dict[str, Any] = {}
+    for w in windows:
+        for f, why in w.get("untested", {}).items():
+            row = out.setdefault(f, {"reasons": {}, "missing_values": 0, "bad_values": 0})
+            row["reasons"][why] = row["reasons"].get(why, 0) + 1
+        for key in ("missing_values", "bad_values"):
+            for f, n in w.get(key, {}).items():
+                row = out.setdefault(f, {"reasons": {}, "missing_values": 0, "bad_values": 0})
+                row[key] += int(n)
+    return out
 
 
 def report_dict(report: BatchReport) -> dict[str, Any]:

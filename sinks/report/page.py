@@ -83,6 +83,10 @@ def render_html(report: BatchReport, top: int = 6) -> str:
         w(f"<div class=\"verdict ok\">No drift detected in {s['windows']} window(s)</div>")
     for note in report.notes:
         w(f"<p class=\"note\">{_e(note)}</p>")
+    for feat, row in s.get("untested", {}).items():
+        parts = [f"untested in {n} window test(s): {why}" for why, n in row["reasons"].items()]
+        parts += [f"{row[k]} {k.replace('_', ' ')} dropped" for k in ("missing_values", "bad_values") if row[k]]
+        w(f"<p class=\"note\">Feature {_e(feat)}: {_e('; '.join(parts))}</p>")
 
     # summary table
     versioned = any(x["version"] is not None or x["on"] == "outputs" for x in windows)

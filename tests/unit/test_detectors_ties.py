@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import chi2_contingency, cramervonmises_2samp, ks_2samp, norm
 
 from detectors import AndersonDrift, ChiSquareDrift, CVMDrift, KSDrift, TabularDrift
-from detectors.common._discrete import pooled_table, atoms, quadratic_pvalue, stat_from_counts
+from detectors.common._discrete import atoms, pooled_table, quadratic_pvalue, stat_from_counts
 
 
 def _integral(test: str, a: np.ndarray, b: np.ndarray) -> float:
