@@ -13,6 +13,14 @@ seeds and settings; ``n_bootstraps`` should be well above ``ert / 10``). One thr
 step while the windows still overlap the stream's start, then one stationary threshold,
 which also serves beyond the simulated horizon.
 
+Discrete data: with tied reference values the reference-ECDF value of a row is an atom,
+the statistic takes few values and no threshold gives the target hazard (a binary flag
+stream ran about 8 x ERT before alarming). So a value that occurs at least twice in the
+reference gets the randomised probability integral transform ``u = (F(x-) + V (F(x) -
+F(x-)))`` with ``V`` uniform (seeded by ``seed`` and the row's position since ``reset()``,
+so results are reproducible), which is exactly uniform under no drift, in the simulated
+streams and in the monitored one alike; other values keep the mid-ECDF value as before.
+
 The rows since the last ``reset()`` are processed in order; ``extra["alarm_at"]`` is the
 row of the first alarm and ``extra["ert"]`` the configured expected run time.
 
@@ -26,6 +34,7 @@ row of the first alarm and ``extra["ert"]`` the configured expected run time.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +103,20 @@ def calibrate_thresholds(stats: np.ndarray, ert: float, warmup: int) -> np.ndarr
     return thresholds
 
 
+def _chained_uniforms(x: np.ndarray, seed: int) -> np.ndarray:
+    """Uniforms (rows x features): row ``t``'s from a hash of ``seed`` and rows ``0..t-1``."""
+    rows, k = x.shape
+    out = np.empty((rows, k))
+    state = hashlib.blake2b(f"online_cvm:{seed}".encode(), digest_size=32).digest()
+    data = np.ascontiguousarray(x, dtype=np.float64)
+    blocks = (k + 7) // 8
+    for t in range(rows):
+        raw = b"".join(hashlib.blake2b(state + bytes([b]), digest_size=64).digest() for b in range(blocks))
+        out[t] = (np.frombuffer(raw, dtype="<u8")[:k] >> np.uint64(11)) * (1.0 / 2**53)
+        state = hashlib.blake2b(state + data[t].tobytes(), digest_size=32).digest()
+    return out
+
+
 class OnlineCVMDrift(WindowedDetector):
     """Parameters: ``ert`` (expected run time in rows under no drift), ``window_size``,
     ``n_bootstraps``, ``horizon`` (simulated steps after the first full window; default
@@ -137,12 +160,29 @@ class OnlineCVMDrift(WindowedDetector):
         """Threshold per step after the first full window (calibrated at ``fit``)."""
         return self._thresholds.copy()
 
-    def _u(self, x: np.ndarray) -> np.ndarray:
-        """Reference mid-ECDF value of every cell (rows x features)."""
-        u = np.empty_like(x)
+    def _bounds(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell (rows x features): the reference counts below and at-or-below it."""
+        lo = np.empty_like(x)
+        hi = np.empty_like(x)
         for j, s in enumerate(self._sorted):
-            u[:, j] = (np.searchsorted(s, x[:, j], "left") + np.searchsorted(s, x[:, j], "right")) / (2.0 * len(s))
-        return u
+            lo[:, j] = np.searchsorted(s, x[:, j], "left")
+            hi[:, j] = np.searchsorted(s, x[:, j], "right")
+        return lo, hi
+
+    def _u_from(self, lo: np.ndarray, hi: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Mid-ECDF value, randomised (``v`` uniform) where the reference repeats the value."""
+        tied = hi - lo >= 2
+        u = (lo + hi) / 2.0
+        if tied.any():
+            u = np.where(tied, lo + v * (hi - lo), u)
+        return u / len(self._sorted[0])
+
+    def _u(self, x: np.ndarray) -> np.ndarray:
+        """Reference ECDF value of every cell of the window (rows x features)."""
+        lo, hi = self._bounds(x)
+        if not (hi - lo >= 2).any():
+            return self._u_from(lo, hi, lo)
+        return self._u_from(lo, hi, _chained_uniforms(x, self.seed))
 
     def _stats(self, u: np.ndarray) -> np.ndarray:
         """Max-over-features CVM distance of each full window; u: (..., rows, features)."""
@@ -159,13 +199,13 @@ class OnlineCVMDrift(WindowedDetector):
         self._sorted = [np.sort(x[:, j]) for j in range(x.shape[1])]
         rng = np.random.default_rng(self.seed)
         length = self.ws + self.horizon - 1
-        u_ref = self._u(x)
+        lo, hi = self._bounds(x)
         stats = np.empty((self.n_bootstraps, self.horizon))
         chunk = max(1, 2_000_000 // (self.horizon * len(feats) * self.ws))
         for start in range(0, self.n_bootstraps, chunk):
             b = min(chunk, self.n_bootstraps - start)
             idx = rng.integers(0, len(x), size=(b, length))
-            stats[start : start + b] = self._stats(u_ref[idx])
+            stats[start : start + b] = self._stats(self._u_from(lo[idx], hi[idx], rng.random(lo[idx].shape)))
         self._thresholds = calibrate_thresholds(stats, self.ert, self.ws)
 
     def _result(self, window: ColumnBuffer) -> Detection:
