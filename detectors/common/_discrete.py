@@ -182,25 +182,44 @@ def _weights(test: str, c: np.ndarray) -> np.ndarray:
 def table_draws(rng: np.random.Generator, c: np.ndarray, m: int, size: int) -> np.ndarray:
     """``size`` draws of the window counts under the permutation null: (size, K).
 
-    Small windows (``m**2 <= 2 N``): ``m`` of the ``N`` pooled rows drawn without
-    replacement as ``m`` uniform draws with replacement, redrawing the rows that hit a
-    row twice (exact: conditional on distinct rows every ``m``-subset is equally likely;
-    at least 37% of draws are kept). Otherwise numpy's multivariate hypergeometric.
+    The window is ``m`` of the ``N`` pooled rows drawn without replacement (each draw's
+    category counts are then one ``bincount``), exactly, by whichever way is cheapest:
+    small windows (``m**2 <= 2 N``) as ``m`` uniform draws with replacement, redrawing the
+    draws that hit a row twice (conditional on distinct rows every ``m``-subset is equally
+    likely; at least 37% are kept); few categories (``8 K <= m``) or large pools by numpy's
+    multivariate hypergeometric (its cost grows with the number of categories); otherwise
+    by a partial Fisher-Yates shuffle of ``m`` steps vectorised over draws.
     """
     ci = c.astype(np.int64)
     big_n, k = int(ci.sum()), len(ci)
-    if m * m > 2 * big_n:
+    small = m * m <= 2 * big_n
+    if not small and (big_n > 20_000 or 8 * k <= m):
         return rng.multivariate_hypergeometric(ci, m, size=size, method="marginals").astype(np.float64)
-    idx = rng.integers(0, big_n, size=(size, m))
-    while True:
-        idx.sort(axis=1)
-        again = np.flatnonzero((idx[:, 1:] == idx[:, :-1]).any(axis=1)) if m > 1 else np.empty(0, np.int64)
-        if not len(again):
-            break
-        idx[again] = rng.integers(0, big_n, size=(len(again), m))
-    codes = np.repeat(np.arange(k), ci)[idx]
-    codes += (np.arange(size) * k)[:, None]
-    return np.bincount(codes.ravel(), minlength=size * k).reshape(size, k).astype(np.float64)
+    labels = np.repeat(np.arange(k), ci)
+    step = size if small else max(1, 2_000_000 // big_n)
+    out = np.empty((size, k))
+    for start in range(0, size, step):
+        b = min(step, size - start)
+        if small:
+            idx = rng.integers(0, big_n, size=(b, m))
+            while True:
+                idx.sort(axis=1)
+                again = np.flatnonzero((idx[:, 1:] == idx[:, :-1]).any(axis=1)) if m > 1 else np.empty(0, np.int64)
+                if not len(again):
+                    break
+                idx[again] = rng.integers(0, big_n, size=(len(again), m))
+        else:
+            perm = np.tile(np.arange(big_n), (b, 1))
+            rows = np.arange(b)
+            for j in range(m):
+                r = j + rng.integers(0, big_n - j, size=b)
+                tmp = perm[rows, r]
+                perm[rows, r] = perm[:, j]
+                perm[:, j] = tmp
+            idx = perm[:, :m]
+        codes = labels[idx] + (np.arange(b) * k)[:, None]
+        out[start : start + b] = np.bincount(codes.ravel(), minlength=b * k).reshape(b, k)
+    return out
 
 
 def permutation_pvalue(
