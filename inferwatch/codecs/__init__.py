@@ -44,6 +44,12 @@ __all__ = ["PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decode
 #: The built-in protocols in detection order (``REGISTRY.names()`` includes later registrations).
 PROTOCOLS: tuple[str, ...] = REGISTRY.names()
 
+# Non-tabular protocols, registered after the tabular built-ins (detection still tries them before
+# the ``json`` fallback): OpenAI-compatible LLM endpoints.
+from inferwatch.codecs.llm import CODEC as _LLM  # noqa: E402
+
+REGISTRY.register(_LLM)
+
 _UNEXPECTED = "unexpected payload structure"
 
 
