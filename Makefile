@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: demo test venv lint typecheck unit integration stack-up stack-down bench clean
+.PHONY: demo test venv lint typecheck unit integration stack-up stack-down bench clean nannyml-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,17 +30,30 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 
 venv: $(STAMP)
 
+# NannyML, the reference our performance estimation (CBPE) is checked against, in a venv of its
+# own (it pulls xgboost, lightgbm and cloud SDKs we do not want in the main one); the test runs
+# it in a subprocess on the same data files
+NANNYML_VENV ?= .venv-nannyml
+NANNYML_STAMP := $(NANNYML_VENV)/.installed
+$(NANNYML_STAMP):
+	$(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/pip install -q --upgrade pip
+	$(NANNYML_VENV)/bin/pip install -q 'nannyml==0.13.1'
+	touch $(NANNYML_STAMP)
+
+nannyml-venv: $(NANNYML_STAMP)
+
 ## make demo: set up, then run the main job on the embedded default (no servers)
 demo: $(CORE)
 	$(VENV)/bin/inferwatch demo --data-dir inferwatch-demo
 
 ## make test: set up everything (venv, packages, the service stack) and run every test
-test: $(STAMP)
+test: $(STAMP) $(NANNYML_STAMP)
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; \
 	  $(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench && \
 	  $(PY) -m mypy inferwatch collectors detectors sinks dashboards && \
-	  $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
+	  INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  $(PY) -m stack down; exit $$rc
 
 unit: $(STAMP)
@@ -66,4 +79,4 @@ bench: $(STAMP)
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) inferwatch-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NANNYML_VENV) inferwatch-demo .pytest_cache .mypy_cache .ruff_cache
