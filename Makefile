@@ -38,7 +38,7 @@ NANNYML_STAMP := $(NANNYML_VENV)/.installed
 $(NANNYML_STAMP):
 	$(PYTHON) -m venv $(NANNYML_VENV)
 	$(NANNYML_VENV)/bin/pip install -q --upgrade pip
-	$(NANNYML_VENV)/bin/pip install -q 'nannyml==0.13.1'
+	$(NANNYML_VENV)/bin/pip install -q 'nannyml==0.13.1' statsmodels 'numpy<2' 'pandas<3'  # nannyml imports statsmodels without requiring it
 	touch $(NANNYML_STAMP)
 
 nannyml-venv: $(NANNYML_STAMP)

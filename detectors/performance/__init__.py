@@ -2,10 +2,12 @@
 and the comparison of live variants (A/B, canary).
 
 * :class:`RealizedPerformance`: a window's figures from the labels that have arrived
+* :class:`CBPE`: confidence-based performance estimation before labels (NannyML's method)
 """
 
 from __future__ import annotations
 
+from detectors.performance.cbpe import CBPE
 from detectors.performance.realized import RealizedPerformance
 
-__all__ = ["RealizedPerformance"]
+__all__ = ["CBPE", "RealizedPerformance"]
