@@ -56,8 +56,8 @@ test: $(STAMP) $(NANNYML_STAMP)
 	  INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  $(PY) -m stack down; exit $$rc
 
-unit: $(STAMP)
-	$(PY) -m pytest -m "not integration"
+unit: $(STAMP) $(NANNYML_STAMP)
+	INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -m "not integration"
 
 integration: $(STAMP)
 	$(PY) -m stack up

@@ -42,7 +42,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from detectors._data import Data, columns_and_rows
+from detectors.common._data import Data, columns_and_rows
 from detectors.performance._rows import label_list, score_matrix, sorted_classes
 from detectors.performance._stats import ClassificationStats
 from inferwatch.errors import DetectorError
