@@ -3,11 +3,13 @@ and the comparison of live variants (A/B, canary).
 
 * :class:`RealizedPerformance`: a window's figures from the labels that have arrived
 * :class:`CBPE`: confidence-based performance estimation before labels (NannyML's method)
+* :class:`VariantComparison`: live variants' inputs, outputs, accuracy and AUC against each other
 """
 
 from __future__ import annotations
 
 from detectors.performance.cbpe import CBPE
 from detectors.performance.realized import RealizedPerformance
+from detectors.performance.variants import VariantComparison
 
-__all__ = ["CBPE", "RealizedPerformance"]
+__all__ = ["CBPE", "RealizedPerformance", "VariantComparison"]

@@ -157,12 +157,15 @@ class ClassificationStats:
             if len(self.classes) == 2:
                 out["roc_auc"] = aucs[1]
             else:
-                out["roc_auc"] = None if any(a is None for a in aucs) else float(np.mean(aucs))
+                known = [a for a in aucs if a is not None]
+                out["roc_auc"] = float(np.mean(known)) if len(known) == len(aucs) else None
                 # weighted by prevalence: a class with no positive weighs nothing (as in scikit-learn)
                 prevalence = [sum(v[0] for v in t.values()) for t in self.tallies]
                 used = [(a, w) for a, w in zip(aucs, prevalence, strict=True) if w > 0]
-                out["roc_auc_weighted"] = (None if any(a is None for a, _ in used)
-                                           else float(sum(a * w for a, w in used) / sum(w for _, w in used)))
+                if any(a is None for a, _ in used):
+                    out["roc_auc_weighted"] = None
+                else:
+                    out["roc_auc_weighted"] = float(sum(float(a or 0.0) * w for a, w in used) / sum(w for _, w in used))
             out["log_loss"] = self.log_loss_sum / self.scored
             count, conf, correct = self.bins[:, 0], self.bins[:, 1], self.bins[:, 2]
             out["ece"] = float(np.abs(correct - conf).sum() / count.sum())

@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Self
@@ -61,7 +62,7 @@ def equal_count_ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
         return 0.0
     edges = list(range(0, n + 1, n // k))
     edges[-1] = n
-    return float(sum(abs(y[a:b].mean() - p[a:b].mean()) * (b - a) for a, b in zip(edges, edges[1:], strict=False)) / n)
+    return float(sum(abs(y[a:b].mean() - p[a:b].mean()) * (b - a) for a, b in itertools.pairwise(edges)) / n)
 
 
 def _calibration_helps(y: np.ndarray, p: np.ndarray, splits: int = 10) -> bool:
@@ -158,8 +159,13 @@ class _Expected:
             out |= {"precision": float(prec[1]), "recall": float(rec[1]), "f1": float(f1[1]), "roc_auc": aucs[1]}
         else:
             out |= {"precision": float(prec.mean()), "recall": float(rec.mean()), "f1": float(f1.mean()),
-                    "roc_auc": None if any(a is None for a in aucs) else float(np.mean(aucs))}
+                    "roc_auc": _mean_or_none(aucs)}
         return out
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if len(known) == len(values) else None
 
 
 class CBPE:
