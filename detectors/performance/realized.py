@@ -178,6 +178,17 @@ class RealizedPerformance:
         """Ids of the rows held (predictions and labels waiting for theirs)."""
         return list(self._rows)
 
+    def rows_state(self) -> list[list[Any]]:
+        """The window's rows as JSON-able ``[id, prediction, scores, truth]`` lists."""
+        return [[k, v[0], list(v[1]) if v[1] is not None else None, v[2]] for k, v in self._rows.items()]
+
+    def load_rows(self, rows: list[list[Any]]) -> Self:
+        """Add rows saved by :meth:`rows_state` (a replay of the same rows changes nothing)."""
+        self._check_fitted()
+        for key, pred, sc, truth in rows:
+            self._upsert(str(key), pred, tuple(sc) if sc is not None else None, truth)
+        return self
+
     def stats(self) -> ClassificationStats | RegressionStats:
         """The window's labelled rows as mergeable statistics (windows combine with ``merge``)."""
         self._check_fitted()
