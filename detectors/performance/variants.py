@@ -1,7 +1,8 @@
 """A/B and canary comparison: live variants of one model tested against each other.
 
 Rows carry their variant (``variant`` column; the runtime fills it from the record's
-version or endpoint). Against the ``baseline`` variant (default: the one with most rows),
+version or endpoint). Against the ``baseline`` variant (default: the one with most rows, the
+first by name on a tie),
 each other variant is tested on
 
 * inputs: per feature, two-sample KS (numerical) or chi-squared on the contingency table
@@ -241,7 +242,7 @@ class VariantComparison:
         names = np.array([str(v) for v in cols[self.variant].tolist()])
         counts = {v: int((names == v).sum()) for v in sorted(set(names.tolist()))}
         det.extra["rows_per_variant"] = counts
-        base_name = self.baseline if self.baseline is not None else max(counts, key=lambda v: (counts[v], v))
+        base_name = self.baseline if self.baseline is not None else max(sorted(counts), key=counts.__getitem__)
         det.extra["baseline"] = base_name
         if base_name not in counts:
             return det
