@@ -23,9 +23,6 @@ Tolerances, derived:
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,19 +33,10 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc
 
 from detectors.performance import CBPE, RealizedPerformance
 from detectors.performance.cbpe import expected_auc
+from tests.reference import run_nannyml
 
-ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc")
 CHUNK = 5000
-
-
-def nannyml_python() -> str:
-    path = os.environ.get("INFERWATCH_NANNYML_PYTHON") or str(ROOT / ".venv-nannyml" / "bin" / "python")
-    if not Path(path).exists():
-        if os.environ.get("INFERWATCH_NANNYML_PYTHON"):
-            pytest.fail(f"INFERWATCH_NANNYML_PYTHON={path} does not exist: run `make nannyml-venv`")
-        pytest.skip("NannyML's venv is missing: `make nannyml-venv` builds it (`make test` does)")
-    return path
 
 
 def dataset(k: int, seed: int) -> dict[str, np.ndarray]:
@@ -110,10 +98,7 @@ def sampling_sd(cal: np.ndarray, pred: np.ndarray, raw: np.ndarray, draws: int =
 def test_cbpe_equals_nannyml_and_tracks_realized(k: int, tmp_path: Path) -> None:
     d = dataset(k, seed=k)
     np.savez(tmp_path / "data.npz", **d)
-    done = subprocess.run([nannyml_python(), str(ROOT / "tests/reference/nannyml_cbpe.py"),
-                           str(tmp_path / "data.npz"), str(CHUNK)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])["chunks"]
+    theirs = run_nannyml.run("nannyml_cbpe.py", tmp_path / "data.npz", CHUNK)
     assert len(theirs) == 5
     cols = [f"p{j}" for j in range(k)]
     est = CBPE(scores=cols, min_rows=1).fit(table(d, "ref", truth=True))

@@ -15,7 +15,7 @@ EXPECTED = {
     },
     "collectors": {"BatchAppender", "Envelope", "Ingestor", "create_app", "envelope_from_cloudevent",
                    "envelope_to_record"},
-    "detectors.performance": {"CBPE", "PerformanceTracker", "RealizedPerformance", "VariantComparison"},
+    "detectors.performance": {"CBPE", "DLE", "PerformanceTracker", "RealizedPerformance", "VariantComparison"},
     "sinks": {"AlertSink", "Metrics", "SQLiteAuditStore", "detection_alert"},
     "inferwatch.codecs": {"PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decoded", "decode",
                           "detect_protocol", "encode"},
