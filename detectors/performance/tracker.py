@@ -133,6 +133,10 @@ class PerformanceTracker:
             self._dirty.discard(key)
             self.counts["windows_evicted"] += 1
 
+    def windows_at(self, model: str, start: int) -> dict[str, RealizedPerformance]:
+        """The windows of ``model`` starting at ``start`` (epoch seconds), by version."""
+        return {k[1]: d for k, d in self._windows.items() if k[0] == model and k[2] == start}
+
     def detection(self, key: _Key) -> Detection:
         det = self._windows[key].result()
         det.model, det.version = key[0], key[1] or None
