@@ -158,6 +158,8 @@ class DetectConfig(_Section):
     models: list[str] | None = None
     batch_size: int = 500
     group: str = "inferwatch-detect"
+    performance: dict[str, Any] | None = None
+    """Realized and estimated performance (detectors.performance.monitor); ``None``: off."""
 
 
 class Config(_Section):

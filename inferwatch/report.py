@@ -31,7 +31,7 @@ import click
 import orjson
 
 from inferwatch.errors import InferwatchError
-from inferwatch.record import InferenceRecord, utcnow
+from inferwatch.record import Detection, InferenceRecord, utcnow
 from inferwatch.table import Table, concat, from_rows, n_rows
 
 __all__ = ["DEFAULT_DETECTORS", "EXIT_DRIFT", "load_audit", "load_input", "report", "run_report"]
@@ -75,6 +75,7 @@ def _doc_record(doc: dict[str, Any], model: str | None) -> InferenceRecord | Non
         timestamp=when,
         inputs={k: [v] for k, v in inp.items()} if isinstance(inp, dict) and inp else None,
         outputs={k: [v] for k, v in out.items()} if isinstance(out, dict) and out else None,
+        truth={k: [v] for k, v in truth.items()} if isinstance(truth := doc.get("truth"), dict) and truth else None,
     )
 
 
@@ -189,9 +190,82 @@ def _frame(tables: list[Table]) -> Any:
     return pd.DataFrame(concat(tables))
 
 
+def _performance(records: Sequence[InferenceRecord], config: dict[str, Any] | None,
+                 references: Any, model: str) -> tuple[list[Detection], list[str]]:
+    """Realized performance per window of prediction time when rows carry labels, else the CBPE
+    estimate when the configuration names score columns and the reference holds labels."""
+    from detectors.performance import CBPE
+    from detectors.performance.monitor import build_performance_monitor
+
+    cfg = dict(config or {})
+    outputs = [r for r in records if r.outputs]
+    if not outputs:
+        return [], []
+    pred_col = cfg.get("prediction") or next(iter(outputs[0].outputs or {}))
+    truth_col = cfg.get("truth") or next((next(iter(r.truth)) for r in records if r.truth), "truth")
+    labels = [v for r in records if r.truth for v in r.truth.get(truth_col, []) if v is not None]
+    if cfg.get("task") is None:
+        cfg["task"] = "regression" if any(isinstance(v, float) and not v.is_integer() for v in labels) \
+            else "classification"
+    if cfg["task"] == "classification" and not cfg.get("classes"):
+        seen = labels + [v for r in outputs for v in (r.outputs or {}).get(pred_col, []) if v is not None]
+        try:
+            cfg["classes"] = sorted(set(seen))
+        except TypeError:
+            cfg["classes"] = sorted(set(seen), key=str)
+    cfg.setdefault("window_seconds", 86_400)
+    cfg.setdefault("min_labelled", 1)
+    notes: list[str] = []
+    if labels:
+        if cfg["task"] == "classification" and len(cfg["classes"]) < 2:
+            return [], [f"performance: the labels show {len(cfg['classes'])} class(es); set detect.performance.classes"]
+        cfg["prediction"] = pred_col
+        cfg["truth"] = truth_col
+        mon = build_performance_monitor(cfg)
+        latest: dict[tuple[str, str | None, Any], Detection] = {}
+        for start in range(0, len(records), 1024):
+            for d in mon.process(records[start : start + 1024]):
+                latest[(d.detector, d.version, d.window_start)] = d
+        return sorted(latest.values(), key=lambda d: (d.window_start or utcnow(), d.detector, d.version or "")), notes
+    scores = cfg.get("scores")
+    if not scores or cfg["task"] != "classification":
+        return [], ["performance: no labels in these rows (and no score columns configured for an estimate)"]
+    out: list[Detection] = []
+    for version in dict.fromkeys(r.version for r in outputs):
+        info = references.latest(model, version)
+        frame = references.load(info.id) if info is not None else None
+        if frame is None or truth_col not in frame.columns:
+            notes.append(f"performance: no labelled reference ({truth_col!r} column) for version {version}: "
+                         "nothing estimated")
+            continue
+        ref = {c: frame[c].to_numpy() for c in frame.columns}
+        if pred_col in ref:
+            ref["prediction"] = ref[pred_col]
+        est = CBPE(scores=scores, classes=cfg["classes"], min_rows=1, metric=cfg.get("metric") or "accuracy",
+                   max_drop=float(cfg.get("max_drop", 0.05))).fit(ref)
+        slots: dict[int, list[InferenceRecord]] = {}
+        for r in outputs:
+            if r.version == version:
+                slots.setdefault(int(r.timestamp.timestamp() // cfg["window_seconds"]), []).append(r)
+        for slot, recs in sorted(slots.items()):
+            est.reset()
+            for r in recs:
+                table = dict(r.outputs or {})
+                if pred_col in table:
+                    table["prediction"] = table[pred_col]
+                est.update(table)
+            d = est.result()
+            d.model, d.version = model, version
+            d.window_start = datetime.fromtimestamp(slot * cfg["window_seconds"], UTC)
+            d.window_end = datetime.fromtimestamp((slot + 1) * cfg["window_seconds"], UTC)
+            out.append(d)
+    return out, notes
+
+
 def run_report(records: Sequence[InferenceRecord], model: str, references: Any, *,
                detectors: list[dict[str, Any]] | None = None, window: int | None = None,
-               source: dict[str, Any] | None = None, progress: bool = False) -> Any:
+               source: dict[str, Any] | None = None, progress: bool = False,
+               performance: dict[str, Any] | None = None) -> Any:
     """Run the detectors over ``records`` of ``model`` in count windows; a :class:`sinks.report.BatchReport`.
 
     ``references`` is a :class:`~inferwatch.references.ReferenceStore`. Raises
@@ -254,7 +328,10 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Any, 
         bar.update(task, completed=max(expected, 1))
 
     ref_ids = dict.fromkeys(d.reference_id for d in detections if d.reference_id)
+    perf, perf_notes = _performance(sorted(records, key=lambda r: r.timestamp), performance, references, model)
+    notes += perf_notes
     return BatchReport(
+        performance=perf,
         model=model,
         detections=detections,
         rows=total,
@@ -365,7 +442,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
             else:
                 entries = DEFAULT_DETECTORS
             result = run_report(records, model, references, detectors=entries, window=window, source=source,
-                                progress=not quiet and sys.stderr.isatty())
+                                progress=not quiet and sys.stderr.isatty(), performance=cfg.detect.performance)
             json_path, html_path = write_report(result, out_dir, top=top)
         except InferwatchError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -43,6 +43,8 @@ class BatchReport:
     detectors: list[dict[str, Any]] = field(default_factory=list)
     skipped_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    performance: list[Detection] = field(default_factory=list)
+    """Performance per window of prediction time: realized (labelled rows), or estimated (CBPE)."""
     generated_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -175,6 +177,24 @@ def _untested(windows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _performance(report: BatchReport) -> list[dict[str, Any]]:
+    """One entry per performance window (and per variants comparison), oldest first."""
+    out = []
+    for d in report.performance:
+        entry: dict[str, Any] = {
+            "detector": d.detector, "version": d.version, "start": d.window_start, "end": d.window_end,
+            "rows": d.window_size, "fired": d.fired, "distance": _finite(d.distance),
+            "method": "estimated" if d.extra.get("estimated") else "realized",
+            "labelled": d.extra.get("labelled"), "labelled_share": d.extra.get("labelled_share"),
+            "metrics": {k: _finite(v) for k, v in (d.extra.get("metrics") or {}).items()},
+        }
+        if d.detector == "variants":
+            entry["baseline"] = d.extra.get("baseline")
+            entry["variants"] = d.extra.get("variants")
+        out.append(entry)
+    return out
+
+
 def report_dict(report: BatchReport) -> dict[str, Any]:
     """The report as a JSON-able document (what ``report.json`` holds)."""
     windows = _windows(report)
@@ -191,6 +211,7 @@ def report_dict(report: BatchReport) -> dict[str, Any]:
         "summary": _summary(report, windows, features),
         "windows": windows,
         "features": features,
+        "performance": _performance(report),
         "detections": [d.to_dict() for d in report.detections],
     }
 

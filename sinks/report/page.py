@@ -109,6 +109,29 @@ def render_html(report: BatchReport, top: int = 6) -> str:
     if not windows:
         w("<p class=\"note\">No window was tested.</p>")
 
+    # performance over time: realized from labels, or estimated (CBPE) before them
+    perf = [p for p in doc["performance"] if p["detector"] != "variants"]
+    if perf:
+        names = [m for m in ("accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "ece", "mae", "rmse", "mape", "r2")
+                 if any(p["metrics"].get(m) is not None for p in perf)]
+        w("<h2>Performance over time</h2><table><tr><th>window</th><th>version</th><th>method</th><th>rows</th>"
+          "<th>labelled</th>" + "".join(f"<th>{_e(m)}</th>" for m in names) + "<th>worse than reference</th></tr>")
+        for p in perf:
+            share = "" if p["labelled_share"] is None else f"{100 * p['labelled_share']:.0f}%"
+            w(f"<tr><td>{_e(_fmt_time(p['start']))}</td><td>{_e(p['version'] or '')}</td><td>{_e(p['method'])}</td>"
+              f"<td class=\"num\">{p['rows']}</td><td class=\"num\">{share}</td>"
+              + "".join(f"<td class=\"num\">{_fmt_p(p['metrics'].get(m))}</td>" for m in names)
+              + f"<td class=\"{'yes' if p['fired'] else 'no'}\">{'yes' if p['fired'] else 'no'}</td></tr>")
+        w("</table>")
+    for p in (p for p in doc["performance"] if p["detector"] == "variants"):
+        for name, v in (p.get("variants") or {}).items():
+            acc = v.get("accuracy")
+            if acc:
+                lo, hi = acc["ci"]
+                w(f"<p class=\"note\">{_e(_fmt_time(p['start']))}: version {_e(name)} vs {_e(p['baseline'])}: "
+                  f"accuracy {acc['value']:.4f} vs {acc['baseline']:.4f}, difference {acc['difference']:+.4f} "
+                  f"(95% CI {lo:+.4f} to {hi:+.4f}, p = {_fmt_p(acc['p_value'])})</p>")
+
     # p-value charts and per-feature tables, one per (version, target, detector)
     groups: dict[tuple[str | None, str, str], list[dict[str, Any]]] = {}
     for f in features:

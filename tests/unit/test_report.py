@@ -281,3 +281,48 @@ def test_columns_missing_against_the_reference_are_reported_not_crashed(files):
                                                                                      "score"]
     assert doc["summary"]["drift"] is True
     assert "columns missing vs reference" in (out / "report.html").read_text()
+
+
+def test_performance_over_time_from_audited_labels_equals_sklearn(tmp_path):
+    """Predictions audited, labels attached later by feedback events (some never): the report's
+    per-window realized figures are scikit-learn's on the labelled rows of each window."""
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(8)
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    n_req, rows = 60, 10
+    store = SQLiteAuditStore(data / "audit.db")
+    y = rng.integers(0, 2, (n_req, rows))
+    p = np.clip(y * 0.35 + rng.random((n_req, rows)) * 0.65, 0, 1).round(3)
+    pred = (p > 0.5).astype(int)
+    x = rng.normal(size=(n_req, rows))
+    labelled = rng.random((n_req, rows)) < 0.7
+    preds = [InferenceRecord(id=f"r{i}", model="churn", version="v1", timestamp=t0 + timedelta(hours=i // 20),
+                             inputs={"x": x[i].tolist()}, part="both",
+                             outputs={"label": pred[i].tolist(), "proba": p[i].tolist()}) for i in range(n_req)]
+    feedback = [InferenceRecord(id=f"r{i}", model="churn", part="feedback",
+                                timestamp=t0 + timedelta(days=2),
+                                truth={"truth": [int(v) if ok else None for v, ok in zip(y[i], labelled[i], strict=True)]})
+                for i in rng.permutation(n_req)]
+    store.write_records(preds)
+    store.write_records(feedback)
+    store.close()
+    ReferenceStore(data / "references").register("churn", pd.DataFrame({"x": rng.normal(size=500)}), version="v1")
+    cfg = tmp_path / "inferwatch.yaml"
+    cfg.write_text(f"data_dir: {data}\ndetect:\n  detectors: [{{type: ks}}]\n  performance:\n"
+                   "    prediction: label\n    scores: proba\n    window_seconds: 3600\n")
+    out = tmp_path / "out"
+    r = _run(["--config", str(cfg), "--model", "churn", "--out", str(out), "--top", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    perf = _json(out)["performance"]
+    assert [w["start"][:13] for w in perf] == ["2026-02-01T00", "2026-02-01T01", "2026-02-01T02"]
+    for h, w in enumerate(perf):
+        sl = slice(20 * h, 20 * (h + 1))
+        lab = labelled[sl].ravel()
+        yy, pp, hat = y[sl].ravel()[lab], p[sl].ravel()[lab], pred[sl].ravel()[lab]
+        assert w["method"] == "realized" and w["rows"] == 200 and w["labelled"] == lab.sum()
+        assert w["metrics"]["accuracy"] == pytest.approx(accuracy_score(yy, hat), rel=1e-12)
+        assert w["metrics"]["f1"] == pytest.approx(f1_score(yy, hat), rel=1e-12)
+        assert w["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(yy, pp), rel=1e-9)
+    assert "Performance over time" in (out / "report.html").read_text()
