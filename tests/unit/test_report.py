@@ -326,3 +326,36 @@ def test_performance_over_time_from_audited_labels_equals_sklearn(tmp_path):
         assert w["metrics"]["f1"] == pytest.approx(f1_score(yy, hat), rel=1e-12)
         assert w["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(yy, pp), rel=1e-9)
     assert "Performance over time" in (out / "report.html").read_text()
+
+
+def test_performance_estimated_by_cbpe_when_no_label_is_in(tmp_path):
+    from detectors.performance import CBPE
+
+    rng = np.random.default_rng(9)
+    p_ref = rng.random(3000)
+    ref = pd.DataFrame({"x": rng.normal(size=3000), "proba": p_ref, "label": (p_ref > 0.5).astype(int),
+                        "truth": (rng.random(3000) < p_ref).astype(int)})
+    ref.to_parquet(tmp_path / "ref.parquet")
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    p = rng.random((2, 400)) ** np.array([[1.0], [0.3]])  # the second hour is surer of class 1
+    lines = [InferenceRecord(id=f"r{h}", model="churn", timestamp=t0 + timedelta(hours=h),
+                             inputs={"x": rng.normal(size=400).tolist()},
+                             outputs={"label": (p[h] > 0.5).astype(int).tolist(), "proba": p[h].tolist()}).to_json()
+             for h in range(2)]
+    (tmp_path / "rows.jsonl").write_bytes(b"\n".join(lines))
+    cfg = tmp_path / "inferwatch.yaml"
+    cfg.write_text("detect:\n  performance: {prediction: label, scores: proba, window_seconds: 3600, classes: [0, 1]}\n")
+    out = tmp_path / "out"
+    r = _run(["--config", str(cfg), "--input", str(tmp_path / "rows.jsonl"), "--reference",
+              str(tmp_path / "ref.parquet"), "--out", str(out), "--top", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    perf = _json(out)["performance"]
+    assert [w["method"] for w in perf] == ["estimated", "estimated"]
+    est = CBPE(scores="proba", classes=[0, 1], min_rows=1).fit(
+        {"proba": ref["proba"], "prediction": ref["label"], "truth": ref["truth"]})
+    for h, w in enumerate(perf):
+        want = est.reset().update({"proba": p[h], "prediction": (p[h] > 0.5).astype(int)}).result()
+        assert w["rows"] == 400
+        for m in ("accuracy", "f1", "roc_auc"):
+            assert w["metrics"][m] == pytest.approx(want.extra["metrics"][m], rel=1e-12)
+    assert perf[1]["metrics"]["accuracy"] > perf[0]["metrics"]["accuracy"]
