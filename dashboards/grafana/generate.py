@@ -160,6 +160,9 @@ def _dashboard(uid: str, title: str, description: str, tags: list[str],
         for p, w, h in panels:
             d = d.with_panel(p.id(ids()).span(w).height(h))
     out: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(d.build()))
+    # the SDK leaves an empty object when no annotation is set; Grafana's model wants the list
+    # (it adds its built-in "Annotations & Alerts" query to it)
+    out["annotations"] = {"list": out.get("annotations", {}).get("list", [])}
     return out
 
 
