@@ -13,6 +13,12 @@ time per window of each side, their ratio, and the range of the per-repeat ratio
 timing, every per-feature p-value is checked to be identical to alibi-detect's (compared
 as float32, which alibi stores). Peak memory of one window's tests via tracemalloc.
 
+A second case (issue 9) times the tie-aware path: the same 40 numerical features with
+half of them integer-valued with ties (binomial and Poisson counts, rounded scores), so
+CVM runs its conditional (discrete-asymptotic) test on those, against the all-continuous
+table, interleaved in the same run; printed is the tied / continuous time ratio per
+detector (target: at most 3x).
+
     python bench/bench_detectors.py [--repeats 15]
 """
 
@@ -141,6 +147,37 @@ def main() -> None:
         )
     print(f"  peak memory per window (KS+CVM+Tab): inferwatch {m_ours:.1f} MiB, alibi-detect {m_theirs:.1f} MiB")
     print("  p-values identical (float32) on all features of all four detectors")
+    tied_case(args.repeats)
+
+
+def _tied_table(rng: np.random.Generator, n: int, names: list[str]) -> pd.DataFrame:
+    x = rng.normal(size=(n, len(names)))
+    for j in range(len(names) // 2):
+        x[:, j] = (rng.binomial(20, 0.3, n), rng.poisson(4.0, n), np.round(rng.normal(15, 5, n)))[j % 3]
+    return pd.DataFrame(x, columns=names)
+
+
+def tied_case(repeats: int) -> None:
+    """Tie-aware path vs continuous path: same detectors, same shapes, interleaved."""
+    rng = np.random.default_rng(1)
+    n_ref, n_win, n_num = 10_000, 1_000, 40
+    names = [f"x{i}" for i in range(n_num)]
+    cont_ref = pd.DataFrame(rng.normal(size=(n_ref, n_num)), columns=names)
+    cont_win = pd.DataFrame(rng.normal(size=(n_win, n_num)), columns=names)
+    tied_ref, tied_win = _tied_table(rng, n_ref, names), _tied_table(rng, n_win, names)
+    print(f"tie-aware path: 40 numerical features, 20 of them integer-valued with ties; ref {n_ref}, window {n_win}")
+    for cls in (KSDrift, CVMDrift, TabularDrift):
+        cont = cls().fit(cont_ref)
+        tied = cls().fit(tied_ref)
+        methods = sorted(set(tied.update(tied_win).result().extra.get("methods", {}).values()))
+        t_cont, t_tied, ratios = _interleaved(
+            lambda c=cont: c.reset().update(cont_win).result(), lambda t=tied: t.reset().update(tied_win).result(), repeats
+        )
+        verdict = "ok" if t_tied <= 3 * t_cont else "ABOVE 3x"
+        print(
+            f"  {cls.__name__:13s} continuous {t_cont * 1000:6.1f} ms   tied {t_tied * 1000:6.1f} ms   "
+            f"ratio {t_tied / t_cont:4.2f}x ({verdict}; per repeat {min(ratios):.2f}x-{max(ratios):.2f}x)   methods {methods}"
+        )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,14 @@ def chi2_batch(
     The 2 x C tables are padded with empty columns to a common width; the padding adds
     exact zeros, so each statistic is scipy's sum of ``(obs - expected)**2 / expected``.
     """
+    stat, p, _ = _chi2(refs, xs, correction)
+    return stat, p
+
+
+def _chi2(
+    refs: Sequence[dict[Any, int]], xs: Sequence[dict[Any, int]], correction: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`chi2_batch` and, per feature, whether its table fails :func:`cochran_ok`."""
     k = len(refs)
     tables = []
     for ref, x in zip(refs, xs, strict=True):
@@ -97,6 +105,10 @@ def chi2_batch(
     total = row.sum(axis=1)
     expected = row[:, :, None] * col[:, None, :] / total[:, None, None]
     dof = ncat - 1
+    with np.errstate(invalid="ignore"):
+        cells = used[:, None, :] & (col[:, None, :] > 0)
+        n_cells = np.maximum(cells.sum(axis=(1, 2)), 1)
+        sparse = ((cells & (expected < 1)).any(axis=(1, 2)) | ((cells & (expected < 5)).sum(axis=(1, 2)) > 0.2 * n_cells))
     if correction:
         yates = dof == 1
         if yates.any():
@@ -108,7 +120,7 @@ def chi2_batch(
     p = special.chdtrc(dof, stat)
     one = dof < 1
     stat[one], p[one] = 0.0, 1.0
-    return stat, p
+    return stat, p, sparse & ~one
 
 
 def _table(ref: dict[Any, int], x: dict[Any, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -142,13 +154,13 @@ def chi2_pvalues(
     """
     from detectors.common._discrete import tied_pvalues
 
-    stat, p = chi2_batch(refs, xs)
+    stat, p, flags = _chi2(refs, xs)
     methods = ["asymptotic"] * len(refs)
     sparse, tables = [], []
-    for i, (r, x) in enumerate(zip(refs, xs, strict=True)):
-        c, w = _table(r, x)
+    for i in np.flatnonzero(flags):
+        c, w = _table(refs[i], xs[i])
         if (c > 0).sum() >= 2 and not cochran_ok(c, float(w.sum())):
-            sparse.append(i)
+            sparse.append(int(i))
             tables.append((c[c > 0], w[c > 0]))
     if sparse:
         p[sparse], stat[sparse], tm = tied_pvalues("chi2", tables, rng, b_max)

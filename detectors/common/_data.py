@@ -146,6 +146,8 @@ def n_missing(arr: np.ndarray) -> int:
     if arr.dtype.kind == "f":
         return int(np.isnan(arr).sum())
     if arr.dtype.kind == "O":
+        if pd.api.types.infer_dtype(arr, skipna=False) in ("string", "bytes", "integer", "boolean"):
+            return 0  # one typed scan: these kinds are only reported without missing values
         return int(np.asarray(pd.isna(arr), dtype=bool).sum())
     return 0
 
