@@ -88,3 +88,25 @@ def test_mapping_errors_become_dead_letters(stack_env):
         assert b'"id":"bad"' in got[0].raw
     finally:
         _cleanup(store)
+
+
+def test_detection_documents_keep_untested_features_and_dropped_cells(es_store):
+    """Issue 9: a window with a bad cell and an all-bad column is tested, and the audit
+    document in the real Elasticsearch says what was not tested, why, and what was dropped."""
+    import numpy as np
+
+    from detectors import TabularDrift
+
+    rng = np.random.default_rng(0)
+    ref = {"a": rng.normal(size=300).tolist(), "b": rng.normal(size=300).tolist(), "k": rng.integers(0, 3, 300).tolist()}
+    win = {"a": [*rng.normal(size=40).tolist(), "?", None], "b": ["n/a"] * 42, "k": rng.integers(0, 3, 42).tolist()}
+    det = TabularDrift().fit(ref).update(win).result()
+    det.model = "bad-cells"
+    es_store.write_detections([det])
+    es_store.refresh()
+    (doc,) = es_store.search(SearchQuery(kind="detections", model="bad-cells"))
+    extra = doc["extra"]
+    assert extra["n_tested"] == 2 and extra["values_tested"] == {"a": 40, "k": 42}
+    assert extra["bad_values"] == {"a": 1, "b": 42} and extra["missing_values"]["a"] == 1
+    assert "42 bad cells" in extra["untested"]["b"]
+    assert extra["methods"]["a"] == "asymptotic" and extra["tests"]["k"] == "chi2"
