@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detectors import OnlineCVMDrift, PageHinkley
 from detectors.common.corrections import correct
-from tests.validity import null_rates, power, real_table, splits, synthetic, upper_bound
+from tests.validity import distance_null_rates, null_rates, power, real_table, splits, synthetic, upper_bound
 
 ALPHA = 0.05
 DETECTORS = ["ks", "cvm", "anderson", "tabular", "chi2", "fet"]
@@ -110,6 +110,11 @@ def main() -> int:
         old = _scipy_rates(table, n_ref, m, min(n, 100), seed=11)
         print(f"{'':14s} {'':6s} {'':5s} previous behaviour (scipy p-values, Bonferroni, {min(n, 100)} windows): "
               + ", ".join(f"{k} {v:.2f}" for k, v in old.items()) + f"   [{time.time() - t0:.0f} s]")
+    print()
+    print("distance detectors (fixed default thresholds, no level): share of null windows firing")
+    for name, table, n_ref, m in [p for p in plan if p[0] in ("synthetic", "digits")]:
+        rates = distance_null_rates(table, n_ref, m, min(n, 100), seed=11)
+        print(f"  {name:10s} ref {n_ref:6d} window {m:5d}: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))
     print()
     print("power on shifted synthetic windows (Bonferroni), same windows for every detector:")
     for n_ref, m, shift in ((1000, 100, 1.0), (2000, 200, 0.7), (500, 20, 2.0)):

@@ -35,6 +35,7 @@ from detectors.common.corrections import correct
 __all__ = [
     "CORRECTIONS",
     "DETECTORS",
+    "distance_null_rates",
     "Outcome",
     "ks_asymptotic",
     "null_rates",
@@ -161,6 +162,19 @@ def null_rates(
             for meth in (r.extra.get("methods") or {}).values():
                 o.methods[meth] = o.methods.get(meth, 0) + 1
     return [o for o in outs.values() if o.windows]
+
+
+def distance_null_rates(table: pd.DataFrame, n_ref: int, m: int, n_windows: int, seed: int = 0) -> dict[str, float]:
+    """Share of null windows where the distance detectors (no p-value, a fixed threshold
+    at their defaults) fire: they have no level, so this is reported, not bounded."""
+    from detectors import HellingerDrift, JSDrift, PSIDrift, WassersteinDrift
+
+    makers = {"psi": PSIDrift, "js": JSDrift, "hellinger": HellingerDrift, "wasserstein": WassersteinDrift}
+    fired = dict.fromkeys(makers, 0)
+    for ref, win in splits(table, n_ref, m, n_windows, seed):
+        for name, cls in makers.items():
+            fired[name] += bool(cls().fit(ref).update(win).result().is_drift)
+    return {k: v / n_windows for k, v in fired.items()}
 
 
 def power(
