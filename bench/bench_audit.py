@@ -32,10 +32,11 @@ from elasticsearch import Elasticsearch
 from inferwatch.audit import record_documents
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
-from inferwatch.pipeline import AuditWorker, Pipeline, tune_gc
+from inferwatch.metrics import Metrics
+from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
+from inferwatch.workers import AuditWorker, tune_gc
 from sinks.elasticsearch import ElasticsearchAuditStore, _payload_text
-from sinks.prometheus import Metrics
 
 ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
 KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")

@@ -1,6 +1,6 @@
-"""How payloads get in: the HTTP CloudEvents/JSON receiver and the ingest path they share."""
+"""How payloads get in. Each way in is one module with a class satisfying
+:class:`inferwatch.ingest.Collector`; all of them hand envelopes to the one ingest path."""
 
-from collectors.http import create_app, envelope_from_cloudevent
-from collectors.ingest import BatchAppender, Envelope, Ingestor, envelope_to_record
+from collectors.http import HTTPCollector, create_app, envelope_from_cloudevent, envelope_from_json
 
-__all__ = ["BatchAppender", "Envelope", "Ingestor", "create_app", "envelope_from_cloudevent", "envelope_to_record"]
+__all__ = ["HTTPCollector", "create_app", "envelope_from_cloudevent", "envelope_from_json"]

@@ -11,7 +11,9 @@ Routes:
   ``{"model", "id"?, "version"?, "request"?, "response"?, "inputs"?, "outputs"?, ...}``.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
-``202`` means the records are durably on the log. ``400``/``413``/``415`` carry a reason, and the
+Both routes turn what they read into :class:`~inferwatch.ingest.Envelope` s and hand them to
+the one ingest path (:class:`~inferwatch.ingest.Ingestor`). ``202`` means the records are
+durably on the log. ``400``/``413``/``415`` carry a reason, and the
 rejected body is kept as a dead letter (its id is in the answer). ``503`` means the log could not
 take the write: nothing was accepted, retry.
 """
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -31,28 +34,31 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collectors.ingest import Envelope, Ingestor
-from inferwatch.errors import InferwatchError
-from inferwatch.record import DeadLetter, InferenceRecord, Part, encode_body, new_id
-from inferwatch.table import from_rows
-from sinks.prometheus import CONTENT_TYPE_LATEST
+from inferwatch.config import CollectorConfig
+from inferwatch.errors import DecodeError, InferwatchError
+from inferwatch.ingest import Envelope, Ingestor
+from inferwatch.metrics import CONTENT_TYPE
+from inferwatch.record import DeadLetter, InferenceRecord, Part, parse_timestamp
 
-__all__ = ["create_app", "envelope_from_cloudevent"]
+__all__ = ["HTTPCollector", "create_app", "envelope_from_cloudevent", "envelope_from_json"]
 
 log = logging.getLogger("inferwatch.collector")
 
 _PARTS: dict[str, Part] = {"request": "request", "response": "response", "feedback": "feedback"}
 _CE_META = ("modelid", "component", "source", "type", "inferenceservicename", "metadata", "specversion", "id")
+#: the record fields a ``/v1/records`` item may set (other keys are ignored)
+_JSON_FIELDS = ("id", "model", "version", "namespace", "endpoint", "timestamp", "latency_ms", "protocol",
+                "inputs", "outputs", "truth", "request", "response", "trace", "meta")
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def _event_time(value: str | None) -> datetime | None:
+    """A CloudEvent's ``time``; one that does not parse is left out (the receive time is used)."""
     if not value:
         return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _truthy(value: str | None) -> bool:
@@ -68,8 +74,8 @@ def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Ma
     ...     {"type": "org.kubeflow.serving.inference.request", "id": "42",
     ...      "inferenceservicename": "sklearn-iris", "namespace": "prod", "endpoint": "canary"},
     ...     b'{"instances": [[1, 2]]}')
-    >>> env.part, env.id, env.model, env.version, env.namespace
-    ('request', '42', 'sklearn-iris', 'canary', 'prod')
+    >>> [env.fields[k] for k in ("part", "id", "model", "version", "namespace")]
+    ['request', '42', 'sklearn-iris', 'canary', 'prod']
     """
     query = query or {}
     headers = headers or {}
@@ -81,21 +87,23 @@ def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Ma
         )
     meta = {f"ce-{k}": v for k, v in attrs.items() if k in _CE_META and v}
     meta.update({k: v for k, v in headers.items() if k in allowed_headers})
-    trace = attrs.get("traceparent") or headers.get("traceparent")
     return Envelope(
-        body=body,
         source="cloudevents",
-        part=part,
-        id=attrs.get("requestid") or attrs.get("id") or headers.get("x-request-id"),
-        model=query.get("model") or attrs.get("inferenceservicename") or attrs.get("modelid"),
-        version=query.get("version") or attrs.get("modelversion") or attrs.get("endpoint"),
-        namespace=attrs.get("namespace"),
-        endpoint=attrs.get("endpoint"),
-        timestamp=_parse_time(attrs.get("time")),
+        raw=body,
         content_type=attrs.get("datacontenttype") or headers.get("content-type"),
-        protocol=query.get("protocol"),
-        trace=trace,
-        meta=meta,
+        fields={
+            "part": part,
+            "response" if part == "response" else "request": body,
+            "id": attrs.get("requestid") or attrs.get("id") or headers.get("x-request-id"),
+            "model": query.get("model") or attrs.get("inferenceservicename") or attrs.get("modelid"),
+            "version": query.get("version") or attrs.get("modelversion") or attrs.get("endpoint"),
+            "namespace": attrs.get("namespace"),
+            "endpoint": attrs.get("endpoint"),
+            "timestamp": _event_time(attrs.get("time")),
+            "protocol": query.get("protocol"),
+            "trace": attrs.get("traceparent") or headers.get("traceparent"),
+            "meta": meta,
+        },
     )
 
 
@@ -113,193 +121,197 @@ def _structured(event: Any, query: Mapping[str, str], allowed: tuple[str, ...], 
     return envelope_from_cloudevent(attrs, data, query=query, headers=headers, allowed_headers=allowed)
 
 
-def _json_record(item: Any) -> InferenceRecord:
-    """A plain-JSON record item -> record (decoding request/response payloads)."""
-    from inferwatch.codecs import decode
-    from inferwatch.errors import DecodeError
+def envelope_from_json(item: Any) -> Envelope:
+    """An :class:`Envelope` from one ``/v1/records`` item; :class:`DecodeError` when it is no record.
 
+    The item's keys are record fields (``request``/``response`` payloads are decoded unless
+    ``inputs``/``outputs`` tables are given), plus ``truth_payload``; other keys are ignored.
+
+    >>> envelope_from_json({"model": "m", "inputs": {"x": [1]}}).fields
+    {'model': 'm', 'inputs': {'x': [1]}}
+    """
     if not isinstance(item, dict):
         raise DecodeError("a record must be a JSON object", protocol="json-record")
     if not item.get("model"):
         raise DecodeError("the record has no 'model'", protocol="json-record")
-    protocol = item.get("protocol")
-
-    def table(payload_key: str, table_key: str, part: str) -> tuple[Any, Any]:
-        if item.get(table_key) is not None:
-            t = item[table_key]
-            if isinstance(t, list):
-                t = from_rows(t)
-            if not isinstance(t, dict) or len({len(v) if isinstance(v, list) else -1 for v in t.values()}) > 1 \
-                    or any(not isinstance(v, list) for v in t.values()):
-                raise DecodeError(f"'{table_key}' must be a table (column -> list) or a list of rows",
-                                  protocol="json-record")
-            return t, None
-        if item.get(payload_key) is not None:
-            d = decode(item[payload_key], part=part, protocol=protocol)  # type: ignore[arg-type]
-            return d.table, d.protocol
-        return None, None
-
-    inputs, p_in = table("request", "inputs", "request")
-    outputs, p_out = table("response", "outputs", "response")
-    truth, _ = table("truth_payload", "truth", "response")
-    if inputs is None and outputs is None:
-        raise DecodeError("the record has neither request/inputs nor response/outputs", protocol="json-record")
-    part: Part = "both" if inputs is not None and outputs is not None else ("request" if inputs is not None else "response")
-    rec = InferenceRecord(
-        id=str(item.get("id") or new_id()),
-        model=str(item["model"]),
-        version=None if item.get("version") is None else str(item["version"]),
-        namespace=item.get("namespace"),
-        endpoint=item.get("endpoint"),
-        latency_ms=item.get("latency_ms"),
-        protocol=p_in or p_out or protocol or "json",
-        inputs=inputs,
-        outputs=outputs,
-        truth=truth,
-        trace=item.get("trace"),
-        source="json",
-        meta={str(k): str(v) for k, v in (item.get("meta") or {}).items()},
-        part=part,
-    )
-    if item.get("timestamp"):
-        ts = _parse_time(str(item["timestamp"]))
-        if ts is None:
-            raise DecodeError(f"bad timestamp {item['timestamp']!r}", protocol="json-record")
-        rec.timestamp = ts
-    for key in ("request", "response"):
-        if item.get(key) is not None:
-            text, enc = encode_body(orjson.dumps(item[key]) if not isinstance(item[key], str) else item[key].encode())
-            setattr(rec, key, text)
-            setattr(rec, f"{key}_encoding", enc)
-    return rec
+    fields = {k: item[k] for k in _JSON_FIELDS if k in item}
+    return Envelope(source="json", raw=orjson.dumps(item), fields=fields, truth_payload=item.get("truth_payload"))
 
 
-def create_app(ingestor: Ingestor, *, ready: Any = None) -> Starlette:
-    """The collector's ASGI app over an :class:`Ingestor`."""
-    cfg = ingestor.cfg.collector
-    metrics = ingestor.metrics
-    allowed = tuple(h.lower() for h in cfg.allowed_headers)
+class _Routes:
+    """The handlers of :func:`create_app`: read a body, turn it into envelopes, answer."""
 
-    async def _body(request: Request) -> bytes | Response:
+    def __init__(self, ingestor: Ingestor, ready: Callable[[], bool] | None):
+        self.ingestor = ingestor
+        self.cfg = ingestor.cfg.collector
+        self.metrics = ingestor.metrics
+        self.allowed = tuple(h.lower() for h in self.cfg.allowed_headers)
+        self.ready_check = ready
+
+    async def read_body(self, request: Request) -> bytes | Response:
+        """The body, or the 413 answer when it exceeds ``max_body_bytes`` (counted while reading)."""
+        limit = self.cfg.max_body_bytes
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > cfg.max_body_bytes:
-            return await _reject(413, f"body of {length} bytes exceeds max_body_bytes={cfg.max_body_bytes}",
-                                 b"", "http")
+        if length and length.isdigit() and int(length) > limit:
+            return await self.reject(413, f"body of {length} bytes exceeds max_body_bytes={limit}", b"", "http")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > cfg.max_body_bytes:
-                return await _reject(413, f"body exceeds max_body_bytes={cfg.max_body_bytes}",
-                                     bytes(body[:65536]), "http")
+            if len(body) > limit:
+                return await self.reject(413, f"body exceeds max_body_bytes={limit}", bytes(body[:65536]), "http")
         return bytes(body)
 
-    async def _reject(status: int, reason: str, raw: bytes, source: str) -> Response:
-        dl = DeadLetter(raw=raw, source=source, reason=reason, stage="receive")
+    async def reject(self, status: int, reason: str, raw: bytes, source: str, *, count: bool = False) -> Response:
+        """Answer ``status`` with the reason, keeping the payload as a dead letter (503 if it cannot be kept)."""
+        if count:
+            self.metrics.received.labels(source=source).inc()
         try:
-            await ingestor.append([], [dl])
+            dl = await self.ingestor.reject(raw, source, reason)
         except Exception as exc:  # the log is down: say so, the client must retry
             return JSONResponse({"error": reason, "deadletter_error": str(exc)}, status_code=503)
         log.warning("rejected %s payload (%d): %s", source, status, reason)
         return JSONResponse({"error": reason, "deadletter": dl.id}, status_code=status)
 
-    async def _accept(envelopes: list[Envelope]) -> Response:
+    async def accept(self, envelopes: list[Envelope], rejected: list[DeadLetter] | None = None) -> Response:
+        """Ingest; 202 with the ids when every item was appended, 400 naming the first reason (and
+        the dead letter that keeps its bytes) when some were not, 503 when the log failed."""
         try:
-            records, letters = await ingestor.ingest(envelopes)
+            records, letters = await self.ingestor.ingest(envelopes, rejected or [])
         except InferwatchError as exc:
-            return _unavailable(exc)
+            log.error("log append failed: %s", exc)
+            return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
         return _answer(records, letters)
 
-    def _unavailable(exc: Exception) -> Response:
-        log.error("log append failed: %s", exc)
-        return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
-
-    def _answer(records: list[InferenceRecord], letters: list[DeadLetter]) -> Response:
-        """202 with the ids when every item was appended; 400 naming the first reason (and the
-        dead letter that keeps its bytes) when some were not."""
-        body: dict[str, Any] = {"accepted": len(records), "ids": [r.id for r in records],
-                                "rows": sum(r.n_rows for r in records)}
-        if letters:
-            body["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
-            body["error"], body["deadletter"] = letters[0].reason, letters[0].id
-            return JSONResponse(body, status_code=400)
-        return JSONResponse(body, status_code=202)
-
-    async def cloudevents(request: Request) -> Response:
+    async def cloudevents(self, request: Request) -> Response:
         t0 = time.perf_counter()
         try:
-            body = await _body(request)
+            body = await self.read_body(request)
             if isinstance(body, Response):
                 return body
             headers = {k.lower(): v for k, v in request.headers.items()}
             if _truthy(headers.get("seldon-skip-logging")):
                 return Response(status_code=204)
-            query = dict(request.query_params)
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             try:
-                if ctype == "application/cloudevents+json":
-                    envs = [_structured(orjson.loads(body), query, allowed, headers)]
-                elif ctype == "application/cloudevents-batch+json":
-                    events = orjson.loads(body)
-                    if not isinstance(events, list):
-                        raise ValueError("a CloudEvents batch must be a JSON array")
-                    envs = [_structured(e, query, allowed, headers) for e in events]
-                else:
-                    attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
-                    if "type" not in attrs:
-                        metrics.received.labels(source="cloudevents").inc()
-                        return await _reject(
-                            400, "not a CloudEvent: binary mode needs Ce-Type (and Ce-Id) headers, or send "
-                            "Content-Type: application/cloudevents+json", body, "cloudevents")
-                    envs = [envelope_from_cloudevent(attrs, body, query=query, headers=headers,
-                                                     allowed_headers=allowed)]
+                envs = self._cloudevent_envelopes(body, headers, dict(request.query_params))
             except (ValueError, orjson.JSONDecodeError) as exc:
-                metrics.received.labels(source="cloudevents").inc()
-                return await _reject(400, f"invalid CloudEvent: {exc}", body, "cloudevents")
-            return await _accept(envs)
+                return await self.reject(400, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
+            if envs is None:
+                return await self.reject(
+                    400, "not a CloudEvent: binary mode needs Ce-Type (and Ce-Id) headers, or send "
+                    "Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
+            return await self.accept(envs)
         finally:
-            metrics.collector_latency.observe(time.perf_counter() - t0)
+            self.metrics.collector_latency.observe(time.perf_counter() - t0)
 
-    async def records(request: Request) -> Response:
-        body = await _body(request)
+    def _cloudevent_envelopes(self, body: bytes, headers: dict[str, str], query: dict[str, str]
+                              ) -> list[Envelope] | None:
+        """Structured, batched or binary mode; ``None`` when the request is no CloudEvent at all."""
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/cloudevents+json":
+            return [_structured(orjson.loads(body), query, self.allowed, headers)]
+        if ctype == "application/cloudevents-batch+json":
+            events = orjson.loads(body)
+            if not isinstance(events, list):
+                raise ValueError("a CloudEvents batch must be a JSON array")
+            return [_structured(e, query, self.allowed, headers) for e in events]
+        attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        if "type" not in attrs:
+            return None
+        return [envelope_from_cloudevent(attrs, body, query=query, headers=headers, allowed_headers=self.allowed)]
+
+    async def records(self, request: Request) -> Response:
+        body = await self.read_body(request)
         if isinstance(body, Response):
             return body
         try:
             items = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            metrics.received.labels(source="json").inc()
-            return await _reject(400, f"body is not JSON: {exc}", body, "json")
-        items = items if isinstance(items, list) else [items]
-        recs: list[InferenceRecord] = []
-        letters: list[DeadLetter] = []
-        from inferwatch.errors import DecodeError
-
-        for item in items:
-            metrics.received.labels(source="json").inc()
+            return await self.reject(400, f"body is not JSON: {exc}", body, "json", count=True)
+        envs: list[Envelope] = []
+        rejected: list[DeadLetter] = []
+        for item in items if isinstance(items, list) else [items]:
             try:
-                recs.append(_json_record(item))
+                envs.append(envelope_from_json(item))
             except DecodeError as exc:
-                letters.append(DeadLetter(raw=orjson.dumps(item), source="json", reason=str(exc)))
-        try:
-            await ingestor.append(recs, letters)
-        except InferwatchError as exc:
-            return _unavailable(exc)
-        return _answer(recs, letters)
+                rejected.append(DeadLetter(raw=orjson.dumps(item), source="json", reason=str(exc)))
+        return await self.accept(envs, rejected)
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
-        ok = ready() if callable(ready) else True
+    async def readyz(self, request: Request) -> Response:
+        ok = self.ready_check() if self.ready_check is not None else True
         return JSONResponse({"ready": bool(ok)}, status_code=200 if ok else 503)
 
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
+
+def _answer(records: list[InferenceRecord], letters: list[DeadLetter]) -> Response:
+    body: dict[str, Any] = {"accepted": len(records), "ids": [r.id for r in records],
+                            "rows": sum(r.n_rows for r in records)}
+    if letters:
+        body["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
+        body["error"], body["deadletter"] = letters[0].reason, letters[0].id
+        return JSONResponse(body, status_code=400)
+    return JSONResponse(body, status_code=202)
+
+
+def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -> Starlette:
+    """The collector's ASGI app over an :class:`~inferwatch.ingest.Ingestor`."""
+    r = _Routes(ingestor, ready)
     return Starlette(routes=[
-        Route("/", cloudevents, methods=["POST"]),
-        Route("/cloudevents", cloudevents, methods=["POST"]),
-        Route("/v1/records", records, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/", r.cloudevents, methods=["POST"]),
+        Route("/cloudevents", r.cloudevents, methods=["POST"]),
+        Route("/v1/records", r.records, methods=["POST"]),
+        Route("/healthz", r.healthz, methods=["GET"]),
+        Route("/readyz", r.readyz, methods=["GET"]),
+        Route("/metrics", r.metrics_endpoint, methods=["GET"]),
     ])
+
+
+class HTTPCollector:
+    """The HTTP way in as a :class:`~inferwatch.ingest.Collector`: :func:`create_app` served by
+    uvicorn in a background thread on ``cfg.host:cfg.port`` (port 0 picks a free one)."""
+
+    name = "http"
+
+    def __init__(self, cfg: CollectorConfig, *, ready: Callable[[], bool] | None = None, start_timeout: float = 15.0):
+        self.cfg = cfg
+        self.ready = ready
+        self.start_timeout = start_timeout
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+
+    def start(self, ingestor: Ingestor) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(create_app(ingestor, ready=self.ready), host=self.cfg.host, port=self.cfg.port,
+                                log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="collector", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self.server.started and time.monotonic() < deadline:
+            if not self.thread.is_alive():
+                break
+            time.sleep(0.02)
+        if not self.server.started:
+            raise InferwatchError(f"the collector could not start on {self.cfg.host}:{self.cfg.port}")
+        log.info("collector listening on http://%s:%d", self.cfg.host, self.port)
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the configured one before ``start``)."""
+        if self.server is None or not self.server.servers:
+            return self.cfg.port
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    def alive(self) -> bool:
+        return self.thread is None or self.thread.is_alive()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(15)

@@ -20,8 +20,11 @@ from inferwatch.errors import (
     LogError,
     MissingExtraError,
 )
+from inferwatch.ingest import Collector, Envelope
 from inferwatch.log import Consumer, Log, LogEntry, SQLiteLog
+from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, new_id
+from inferwatch.sink import DetectionSink
 from inferwatch.table import Table
 
 __version__ = "0.1.0"
@@ -31,6 +34,7 @@ __all__ = [
     "AuditStore",
     "AuditStoreError",
     "BackpressureError",
+    "Collector",
     "Config",
     "ConfigError",
     "Consumer",
@@ -38,12 +42,15 @@ __all__ = [
     "DecodeError",
     "Decoded",
     "Detection",
+    "DetectionSink",
     "DetectorError",
+    "Envelope",
     "InferenceRecord",
     "InferwatchError",
     "Log",
     "LogEntry",
     "LogError",
+    "Metrics",
     "MissingExtraError",
     "SQLiteLog",
     "SearchQuery",

@@ -164,7 +164,7 @@ def search(config_path: Path | None, kind: str, model: str | None, model_version
            limit: int, fmt: str) -> None:
     """Search the audit trail (SQLite or Elasticsearch, as configured)."""
     from inferwatch.audit import SearchQuery
-    from inferwatch.pipeline import build_audit_store
+    from inferwatch.wiring import build_audit_store
 
     cfg = _load(config_path)
     q = SearchQuery(kind=kind, text=text, model=model, version=model_version, id=doc_id,  # type: ignore[arg-type]
@@ -228,7 +228,7 @@ def replay(config_path: Path | None, role: str, yes: bool) -> None:
     Stop that role first. Audit documents have deterministic ids, so replaying rewrites the
     same documents: nothing is duplicated. A detect replay starts with empty windows.
     """
-    from inferwatch.pipeline import build_log
+    from inferwatch.wiring import build_log
 
     cfg = _load(config_path)
     topic = cfg.log.records_topic
@@ -269,8 +269,8 @@ def reference_add(config_path: Path | None, model: str, file: Path | None, model
     inferwatch reference add income --from-audit --since 2026-01-01T00:00:00Z --until 2026-01-08T00:00:00Z
     """
     from inferwatch.audit import reference_from_audit
-    from inferwatch.pipeline import build_audit_store
     from inferwatch.references import ReferenceStore
+    from inferwatch.wiring import build_audit_store
 
     cfg = _load(config_path)
     if from_audit == (file is not None):

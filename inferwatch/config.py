@@ -120,6 +120,7 @@ class AuditConfig(_Section):
 
 
 class CollectorConfig(_Section):
+    kinds: list[str] = ["http"]  # the ways in the collector role runs (inferwatch.wiring.COLLECTORS)
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = 16 * 1024 * 1024

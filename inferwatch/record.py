@@ -26,6 +26,7 @@ import orjson
 from inferwatch.table import Table, n_rows
 
 __all__ = [
+    "RECORD_FIELDS",
     "DeadLetter",
     "record_mapping",
     "Detection",
@@ -34,6 +35,9 @@ __all__ = [
     "decode_body",
     "encode_body",
     "new_id",
+    "parse_row_id",
+    "parse_timestamp",
+    "row_id",
     "utcnow",
 ]
 
@@ -77,14 +81,44 @@ def decode_body(text: str | None, encoding: str) -> bytes | None:
     return text.encode("utf-8")
 
 
+def parse_timestamp(value: str | datetime) -> datetime:
+    """The one ISO 8601 timestamp parser: a timezone-aware datetime (naive means UTC).
+
+    Raises ``ValueError`` for anything that is not an ISO 8601 date or date-time.
+
+    >>> parse_timestamp("2026-01-02T03:04:05Z").isoformat()
+    '2026-01-02T03:04:05+00:00'
+    >>> parse_timestamp("2026-01-02T05:04:05+02:00").utcoffset().total_seconds()
+    7200.0
+    """
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        dt = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    else:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
 def _dt(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    dt = datetime.fromisoformat(value if isinstance(value, str) and not value.endswith("Z")
-                                else str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt
+    return None if value is None else parse_timestamp(value)
+
+
+def row_id(record_id: str, row: int) -> str:
+    """The identity of one row of a record (its audit document id): ``<record id>-<row>``.
+
+    >>> row_id("abc-1", 2), parse_row_id(row_id("abc-1", 2))
+    ('abc-1-2', ('abc-1', 2))
+    """
+    return f"{record_id}-{row}"
+
+
+def parse_row_id(value: str) -> tuple[str, int]:
+    """Inverse of :func:`row_id`; raises ``ValueError`` for a string that is not a row id."""
+    record_id, sep, row = value.rpartition("-")
+    if not sep or not record_id or not row.isdigit():
+        raise ValueError(f"not a row id (<record id>-<row>): {value!r}")
+    return record_id, int(row)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -125,7 +159,7 @@ class InferenceRecord:
 
     def doc_ids(self) -> list[str]:
         """Audit document ids, one per row: ``<id>-<row>``."""
-        return [f"{self.id}-{i}" for i in range(self.n_rows)]
+        return [row_id(self.id, i) for i in range(self.n_rows)]
 
     def request_bytes(self) -> bytes | None:
         return decode_body(self.request, self.request_encoding)
@@ -166,7 +200,7 @@ class InferenceRecord:
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
-_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+RECORD_FIELDS = _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
 @dataclass(slots=True)

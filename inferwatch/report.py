@@ -469,7 +469,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
 
 def _audit_rows(cfg: Any, model: str, version: str | None, since: datetime | None, until: datetime | None,
                 limit: int) -> tuple[list[InferenceRecord], dict[str, Any]]:
-    from inferwatch.pipeline import build_audit_store
+    from inferwatch.wiring import build_audit_store
 
     if cfg.audit.backend == "sqlite" and not cfg.audit_path.exists():
         raise InferwatchError(f"no audit database at {str(cfg.audit_path)!r} (set data_dir or audit.path, "

@@ -42,7 +42,10 @@ def detection_alert(d: Detection, resolve_after_s: float = 300.0) -> dict[str, A
 
 
 class AlertSink:
-    """Posts fired detections to Alertmanager (``/api/v2/alerts``) and/or a webhook."""
+    """A :class:`~inferwatch.sink.DetectionSink` posting fired detections to Alertmanager
+    (``/api/v2/alerts``) and/or a webhook."""
+
+    name = "alertmanager"
 
     def __init__(self, alertmanager_url: str | None = None, webhook_url: str | None = None,
                  resolve_after_s: float = 300.0, timeout: float = 5.0):
@@ -55,7 +58,7 @@ class AlertSink:
     def enabled(self) -> bool:
         return bool(self.alertmanager_url or self.webhook_url)
 
-    def send(self, detections: Sequence[Detection]) -> int:
+    def write(self, detections: Sequence[Detection]) -> int:
         """Send the fired ones; returns how many alerts were posted. Failures are logged, not raised:
         the detections themselves are already durable on the log and in the metrics."""
         fired = [d for d in detections if d.fired]

@@ -17,7 +17,7 @@ against — and nothing detector-specific: every detector's result is read throu
   the most drifted features; plots are PNGs drawn with matplotlib's Agg canvas (no
   ``pyplot`` state), inlined as base64;
 * :func:`write_report` — both files into a folder;
-* :func:`push_report_metrics` — :meth:`sinks.prometheus.Metrics.observe_detection` for each
+* :func:`push_report_metrics` — :meth:`inferwatch.metrics.Metrics.observe_detection` for each
   window plus ``inferwatch_report_last_success_timestamp_seconds``, pushed (job
   ``inferwatch-report``, grouping key ``model``).
 

@@ -18,13 +18,13 @@ def push_report_metrics(detections: Iterable[Detection], gateway: str, model: st
     ``inferwatch_report_last_success_timestamp_seconds`` to a Pushgateway.
 
     The push replaces the group ``job``/``model`` (an HTTP PUT), so the gauges show this run
-    only. Returns the :class:`~sinks.prometheus.Metrics` that was pushed.
+    only. Returns the :class:`~inferwatch.metrics.Metrics` that was pushed.
     """
     import time
 
     from prometheus_client import Gauge
 
-    from sinks.prometheus import Metrics
+    from inferwatch.metrics import Metrics
 
     metrics = Metrics()
     for d in detections:

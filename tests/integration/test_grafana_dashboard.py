@@ -22,7 +22,7 @@ import yaml
 from dashboards.grafana import DASHBOARD_UIDS, load
 from dashboards.grafana.generate import DASHBOARDS, PENDING, main
 from inferwatch.errors import BackpressureError
-from sinks.prometheus import Metrics
+from inferwatch.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -75,7 +75,7 @@ def test_dashboard_uses_exported_or_pending_metrics_and_the_provisioned_datasour
         used = NAME.findall(q)
         assert used, q
         for name in used:
-            assert name in exported or name in PENDING, f"{q} uses {name}, which sinks/prometheus.py does not export"
+            assert name in exported or name in PENDING, f"{q} uses {name}, which inferwatch/metrics.py does not export"
     # ids unique, the grid 24 wide and without overlaps
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and 0 not in ids

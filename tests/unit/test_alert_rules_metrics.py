@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from sinks.prometheus import Metrics
+from inferwatch.metrics import Metrics
 
 RULES = sorted((Path(__file__).parents[2] / "alerts").glob("*.rules.yml"))
 

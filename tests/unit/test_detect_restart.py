@@ -10,10 +10,12 @@ import pandas as pd
 
 from inferwatch.config import load_config
 from inferwatch.log import SQLiteLog
-from inferwatch.pipeline import DetectWorker
+from inferwatch.metrics import Metrics
 from inferwatch.record import Detection, InferenceRecord
 from inferwatch.references import ReferenceStore
-from sinks.prometheus import Metrics
+from inferwatch.wiring import build_monitor
+from inferwatch.workers import DetectWorker
+from sinks.prometheus import PrometheusSink
 
 
 def _setup(tmp_path, name):
@@ -47,7 +49,7 @@ def _strip(d):
 
 def test_stop_mid_window_and_restart_equals_an_uninterrupted_run(tmp_path):
     cfg_a, log_a = _setup(tmp_path, "a")
-    w = DetectWorker(cfg_a, log_a, Metrics())
+    w = DetectWorker(cfg_a, log_a, build_monitor(cfg_a), sinks=[PrometheusSink(Metrics())])
     while w.step():
         pass
     w.close()
@@ -57,7 +59,7 @@ def test_stop_mid_window_and_restart_equals_an_uninterrupted_run(tmp_path):
 
     cfg_b, log_b = _setup(tmp_path, "b")
     for steps in (3, 4, 100):  # stop after 111 rows (mid-window), then after 259, then run out
-        w = DetectWorker(cfg_b, log_b, Metrics())
+        w = DetectWorker(cfg_b, log_b, build_monitor(cfg_b), sinks=[PrometheusSink(Metrics())])
         for _ in range(steps):
             if not w.step():
                 break

@@ -8,15 +8,14 @@ import pytest
 
 EXPECTED = {
     "inferwatch": {
-        "PROTOCOLS", "AuditStore", "AuditStoreError", "BackpressureError", "Config", "ConfigError", "Consumer",
-        "DeadLetter", "DecodeError", "Decoded", "Detection", "DetectorError", "InferenceRecord", "InferwatchError",
-        "Log", "LogEntry", "LogError", "MissingExtraError", "SQLiteLog", "SearchQuery", "Table", "decode",
+        "PROTOCOLS", "AuditStore", "AuditStoreError", "BackpressureError", "Collector", "Config", "ConfigError",
+        "Consumer", "DeadLetter", "DecodeError", "Decoded", "Detection", "DetectionSink", "DetectorError",
+        "Envelope", "InferenceRecord", "InferwatchError", "Log", "LogEntry", "LogError", "Metrics", "MissingExtraError", "SQLiteLog", "SearchQuery", "Table", "decode",
         "detect_protocol", "encode", "load_config", "new_id", "record_documents", "reference_from_audit",
     },
-    "collectors": {"BatchAppender", "Envelope", "Ingestor", "create_app", "envelope_from_cloudevent",
-                   "envelope_to_record"},
+    "collectors": {"HTTPCollector", "create_app", "envelope_from_cloudevent", "envelope_from_json"},
     "detectors.performance": {"CBPE", "DLE", "PerformanceTracker", "RealizedPerformance", "VariantComparison"},
-    "sinks": {"AlertSink", "Metrics", "SQLiteAuditStore", "detection_alert"},
+    "sinks": {"AlertSink", "PrometheusSink", "SQLiteAuditStore", "detection_alert"},
     "inferwatch.codecs": {"PROTOCOLS", "REGISTRY", "Budget", "BudgetExceeded", "Codec", "Decoded", "decode",
                           "detect_protocol", "encode"},
 }

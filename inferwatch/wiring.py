@@ -1,0 +1,210 @@
+"""The wiring: everything the pipeline runs, built from the configuration, one registry per kind.
+
+This module (with the runner and the CLI) is the only part of the core that knows the plug-ins;
+everything else stands on the core's protocols. Registries, each name -> factory:
+
+=================  ==========================================  =================================
+registry           protocol                                    chosen by
+=================  ==========================================  =================================
+:data:`LOGS`       :class:`inferwatch.log.Log`                 ``log.backend``
+:data:`STORES`     :class:`inferwatch.audit.AuditStore`        ``audit.backend``
+:data:`COLLECTORS` :class:`inferwatch.ingest.Collector`        ``collector.kinds``
+:data:`SINKS`      :class:`inferwatch.sink.DetectionSink`      always ``prometheus``; ``alertmanager``
+                                                               when ``alertmanager.url`` or
+                                                               ``webhook_url`` is set
+=================  ==========================================  =================================
+
+Detectors: the detect role's monitor is built by :func:`build_monitor`, which hands
+``detect.detectors`` to the detector registry of ``detectors/`` (owned there; when it becomes a
+:class:`Registry` of its own, register it here as ``DETECTORS`` and build the monitor from it).
+
+A new plug-in is one module plus one registration, e.g.::
+
+    from inferwatch.wiring import STORES
+    STORES.register("mystore", lambda cfg, parts: MyStore(cfg))
+
+Plug-in modules are imported inside the factories, so the embedded default never imports a
+cluster client.
+
+>>> sorted(LOGS.names()), sorted(STORES.names())
+(['kafka', 'sqlite'], ['elasticsearch', 'sqlite'])
+>>> STORES.build("nope", None, Parts())
+Traceback (most recent call last):
+...
+inferwatch.errors.ConfigError: unknown audit store 'nope'; registered: elasticsearch, sqlite
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from inferwatch.audit import AuditStore
+from inferwatch.config import Config
+from inferwatch.errors import ConfigError
+from inferwatch.ingest import Collector
+from inferwatch.log import Log, SQLiteLog
+from inferwatch.metrics import Metrics
+from inferwatch.record import DeadLetter
+from inferwatch.sink import DetectionSink
+
+if TYPE_CHECKING:
+    from inferwatch.workers import Monitor
+
+__all__ = ["COLLECTORS", "LOGS", "SINKS", "STORES", "Parts", "Registry", "build_audit_store",
+           "build_collectors", "build_log", "build_monitor", "build_sinks"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Parts:
+    """What factories may need besides the configuration (the parts built before them)."""
+
+    log: Log | None = None
+    metrics: Metrics | None = None
+    ready: Callable[[], bool] | None = None
+
+
+Factory = Callable[[Config, Parts], T]
+
+
+class Registry(Generic[T]):
+    """Name -> factory for one kind of plug-in."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._factories: dict[str, Factory[T]] = {}
+
+    def register(self, name: str, factory: Factory[T]) -> Factory[T]:
+        """Register (or replace) ``name``; returns the factory (usable as a decorator via partial)."""
+        self._factories[name] = factory
+        return factory
+
+    def unregister(self, name: str) -> None:
+        self._factories.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def build(self, name: str, cfg: Config, parts: Parts) -> T:
+        try:
+            factory = self._factories[name]
+        except KeyError:
+            raise ConfigError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}") from None
+        return factory(cfg, parts)
+
+
+LOGS: Registry[Log] = Registry("log")
+STORES: Registry[AuditStore] = Registry("audit store")
+COLLECTORS: Registry[Collector] = Registry("collector")
+SINKS: Registry[DetectionSink] = Registry("detection sink")
+
+
+# -- logs ------------------------------------------------------------------------------------
+def _kafka_log(cfg: Config, parts: Parts) -> Log:
+    from inferwatch.kafka_log import KafkaLog
+
+    return KafkaLog(cfg.kafka)
+
+
+LOGS.register("sqlite", lambda cfg, parts: SQLiteLog(cfg.log_path))
+LOGS.register("kafka", _kafka_log)
+
+
+# -- audit stores ----------------------------------------------------------------------------
+def _elasticsearch_store(cfg: Config, parts: Parts) -> AuditStore:
+    """Documents Elasticsearch rejects (mapping or parse errors) also go to the log's dead-letter
+    topic, beside the dead-letter index, when there is a log."""
+    from sinks.elasticsearch import ElasticsearchAuditStore
+
+    lg = parts.log
+
+    def to_log(letters: list[DeadLetter]) -> None:
+        if lg is not None:
+            lg.append(cfg.log.deadletter_topic, [(dl.source.encode(), dl.to_json()) for dl in letters])
+
+    return ElasticsearchAuditStore(cfg.elasticsearch, on_deadletter=to_log)
+
+
+def _sqlite_store(cfg: Config, parts: Parts) -> AuditStore:
+    from sinks.sqlite_audit import SQLiteAuditStore
+
+    return SQLiteAuditStore(cfg.audit_path)
+
+
+STORES.register("sqlite", _sqlite_store)
+STORES.register("elasticsearch", _elasticsearch_store)
+
+
+# -- collectors ------------------------------------------------------------------------------
+def _http_collector(cfg: Config, parts: Parts) -> Collector:
+    from collectors.http import HTTPCollector
+
+    return HTTPCollector(cfg.collector, ready=parts.ready)
+
+
+COLLECTORS.register("http", _http_collector)
+
+
+# -- detection sinks -------------------------------------------------------------------------
+def _prometheus_sink(cfg: Config, parts: Parts) -> DetectionSink:
+    from sinks.prometheus import PrometheusSink
+
+    return PrometheusSink(parts.metrics or Metrics())
+
+
+def _alert_sink(cfg: Config, parts: Parts) -> DetectionSink:
+    from sinks.alertmanager import AlertSink
+
+    am = cfg.alertmanager
+    return AlertSink(am.url, am.webhook_url, am.resolve_timeout_s)
+
+
+SINKS.register("prometheus", _prometheus_sink)
+SINKS.register("alertmanager", _alert_sink)
+
+
+# -- builders --------------------------------------------------------------------------------
+def build_log(cfg: Config) -> Log:
+    """The configured log with the pipeline's topics created."""
+    lg = LOGS.build(cfg.log.backend, cfg, Parts())
+    lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+    return lg
+
+
+def build_audit_store(cfg: Config, lg: Log | None = None) -> AuditStore:
+    """The configured audit store (with a log, refused documents also reach its dead letters)."""
+    return STORES.build(cfg.audit.backend, cfg, Parts(log=lg))
+
+
+def build_collectors(cfg: Config, ready: Callable[[], bool] | None = None) -> list[Collector]:
+    """The configured ways in (``collector.kinds``)."""
+    return [COLLECTORS.build(kind, cfg, Parts(ready=ready)) for kind in cfg.collector.kinds]
+
+
+def build_sinks(cfg: Config, metrics: Metrics) -> list[DetectionSink]:
+    """The detection sinks: metrics always, alerts when an Alertmanager or webhook is configured."""
+    names = ["prometheus"]
+    if cfg.alertmanager.url or cfg.alertmanager.webhook_url:
+        names.append("alertmanager")
+    return [SINKS.build(n, cfg, Parts(metrics=metrics)) for n in names]
+
+
+def build_monitor(cfg: Config) -> Monitor:
+    """The detect role's monitor: ``detect.window``, ``detect.detectors`` and ``detect.models``,
+    with the references under ``references_path``."""
+    from detectors import build_monitor as detectors_monitor
+    from inferwatch.references import ReferenceStore
+
+    det_cfg: dict[str, Any] = {k: v for k, v in cfg.detect.model_dump().items()
+                               if k in ("window", "detectors", "models")}
+    return detectors_monitor(det_cfg, ReferenceStore(Path(cfg.references_path)))

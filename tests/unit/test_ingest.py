@@ -1,0 +1,87 @@
+"""The one way in: CloudEvents and /v1/records items become envelopes that one function decodes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from collectors.http import envelope_from_cloudevent, envelope_from_json
+from inferwatch.config import load_config
+from inferwatch.errors import DecodeError
+from inferwatch.ingest import Envelope, Ingestor, to_record
+from inferwatch.log import SQLiteLog
+from inferwatch.metrics import Metrics
+from inferwatch.record import DeadLetter, InferenceRecord
+
+KSERVE_REQ = {"instances": [[1.0, 2.0], [3.0, 4.0]]}
+
+
+def _ce(part, body, **attrs):
+    return envelope_from_cloudevent({"type": f"org.kubeflow.serving.inference.{part}", "id": "r1",
+                                     "inferenceservicename": "m", **attrs}, orjson.dumps(body))
+
+
+def test_cloudevent_and_json_item_give_the_same_record():
+    from_ce = to_record(_ce("request", KSERVE_REQ, time="2026-01-01T00:00:00Z"))
+    from_json = to_record(envelope_from_json({"model": "m", "id": "r1", "request": KSERVE_REQ,
+                                              "timestamp": "2026-01-01T00:00:00+00:00"}))
+    for rec in (from_ce, from_json):
+        assert rec.inputs == {"f0": [1.0, 3.0], "f1": [2.0, 4.0]} and rec.protocol == "kserve-v1"
+        assert rec.part == "request" and rec.timestamp == datetime(2026, 1, 1, tzinfo=UTC)
+        assert orjson.loads(rec.request_bytes() or b"") == KSERVE_REQ
+    assert (from_ce.source, from_json.source) == ("cloudevents", "json")
+
+
+def test_payload_says_model_id_and_version_when_the_transport_does_not():
+    body = {"model_name": "iris", "model_version": "3", "id": "p-1",
+            "outputs": [{"name": "y", "shape": [1], "datatype": "INT64", "data": [2]}]}
+    rec = to_record(Envelope(source="test", raw=b"", fields={"part": "response", "response": orjson.dumps(body)}))
+    assert (rec.model, rec.id, rec.version, rec.outputs) == ("iris", "p-1", "3", {"y": [2]})
+
+
+def test_feedback_event_decodes_request_response_and_truth():
+    fb = {"request": {"instances": [[1.0]]}, "response": {"predictions": [0]}, "truth": {"predictions": [1]}}
+    rec = to_record(_ce("feedback", fb))
+    assert rec.part == "feedback"
+    assert rec.inputs == {"f0": [1.0]} and rec.outputs == {"f0": [0]} and rec.truth == {"f0": [1]}
+    assert orjson.loads(rec.request or "") == fb  # the feedback body is kept verbatim
+
+
+def test_json_item_tables_rows_and_truth_payload():
+    rec = to_record(envelope_from_json({"model": "m", "inputs": [{"a": 1}, {"a": 2}], "outputs": {"y": [0, 1]},
+                                        "truth_payload": {"predictions": [1, 1]}, "version": 2, "meta": {"k": 1}}))
+    assert rec.part == "both" and rec.inputs == {"a": [1, 2]} and rec.truth == {"f0": [1, 1]}
+    assert rec.version == "2" and rec.meta == {"k": "1"} and rec.protocol == "json"
+
+
+@pytest.mark.parametrize("item, reason", [
+    ([1], "JSON object"), ({"id": "x"}, "no 'model'"), ({"model": "m"}, "neither"),
+    ({"model": "m", "inputs": {"x": 1}}, "must be a table"), ({"model": "m", "inputs": {"x": [1], "y": [1, 2]}},
+                                                               "must be a table"),
+    ({"model": "m", "inputs": {"x": [1]}, "timestamp": "yesterday"}, "bad timestamp"),
+])
+def test_bad_json_items_name_the_reason(item, reason):
+    with pytest.raises(DecodeError, match=reason):
+        to_record(envelope_from_json(item))
+
+
+def test_envelope_fields_are_record_fields():
+    with pytest.raises(ValueError, match="not InferenceRecord fields"):
+        Envelope(source="x", raw=b"", fields={"modle": "m"})
+
+
+def test_ingest_appends_records_and_keeps_failures_as_dead_letters(tmp_path):
+    cfg = load_config(None, env={}, overrides={"data_dir": str(tmp_path)})
+    lg = SQLiteLog(tmp_path / "log.db")
+    ingestor = Ingestor(lg, cfg, Metrics())
+    bad = _ce("request", [1, {"a": 1}])
+    rejected = DeadLetter(raw=b"[", source="json", reason="not JSON")
+    recs, letters = asyncio.run(ingestor.ingest([_ce("request", KSERVE_REQ), bad], [rejected]))
+    assert [r.id for r in recs] == ["r1"] and [dl.reason for dl in letters][0] == "not JSON"
+    assert letters[1].raw == bad.raw and letters[1].meta["model"] == "m" and letters[1].stage == "decode"
+    logged = [InferenceRecord.from_json(e.value).id for e in lg.consumer(cfg.log.records_topic, "t").poll(10)]
+    dead = [DeadLetter.from_json(e.value).id for e in lg.consumer(cfg.log.deadletter_topic, "t").poll(10)]
+    assert logged == ["r1"] and dead == [dl.id for dl in letters]
