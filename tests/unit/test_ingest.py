@@ -80,7 +80,7 @@ def test_ingest_appends_records_and_keeps_failures_as_dead_letters(tmp_path):
     bad = _ce("request", [1, {"a": 1}])
     rejected = DeadLetter(raw=b"[", source="json", reason="not JSON")
     recs, letters = asyncio.run(ingestor.ingest([_ce("request", KSERVE_REQ), bad], [rejected]))
-    assert [r.id for r in recs] == ["r1"] and [dl.reason for dl in letters][0] == "not JSON"
+    assert [r.id for r in recs] == ["r1"] and letters[0].reason == "not JSON"
     assert letters[1].raw == bad.raw and letters[1].meta["model"] == "m" and letters[1].stage == "decode"
     logged = [InferenceRecord.from_json(e.value).id for e in lg.consumer(cfg.log.records_topic, "t").poll(10)]
     dead = [DeadLetter.from_json(e.value).id for e in lg.consumer(cfg.log.deadletter_topic, "t").poll(10)]
