@@ -17,15 +17,15 @@ a thousand rows does not store its body a thousand times; every row carries ``n_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_row_id, row_id
 from inferwatch.table import n_rows
 
-__all__ = ["AuditStore", "SearchQuery", "record_documents", "reference_from_audit"]
+__all__ = ["AuditStore", "SearchQuery", "outlier_documents", "record_documents", "reference_from_audit"]
 
 Kind = Literal["records", "detections", "deadletters"]
 
@@ -49,30 +49,23 @@ class SearchQuery:
     limit: int = 100
 
 
-def record_documents(record: InferenceRecord | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The partial audit documents of one record (``None`` fields left out, so upserts merge).
-
-    ``record`` is an :class:`InferenceRecord` or its JSON form as read from the log (the audit
-    role skips building record objects it would only take apart again).
-    """
-    r: Mapping[str, Any] = record.to_dict() if isinstance(record, InferenceRecord) else record
-    get = r.get
-    inputs, outputs, truth = get("inputs"), get("outputs"), get("truth")
+def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
+    """The partial audit documents of one record (``None`` fields left out, so upserts merge)."""
+    r = record
+    inputs, outputs, truth = r.inputs, r.outputs, r.truth
     n_in, n_out, n_truth = n_rows(inputs), n_rows(outputs), n_rows(truth)
     n = max(n_in, n_out, n_truth, 1)
-    base: dict[str, Any] = {"record_id": r["id"], "n_rows": n}
+    base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
     for key in _COPIED:
-        value = get(key)
+        value = getattr(r, key)
         if value is not None:
             base[key] = value
-    if get("meta"):
-        base["meta"] = r["meta"]
-    part = get("part") or "both"
-    base[_TIME_FIELD.get(part, "timestamp")] = r["timestamp"]
+    if r.meta:
+        base["meta"] = r.meta
+    base[_TIME_FIELD.get(r.part, "timestamp")] = r.timestamp
     docs = []
-    rid = r["id"]
     for i in range(n):
-        doc = dict(base, doc_id=f"{rid}-{i}", row=i)
+        doc = dict(base, doc_id=row_id(r.id, i), row=i)
         if inputs and i < n_in:
             doc["input"] = {k: v[i] for k, v in inputs.items()}
         if outputs and i < n_out:
@@ -80,11 +73,32 @@ def record_documents(record: InferenceRecord | Mapping[str, Any]) -> list[dict[s
         if truth and i < n_truth:
             doc["truth"] = {k: v[i] for k, v in truth.items()}
         if i == 0:
-            for raw in ("request", "response"):
-                if get(raw) is not None:
-                    doc[raw] = r[raw]
-                    doc[f"{raw}_encoding"] = get(f"{raw}_encoding") or "text"
+            if r.request is not None:
+                doc["request"], doc["request_encoding"] = r.request, r.request_encoding or "text"
+            if r.response is not None:
+                doc["response"], doc["response_encoding"] = r.response, r.response_encoding or "text"
         docs.append(doc)
+    return docs
+
+
+def outlier_documents(detection: Detection) -> list[dict[str, Any]]:
+    """The partial row documents an outlier detection writes: each scored row's ``outlier``
+    entry, with enough of the row (``doc_id``, ``record_id``, ``row``, ``model``) to stand alone
+    when the score arrives before its row (the row merges in later).
+
+    >>> d = Detection(detector="iqr", kind="outlier", model="m", threshold=1.0, row_ids=["r-1"], scores=[2.0])
+    >>> outlier_documents(d)
+    [{'doc_id': 'r-1', 'record_id': 'r', 'row': 1, 'model': 'm', 'outlier': {'iqr': {'score': 2.0, 'is_outlier': True}}}]
+    """
+    docs = []
+    for rid, score in zip(detection.row_ids, detection.scores, strict=False):
+        try:
+            record_id, row = parse_row_id(rid)
+        except ValueError:  # not one of ours: kept under its own name as row 0, never dropped
+            record_id, row = rid, 0
+        flag = bool(detection.threshold is not None and score > detection.threshold)
+        docs.append({"doc_id": rid, "record_id": record_id, "row": row, "model": detection.model,
+                     "outlier": {detection.detector: {"score": score, "is_outlier": flag}}})
     return docs
 
 
@@ -101,9 +115,8 @@ class AuditStore(ABC):
     """
 
     @abstractmethod
-    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
-        """Upsert the records' row documents (records, or their JSON form as read from the
-        log); returns the number of documents written."""
+    def write_records(self, records: Sequence[InferenceRecord]) -> int:
+        """Upsert the records' row documents; returns the number of documents written."""
 
     @abstractmethod
     def write_detections(self, detections: Sequence[Detection]) -> int:

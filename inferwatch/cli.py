@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +138,12 @@ def demo(seed: int, data_dir: Path, rows_per_phase: int, window: int, as_json: b
 def _when(value: str | None) -> datetime | None:
     if value is None:
         return None
+    from inferwatch.record import parse_timestamp
+
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError as exc:
         raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 @main.command()

@@ -28,7 +28,6 @@ from inferwatch.table import Table, n_rows
 __all__ = [
     "RECORD_FIELDS",
     "DeadLetter",
-    "record_mapping",
     "Detection",
     "InferenceRecord",
     "Part",
@@ -164,9 +163,6 @@ class InferenceRecord:
     def request_bytes(self) -> bytes | None:
         return decode_body(self.request, self.request_encoding)
 
-    def response_bytes(self) -> bytes | None:
-        return decode_body(self.response, self.response_encoding)
-
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _RECORD_FIELDS}
 
@@ -181,22 +177,26 @@ class InferenceRecord:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> InferenceRecord:
-        return cls.from_dict(orjson.loads(raw))
+        """A record read from the log: the one read form of the audit and detect roles.
 
-    def merge(self, other: InferenceRecord) -> InferenceRecord:
-        """Merge the other half of the same exchange into one ``both`` record."""
-        if other.id != self.id:
-            raise ValueError(f"cannot merge records {self.id!r} and {other.id!r}")
-        req, resp = (self, other) if self.part != "response" else (other, self)
-        merged = dataclasses.replace(req)
-        for f in dataclasses.fields(self):
-            if getattr(merged, f.name) in (None, {}, "") and getattr(resp, f.name) not in (None, {}, ""):
-                setattr(merged, f.name, getattr(resp, f.name))
-        merged.outputs = resp.outputs if resp.outputs is not None else req.outputs
-        merged.response, merged.response_encoding = resp.response, resp.response_encoding
-        merged.meta = {**req.meta, **resp.meta}
-        merged.part = "both"
-        return merged
+        Raises ``ValueError`` for anything that is not an :class:`InferenceRecord`'s JSON.
+
+        >>> InferenceRecord.from_json(b'{"id": "a", "model": "m", "timestamp": "2026-01-01T02:00:00+02:00"}').timestamp.hour
+        2
+        >>> InferenceRecord.from_json(b'{"id": "a", "model": "m", "inputs": [1]}')
+        Traceback (most recent call last):
+        ...
+        ValueError: 'inputs' is not a table (column -> list of values)
+        """
+        d = orjson.loads(raw)
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("model"), str):
+            raise ValueError("not an inference record: it needs string 'id' and 'model'")
+        for key in ("inputs", "outputs", "truth"):
+            table = d.get(key)
+            if table is not None and (not isinstance(table, dict)
+                                      or not all(isinstance(v, list) for v in table.values())):
+                raise ValueError(f"'{key}' is not a table (column -> list of values)")
+        return cls.from_dict(d)
 
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
@@ -313,25 +313,3 @@ class DeadLetter:
         d = orjson.loads(raw)
         body = decode_body(d.pop("raw"), d.pop("raw_encoding", "text")) or b""
         return cls(raw=body, **d)
-
-
-def record_mapping(raw: bytes | str) -> dict[str, Any]:
-    """The JSON form of a record read from the log, checked just enough to audit it.
-
-    Raises ``ValueError`` for anything that is not an :class:`InferenceRecord`'s JSON.
-
-    >>> record_mapping(InferenceRecord(id="a", model="m").to_json())["model"]
-    'm'
-    """
-    d = orjson.loads(raw)
-    if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("model"), str):
-        raise ValueError("not an inference record: it needs string 'id' and 'model'")
-    ts = d.get("timestamp")
-    if not isinstance(ts, str) or not (ts.endswith("+00:00") or ts.endswith("Z")):
-        d["timestamp"] = _dt(ts) if ts is not None else utcnow()  # raises ValueError when invalid
-    for key in ("inputs", "outputs", "truth"):
-        table = d.get(key)
-        if table is not None and (not isinstance(table, dict)
-                                  or not all(isinstance(v, list) for v in table.values())):
-            raise ValueError(f"'{key}' is not a table (column -> list of values)")
-    return d

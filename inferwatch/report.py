@@ -31,7 +31,7 @@ import click
 import orjson
 
 from inferwatch.errors import InferwatchError
-from inferwatch.record import Detection, InferenceRecord, utcnow
+from inferwatch.record import Detection, InferenceRecord, parse_timestamp, utcnow
 from inferwatch.table import Table, concat, from_rows, n_rows
 
 __all__ = ["DEFAULT_DETECTORS", "EXIT_DRIFT", "load_audit", "load_input", "report", "run_report"]
@@ -55,10 +55,9 @@ def _ts(value: Any) -> datetime | None:
         return datetime.fromtimestamp(value, UTC)
     if isinstance(value, str) and value:
         try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parse_timestamp(value)
         except ValueError:
             return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return None
 
 

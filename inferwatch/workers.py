@@ -24,7 +24,7 @@ from inferwatch.config import Config
 from inferwatch.errors import BackpressureError
 from inferwatch.log import Consumer, Log, LogEntry
 from inferwatch.metrics import Metrics
-from inferwatch.record import DeadLetter, Detection, InferenceRecord, record_mapping
+from inferwatch.record import DeadLetter, Detection, InferenceRecord
 from inferwatch.sink import DetectionSink
 
 __all__ = ["AuditWorker", "DetectWorker", "Monitor", "Worker", "tune_gc"]
@@ -141,8 +141,7 @@ class AuditWorker(Worker):
         return self._inflight is not None
 
     def _decode(self, kind: str, entries: Sequence[LogEntry]) -> tuple[list[Any], list[DeadLetter]]:
-        # records stay in their JSON form: the audit store takes them apart into documents anyway
-        parse = {"records": record_mapping, "detections": Detection.from_json,
+        parse = {"records": InferenceRecord.from_json, "detections": Detection.from_json,
                  "deadletters": DeadLetter.from_json}[kind]
         return _decode_entries(entries, parse)
 

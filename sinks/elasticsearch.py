@@ -40,17 +40,17 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from inferwatch.audit import AuditStore, SearchQuery, record_documents
+from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.errors import AuditStoreError, BackpressureError
-from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 
 __all__ = ["ElasticsearchAuditStore", "index_templates"]
 
@@ -127,7 +127,7 @@ def _day(ts: Any) -> str:
     if isinstance(ts, str):
         if len(ts) >= 10 and (ts.endswith("+00:00") or ts.endswith("Z")):
             return f"{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"  # UTC already: the date is the prefix
-        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        ts = parse_timestamp(ts)
     if not isinstance(ts, datetime):
         ts = datetime.now(UTC)
     if ts.utcoffset():
@@ -343,14 +343,13 @@ class ElasticsearchAuditStore(AuditStore):
         return written, letters
 
     # -- writes -------------------------------------------------------------------------------
-    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
+    def write_records(self, records: Sequence[InferenceRecord]) -> int:
         return self._bulk(self._record_actions(records))
 
-    def _record_actions(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> Iterator[Any]:
-        for r in records:
-            m = r.to_dict() if isinstance(r, InferenceRecord) else r
-            index = self.records_index(m["model"], m["timestamp"])
-            complete = (m.get("part") or "both") == "both"
+    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[Any]:
+        for m in records:
+            index = self.records_index(m.model, m.timestamp)
+            complete = m.part == "both"
             for doc in record_documents(m):
                 doc["payload_text"] = _payload_text(doc)
                 meta = {"_index": index, "_id": doc["doc_id"]}
@@ -398,12 +397,9 @@ class ElasticsearchAuditStore(AuditStore):
                     self.es.search, index=pattern, size=len(d.row_ids), query={"ids": {"values": d.row_ids}},
                     source=False, ignore_unavailable=True, allow_no_indices=True))
                 where = {h["_id"]: h["_index"] for h in resp["hits"]["hits"]}
-            for rid, score in zip(d.row_ids, d.scores, strict=False):
+            for stub in outlier_documents(d):
+                rid = stub["doc_id"]
                 index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
-                flag = bool(d.threshold is not None and score > d.threshold)
-                record_id, _, row = rid.rpartition("-")
-                stub = {"doc_id": rid, "record_id": record_id, "row": int(row) if row.isdigit() else 0,
-                        "model": d.model, "outlier": {d.detector: {"score": score, "is_outlier": flag}}}
                 actions.append(({"update": {"_index": index, "_id": rid}},
                                 {"doc": {"outlier": stub["outlier"]}, "upsert": stub}, None))
         self._bulk(actions)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from inferwatch.audit import AuditStore, SearchQuery, record_documents
+from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
 from inferwatch.errors import AuditStoreError
 from inferwatch.log import immediate, open_db
-from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 
 __all__ = ["SQLiteAuditStore"]
 
@@ -53,14 +52,7 @@ def _json(obj: Any) -> bytes:
 
 
 def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return None if value is None else parse_timestamp(value).timestamp()
 
 
 def _fts_text(doc: dict[str, Any]) -> str:
@@ -116,10 +108,10 @@ class SQLiteAuditStore(AuditStore):
         except sqlite3.Error as exc:
             raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
 
-    def write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
+    def write_records(self, records: Sequence[InferenceRecord]) -> int:
         return self._tx(self._write_records, records)
 
-    def _write_records(self, records: Sequence[InferenceRecord | Mapping[str, Any]]) -> int:
+    def _write_records(self, records: Sequence[InferenceRecord]) -> int:
         conn = self._conn
         n = 0
         for record in records:
@@ -176,21 +168,18 @@ class SQLiteAuditStore(AuditStore):
                 ),
             )
             if d.kind == "outlier":
-                for doc_id, score in zip(d.row_ids, d.scores, strict=False):
+                for stub in outlier_documents(d):
+                    doc_id = stub["doc_id"]
                     old = conn.execute("SELECT doc FROM records WHERE doc_id=?", (doc_id,)).fetchone()
-                    score_doc = {"score": score, "is_outlier": bool(d.threshold is not None and score > d.threshold)}
                     if old is None:  # the score came before its row: store it, the row merges in later
-                        record_id, _, row = doc_id.rpartition("-")
-                        stub = {"doc_id": doc_id, "record_id": record_id, "row": int(row) if row.isdigit() else 0,
-                                "model": d.model, "outlier": {d.detector: score_doc}}
                         cur = conn.execute(
                             "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) "
                             "VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                            (doc_id, record_id, stub["row"], d.model, d.version, _json(stub)))
+                            (doc_id, stub["record_id"], stub["row"], d.model, d.version, _json(stub)))
                         conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, ""))
                         continue
                     doc = orjson.loads(old[0])
-                    doc.setdefault("outlier", {})[d.detector] = score_doc
+                    doc.setdefault("outlier", {}).update(stub["outlier"])
                     conn.execute("UPDATE records SET doc=? WHERE doc_id=?", (_json(doc), doc_id))
         return len(detections)
 
@@ -268,12 +257,6 @@ class SQLiteAuditStore(AuditStore):
         with self._lock:
             row = self._conn.execute("SELECT doc FROM records WHERE doc_id=?", (doc_id,)).fetchone()
         return orjson.loads(row[0]) if row else None
-
-    def deadletter_raw(self, letter_id: str) -> bytes | None:
-        """The verbatim bytes of one dead letter."""
-        with self._lock:
-            row = self._conn.execute("SELECT raw FROM deadletters WHERE id=?", (letter_id,)).fetchone()
-        return bytes(row[0]) if row else None
 
     def close(self) -> None:
         with self._lock:

@@ -39,7 +39,7 @@ from detectors.base import Detector
 from detectors.common._windowed import ROW_ID
 from detectors.runtime.windows import ClosedWindow, Window, window_from_config, window_from_state
 from inferwatch.errors import DetectorError
-from inferwatch.record import Detection, InferenceRecord
+from inferwatch.record import Detection, InferenceRecord, row_id
 from inferwatch.references import ReferenceInfo, ReferenceStore
 from inferwatch.table import n_rows
 
@@ -249,7 +249,7 @@ class Monitor:
                     continue
                 used = True
                 try:
-                    table = {**table, ROW_ID: [f"{rec.id}-{i}" for i in range(n_rows(table))]}
+                    table = {**table, ROW_ID: [row_id(rec.id, i) for i in range(n_rows(table))]}
                     closed = group.window.add(table, rec.timestamp)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self.stats["bad_rows"] += 1

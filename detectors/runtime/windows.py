@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from inferwatch.record import parse_timestamp
 from inferwatch.table import Table, concat, n_rows
 
 __all__ = ["ClosedWindow", "CountWindow", "TimeWindow", "Window", "window_from_config"]
@@ -107,9 +108,7 @@ class _Pane:
 
 
 def _ts(v: Any) -> datetime | None:
-    if v is None or isinstance(v, datetime):
-        return v
-    return datetime.fromisoformat(str(v))
+    return None if v is None else parse_timestamp(v)
 
 
 def _rand(a: int, b: int) -> int:

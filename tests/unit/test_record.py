@@ -65,16 +65,6 @@ def test_deadletter_roundtrip_keeps_raw_bytes():
     assert back.raw == dl.raw and back.reason == "nope" and back.id == dl.id
 
 
-def test_merge_halves():
-    req = InferenceRecord(id="x", model="m", inputs={"a": [1, 2]}, request="{}", part="request")
-    resp = InferenceRecord(id="x", model="m", outputs={"y": [0, 1]}, response="[]", part="response",
-                           latency_ms=3.0)
-    for merged in (req.merge(resp), resp.merge(req)):
-        assert merged.part == "both"
-        assert merged.inputs == {"a": [1, 2]} and merged.outputs == {"y": [0, 1]}
-        assert merged.request == "{}" and merged.response == "[]" and merged.latency_ms == 3.0
-
-
 def test_record_documents_split_batch_rows_and_keep_raw_once():
     r = InferenceRecord(id="r", model="m", inputs={"a": [1, 2, 3]}, outputs={"y": [7, 8, 9]},
                         request='{"instances": [1, 2, 3]}')
@@ -86,18 +76,48 @@ def test_record_documents_split_batch_rows_and_keep_raw_once():
     assert all(d["n_rows"] == 3 for d in docs)
 
 
-def test_record_mapping_checks_what_the_audit_role_needs():
+def test_from_json_checks_what_the_audit_and_detect_roles_need():
     import pytest
 
-    from inferwatch.record import record_mapping
-
     r = InferenceRecord(id="x", model="m", inputs={"a": [1]})
-    assert record_mapping(r.to_json())["inputs"] == {"a": [1]}
-    assert orjson.dumps(record_documents(record_mapping(r.to_json()))) == orjson.dumps(record_documents(r))
+    assert InferenceRecord.from_json(r.to_json()).inputs == {"a": [1]}
+    assert orjson.dumps(record_documents(InferenceRecord.from_json(r.to_json()))) == orjson.dumps(record_documents(r))
     local = orjson.loads(r.to_json())
     local["timestamp"] = "2026-01-01T02:00:00+02:00"
-    assert record_mapping(orjson.dumps(local))["timestamp"].utcoffset().total_seconds() == 7200
+    assert InferenceRecord.from_json(orjson.dumps(local)).timestamp.utcoffset().total_seconds() == 7200
     for bad in (b"[]", b'{"id": 1, "model": "m"}', b'{"id": "x"}', b'{"id": "x", "model": "m", "inputs": [1]}',
                 b'{"id": "x", "model": "m", "timestamp": "yesterday"}', b"not json"):
         with pytest.raises(ValueError):
-            record_mapping(bad)
+            InferenceRecord.from_json(bad)
+
+
+@given(st.text(min_size=1, max_size=40), st.integers(0, 10**6))
+def test_row_id_has_one_builder_and_one_parser(record_id, row):
+    from inferwatch.record import parse_row_id, row_id
+
+    assert parse_row_id(row_id(record_id, row)) == (record_id, row)
+
+
+def test_parse_row_id_refuses_what_is_not_a_row_id():
+    import pytest
+
+    from inferwatch.record import parse_row_id
+
+    for bad in ("abc", "-1", "abc-", "abc-x1"):
+        with pytest.raises(ValueError):
+            parse_row_id(bad)
+
+
+def test_one_timestamp_parser():
+    import pytest
+
+    from inferwatch.record import parse_timestamp
+
+    utc = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for text in ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05",
+                 "2026-01-02T05:04:05+02:00", "2026-01-02 03:04:05z"):
+        assert parse_timestamp(text) == utc
+    assert parse_timestamp(utc) is utc
+    for bad in ("yesterday", "", 5, None):
+        with pytest.raises(ValueError):
+            parse_timestamp(bad)
