@@ -4,8 +4,9 @@ Each consumer role has its own consumer group, so the audit trail and the detect
 same records independently. A role commits its position only after its work is durable:
 
 * audit: documents written to the audit store, then commit;
-* detect: detections appended to the log and taken by the sinks, then commit together with
-  the open windows' state.
+* detect: detections appended to the log and exported as metrics, then commit together with
+  the open windows' state; alerts read the detections topic as their own consumer and commit
+  after posting them.
 
 A crash between the two re-does the batch on restart; document and detection ids are
 deterministic, so the repeat changes nothing. The parts (log, audit store, collectors, sinks,
@@ -26,7 +27,7 @@ from inferwatch.errors import InferwatchError
 from inferwatch.ingest import Collector, Ingestor
 from inferwatch.metrics import Metrics
 from inferwatch.record import Detection
-from inferwatch.workers import AuditWorker, DetectWorker, Worker
+from inferwatch.workers import AuditWorker, DetectWorker, SinkWorker, Worker
 
 __all__ = ["ROLES", "Pipeline"]
 
@@ -59,8 +60,10 @@ class Pipeline:
             self.store = wiring.build_audit_store(cfg, self.log)
             self.workers.append(AuditWorker(cfg, self.log, self.store, self.metrics))
         if "detect" in self.roles:
+            sinks = wiring.build_sinks(cfg, self.metrics, self.log)
             self.workers.append(DetectWorker(cfg, self.log, wiring.build_monitor(cfg),
-                                             sinks=wiring.build_sinks(cfg, self.metrics), on_detection=on_detection))
+                                             sinks=[s for s in sinks if s.inline], on_detection=on_detection))
+            self.workers += [SinkWorker(cfg, self.log, s) for s in sinks if not s.inline]
         if "collector" in self.roles:
             self.collectors = list(collectors) if collectors is not None else wiring.build_collectors(cfg)
 
@@ -112,7 +115,7 @@ class Pipeline:
         for w in self.workers:
             if isinstance(w, AuditWorker):
                 out += [(c.topic, c.group) for c, _ in w.consumers]
-            elif isinstance(w, DetectWorker):
+            elif isinstance(w, DetectWorker | SinkWorker):
                 out.append((w.consumer.topic, w.consumer.group))
         return out
 

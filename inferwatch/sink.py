@@ -19,9 +19,16 @@ __all__ = ["DetectionSink"]
 
 @runtime_checkable
 class DetectionSink(Protocol):
-    """Takes detections (any detector, no special cases); ``write`` returns how many it delivered."""
+    """Takes detections (any detector, no special cases); ``write`` returns how many it delivered.
+
+    ``inline``: ``True`` for an in-process sink that cannot fail (metrics), fed by the detect
+    worker before it commits; ``False`` for a sink that talks to a service (alerts), which the
+    pipeline runs as its own consumer of the detections topic, committing after the sink took
+    each batch — so an outage of that service slows neither detection nor audit, and loses nothing.
+    """
 
     name: str
+    inline: bool
 
     def write(self, detections: Sequence[Detection]) -> int: ...
 

@@ -120,19 +120,24 @@ LOGS.register("sqlite", lambda cfg, parts: SQLiteLog(cfg.log_path))
 LOGS.register("kafka", _kafka_log)
 
 
+def _to_log(cfg: Config, lg: Log | None) -> Callable[[list[DeadLetter]], None] | None:
+    """A callback appending dead letters to the log's dead-letter topic (``None`` without a log)."""
+    if lg is None:
+        return None
+
+    def to_log(letters: list[DeadLetter]) -> None:
+        lg.append(cfg.log.deadletter_topic, [(dl.source.encode(), dl.to_json()) for dl in letters])
+
+    return to_log
+
+
 # -- audit stores ----------------------------------------------------------------------------
 def _elasticsearch_store(cfg: Config, parts: Parts) -> AuditStore:
     """Documents Elasticsearch rejects (mapping or parse errors) also go to the log's dead-letter
     topic, beside the dead-letter index, when there is a log."""
     from sinks.elasticsearch import ElasticsearchAuditStore
 
-    lg = parts.log
-
-    def to_log(letters: list[DeadLetter]) -> None:
-        if lg is not None:
-            lg.append(cfg.log.deadletter_topic, [(dl.source.encode(), dl.to_json()) for dl in letters])
-
-    return ElasticsearchAuditStore(cfg.elasticsearch, on_deadletter=to_log)
+    return ElasticsearchAuditStore(cfg.elasticsearch, on_deadletter=_to_log(cfg, parts.log))
 
 
 def _sqlite_store(cfg: Config, parts: Parts) -> AuditStore:
@@ -163,10 +168,11 @@ def _prometheus_sink(cfg: Config, parts: Parts) -> DetectionSink:
 
 
 def _alert_sink(cfg: Config, parts: Parts) -> DetectionSink:
+    """Alerts the service refuses (4xx) go to the log's dead-letter topic, when there is a log."""
     from sinks.alertmanager import AlertSink
 
     am = cfg.alertmanager
-    return AlertSink(am.url, am.webhook_url, am.resolve_timeout_s)
+    return AlertSink(am.url, am.webhook_url, am.resolve_timeout_s, on_deadletter=_to_log(cfg, parts.log))
 
 
 SINKS.register("prometheus", _prometheus_sink)
@@ -191,12 +197,12 @@ def build_collectors(cfg: Config, ready: Callable[[], bool] | None = None) -> li
     return [COLLECTORS.build(kind, cfg, Parts(ready=ready)) for kind in cfg.collector.kinds]
 
 
-def build_sinks(cfg: Config, metrics: Metrics) -> list[DetectionSink]:
+def build_sinks(cfg: Config, metrics: Metrics, lg: Log | None = None) -> list[DetectionSink]:
     """The detection sinks: metrics always, alerts when an Alertmanager or webhook is configured."""
     names = ["prometheus"]
     if cfg.alertmanager.url or cfg.alertmanager.webhook_url:
         names.append("alertmanager")
-    return [SINKS.build(n, cfg, Parts(metrics=metrics)) for n in names]
+    return [SINKS.build(n, cfg, Parts(log=lg, metrics=metrics)) for n in names]
 
 
 def build_monitor(cfg: Config) -> Monitor:

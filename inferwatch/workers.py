@@ -1,7 +1,9 @@
 """The stream workers of the consumer roles, each a polling loop over the log.
 
 * :class:`AuditWorker` — records, detections and dead letters into the audit store;
-* :class:`DetectWorker` — records through the detectors; detections to the log and the sinks.
+* :class:`DetectWorker` — records through the detectors; detections to the log and the inline
+  sinks (metrics);
+* :class:`SinkWorker` — detections from the log to a sink that talks to a service (alerts).
 
 Each commits its log position only after its work is durable: a crash between the two re-does
 the batch on restart, and deterministic document and detection ids make the repeat change
@@ -27,7 +29,7 @@ from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
 from inferwatch.sink import DetectionSink
 
-__all__ = ["AuditWorker", "DetectWorker", "Monitor", "Worker", "tune_gc"]
+__all__ = ["AuditWorker", "DetectWorker", "Monitor", "SinkWorker", "Worker", "tune_gc"]
 
 log = logging.getLogger("inferwatch.pipeline")
 
@@ -103,6 +105,23 @@ class Worker:
     def close(self) -> None:
         pass
 
+    def until_durable(self, write: Callable[[], int], what: str, max_backoff_s: float,
+                      on_retry: Callable[[], None] | None = None) -> int | None:
+        """Run ``write`` until it succeeds; on :class:`BackpressureError` keep the batch and back off
+        (never drop). ``None`` when the worker is stopped before the write succeeded."""
+        attempt = 0
+        while True:
+            try:
+                return write()
+            except BackpressureError as exc:
+                attempt += 1
+                if on_retry is not None:
+                    on_retry()
+                delay = min(max_backoff_s, 0.2 * 2 ** min(attempt, 8)) * random.uniform(0.5, 1.0)
+                log.warning("%s backpressure (%s); retry %d in %.1fs", what, exc, attempt, delay)
+                if self.stop_event.wait(delay):
+                    return None
+
 
 def _decode_entries(entries: Sequence[LogEntry], parse: Callable[[bytes], Any]) -> tuple[list[Any], list[DeadLetter]]:
     good, bad = [], []
@@ -161,20 +180,10 @@ class AuditWorker(Worker):
         return n
 
     def _write_retrying(self, kind: str, payload: tuple[list[Any], list[DeadLetter]]) -> int | None:
-        """Write until it is durable; on backpressure keep the batch and back off (never drop).
-        ``None`` when the worker is stopped before the write succeeded."""
-        attempt = 0
-        while True:
-            try:
-                return self._write(kind, payload)
-            except BackpressureError as exc:
-                attempt += 1
-                self.metrics.audit_retries.labels(store=type(self.store).__name__).inc()
-                delay = min(self.cfg.elasticsearch.max_backoff_s, 0.2 * 2 ** min(attempt, 8))
-                delay *= random.uniform(0.5, 1.0)
-                log.warning("audit store backpressure (%s); retry %d in %.1fs", exc, attempt, delay)
-                if self.stop_event.wait(delay):
-                    return None
+        store = type(self.store).__name__
+        return self.until_durable(lambda: self._write(kind, payload), f"audit store {store}",
+                                  self.cfg.elasticsearch.max_backoff_s,
+                                  on_retry=self.metrics.audit_retries.labels(store=store).inc)
 
     def _finish(self) -> bool:
         """Wait for the write in flight and commit its entries. False if it was abandoned."""
@@ -273,3 +282,34 @@ class DetectWorker(Worker):
 
     def close(self) -> None:
         self.consumer.close()
+
+
+class SinkWorker(Worker):
+    """Feeds one detection sink that talks to a service (``inline = False``, e.g. alerts) from the
+    detections topic, as its own consumer group: poll, write (retrying while the service pushes
+    back), then commit — commit after flush, like the audit role."""
+
+    def __init__(self, cfg: Config, lg: Log, sink: DetectionSink, *, max_backoff_s: float = 30.0):
+        super().__init__()
+        self.name = f"sink-{sink.name}"
+        self.cfg, self.log, self.sink, self.max_backoff_s = cfg, lg, sink, max_backoff_s
+        self.consumer = lg.consumer(cfg.log.detections_topic, f"{cfg.detect.group}-{sink.name}")
+
+    def step(self) -> int:
+        entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
+        if not entries:
+            return 0
+        dets, bad = _decode_entries(entries, Detection.from_json)
+        if bad:  # unreadable detections are the audit role's to keep; this sink skips them
+            log.warning("%s: %d unreadable detections skipped", self.name, len(bad))
+        if self.until_durable(lambda: self.sink.write(dets), self.name, self.max_backoff_s) is None:
+            self.consumer.seek_to_committed()
+            return 0
+        self.consumer.commit(entries)
+        return len(entries)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        finally:
+            self.consumer.close()

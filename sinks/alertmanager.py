@@ -7,13 +7,15 @@ for setups without Prometheus and for alerts that should carry the detection's d
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from inferwatch.record import Detection
+from inferwatch.batching import BatchingSink, ItemStatus, WriteAction
+from inferwatch.errors import BackpressureError
+from inferwatch.record import DeadLetter, Detection
 
 __all__ = ["AlertSink", "detection_alert"]
 
@@ -41,40 +43,67 @@ def detection_alert(d: Detection, resolve_after_s: float = 300.0) -> dict[str, A
     }
 
 
+class _Post(BatchingSink):
+    """Alertmanager's v2 API and/or a webhook as a :class:`~inferwatch.batching.BatchingSink`."""
+
+    def __init__(self, owner: AlertSink, max_retries: int, max_backoff_s: float,
+                 on_deadletter: Callable[[list[DeadLetter]], None] | None):
+        super().__init__(name="alertmanager", chunk_actions=500, max_retries=max_retries,
+                         max_backoff_s=max_backoff_s, on_deadletter=on_deadletter)
+        self.owner = owner
+
+    def send(self, chunk: Sequence[WriteAction]) -> list[ItemStatus] | None:
+        alerts = [a.doc for a in chunk]
+        client, am, hook = self.owner._client, self.owner.alertmanager_url, self.owner.webhook_url
+        try:
+            if am:
+                client.post(f"{am}/api/v2/alerts", json=alerts).raise_for_status()
+            if hook:
+                client.post(hook, json={"alerts": alerts}).raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            log.warning("alerts answered %d: %s", status, exc.response.text[:500])
+            return [(status, f"HTTP {status}: {exc.response.text[:500]}")] * len(chunk)
+        except httpx.HTTPError as exc:
+            raise BackpressureError(f"cannot post alerts: {exc}") from exc
+        log.info("posted %d alert(s)", len(alerts))
+        return None
+
+
 class AlertSink:
     """A :class:`~inferwatch.sink.DetectionSink` posting fired detections to Alertmanager
-    (``/api/v2/alerts``) and/or a webhook."""
+    (``/api/v2/alerts``) and/or a webhook, through the one batching sink: chunks of alerts,
+    429/5xx and unreachable services retried with backoff and then
+    :class:`~inferwatch.errors.BackpressureError` (the detections stay on the log, uncommitted by
+    the alert consumer); an alert the service refuses (4xx) becomes a dead letter.
+
+    It is not fed inline by the detect worker (``inline = False``): the pipeline runs it as its own
+    consumer of the detections topic, committing only after the alerts were posted.
+    """
 
     name = "alertmanager"
+    inline = False
 
     def __init__(self, alertmanager_url: str | None = None, webhook_url: str | None = None,
-                 resolve_after_s: float = 300.0, timeout: float = 5.0):
+                 resolve_after_s: float = 300.0, timeout: float = 5.0, *, max_retries: int = 3,
+                 max_backoff_s: float = 5.0, on_deadletter: Callable[[list[DeadLetter]], None] | None = None):
         self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
         self.webhook_url = webhook_url
         self.resolve_after_s = resolve_after_s
         self._client = httpx.Client(timeout=timeout)
+        self._post = _Post(self, max_retries, max_backoff_s, on_deadletter)
 
     @property
     def enabled(self) -> bool:
         return bool(self.alertmanager_url or self.webhook_url)
 
     def write(self, detections: Sequence[Detection]) -> int:
-        """Send the fired ones; returns how many alerts were posted. Failures are logged, not raised:
-        the detections themselves are already durable on the log and in the metrics."""
-        fired = [d for d in detections if d.fired]
-        if not fired or not self.enabled:
+        """Post the fired ones; returns how many alerts were posted (see the class docstring for failures)."""
+        if not self.enabled:
             return 0
-        alerts = [detection_alert(d, self.resolve_after_s) for d in fired]
-        try:
-            if self.alertmanager_url:
-                self._client.post(f"{self.alertmanager_url}/api/v2/alerts", json=alerts).raise_for_status()
-            if self.webhook_url:
-                self._client.post(self.webhook_url, json={"alerts": alerts}).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.error("could not post %d alert(s): %s", len(alerts), exc)
-            return 0
-        log.info("posted %d alert(s)", len(alerts))
-        return len(alerts)
+        return self._post.write(WriteAction("index", "alerts", d.id, detection_alert(d, self.resolve_after_s), d)
+                                for d in detections if d.fired)
 
     def close(self) -> None:
+        self._post.close()
         self._client.close()

@@ -36,18 +36,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
+from inferwatch.batching import RETRYABLE, BatchingSink, ItemStatus, Op, WriteAction
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.errors import AuditStoreError, BackpressureError
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
@@ -150,16 +148,48 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
 
 
-_RETRYABLE = {429, 500, 502, 503, 504}
+def _head(op: str, index: str, doc_id: str) -> bytes:
+    """``{"<op>":{"_index":...,"_id":...}}\n`` from a template (the bulk action line)."""
+    return b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(index) + b',"_id":' + orjson.dumps(doc_id) + b"}}\n"
 
 
-def _action_line(action: dict[str, Any]) -> bytes:
-    """``{"<op>":{"_index":...,"_id":...}}\\n``, built from a template for the common shape."""
-    (op, meta), = action.items()
-    if len(meta) == 2 and "_index" in meta and "_id" in meta:
-        return (b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(meta["_index"]) + b',"_id":'
-                + orjson.dumps(meta["_id"]) + b"}}\n")
-    return _dumps(action) + b"\n"
+class _Bulk(BatchingSink):
+    """The ``_bulk`` API as a :class:`~inferwatch.batching.BatchingSink`: NDJSON chunks, item statuses."""
+
+    def __init__(self, store: ElasticsearchAuditStore):
+        cfg = store.cfg
+        super().__init__(name="elasticsearch", letter_prefix="es", chunk_actions=cfg.chunk_actions,
+                         chunk_bytes=cfg.chunk_bytes, max_retries=cfg.max_retries, max_backoff_s=cfg.max_backoff_s,
+                         overlap=True, on_deadletter=store.on_deadletter)
+        self.store = store
+
+    def encode(self, a: WriteAction) -> bytes:
+        return _head(a.op, a.target, a.id) + (_dumps(a.doc) + b"\n" if a.doc is not None else b"")
+
+    def send(self, chunk: Sequence[WriteAction]) -> list[ItemStatus] | None:
+        try:
+            # only what the item loop reads comes back: not the ids, versions and shard counts
+            resp = self.store.es.bulk(operations=b"".join(a.encoded for a in chunk),  # type: ignore[arg-type]
+                                      refresh=False, filter_path="errors,items.*.status,items.*.error")
+        except Exception as exc:
+            raise self.store._wrap(exc, f"bulk of {len(chunk)} actions") from exc
+        if not resp.get("errors"):
+            return None
+        out: list[ItemStatus] = []
+        for item in resp["items"]:
+            res = next(iter(item.values()))
+            err = res.get("error") or {}
+            status = int(res.get("status", 500))
+            out.append((status, f"{err.get('type', status)}: {err.get('reason', '')}" if status >= 300 else ""))
+        return out
+
+    def on_conflict(self, a: WriteAction) -> WriteAction | None:
+        if not a.merge:
+            return None
+        return WriteAction("update", a.target, a.id, {"doc": a.doc, "doc_as_upsert": True}, a.origin)
+
+    def store_deadletters(self, letters: list[DeadLetter]) -> None:
+        self.store.write_deadletters(letters)
 
 
 class ElasticsearchAuditStore(AuditStore):
@@ -188,7 +218,7 @@ class ElasticsearchAuditStore(AuditStore):
         self.es = client or Elasticsearch(cfg.hosts, verify_certs=cfg.verify_certs,
                                           request_timeout=cfg.request_timeout, retry_on_timeout=True,
                                           max_retries=2, **auth)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-bulk")
+        self._bulk = _Bulk(self)
         if setup:
             self.setup()
 
@@ -209,7 +239,7 @@ class ElasticsearchAuditStore(AuditStore):
         from elasticsearch import ApiError
 
         status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
-        if isinstance(exc, TransportConnectionError | ConnectionTimeout) or status in _RETRYABLE:
+        if isinstance(exc, TransportConnectionError | ConnectionTimeout) or status in RETRYABLE:
             return BackpressureError(f"Elasticsearch unavailable while {what}: {exc}")
         if isinstance(exc, ApiError):
             return AuditStoreError(f"Elasticsearch error while {what}: {exc}")
@@ -240,137 +270,33 @@ class ElasticsearchAuditStore(AuditStore):
     def _stream_or_daily(self, name: str, ts: Any) -> str:
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
-    # -- bulk ---------------------------------------------------------------------------------
-    def _bulk(self, actions: Iterable[Any]) -> int:
-        """Send (action, source, origin[, fallback]) tuples in bounded chunks; retry, dead-letter
-        or raise. Serialising the next chunk overlaps with Elasticsearch indexing the previous
-        one (at most two chunks in memory); the call returns once every chunk is durable."""
-        written = 0
-        letters: list[DeadLetter] = []
-        inflight: deque[Future[tuple[int, list[DeadLetter]]]] = deque()
-
-        def collect(fut: Future[tuple[int, list[DeadLetter]]]) -> None:
-            nonlocal written
-            w, dl = fut.result()
-            written += w
-            letters.extend(dl)
-
-        def submit(chunk: list[tuple[bytes, Any]]) -> None:
-            while inflight:
-                collect(inflight.popleft())
-            inflight.append(self._pool.submit(self._send, chunk))
-
-        chunk: list[tuple[bytes, Any]] = []
-        size = 0
-        try:
-            for a in actions:
-                line = _action_line(a[0]) + (_dumps(a[1]) + b"\n" if a[1] is not None else b"")
-                if chunk and (len(chunk) >= self.cfg.chunk_actions or size + len(line) > self.cfg.chunk_bytes):
-                    submit(chunk)
-                    chunk, size = [], 0
-                chunk.append((line, a))
-                size += len(line)
-            if chunk:
-                submit(chunk)
-            while inflight:
-                collect(inflight.popleft())
-        finally:
-            for fut in inflight:  # an error: let the rest finish (writes are idempotent), then raise
-                fut.exception()
-        if letters:
-            log.error("%d documents rejected by Elasticsearch mappings; sent to the dead letters", len(letters))
-            self.write_deadletters(letters)
-            if self.on_deadletter is not None:
-                self.on_deadletter(letters)
-        return written
-
-    def _send(self, chunk: list[tuple[bytes, Any]]) -> tuple[int, list[DeadLetter]]:
-        pending = chunk
-        attempt = 0
-        written = 0
-        letters: list[DeadLetter] = []
-        while pending:
-            body = b"".join(line for line, _ in pending)
-            try:
-                # only what the item loop reads comes back: not the ids, versions and shard counts
-                resp = self.es.bulk(operations=body, refresh=False,  # type: ignore[arg-type]  # NDJSON
-                                    filter_path="errors,items.*.status,items.*.error")
-            except Exception as exc:
-                raise self._wrap(exc, f"bulk of {len(pending)} actions") from exc
-            if not resp.get("errors"):
-                written += len(pending)
-                break
-            retry = []
-            items = resp["items"]
-            for (line, a), item in zip(pending, items, strict=True):
-                res = next(iter(item.values()))
-                status = int(res.get("status", 500))
-                if status < 300:
-                    written += 1
-                elif status in _RETRYABLE:
-                    retry.append((line, a))
-                elif status == 409 and "create" in item and len(a) > 3 and a[3]:
-                    # a complete record that is already there (a replay, or its other half came
-                    # first): merge into it instead
-                    upd = ({"update": a[0]["create"]}, {"doc": a[1], "doc_as_upsert": True})
-                    retry.append((_dumps(upd[0]) + b"\n" + _dumps(upd[1]) + b"\n", (upd[0], upd[1], a[2])))
-                elif status == 409 and "create" in item:
-                    written += 1  # create of an existing id: already there (idempotent replay)
-                elif a[2] is not None:
-                    err = res.get("error") or {}
-                    reason = f"{err.get('type', status)}: {err.get('reason', '')}"[:2000]
-                    origin = a[2]
-                    raw = origin if isinstance(origin, bytes) else (
-                        origin.to_json() if hasattr(origin, "to_json") else _dumps(origin))
-                    letters.append(DeadLetter(raw=raw,
-                                              source="elasticsearch", stage="index", reason=reason,
-                                              id=f"es-{a[0][next(iter(a[0]))]['_id']}"))
-                else:
-                    err = res.get("error") or {}
-                    raise AuditStoreError(f"Elasticsearch rejected a dead letter: {err}")
-            pending = retry
-            if pending and all(line.startswith(b'{"update"') for line, _ in pending) and not any(
-                    int(next(iter(i.values())).get("status", 500)) in _RETRYABLE for i in items):
-                continue  # only create->update fallbacks: send them at once, no backoff
-            if pending:
-                attempt += 1
-                if attempt > self.cfg.max_retries:
-                    raise BackpressureError(f"{len(pending)} bulk items still rejected (429/5xx) after "
-                                            f"{attempt - 1} retries")
-                delay = min(self.cfg.max_backoff_s, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning("%d bulk items rejected with 429/5xx; retry %d in %.2fs", len(pending), attempt, delay)
-                time.sleep(delay)
-        return written, letters
-
     # -- writes -------------------------------------------------------------------------------
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        return self._bulk(self._record_actions(records))
+        return self._bulk.write(self._record_actions(records))
 
-    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[Any]:
+    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[WriteAction]:
         for m in records:
             index = self.records_index(m.model, m.timestamp)
             complete = m.part == "both"
             for doc in record_documents(m):
                 doc["payload_text"] = _payload_text(doc)
-                meta = {"_index": index, "_id": doc["doc_id"]}
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge.
                     # The record itself is the dead letter if Elasticsearch refuses it.
-                    yield ({"create": meta}, doc, m, True)
+                    yield WriteAction("create", index, doc["doc_id"], doc, m, merge=True)
                 else:
-                    yield ({"update": meta}, {"doc": doc, "doc_as_upsert": True}, m, None)
+                    yield WriteAction("update", index, doc["doc_id"], {"doc": doc, "doc_as_upsert": True}, m)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
-        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        op: Op = "create" if self.cfg.data_stream else "index"
+        actions = []
         for d in detections:
             doc = d.to_dict()
             doc["@timestamp"] = d.window_end or d.timestamp
             doc["drifted_features"] = d.drifted_features
-            op = "create" if self.cfg.data_stream else "index"
-            actions.append(({op: {"_index": self._stream_or_daily("detections", doc["@timestamp"]), "_id": d.id}},
-                            doc, d.to_json()))
-        n = self._bulk(actions)
+            actions.append(WriteAction(op, self._stream_or_daily("detections", doc["@timestamp"]), d.id, doc, d))
+        n = self._bulk.write(actions)
         outliers = [d for d in detections if d.kind == "outlier" and d.row_ids]
         if outliers:
             self._attach_scores(outliers)
@@ -385,7 +311,7 @@ class ElasticsearchAuditStore(AuditStore):
         its row is stored first and the row merges into it later: nothing waits, nothing is
         lost. Windows across midnight (or without times) look their rows up first.
         """
-        actions: list[Any] = []
+        actions: list[WriteAction] = []
         for d in detections:
             start, end = d.window_start, d.window_end or d.window_start
             where: dict[str, str] = {}
@@ -400,19 +326,17 @@ class ElasticsearchAuditStore(AuditStore):
             for stub in outlier_documents(d):
                 rid = stub["doc_id"]
                 index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
-                actions.append(({"update": {"_index": index, "_id": rid}},
-                                {"doc": {"outlier": stub["outlier"]}, "upsert": stub}, None))
-        self._bulk(actions)
+                actions.append(WriteAction("update", index, rid, {"doc": {"outlier": stub["outlier"]}, "upsert": stub}))
+        self._bulk.write(actions)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
-        actions: list[tuple[dict[str, Any], dict[str, Any] | None, Any]] = []
+        op: Op = "create" if self.cfg.data_stream else "index"
+        actions = []
         for dl in letters:
             doc = dl.to_dict()
             doc["@timestamp"] = dl.timestamp
-            op = "create" if self.cfg.data_stream else "index"
-            actions.append(({op: {"_index": self._stream_or_daily("deadletters", dl.timestamp), "_id": dl.id}},
-                            doc, None))
-        return self._bulk(actions)
+            actions.append(WriteAction(op, self._stream_or_daily("deadletters", dl.timestamp), dl.id, doc))
+        return self._bulk.write(actions)
 
     def refresh(self) -> None:
         """Make everything written so far searchable (tests and batch jobs; never per write)."""
@@ -485,5 +409,5 @@ class ElasticsearchAuditStore(AuditStore):
         return dict(src)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._bulk.close()
         self.es.close()

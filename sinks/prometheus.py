@@ -27,6 +27,7 @@ class PrometheusSink:
     """
 
     name = "prometheus"
+    inline = True
 
     def __init__(self, metrics: Metrics):
         self.metrics = metrics

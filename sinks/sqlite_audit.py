@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
-from inferwatch.errors import AuditStoreError
+from inferwatch.batching import BatchingSink, WriteAction
+from inferwatch.errors import AuditStoreError, BackpressureError
 from inferwatch.log import immediate, open_db
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 
@@ -78,6 +79,82 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _put_record(conn: sqlite3.Connection, doc: dict[str, Any]) -> None:
+    """Upsert one row document: merged into the stored one (any order, any number of times)."""
+    old = conn.execute("SELECT rowid, doc FROM records WHERE doc_id=?", (doc["doc_id"],)).fetchone()
+    if old is not None:
+        doc = _merge(orjson.loads(old[1]), orjson.loads(_json(doc)))
+        conn.execute("UPDATE records SET doc=?, ts=? WHERE rowid=?",
+                     (_json(doc), _epoch(doc.get("timestamp") or doc.get("response_timestamp")), old[0]))
+        conn.execute("DELETE FROM records_fts WHERE rowid=?", (old[0],))
+        rowid = old[0]
+    else:
+        cur = conn.execute(
+            "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc["doc_id"], doc["record_id"], doc["row"], doc.get("model"), doc.get("version"),
+             _epoch(doc.get("timestamp") or doc.get("response_timestamp")), _json(doc)))
+        rowid = cur.lastrowid
+    conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (rowid, _fts_text(doc)))
+
+
+def _put_detection(conn: sqlite3.Connection, d: Detection) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO detections(id, detector, kind, model, version, ts, is_drift, is_outlier, doc) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (d.id, d.detector, d.kind, d.model, d.version, _epoch(d.window_end or d.timestamp),
+         None if d.is_drift is None else int(d.is_drift), None if d.is_outlier is None else int(d.is_outlier),
+         d.to_json()))
+
+
+def _put_outlier(conn: sqlite3.Connection, item: tuple[Detection, dict[str, Any]]) -> None:
+    """An outlier score onto its row; a score that came before its row is stored, the row merges in later."""
+    d, stub = item
+    doc_id = stub["doc_id"]
+    old = conn.execute("SELECT doc FROM records WHERE doc_id=?", (doc_id,)).fetchone()
+    if old is None:
+        cur = conn.execute(
+            "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+            (doc_id, stub["record_id"], stub["row"], d.model, d.version, _json(stub)))
+        conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, ""))
+        return
+    doc = orjson.loads(old[0])
+    doc.setdefault("outlier", {}).update(stub["outlier"])
+    conn.execute("UPDATE records SET doc=? WHERE doc_id=?", (_json(doc), doc_id))
+
+
+def _put_deadletter(conn: sqlite3.Connection, dl: DeadLetter) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO deadletters(id, source, reason, stage, ts, raw, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (dl.id, dl.source, dl.reason, dl.stage, dl.timestamp.timestamp(), dl.raw, dl.to_json()))
+
+
+_PUT: dict[str, Callable[[sqlite3.Connection, Any], None]] = {
+    "records": _put_record, "detections": _put_detection, "outliers": _put_outlier, "deadletters": _put_deadletter}
+
+
+class _Transactions(BatchingSink):
+    """SQLite as a :class:`~inferwatch.batching.BatchingSink`: each chunk is one write transaction;
+    a database locked by another writer past ``busy_timeout`` is backpressure (retried)."""
+
+    def __init__(self, store: SQLiteAuditStore):
+        super().__init__(name="sqlite", max_retries=5, max_backoff_s=5.0)
+        self.store = store
+
+    def send(self, chunk: Sequence[WriteAction]) -> None:
+        store = self.store
+        try:
+            with store._lock, immediate(store._conn) as conn:
+                for a in chunk:
+                    _PUT[a.target](conn, a.doc)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise BackpressureError(f"SQLite audit store busy: {exc}") from exc
+            raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
+        return None
+
+
 class SQLiteAuditStore(AuditStore):
     """Audit documents in one SQLite file (WAL), searchable with FTS5.
 
@@ -99,102 +176,24 @@ class SQLiteAuditStore(AuditStore):
         self.path = str(path)
         self._lock = threading.RLock()
         self._conn = open_db(self.path, _SCHEMA, AuditStoreError, "audit store")
+        self._sink = _Transactions(self)
 
-    # -- writes ---------------------------------------------------------------------------
-    def _tx(self, fn: Any, *args: Any) -> int:
-        try:
-            with self._lock, immediate(self._conn):
-                return int(fn(*args))
-        except sqlite3.Error as exc:
-            raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
-
+    # -- writes: documents mapped to actions; the batching sink runs each chunk as one transaction --
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        return self._tx(self._write_records, records)
-
-    def _write_records(self, records: Sequence[InferenceRecord]) -> int:
-        conn = self._conn
-        n = 0
-        for record in records:
-            for doc in record_documents(record):
-                old = conn.execute(
-                    "SELECT rowid, doc FROM records WHERE doc_id=?", (doc["doc_id"],)
-                ).fetchone()
-                if old is not None:
-                    doc = _merge(orjson.loads(old[1]), orjson.loads(_json(doc)))
-                    conn.execute(
-                        "UPDATE records SET doc=?, ts=? WHERE rowid=?",
-                        (_json(doc), _epoch(doc.get("timestamp") or doc.get("response_timestamp")), old[0]),
-                    )
-                    conn.execute("DELETE FROM records_fts WHERE rowid=?", (old[0],))
-                    rowid = old[0]
-                else:
-                    cur = conn.execute(
-                        "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            doc["doc_id"],
-                            doc["record_id"],
-                            doc["row"],
-                            doc.get("model"),
-                            doc.get("version"),
-                            _epoch(doc.get("timestamp") or doc.get("response_timestamp")),
-                            _json(doc),
-                        ),
-                    )
-                    rowid = cur.lastrowid
-                conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (rowid, _fts_text(doc)))
-                n += 1
-        return n
+        return self._sink.write(WriteAction("update", "records", doc["doc_id"], doc)
+                                for r in records for doc in record_documents(r))
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
-        return self._tx(self._write_detections, detections)
-
-    def _write_detections(self, detections: Sequence[Detection]) -> int:
-        conn = self._conn
+        actions = []
         for d in detections:
-            conn.execute(
-                "INSERT OR REPLACE INTO detections(id, detector, kind, model, version, ts, is_drift, is_outlier, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    d.id,
-                    d.detector,
-                    d.kind,
-                    d.model,
-                    d.version,
-                    _epoch(d.window_end or d.timestamp),
-                    None if d.is_drift is None else int(d.is_drift),
-                    None if d.is_outlier is None else int(d.is_outlier),
-                    d.to_json(),
-                ),
-            )
+            actions.append(WriteAction("index", "detections", d.id, d))
             if d.kind == "outlier":
-                for stub in outlier_documents(d):
-                    doc_id = stub["doc_id"]
-                    old = conn.execute("SELECT doc FROM records WHERE doc_id=?", (doc_id,)).fetchone()
-                    if old is None:  # the score came before its row: store it, the row merges in later
-                        cur = conn.execute(
-                            "INSERT INTO records(doc_id, record_id, row, model, version, ts, doc) "
-                            "VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                            (doc_id, stub["record_id"], stub["row"], d.model, d.version, _json(stub)))
-                        conn.execute("INSERT INTO records_fts(rowid, text) VALUES (?, ?)", (cur.lastrowid, ""))
-                        continue
-                    doc = orjson.loads(old[0])
-                    doc.setdefault("outlier", {}).update(stub["outlier"])
-                    conn.execute("UPDATE records SET doc=? WHERE doc_id=?", (_json(doc), doc_id))
+                actions += [WriteAction("update", "outliers", stub["doc_id"], (d, stub)) for stub in outlier_documents(d)]
+        self._sink.write(actions)
         return len(detections)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
-        return self._tx(self._write_deadletters, letters)
-
-    def _write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO deadletters(id, source, reason, stage, ts, raw, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (dl.id, dl.source, dl.reason, dl.stage, dl.timestamp.timestamp(), dl.raw, dl.to_json())
-                for dl in letters
-            ],
-        )
-        return len(letters)
+        return self._sink.write(WriteAction("index", "deadletters", dl.id, dl) for dl in letters)
 
     # -- reads ----------------------------------------------------------------------------
     def _where(self, q: SearchQuery) -> tuple[str, str, list[Any]]:
