@@ -21,10 +21,11 @@ from inferwatch.errors import (
     MissingExtraError,
 )
 from inferwatch.ingest import Collector, Envelope
-from inferwatch.log import Consumer, Log, LogEntry, SQLiteLog
+from inferwatch.log import Consumer, Log, LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, new_id
 from inferwatch.sink import DetectionSink
+from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.table import Table
 
 __version__ = "0.1.0"

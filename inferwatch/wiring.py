@@ -45,10 +45,11 @@ from inferwatch.audit import AuditStore
 from inferwatch.config import Config
 from inferwatch.errors import ConfigError
 from inferwatch.ingest import Collector
-from inferwatch.log import Log, SQLiteLog
+from inferwatch.log import Log
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter
 from inferwatch.sink import DetectionSink
+from inferwatch.sqlite_log import SQLiteLog
 
 if TYPE_CHECKING:
     from inferwatch.workers import Monitor

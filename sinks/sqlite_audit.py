@@ -13,8 +13,8 @@ import orjson
 from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
 from inferwatch.batching import BatchingSink, WriteAction
 from inferwatch.errors import AuditStoreError, BackpressureError
-from inferwatch.log import immediate, open_db
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
+from inferwatch.sqlite import immediate, open_db
 
 __all__ = ["SQLiteAuditStore"]
 

@@ -95,16 +95,6 @@ def _which(*names: str) -> str | None:
     return None
 
 
-def _require_binary(cfg: StackConfig, names: tuple[str, ...], package: str) -> str:
-    found = _which(*names)
-    if found is None:
-        _apt_install([package], cfg.log_dir / "install.log")
-        found = _which(*names)
-    if found is None:
-        raise StackError(f"{names[0]} not found after installing {package}")
-    return found
-
-
 def _java_feature_version(java_home: Path) -> int | None:
     release = java_home / "release"
     try:
@@ -672,10 +662,3 @@ SECURE_ONLY = frozenset({"esproxy"})
 def services_for(cfg: StackConfig) -> tuple[Service, ...]:
     """The services of this stack: the secure-mode proxy only when it is secure."""
     return tuple(s for s in SERVICES if cfg.secure or s.name not in SECURE_ONLY)
-
-
-def by_name(name: str) -> Service:
-    for service in SERVICES:
-        if service.name == name:
-            return service
-    raise KeyError(name)

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inferwatch.audit import SearchQuery
-from inferwatch.log import SQLiteLog
 from inferwatch.record import InferenceRecord
+from inferwatch.sqlite_log import SQLiteLog
 from sinks.sqlite_audit import SQLiteAuditStore
 
 N_RECORDS = 6000

@@ -11,8 +11,8 @@ import pytest
 from inferwatch.batching import BatchingSink, WriteAction
 from inferwatch.config import load_config
 from inferwatch.errors import AuditStoreError, BackpressureError
-from inferwatch.log import SQLiteLog
 from inferwatch.record import DeadLetter, Detection
+from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.workers import SinkWorker
 from sinks.alertmanager import AlertSink
 

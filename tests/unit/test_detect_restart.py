@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from inferwatch.config import load_config
-from inferwatch.log import SQLiteLog
 from inferwatch.metrics import Metrics
 from inferwatch.record import Detection, InferenceRecord
 from inferwatch.references import ReferenceStore
+from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.wiring import build_monitor
 from inferwatch.workers import DetectWorker
 from sinks.prometheus import PrometheusSink

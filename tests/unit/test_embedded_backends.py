@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from inferwatch.log import SQLiteLog
+from inferwatch.sqlite_log import SQLiteLog
 from sinks.sqlite_audit import SQLiteAuditStore
 from tests.contracts import AuditStoreContract, LogContract
 
@@ -36,7 +36,7 @@ def test_sqlite_log_readers_in_other_processes_see_appends(tmp_path):
     lg = SQLiteLog(tmp_path / "log.db")
     lg.append("t", [(None, b"one")])
     code = (
-        "import sys; from inferwatch.log import SQLiteLog;"
+        "import sys; from inferwatch.sqlite_log import SQLiteLog;"
         f"c = SQLiteLog({str(tmp_path / 'log.db')!r}).consumer('t', 'other');"
         "b = c.poll(10, timeout=2); c.commit(b); print(len(b))"
     )

@@ -12,9 +12,9 @@ from collectors.http import envelope_from_cloudevent, envelope_from_json
 from inferwatch.config import load_config
 from inferwatch.errors import DecodeError
 from inferwatch.ingest import Envelope, Ingestor, to_record
-from inferwatch.log import SQLiteLog
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, InferenceRecord
+from inferwatch.sqlite_log import SQLiteLog
 
 KSERVE_REQ = {"instances": [[1.0, 2.0], [3.0, 4.0]]}
 
