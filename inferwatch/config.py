@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inferwatch.errors import ConfigError
 from inferwatch.masking import MASK, register, secret_field
@@ -47,6 +47,16 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _registered(registry: str, name: str) -> str:
+    """``name`` if the wiring registry ``registry`` knows it (plug-ins register there)."""
+    from inferwatch import wiring
+
+    reg = getattr(wiring, registry)
+    if name not in reg:
+        raise ValueError(f"unknown {reg.kind} {name!r}; registered: {', '.join(reg.names())}")
+    return name
 
 
 class KafkaConfig(_Section):
@@ -104,7 +114,12 @@ class AlertmanagerConfig(_Section):
 
 
 class LogConfig(_Section):
-    backend: Literal["sqlite", "kafka"] = "sqlite"
+    backend: str = "sqlite"  # a name in inferwatch.wiring.LOGS: sqlite | kafka | a registered plug-in
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _registered("LOGS", v)
     path: str | None = None
     records_topic: str = "inferwatch.records"
     detections_topic: str = "inferwatch.detections"
@@ -112,7 +127,12 @@ class LogConfig(_Section):
 
 
 class AuditConfig(_Section):
-    backend: Literal["sqlite", "elasticsearch"] = "sqlite"
+    backend: str = "sqlite"  # a name in inferwatch.wiring.STORES: sqlite | elasticsearch | a registered plug-in
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        return _registered("STORES", v)
     group: str = "inferwatch-audit"
     path: str | None = None
     batch_size: int = Field(5000, ge=1)
@@ -121,6 +141,11 @@ class AuditConfig(_Section):
 
 class CollectorConfig(_Section):
     kinds: list[str] = ["http"]  # the ways in the collector role runs (inferwatch.wiring.COLLECTORS)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        return [_registered("COLLECTORS", k) for k in v]
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = 16 * 1024 * 1024
