@@ -153,7 +153,7 @@ def test_audit_store_over_https_with_basic_auth_or_api_key(secure_env: dict[str,
     cfg = load_config(None, env=env)
     with ElasticsearchAuditStore(cfg.elasticsearch) as store:
         rec = InferenceRecord(id=f"r-{uuid.uuid4().hex[:6]}", model="sec", inputs={"x": [1.0, 2.0]})
-        assert store.write_records([rec.to_dict()]) == 2
+        assert store.write_records([rec]) == 2
         store.es.indices.refresh(index=f"{cfg.elasticsearch.index_prefix}-*")
         hits = store.es.search(index=f"{cfg.elasticsearch.index_prefix}-records-*", query={"match_all": {}})
         assert hits["hits"]["total"]["value"] == 2
