@@ -31,7 +31,7 @@ import click
 import orjson
 
 from inferwatch.errors import InferwatchError
-from inferwatch.record import Detection, InferenceRecord, parse_timestamp, utcnow
+from inferwatch.record import Detection, InferenceRecord, parse_timestamp, row_id, utcnow
 from inferwatch.table import Table, concat, from_rows, n_rows
 
 __all__ = ["DEFAULT_DETECTORS", "EXIT_DRIFT", "load_audit", "load_input", "report", "run_report"]
@@ -68,7 +68,7 @@ def _doc_record(doc: dict[str, Any], model: str | None) -> InferenceRecord | Non
         return None
     when = _ts(doc.get("timestamp")) or _ts(doc.get("response_timestamp")) or utcnow()
     return InferenceRecord(
-        id=str(doc.get("doc_id") or f"{doc.get('record_id')}-{doc.get('row', 0)}"),
+        id=str(doc.get("doc_id") or row_id(str(doc.get("record_id")), int(doc.get("row", 0)))),
         model=str(doc.get("model") or model or ""),
         version=doc.get("version"),
         timestamp=when,

@@ -38,11 +38,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from detectors.common._windowed import ROW_ID
 from detectors.performance.realized import RealizedPerformance
 from detectors.performance.tracker import PerformanceTracker
 from detectors.performance.variants import VariantComparison
 from inferwatch.errors import ConfigError
-from inferwatch.record import Detection, InferenceRecord
+from inferwatch.record import Detection, InferenceRecord, row_id
 
 __all__ = ["PerformanceMonitor", "build_performance_monitor"]
 
@@ -78,7 +79,7 @@ class PerformanceMonitor:
         if name not in out and not any(c in out for c in score_cols):
             return None
         n = max(len(v) for v in out.values())
-        rows: dict[str, list[Any]] = {"__id__": [f"{rec.id}-{i}" for i in range(n)]}
+        rows: dict[str, list[Any]] = {ROW_ID: [row_id(rec.id, i) for i in range(n)]}
         if name in out:
             rows[self.prototype.prediction] = list(out[name])
         for c in score_cols:
@@ -104,7 +105,7 @@ class PerformanceMonitor:
                 if col is None:
                     self.stats["no_truth_column"] += 1
                     continue
-                ids = [f"{rec.id}-{i}" for i, v in enumerate(col) if v is not None]
+                ids = [row_id(rec.id, i) for i, v in enumerate(col) if v is not None]
                 values = [v for v in col if v is not None]
                 self.tracker.labels(ids, values)
                 self.stats["labels"] += len(ids)
