@@ -139,9 +139,48 @@ async def _load_httpx(url: str, seconds: float, connections: int) -> tuple[float
         return done / (time.monotonic() - t0), done, bad
 
 
+def worst_case_bodies() -> list[bytes]:
+    """~1 MB bodies that cost the most to decode: 16,000 same-named tensors, 40,000 records."""
+    t = b'{"name":"x","shape":[1],"datatype":"INT32","data":[1]}'
+    tensors = b'{"inputs":[' + b",".join([t] * 16000) + b"]}"
+    recs = b'{"instances":[' + b",".join(b'{"a":%d,"b":"x","c":[1,2]}' % i for i in range(40000)) + b"]}"
+    return [tensors, recs]
+
+
+def healthz_under_load(url: str, seconds: float) -> dict[str, float]:
+    """/healthz latency while two clients keep posting worst-case bodies (the p50/p99/max of
+    one probe every 20 ms)."""
+    bodies = worst_case_bodies()
+
+    async def go() -> list[float]:
+        stop = time.monotonic() + seconds
+        lat: list[float] = []
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            async def heavy(i: int) -> None:
+                while time.monotonic() < stop:
+                    await client.post("/", content=bodies[i % len(bodies)], headers={**HEADERS, "Ce-Id": f"h{i}"})
+
+            async def probe() -> None:
+                await asyncio.sleep(0.5)
+                while time.monotonic() < stop:
+                    t0 = time.perf_counter()
+                    r = await client.get("/healthz")
+                    lat.append(time.perf_counter() - t0)
+                    assert r.status_code == 200
+                    await asyncio.sleep(0.02)
+
+            await asyncio.gather(heavy(0), heavy(1), probe())
+        return lat
+
+    lat = sorted(asyncio.run(go()))
+    return {"probes": len(lat), "p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[int(len(lat) * 0.99)],
+            "max_ms": 1000 * lat[-1]}
+
+
 def run(base: str, seconds: float, rounds: int, connections: int) -> dict[str, object]:
     use_wrk = shutil.which("wrk") is not None
     results: dict[str, list[float]] = {"baseline": [], "change": []}
+    health: dict[str, list[dict[str, float]]] = {"baseline": [], "change": []}
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="iw-bench-collector-") as tmp:
         trees = {"baseline": export(base, Path(tmp) / "base"), "change": export(None, Path(tmp) / "change")}
@@ -155,16 +194,22 @@ def run(base: str, seconds: float, rounds: int, connections: int) -> dict[str, o
                         rps, total, bad = load_wrk(c.url, seconds, connections, work)
                     else:
                         rps, total, bad = asyncio.run(_load_httpx(c.url, seconds, connections))
+                    health[side].append(healthz_under_load(c.url, seconds))
                 finally:
                     c.stop()
                 results[side].append(rps)
                 if bad:
                     problems.append(f"{side} round {r}: {bad} of {total} responses were not 202")
-                print(f"  round {r} {side:8s} {rps:8.1f} req/s ({total} requests, {bad} not 202)", flush=True)
+                hz = health[side][-1]
+                print(f"  round {r} {side:8s} {rps:8.1f} req/s ({total} requests, {bad} not 202); /healthz under "
+                      f"worst-case bodies p50 {hz['p50_ms']:.1f} ms p99 {hz['p99_ms']:.1f} ms max {hz['max_ms']:.1f} ms "
+                      f"({hz['probes']:.0f} probes)", flush=True)
     med = {k: statistics.median(v) for k, v in results.items()}
     return {"client": "wrk" if use_wrk else "httpx", "connections": connections, "seconds": seconds,
             "baseline_ref": base, "baseline_rps": med["baseline"], "change_rps": med["change"],
-            "ratio": med["change"] / med["baseline"], "problems": problems}
+            "ratio": med["change"] / med["baseline"], "problems": problems,
+            "healthz_p99_ms": {k: statistics.median(h["p99_ms"] for h in v) for k, v in health.items()},
+            "healthz_max_ms": {k: max(h["max_ms"] for h in v) for k, v in health.items()}}
 
 
 def main() -> None:
@@ -178,6 +223,7 @@ def main() -> None:
     print(f"collector, small binary-mode CloudEvents, {res['connections']} keep-alive connections ({res['client']}):")
     print(f"  baseline {res['baseline_ref']}: {res['baseline_rps']:.1f} req/s   change: {res['change_rps']:.1f} req/s"
           f"   ratio {res['ratio']:.2f}")
+    print(f"  /healthz while worst-case bodies decode: p99 {res['healthz_p99_ms']} ms, max {res['healthz_max_ms']} ms")
     for p in res["problems"]:  # type: ignore[attr-defined]
         print("  PROBLEM:", p)
     if res["problems"]:
