@@ -21,9 +21,11 @@ take the write: nothing was accepted, retry.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -34,11 +36,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from inferwatch.codecs.base import describe
+from inferwatch.codecs.limits import BudgetExceeded, check_depth
 from inferwatch.config import CollectorConfig
 from inferwatch.errors import DecodeError, InferwatchError
-from inferwatch.ingest import Envelope, Ingestor
+from inferwatch.ingest import Envelope, Ingestor, Outcome
 from inferwatch.metrics import CONTENT_TYPE
-from inferwatch.record import DeadLetter, InferenceRecord, Part, parse_timestamp
+from inferwatch.record import DeadLetter, Part, parse_timestamp
 
 __all__ = ["HTTPCollector", "create_app", "envelope_from_cloudevent", "envelope_from_json"]
 
@@ -65,21 +69,69 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() not in ("0", "false", "no", "")
 
 
+_REQUIRED = ("id", "source", "specversion", "type")
+_SPECVERSIONS = ("1.0", "0.3")
+#: a dead letter keeps at most this much of a body that was refused for its size
+PREFIX_KEEP = 65536
+
+
+def header_value(raw: str) -> str:
+    """A ``Ce-*`` header value as the attribute it carries (HTTP binding, section 3.1.3.2).
+
+    Senders percent-encode (the CloudEvents SDK 2.x does); some send UTF-8 unencoded (KServe's
+    Go SDK), which arrives here as latin-1 text. Both come back as the original string; a value
+    whose percent-escapes are not UTF-8 is refused.
+
+    >>> header_value("a%20b%2Fc%C3%A9"), header_value("plain"), header_value("caf\u00c3\u00a9")
+    ('a b/cé', 'plain', 'café')
+    """
+    try:
+        text = raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        text = raw
+    if "%" not in text:
+        return text
+    try:
+        return urllib.parse.unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"header value {raw[:60]!r} is not percent-encoded UTF-8") from None
+
+
+def _check_required(attrs: Mapping[str, str]) -> None:
+    missing = [a for a in _REQUIRED if not attrs.get(a)]
+    if missing:
+        raise ValueError(f"the CloudEvent lacks the required attribute(s) {', '.join(missing)}")
+    if attrs["specversion"] not in _SPECVERSIONS:
+        raise ValueError(f"unsupported specversion {attrs['specversion'][:20]!r}: expected 1.0 (or 0.3)")
+
+
 def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None,
                              headers: Mapping[str, str] | None = None,
                              allowed_headers: tuple[str, ...] = ()) -> Envelope:
-    """An :class:`Envelope` from CloudEvent attributes (lower-case, without ``ce-``).
+    """An :class:`Envelope` from CloudEvent attributes (lower-case, without ``ce-``, decoded).
+
+    The required attributes (``id``, ``source``, ``specversion``, ``type``) must be present. The
+    record id is the exchange's pairing key: Seldon's ``requestid`` (shared by a request and its
+    response) or KServe's ``id``. A Seldon graph logs every node (``modelid``: transformer, model,
+    combiner) under one request id, so the node is part of the key: ``<requestid>/<modelid>``.
+    ``version`` is the model version (a ``modelversion`` attribute, the ``version`` query
+    parameter, else the payload's ``model_version``); ``endpoint`` (default / canary / shadow) is
+    its own field.
 
     >>> env = envelope_from_cloudevent(
-    ...     {"type": "org.kubeflow.serving.inference.request", "id": "42",
-    ...      "inferenceservicename": "sklearn-iris", "namespace": "prod", "endpoint": "canary"},
-    ...     b'{"instances": [[1, 2]]}')
-    >>> [env.fields[k] for k in ("part", "id", "model", "version", "namespace")]
-    ['request', '42', 'sklearn-iris', 'canary', 'prod']
+    ...     {"type": "org.kubeflow.serving.inference.request", "id": "42", "source": "kserve",
+    ...      "specversion": "1.0", "inferenceservicename": "sklearn-iris", "namespace": "prod",
+    ...      "endpoint": "canary"}, b'{"instances": [[1, 2]]}')
+    >>> [env.fields.get(k) for k in ("part", "id", "model", "version", "endpoint", "namespace")]
+    ['request', '42', 'sklearn-iris', None, 'canary', 'prod']
+    >>> envelope_from_cloudevent({"type": "io.seldon.serving.inference.response", "id": "e1", "source": "s",
+    ...     "specversion": "1.0", "requestid": "r1", "modelid": "transformer"}, b"{}").fields["id"]
+    'r1/transformer'
     """
     query = query or {}
     headers = headers or {}
-    ce_type = attrs.get("type", "")
+    _check_required(attrs)
+    ce_type = attrs["type"]
     part = _PARTS.get(ce_type.rsplit(".", 1)[-1])
     if part is None:
         raise ValueError(
@@ -87,6 +139,8 @@ def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Ma
         )
     meta = {f"ce-{k}": v for k, v in attrs.items() if k in _CE_META and v}
     meta.update({k: v for k, v in headers.items() if k in allowed_headers})
+    pair = attrs.get("requestid") or attrs["id"]
+    node = attrs.get("modelid")
     return Envelope(
         source="cloudevents",
         raw=body,
@@ -94,9 +148,9 @@ def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Ma
         fields={
             "part": part,
             "response" if part == "response" else "request": body,
-            "id": attrs.get("requestid") or attrs.get("id") or headers.get("x-request-id"),
-            "model": query.get("model") or attrs.get("inferenceservicename") or attrs.get("modelid"),
-            "version": query.get("version") or attrs.get("modelversion") or attrs.get("endpoint"),
+            "id": f"{pair}/{node}" if node and attrs.get("requestid") else pair,
+            "model": query.get("model") or attrs.get("inferenceservicename") or node,
+            "version": query.get("version") or attrs.get("modelversion"),
             "namespace": attrs.get("namespace"),
             "endpoint": attrs.get("endpoint"),
             "timestamp": _event_time(attrs.get("time")),
@@ -107,18 +161,45 @@ def envelope_from_cloudevent(attrs: Mapping[str, str], body: bytes, *, query: Ma
     )
 
 
-def _structured(event: Any, query: Mapping[str, str], allowed: tuple[str, ...], headers: Mapping[str, str]) -> Envelope:
+def _attribute(name: str, value: Any) -> str:
+    """A structured-mode attribute as text; CloudEvents attributes are strings, integers or booleans."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    raise ValueError(f"attribute {name[:40]!r} is {describe(value)}: CloudEvents attributes are strings, "
+                     "integers or booleans")
+
+
+def _structured(event: Any, query: Mapping[str, str], allowed: tuple[str, ...], headers: Mapping[str, str],
+                raw: bytes) -> Envelope:
+    """One structured-mode event; ``raw`` (the event as received) is what its dead letter keeps."""
     if not isinstance(event, dict):
         raise ValueError("a structured CloudEvent must be a JSON object")
-    attrs = {str(k).lower(): str(v) for k, v in event.items() if k not in ("data", "data_base64") and v is not None}
+    attrs = {str(k).lower(): _attribute(str(k), v) for k, v in event.items()
+             if k not in ("data", "data_base64") and v is not None}
     if "data_base64" in event:
-        data = base64.b64decode(event["data_base64"], validate=True)
+        b64 = event["data_base64"]
+        if not isinstance(b64, str):
+            raise ValueError(f"data_base64 is {describe(b64)}, not a base64 string")
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("data_base64 is not valid base64") from None
     elif "data" in event:
-        raw = event["data"]
-        data = raw.encode() if isinstance(raw, str) else orjson.dumps(raw)
+        value = event["data"]
+        if isinstance(value, str):
+            data = value.encode()
+        else:
+            check_depth(value, "cloudevents", "data")  # bounded below orjson's 255 levels
+            data = orjson.dumps(value)
     else:
         raise ValueError("the CloudEvent has no data")
-    return envelope_from_cloudevent(attrs, data, query=query, headers=headers, allowed_headers=allowed)
+    env = envelope_from_cloudevent(attrs, data, query=query, headers=headers, allowed_headers=allowed)
+    env.raw = raw
+    return env
 
 
 def envelope_from_json(item: Any) -> Envelope:
@@ -134,8 +215,23 @@ def envelope_from_json(item: Any) -> Envelope:
         raise DecodeError("a record must be a JSON object", protocol="json-record")
     if not item.get("model"):
         raise DecodeError("the record has no 'model'", protocol="json-record")
+    check_depth(item, "json-record", "the record")  # bounded below orjson's 255 levels
     fields = {k: item[k] for k in _JSON_FIELDS if k in item}
     return Envelope(source="json", raw=orjson.dumps(item), fields=fields, truth_payload=item.get("truth_payload"))
+
+
+def _item_bytes(item: Any, body: bytes) -> bytes:
+    """One batch item's bytes for its dead letter; an item orjson cannot write (deeper than 255
+    levels) keeps the first 64 KiB of the whole body instead."""
+    try:
+        return orjson.dumps(item)
+    except (orjson.JSONEncodeError, TypeError):
+        return body[:PREFIX_KEEP]
+
+
+#: ``(index into the envelopes, None)`` for an item read as an envelope, ``(None, letter)`` for
+#: one refused while reading (its dead letter, answered with a 400)
+Slot = tuple[int | None, DeadLetter | None]
 
 
 class _Routes:
@@ -149,16 +245,22 @@ class _Routes:
         self.ready_check = ready
 
     async def read_body(self, request: Request) -> bytes | Response:
-        """The body, or the 413 answer when it exceeds ``max_body_bytes`` (counted while reading)."""
+        """The body, or the 413 answer when it exceeds ``max_body_bytes``; the dead letter keeps
+        the first 64 KiB either way (announced by Content-Length or found while reading)."""
         limit = self.cfg.max_body_bytes
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return await self.reject(413, f"body of {length} bytes exceeds max_body_bytes={limit}", b"", "http")
+        announced = bool(length and length.isdigit() and int(length) > limit)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
+            if announced and len(body) >= PREFIX_KEEP:
+                break
             if len(body) > limit:
-                return await self.reject(413, f"body exceeds max_body_bytes={limit}", bytes(body[:65536]), "http")
+                return await self.reject(413, f"body exceeds max_body_bytes={limit} (limit max_body_bytes)",
+                                         bytes(body[:PREFIX_KEEP]), "http", count=True)
+        if announced:
+            return await self.reject(413, f"body of {length} bytes exceeds max_body_bytes={limit} "
+                                     "(limit max_body_bytes)", bytes(body[:PREFIX_KEEP]), "http", count=True)
         return bytes(body)
 
     async def reject(self, status: int, reason: str, raw: bytes, source: str, *, count: bool = False) -> Response:
@@ -172,15 +274,18 @@ class _Routes:
         log.warning("rejected %s payload (%d): %s", source, status, reason)
         return JSONResponse({"error": reason, "deadletter": dl.id}, status_code=status)
 
-    async def accept(self, envelopes: list[Envelope], rejected: list[DeadLetter] | None = None) -> Response:
-        """Ingest; 202 with the ids when every item was appended, 400 naming the first reason (and
-        the dead letter that keeps its bytes) when some were not, 503 when the log failed."""
+    async def accept(self, envelopes: list[Envelope], slots: list[Slot] | None = None, *, batch: bool) -> Response:
+        """Ingest and answer each item (see :func:`_answer`); 503 when the log failed."""
+        refused = [dl for _, dl in slots or [] if dl is not None]
         try:
-            records, letters = await self.ingestor.ingest(envelopes, rejected or [])
+            outcomes = await self.ingestor.ingest_each(envelopes, refused)
         except InferwatchError as exc:
             log.error("log append failed: %s", exc)
             return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
-        return _answer(records, letters)
+        ordered: list[Outcome] = []
+        for index, dl in slots if slots is not None else [(i, None) for i in range(len(envelopes))]:
+            ordered.append(outcomes[index] if index is not None else Outcome(letter=dl, status=400))
+        return _answer(ordered, batch=batch)
 
     async def cloudevents(self, request: Request) -> Response:
         t0 = time.perf_counter()
@@ -191,50 +296,77 @@ class _Routes:
             headers = {k.lower(): v for k, v in request.headers.items()}
             if _truthy(headers.get("seldon-skip-logging")):
                 return Response(status_code=204)
+            query = dict(request.query_params)
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype == "application/cloudevents-batch+json":
+                try:
+                    envs, slots = await self.ingestor.offload(self._batch, len(body), body, headers, query)
+                except (ValueError, orjson.JSONDecodeError) as exc:
+                    return await self.reject(400, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
+                                             count=True)
+                return await self.accept(envs, slots, batch=True)
             try:
-                envs = self._cloudevent_envelopes(body, headers, dict(request.query_params))
+                env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
             except (ValueError, orjson.JSONDecodeError) as exc:
-                return await self.reject(400, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
-            if envs is None:
+                status = exc.status if isinstance(exc, BudgetExceeded) else 400
+                return await self.reject(status, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
+            if env is None:
                 return await self.reject(
-                    400, "not a CloudEvent: binary mode needs Ce-Type (and Ce-Id) headers, or send "
-                    "Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
-            return await self.accept(envs)
+                    400, "not a CloudEvent: binary mode needs the Ce-Type, Ce-Id, Ce-Source and Ce-Specversion "
+                    "headers, or send Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
+            return await self.accept([env], batch=False)
         finally:
             self.metrics.collector_latency.observe(time.perf_counter() - t0)
 
-    def _cloudevent_envelopes(self, body: bytes, headers: dict[str, str], query: dict[str, str]
-                              ) -> list[Envelope] | None:
-        """Structured, batched or binary mode; ``None`` when the request is no CloudEvent at all."""
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    def _single(self, body: bytes, headers: dict[str, str], query: dict[str, str], ctype: str) -> Envelope | None:
+        """A structured or binary event; ``None`` when the request is no CloudEvent at all."""
         if ctype == "application/cloudevents+json":
-            return [_structured(orjson.loads(body), query, self.allowed, headers)]
-        if ctype == "application/cloudevents-batch+json":
-            events = orjson.loads(body)
-            if not isinstance(events, list):
-                raise ValueError("a CloudEvents batch must be a JSON array")
-            return [_structured(e, query, self.allowed, headers) for e in events]
-        attrs = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
-        if "type" not in attrs:
+            return _structured(orjson.loads(body), query, self.allowed, headers, body)
+        if not any(k.startswith("ce-") for k in headers):
             return None
-        return [envelope_from_cloudevent(attrs, body, query=query, headers=headers, allowed_headers=self.allowed)]
+        attrs = {k[3:]: header_value(v) for k, v in headers.items() if k.startswith("ce-")}
+        return envelope_from_cloudevent(attrs, body, query=query, headers=headers, allowed_headers=self.allowed)
+
+    def _batch(self, body: bytes, headers: dict[str, str], query: dict[str, str]) -> tuple[list[Envelope], list[Slot]]:
+        """A batch: each event is read on its own, a bad one is refused alone."""
+        events = orjson.loads(body)
+        if not isinstance(events, list):
+            raise ValueError("a CloudEvents batch must be a JSON array")
+        envs: list[Envelope] = []
+        slots: list[Slot] = []
+        for event in events:
+            try:
+                envs.append(_structured(event, query, self.allowed, headers, _item_bytes(event, body)))
+                slots.append((len(envs) - 1, None))
+            except ValueError as exc:  # DecodeError and BudgetExceeded are ValueErrors too
+                slots.append((None, DeadLetter(raw=_item_bytes(event, body), source="cloudevents",
+                                               reason=f"invalid CloudEvent: {exc}", stage="receive")))
+        return envs, slots
 
     async def records(self, request: Request) -> Response:
         body = await self.read_body(request)
         if isinstance(body, Response):
             return body
         try:
-            items = orjson.loads(body)
+            items = await self.ingestor.offload(orjson.loads, len(body), body)
         except orjson.JSONDecodeError as exc:
             return await self.reject(400, f"body is not JSON: {exc}", body, "json", count=True)
+        batch = isinstance(items, list)
+        envs, slots = await self.ingestor.offload(self._record_items, len(body), items if batch else [items], body)
+        return await self.accept(envs, slots, batch=batch)
+
+    @staticmethod
+    def _record_items(items: list[Any], body: bytes) -> tuple[list[Envelope], list[Slot]]:
         envs: list[Envelope] = []
-        rejected: list[DeadLetter] = []
-        for item in items if isinstance(items, list) else [items]:
+        slots: list[Slot] = []
+        for item in items:
             try:
                 envs.append(envelope_from_json(item))
+                slots.append((len(envs) - 1, None))
             except DecodeError as exc:
-                rejected.append(DeadLetter(raw=orjson.dumps(item), source="json", reason=str(exc)))
-        return await self.accept(envs, rejected)
+                slots.append((None, DeadLetter(raw=_item_bytes(item, body), source="json", reason=str(exc),
+                                               stage="receive")))
+        return envs, slots
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -247,14 +379,35 @@ class _Routes:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def _answer(records: list[InferenceRecord], letters: list[DeadLetter]) -> Response:
+def _result(o: Outcome) -> dict[str, Any]:
+    if o.record is not None:
+        return {"status": "accepted", "id": o.record.id}
+    assert o.letter is not None
+    return {"status": "deadlettered", "error": o.letter.reason, "deadletter": o.letter.id}
+
+
+def _answer(outcomes: list[Outcome], *, batch: bool) -> Response:
+    """One event: 202 with its id, or its 4xx (the status its refusal names) with the reason and
+    dead letter. A batch (a CloudEvents batch or a ``/v1/records`` list) answers every event in
+    ``results``, in order: 202 when all were accepted, 207 when some were and the others were
+    dead-lettered (nothing to retry: the accepted ones are durable, the others would fail
+    again), 400 (or the one 4xx they share) when none was."""
+    records = [o.record for o in outcomes if o.record is not None]
+    letters = [o for o in outcomes if o.letter is not None]
     body: dict[str, Any] = {"accepted": len(records), "ids": [r.id for r in records],
                             "rows": sum(r.n_rows for r in records)}
-    if letters:
-        body["rejected"] = [{"error": dl.reason, "deadletter": dl.id} for dl in letters]
-        body["error"], body["deadletter"] = letters[0].reason, letters[0].id
-        return JSONResponse(body, status_code=400)
-    return JSONResponse(body, status_code=202)
+    if batch:
+        body["results"] = [_result(o) for o in outcomes]
+    if not letters:
+        return JSONResponse(body, status_code=202)
+    first = letters[0]
+    assert first.letter is not None
+    body["rejected"] = len(letters)
+    body["error"], body["deadletter"] = first.letter.reason, first.letter.id
+    if records:
+        return JSONResponse(body, status_code=207)
+    statuses = {o.status for o in letters}
+    return JSONResponse(body, status_code=statuses.pop() if len(statuses) == 1 else 400)
 
 
 def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -> Starlette:

@@ -102,7 +102,8 @@ def outlier_documents(detection: Detection) -> list[dict[str, Any]]:
     return docs
 
 
-_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms")
+_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms",
+           "input_schema", "output_schema")
 _TIME_FIELD = {"request": "timestamp", "both": "timestamp", "response": "response_timestamp",
                "feedback": "feedback_timestamp"}
 

@@ -149,6 +149,14 @@ class CollectorConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = 16 * 1024 * 1024
+    # the decode budget of one delivery (a request over it gets 413/400 naming the limit) and
+    # the threads that decode large deliveries off the event loop
+    max_depth: int = Field(64, ge=1, le=200)
+    max_columns: int | None = Field(100_000, ge=1)
+    max_cells: int | None = Field(100_000_000, ge=1)
+    decode_seconds: float = Field(1.0, gt=0)
+    decode_workers: int = Field(2, ge=1)
+    inline_decode_bytes: int = Field(65_536, ge=0)
     default_protocol: str | None = None
     allowed_headers: list[str] = ["x-request-id", "traceparent", "user-agent", "content-type"]
     #: when set, every endpoint but /healthz needs ``Authorization: Bearer <token>`` or ``X-API-Key``

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
-from inferwatch.codecs import decode
+from inferwatch.codecs import Budget, BudgetExceeded, decode
+from inferwatch.codecs.base import describe
+from inferwatch.codecs.limits import check_depth
 from inferwatch.config import Config
 from inferwatch.errors import DecodeError
 from inferwatch.log import KeyValue, Log
@@ -46,9 +50,10 @@ from inferwatch.record import (
 )
 from inferwatch.table import Table, from_rows
 
-__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "to_record"]
+__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "to_record"]
 
 log = logging.getLogger("inferwatch.collector")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -81,11 +86,52 @@ _HALVES = (("request", "inputs", "request"), ("response", "outputs", "response")
 
 def _table(value: Any, key: str) -> Table:
     if isinstance(value, list):
+        if not all(isinstance(r, dict) for r in value):
+            raise DecodeError(f"'{key}' rows must be objects", protocol="json-record")
         value = from_rows(value)
     if not isinstance(value, dict) or any(not isinstance(v, list) for v in value.values()) \
             or len({len(v) for v in value.values()}) > 1:
         raise DecodeError(f"'{key}' must be a table (column -> list) or a list of rows", protocol="json-record")
-    return value
+    check_depth(value, "json-record", f"'{key}'")  # cells are kept as given: bound their nesting
+    return {str(k): v for k, v in value.items()}
+
+
+_TEXT_FIELDS = ("id", "model", "version", "namespace", "endpoint", "trace", "protocol")
+
+
+def _text_fields(f: dict[str, Any]) -> None:
+    """Record fields that are text: strings (numbers are written as text), nothing else."""
+    for key in _TEXT_FIELDS:
+        value = f.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            f[key] = str(value)
+        else:
+            raise DecodeError(f"'{key}' is {describe(value)}, not a string", protocol="json-record")
+    latency = f.get("latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))):
+        raise DecodeError(f"'latency_ms' is {describe(latency)}, not a number", protocol="json-record")
+
+
+def _meta(value: Any) -> dict[str, str]:
+    """``meta``: an object; values that are not text are kept as their JSON."""
+    if not isinstance(value, Mapping):
+        raise DecodeError("'meta' must be an object of strings", protocol="json-record")
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, str):
+            out[str(k)] = v
+        else:
+            check_depth(v, "json-record", f"meta {str(k)[:40]!r}")
+            out[str(k)] = orjson.dumps(v).decode()
+    return out
+
+
+def _schema(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a payload says about its tensors (name, datatype, shape) and binary columns."""
+    out = {k: meta[k] for k in ("tensors", "encodings") if meta.get(k)}
+    return out or None
 
 
 def _payload_bytes(value: Any) -> bytes:
@@ -96,7 +142,7 @@ def _payload_bytes(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def _feedback(body: Any, protocol: str | None) -> dict[str, Any]:
+def _feedback(body: Any, protocol: str | None, budget: Budget | None = None) -> dict[str, Any]:
     try:
         obj = orjson.loads(body) if isinstance(body, bytes | str) else body
     except orjson.JSONDecodeError as exc:
@@ -108,37 +154,40 @@ def _feedback(body: Any, protocol: str | None) -> dict[str, Any]:
     for key, table, part in (("request", "inputs", "request"), ("response", "outputs", "response"),
                              ("truth", "truth", "response")):
         if obj.get(key) is not None:
-            out[table] = decode(obj[key], part=part, protocol=protocol).table  # type: ignore[arg-type]
+            out[table] = decode(obj[key], part=part, protocol=protocol, budget=budget).table  # type: ignore[arg-type]
     return out
 
 
-def to_record(env: Envelope, default_protocol: str | None = None) -> InferenceRecord:
-    """Decode an envelope into a record; raises :class:`DecodeError` with the reason."""
+def to_record(env: Envelope, default_protocol: str | None = None, budget: Budget | None = None) -> InferenceRecord:
+    """Decode an envelope into a record; raises :class:`DecodeError` with the reason
+    (:class:`~inferwatch.codecs.BudgetExceeded` naming the limit when over ``budget``)."""
     f = {k: v for k, v in env.fields.items() if v is not None and not (k == "timestamp" and v == "")}
     forced = f.pop("protocol", None) or default_protocol
     part: Part | None = f.get("part")
     detected: str | None = None
     payload: dict[str, Any] = {}  # what the payload says about itself (model_name, id, model_version)
     if part == "feedback" and not {"inputs", "outputs", "truth"} & f.keys():
-        f.update(_feedback(f.get("request", b""), forced))
+        f.update(_feedback(f.get("request", b""), forced, budget))
     else:
         for body_key, table_key, codec_part in _HALVES:
             if table_key in f:
                 f[table_key] = _table(f[table_key], table_key)
             elif body_key in f:
                 d = decode(f[body_key], part=codec_part, protocol=forced,  # type: ignore[arg-type]
-                           content_type=env.content_type)
+                           content_type=env.content_type, budget=budget)
                 f[table_key] = d.table
+                f[f"{table_key[:-1]}_schema"] = _schema(d.meta)
                 detected = detected or d.protocol
                 payload = payload or d.meta
     if "truth" in f and part != "feedback":
         f["truth"] = _table(f["truth"], "truth")
     elif env.truth_payload is not None:
-        f["truth"] = decode(env.truth_payload, part="response", protocol=forced).table
+        f["truth"] = decode(env.truth_payload, part="response", protocol=forced, budget=budget).table
     if part is None:
         if "inputs" not in f and "outputs" not in f:
             raise DecodeError("the record has neither request/inputs nor response/outputs", protocol="json-record")
         f["part"] = "both" if "inputs" in f and "outputs" in f else ("request" if "inputs" in f else "response")
+    _text_fields(f)
     model = f.get("model") or payload.get("model_name")
     if not model:
         raise DecodeError("no model name: set the Ce-Inferenceservicename/Ce-Modelid header, "
@@ -148,16 +197,14 @@ def to_record(env: Envelope, default_protocol: str | None = None) -> InferenceRe
     version = f.get("version")
     if version is None or version == "":
         version = payload.get("model_version") or None
-    f["version"] = None if version is None else str(version)
+    f["version"] = None if version is None or isinstance(version, (dict, list)) else str(version)
     if "timestamp" in f:
         try:
             f["timestamp"] = parse_timestamp(f["timestamp"])
         except ValueError:
             raise DecodeError(f"bad timestamp {f['timestamp']!r}", protocol="json-record") from None
     if "meta" in f:
-        if not isinstance(f["meta"], Mapping):
-            raise DecodeError("'meta' must be an object of strings", protocol="json-record")
-        f["meta"] = {str(k): str(v) for k, v in f["meta"].items()}
+        f["meta"] = _meta(f["meta"])
     f["protocol"] = detected or forced or ("json" if env.source == "json" else None)
     f.setdefault("source", env.source)
     for body_key, _, _ in _HALVES:
@@ -204,38 +251,98 @@ class BatchAppender:
                         fut.set_result(None)
 
 
+@dataclass(slots=True)
+class Outcome:
+    """What became of one envelope: its record, or its dead letter and the HTTP status that
+    refusal deserves (400, or 413 for a payload over its size or time budget)."""
+
+    record: InferenceRecord | None = None
+    letter: DeadLetter | None = None
+    status: int = 202
+
+
+_UNEXPECTED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError,
+               orjson.JSONEncodeError)
+
+
 class Ingestor:
-    """Decode envelopes and append records (or dead letters) to the log durably."""
+    """Decode envelopes and append records (or dead letters) to the log durably.
+
+    Decoding a large delivery runs off the event loop, on ``collector.decode_workers`` threads
+    (so at most that many decode at once), under a per-delivery :class:`~inferwatch.codecs.Budget`
+    (``collector.max_depth``, ``max_columns``, ``max_cells``, ``decode_seconds``); deliveries up
+    to ``collector.inline_decode_bytes`` are decoded in place, which is cheaper than a hand-off.
+    """
 
     def __init__(self, log: Log, cfg: Config, metrics: Metrics):
         self.log = log
         self.cfg = cfg
         self.metrics = metrics
         self.appender = BatchAppender(log)
+        c = cfg.collector
+        self._pool = ThreadPoolExecutor(max_workers=c.decode_workers, thread_name_prefix="decode")
+        self._limits = (c.max_depth, c.max_columns, c.max_cells)
+
+    async def offload(self, fn: Callable[..., T], size: int, *args: Any) -> T:
+        """``fn(*args)`` on a decode thread when ``size`` bytes are worth it, else in place."""
+        if size <= self.cfg.collector.inline_decode_bytes:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _convert(self, envelopes: Sequence[Envelope]) -> tuple[list[Outcome], list[KeyValue], list[KeyValue]]:
+        """Envelopes -> outcomes and the log messages of records and dead letters (serialised here,
+        off the loop). One delivery shares one time budget."""
+        seconds = self.cfg.collector.decode_seconds
+        deadline = time.monotonic() + seconds
+        default = self.cfg.collector.default_protocol
+        outcomes: list[Outcome] = []
+        rec_items: list[KeyValue] = []
+        dl_items: list[KeyValue] = []
+        for env in envelopes:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise BudgetExceeded("max_seconds", f"the delivery took longer than {seconds} s to decode")
+                depth, columns, cells = self._limits
+                budget = Budget(max_depth=depth, max_columns=columns, max_cells=cells, max_seconds=left)
+                rec = to_record(env, default, budget)
+                rec_items.append((rec.model.encode(), rec.to_json()))
+                outcomes.append(Outcome(record=rec))
+            except DecodeError as exc:
+                status = exc.status if isinstance(exc, BudgetExceeded) else 400
+                outcomes.append(Outcome(letter=_letter(env, str(exc)), status=status))
+            except _UNEXPECTED as exc:  # a bug, but never a 500 for the sender: kept, said, logged
+                log.error("unexpected %s decoding a %s envelope", type(exc).__name__, env.source, exc_info=True)
+                outcomes.append(Outcome(letter=_letter(env, f"cannot decode: {type(exc).__name__}: {exc}"[:500]),
+                                        status=400))
+            letter = outcomes[-1].letter
+            if letter is not None:
+                dl_items.append((letter.source.encode(), letter.to_json()))
+        return outcomes, rec_items, dl_items
+
+    async def ingest_each(self, envelopes: Sequence[Envelope], rejected: Sequence[DeadLetter] = ()) -> list[Outcome]:
+        """Decode and durably append; one :class:`Outcome` per envelope, in order. Raises on log failure.
+
+        ``rejected`` are items of the same delivery the collector could not even read as envelopes;
+        they are kept with the others."""
+        for dl in rejected:
+            self.metrics.received.labels(source=dl.source).inc()
+        for env in envelopes:
+            self.metrics.received.labels(source=env.source).inc()
+        size = sum(len(e.raw) for e in envelopes)
+        outcomes, rec_items, dl_items = await self.offload(self._convert, size, envelopes)
+        dl_items = [(dl.source.encode(), dl.to_json()) for dl in rejected] + dl_items
+        records = [o.record for o in outcomes if o.record is not None]
+        letters = list(rejected) + [o.letter for o in outcomes if o.letter is not None]
+        await self._append(records, letters, rec_items, dl_items)
+        return outcomes
 
     async def ingest(self, envelopes: Sequence[Envelope], rejected: Sequence[DeadLetter] = ()
                      ) -> tuple[list[InferenceRecord], list[DeadLetter]]:
-        """Decode and durably append; returns (records, dead letters). Raises on log failure.
-
-        ``rejected`` are items of the same delivery the collector could not even read as envelopes;
-        they are kept (and answered) with the others."""
-        records: list[InferenceRecord] = []
-        letters: list[DeadLetter] = list(rejected)
-        for dl in rejected:
-            self.metrics.received.labels(source=dl.source).inc()
-        default = self.cfg.collector.default_protocol
-        for env in envelopes:
-            self.metrics.received.labels(source=env.source).inc()
-            try:
-                records.append(to_record(env, default))
-            except DecodeError as exc:
-                f = env.fields
-                meta = {"id": f.get("id"), "model": f.get("model"), "part": f.get("part"),
-                        "content_type": env.content_type}
-                letters.append(DeadLetter(raw=env.raw, source=env.source, reason=str(exc), stage="decode",
-                                          meta={k: str(v) for k, v in meta.items() if v}))
-        await self.append(records, letters)
-        return records, letters
+        """:meth:`ingest_each`, answered as (records, dead letters)."""
+        outcomes = await self.ingest_each(envelopes, rejected)
+        letters = list(rejected) + [o.letter for o in outcomes if o.letter is not None]
+        return [o.record for o in outcomes if o.record is not None], letters
 
     async def reject(self, raw: bytes, source: str, reason: str) -> DeadLetter:
         """Keep a payload the collector could not even read as envelopes (stage ``receive``)."""
@@ -244,21 +351,34 @@ class Ingestor:
         return dl
 
     async def append(self, records: Sequence[InferenceRecord], letters: Sequence[DeadLetter]) -> None:
+        await self._append(records, letters, [(r.model.encode(), r.to_json()) for r in records],
+                           [(dl.source.encode(), dl.to_json()) for dl in letters])
+
+    async def _append(self, records: Sequence[InferenceRecord], letters: Sequence[DeadLetter],
+                      rec_items: list[KeyValue], dl_items: list[KeyValue]) -> None:
         topics = self.cfg.log
         waits = []
-        if records:
-            waits.append(self.appender.append(
-                topics.records_topic, [(r.model.encode(), r.to_json()) for r in records]))
-        if letters:
-            waits.append(self.appender.append(
-                topics.deadletter_topic, [(dl.source.encode(), dl.to_json()) for dl in letters]))
+        if rec_items:
+            waits.append(self.appender.append(topics.records_topic, rec_items))
+        if dl_items:
+            waits.append(self.appender.append(topics.deadletter_topic, dl_items))
         await asyncio.gather(*waits)
         for r in records:
             self.metrics.decoded.labels(model=r.model, version=r.version or "").inc()
             self.metrics.rows.labels(model=r.model, version=r.version or "").inc(r.n_rows)
         for dl in letters:
             self.metrics.deadlettered.labels(source=dl.source, stage=dl.stage).inc()
-            log.warning("dead letter from %s: %s", dl.source, dl.reason)
+            log.warning("dead letter from %s: %s", dl.source, dl.reason[:300])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _letter(env: Envelope, reason: str) -> DeadLetter:
+    f = env.fields
+    meta = {"id": f.get("id"), "model": f.get("model"), "part": f.get("part"), "content_type": env.content_type}
+    return DeadLetter(raw=env.raw, source=env.source, reason=reason, stage="decode",
+                      meta={k: str(v)[:200] for k, v in meta.items() if v and isinstance(v, (str, int, float))})
 
 
 @runtime_checkable

@@ -147,6 +147,10 @@ class InferenceRecord:
     source: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     part: Part = "both"
+    #: what the payloads said about their tensors ({"tensors": [{name, datatype, shape}],
+    #: "encodings": {column: "utf-8" | "base64"}}), request and response side
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.timestamp = _dt(self.timestamp) or utcnow()

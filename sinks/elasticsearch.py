@@ -74,6 +74,7 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
             "timestamp": {"type": "date"}, "response_timestamp": {"type": "date"},
             "feedback_timestamp": {"type": "date"}, "latency_ms": {"type": "float"},
             "meta": {"type": "flattened"},
+            "input_schema": {"type": "flattened"}, "output_schema": {"type": "flattened"},
             "input": {"type": "flattened", "ignore_above": 1024},
             "output": {"type": "flattened", "ignore_above": 1024},
             "truth": {"type": "flattened", "ignore_above": 1024},
@@ -362,7 +363,9 @@ class ElasticsearchAuditStore(AuditStore):
             filters.append({"range": {time_field: rng}})
         if q.id:
             if q.kind == "records":
-                filters.append({"bool": {"should": [{"term": {"record_id": q.id}}, {"term": {"doc_id": q.id}}],
+                # a request id also finds every graph node's record (<request id>/<node>)
+                filters.append({"bool": {"should": [{"term": {"record_id": q.id}}, {"term": {"doc_id": q.id}},
+                                                    {"prefix": {"record_id": f"{q.id}/"}}],
                                          "minimum_should_match": 1}})
             else:
                 filters.append({"term": {"id": q.id}})

@@ -214,8 +214,9 @@ class SQLiteAuditStore(AuditStore):
             args.append(q.until.timestamp())
         if q.id:
             if table == "records":
-                clauses.append("(record_id = ? OR doc_id = ?)")
-                args += [q.id, q.id]
+                # a request id also finds every graph node's record (<request id>/<node>)
+                clauses.append("(record_id = ? OR doc_id = ? OR substr(record_id, 1, ?) = ?)")
+                args += [q.id, q.id, len(q.id) + 1, f"{q.id}/"]
             else:
                 clauses.append("id = ?")
                 args.append(q.id)

@@ -20,7 +20,7 @@ KSERVE_REQ = {"instances": [[1.0, 2.0], [3.0, 4.0]]}
 
 
 def _ce(part, body, **attrs):
-    return envelope_from_cloudevent({"type": f"org.kubeflow.serving.inference.{part}", "id": "r1",
+    return envelope_from_cloudevent({"type": f"org.kubeflow.serving.inference.{part}", "id": "r1", "source": "t", "specversion": "1.0",
                                      "inferenceservicename": "m", **attrs}, orjson.dumps(body))
 
 
