@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from inferwatch.codecs._parse import loads
 from inferwatch.codecs.base import describe
 from inferwatch.codecs.limits import BudgetExceeded, check_depth
 from inferwatch.config import CollectorConfig
@@ -321,7 +322,7 @@ class _Routes:
     def _single(self, body: bytes, headers: dict[str, str], query: dict[str, str], ctype: str) -> Envelope | None:
         """A structured or binary event; ``None`` when the request is no CloudEvent at all."""
         if ctype == "application/cloudevents+json":
-            return _structured(orjson.loads(body), query, self.allowed, headers, body)
+            return _structured(loads(body), query, self.allowed, headers, body)
         if not any(k.startswith("ce-") for k in headers):
             return None
         attrs = {k[3:]: header_value(v) for k, v in headers.items() if k.startswith("ce-")}
@@ -329,7 +330,7 @@ class _Routes:
 
     def _batch(self, body: bytes, headers: dict[str, str], query: dict[str, str]) -> tuple[list[Envelope], list[Slot]]:
         """A batch: each event is read on its own, a bad one is refused alone."""
-        events = orjson.loads(body)
+        events = loads(body)
         if not isinstance(events, list):
             raise ValueError("a CloudEvents batch must be a JSON array")
         envs: list[Envelope] = []
@@ -348,9 +349,9 @@ class _Routes:
         if isinstance(body, Response):
             return body
         try:
-            items = await self.ingestor.offload(orjson.loads, len(body), body)
-        except orjson.JSONDecodeError as exc:
-            return await self.reject(400, f"body is not JSON: {exc}", body, "json", count=True)
+            items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
+        except DecodeError as exc:
+            return await self.reject(400, str(exc), body, "json", count=True)
         batch = isinstance(items, list)
         envs, slots = await self.ingestor.offload(self._record_items, len(body), items if batch else [items], body)
         return await self.accept(envs, slots, batch=batch)

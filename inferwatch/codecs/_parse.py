@@ -65,6 +65,15 @@ def parse(body: Any, content_type: str | None = None) -> Any:
     return orjson.loads(dumped)
 
 
+def loads(raw: bytes | str, what: str = "invalid JSON") -> Any:
+    """``orjson.loads`` whose errors are :class:`DecodeError` s (nesting beyond what the parser
+    takes is :class:`BudgetExceeded` ``max_depth``)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid(what, exc) from exc
+
+
 def _invalid(what: str, exc: orjson.JSONDecodeError) -> DecodeError:
     if "depth limit" in str(exc):  # orjson parses at most 1024 levels
         return BudgetExceeded("max_depth", f"{what}: nested deeper than JSON parsing allows ({exc})", status=400)
