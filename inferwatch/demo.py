@@ -61,7 +61,8 @@ def _events(rows: Any, model: Any, names: list[str], start: datetime) -> list[tu
         proba = model.predict_proba(chunk)
         preds = [{"label": names[int(np.argmax(p))], "probability": round(float(np.max(p)), 6)} for p in proba]
         common = {"ce-id": req_id, "ce-specversion": "1.0", "ce-source": "http://localhost:9081/",
-                  "ce-inferenceservicename": MODEL, "ce-namespace": "demo", "ce-endpoint": VERSION,
+                  "ce-inferenceservicename": MODEL, "ce-namespace": "demo", "ce-endpoint": "default",
+                  "ce-modelversion": VERSION,
                   "ce-component": "predictor", "ce-time": when, "content-type": "application/json"}
         req = orjson.dumps({"instances": chunk.to_dict(orient="records")}, option=orjson.OPT_SERIALIZE_NUMPY)
         resp = orjson.dumps({"predictions": preds})

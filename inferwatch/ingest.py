@@ -96,6 +96,8 @@ def _table(value: Any, key: str) -> Table:
     return {str(k): v for k, v in value.items()}
 
 
+#: longest record id (UTF-8 bytes): a document id adds ``-<row>`` and Elasticsearch takes 512
+MAX_ID_BYTES = 400
 _TEXT_FIELDS = ("id", "model", "version", "namespace", "endpoint", "trace", "protocol")
 
 
@@ -194,6 +196,8 @@ def to_record(env: Envelope, default_protocol: str | None = None, budget: Budget
                           "the 'model' query parameter or the payload's model_name")
     f["model"] = str(model)
     f["id"] = str(f.get("id") or payload.get("id") or new_id())
+    if len(f["id"].encode()) > MAX_ID_BYTES:  # stores key documents by it (Elasticsearch: 512 bytes)
+        raise DecodeError(f"the record id is longer than {MAX_ID_BYTES} bytes", protocol="json-record")
     version = f.get("version")
     if version is None or version == "":
         version = payload.get("model_version") or None

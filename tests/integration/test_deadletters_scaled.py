@@ -43,13 +43,15 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
     try:
         pipe.start()
         with httpx.Client(base_url=f"http://127.0.0.1:{pipe.bound_port}", timeout=30) as c:
+            ce = {"Ce-Source": "test", "Ce-Specversion": "1.0"}
             bad_json = c.post("/", content=b"\xff{not json", headers={
-                "Ce-Type": "io.seldon.serving.inference.request", "Ce-Modelid": "m", "Ce-Requestid": "a"})
+                **ce, "Ce-Type": "io.seldon.serving.inference.request", "Ce-Modelid": "m", "Ce-Requestid": "a",
+                "Ce-Id": "a-1"})
             no_protocol = c.post("/", content=b'[1, {"a": 2}]', headers={
-                "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Id": "b",
+                **ce, "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Id": "b",
                 "Ce-Inferenceservicename": "m"})
-            # decodes fine, but Elasticsearch refuses it (latency must be a number)
-            unmappable = c.post("/v1/records", json={"model": "m", "id": "c", "latency_ms": "fast",
+            # decodes fine, but Elasticsearch refuses it (a meta keyword longer than Lucene's 32,766 bytes)
+            unmappable = c.post("/v1/records", json={"model": "m", "id": "c", "meta": {"note": "x" * 40000},
                                                      "inputs": {"x": [1]}})
             good = c.post("/v1/records", json={"model": "m", "id": "d", "inputs": {"x": [2]}})
         assert bad_json.status_code == 400 and no_protocol.status_code == 400
@@ -72,7 +74,7 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
         raw = DeadLetter.from_json(orjson.dumps(by_id[bad_json.json()["deadletter"]])).raw
         assert raw == b"\xff{not json"
         index_letter = next(d for d in letters() if d["stage"] == "index")
-        assert "latency_ms" in index_letter["reason"] or "parsing" in index_letter["reason"]
+        assert "failed to parse field [meta]" in index_letter["reason"]
         assert store.get("d-0") is not None and store.get("c-0") is None
 
         # the dead-letter topic holds all three too (the index rejection was appended by the audit role)

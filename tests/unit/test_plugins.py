@@ -36,7 +36,8 @@ class TestHTTPCollector(CollectorContract):
 
     def deliver(self, collector, record_id, model, body):
         r = httpx.post(f"http://127.0.0.1:{collector.port}/", content=body, headers={
-            "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Id": record_id,
+            "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Id": record_id, "Ce-Source": "test",
+            "Ce-Specversion": "1.0",
             "Ce-Inferenceservicename": model, "Content-Type": "application/json"}, timeout=10)
         r.raise_for_status()
 
