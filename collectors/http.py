@@ -275,11 +275,12 @@ class _Routes:
         log.warning("rejected %s payload (%d): %s", source, status, reason)
         return JSONResponse({"error": reason, "deadletter": dl.id}, status_code=status)
 
-    async def accept(self, envelopes: list[Envelope], slots: list[Slot] | None = None, *, batch: bool) -> Response:
+    async def accept(self, envelopes: list[Envelope], slots: list[Slot] | None = None, *, batch: bool,
+                     deadline: float) -> Response:
         """Ingest and answer each item (see :func:`_answer`); 503 when the log failed."""
         refused = [dl for _, dl in slots or [] if dl is not None]
         try:
-            outcomes = await self.ingestor.ingest_each(envelopes, refused)
+            outcomes = await self.ingestor.ingest_each(envelopes, refused, deadline=deadline)
         except InferwatchError as exc:
             log.error("log append failed: %s", exc)
             return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
@@ -290,6 +291,7 @@ class _Routes:
 
     async def cloudevents(self, request: Request) -> Response:
         t0 = time.perf_counter()
+        deadline = self.ingestor.deadline()  # the delivery's decoding time runs from its arrival
         try:
             body = await self.read_body(request)
             if isinstance(body, Response):
@@ -303,9 +305,10 @@ class _Routes:
                 try:
                     envs, slots = await self.ingestor.offload(self._batch, len(body), body, headers, query)
                 except (ValueError, orjson.JSONDecodeError) as exc:
-                    return await self.reject(400, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
+                    status = exc.status if isinstance(exc, BudgetExceeded) else 400
+                    return await self.reject(status, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
                                              count=True)
-                return await self.accept(envs, slots, batch=True)
+                return await self.accept(envs, slots, batch=True, deadline=deadline)
             try:
                 env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
             except (ValueError, orjson.JSONDecodeError) as exc:
@@ -315,7 +318,7 @@ class _Routes:
                 return await self.reject(
                     400, "not a CloudEvent: binary mode needs the Ce-Type, Ce-Id, Ce-Source and Ce-Specversion "
                     "headers, or send Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
-            return await self.accept([env], batch=False)
+            return await self.accept([env], batch=False, deadline=deadline)
         finally:
             self.metrics.collector_latency.observe(time.perf_counter() - t0)
 
@@ -333,6 +336,7 @@ class _Routes:
         events = loads(body)
         if not isinstance(events, list):
             raise ValueError("a CloudEvents batch must be a JSON array")
+        self._check_count(len(events), "events in the batch")
         envs: list[Envelope] = []
         slots: list[Slot] = []
         for event in events:
@@ -345,19 +349,27 @@ class _Routes:
         return envs, slots
 
     async def records(self, request: Request) -> Response:
+        deadline = self.ingestor.deadline()
         body = await self.read_body(request)
         if isinstance(body, Response):
             return body
         try:
             items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
+            batch = isinstance(items, list)
+            envs, slots = await self.ingestor.offload(self._record_items, len(body), items if batch else [items],
+                                                      body)
         except DecodeError as exc:
-            return await self.reject(400, str(exc), body, "json", count=True)
-        batch = isinstance(items, list)
-        envs, slots = await self.ingestor.offload(self._record_items, len(body), items if batch else [items], body)
-        return await self.accept(envs, slots, batch=batch)
+            status = exc.status if isinstance(exc, BudgetExceeded) else 400
+            return await self.reject(status, str(exc), body, "json", count=True)
+        return await self.accept(envs, slots, batch=batch, deadline=deadline)
 
-    @staticmethod
-    def _record_items(items: list[Any], body: bytes) -> tuple[list[Envelope], list[Slot]]:
+    def _check_count(self, n: int, what: str) -> None:
+        limit = self.cfg.max_events
+        if n > limit:
+            raise BudgetExceeded("max_events", f"{n} {what}, more than {limit}")
+
+    def _record_items(self, items: list[Any], body: bytes) -> tuple[list[Envelope], list[Slot]]:
+        self._check_count(len(items), "records in the list")
         envs: list[Envelope] = []
         slots: list[Slot] = []
         for item in items:

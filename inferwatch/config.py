@@ -153,8 +153,9 @@ class CollectorConfig(_Section):
     # the threads that decode large deliveries off the event loop
     max_depth: int = Field(64, ge=1, le=200)
     max_columns: int | None = Field(100_000, ge=1)
+    max_events: int = Field(1000, ge=1)  # events in one batch, items in one /v1/records list
     max_cells: int | None = Field(100_000_000, ge=1)
-    decode_seconds: float = Field(1.0, gt=0)
+    decode_seconds: float = Field(0.5, gt=0)
     decode_workers: int = Field(2, ge=1)
     inline_decode_bytes: int = Field(65_536, ge=0)
     default_protocol: str | None = None

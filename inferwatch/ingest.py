@@ -293,11 +293,15 @@ class Ingestor:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _convert(self, envelopes: Sequence[Envelope]) -> tuple[list[Outcome], list[KeyValue], list[KeyValue]]:
+    def deadline(self) -> float:
+        """When a delivery received now runs out of decoding time (``collector.decode_seconds``)."""
+        return time.monotonic() + self.cfg.collector.decode_seconds
+
+    def _convert(self, envelopes: Sequence[Envelope], deadline: float
+                 ) -> tuple[list[Outcome], list[KeyValue], list[KeyValue]]:
         """Envelopes -> outcomes and the log messages of records and dead letters (serialised here,
-        off the loop). One delivery shares one time budget."""
+        off the loop). One delivery shares one time budget, up to ``deadline``."""
         seconds = self.cfg.collector.decode_seconds
-        deadline = time.monotonic() + seconds
         default = self.cfg.collector.default_protocol
         outcomes: list[Outcome] = []
         rec_items: list[KeyValue] = []
@@ -324,17 +328,17 @@ class Ingestor:
                 dl_items.append((letter.source.encode(), letter.to_json()))
         return outcomes, rec_items, dl_items
 
-    async def ingest_each(self, envelopes: Sequence[Envelope], rejected: Sequence[DeadLetter] = ()) -> list[Outcome]:
+    async def ingest_each(self, envelopes: Sequence[Envelope], rejected: Sequence[DeadLetter] = (), *,
+                          deadline: float | None = None) -> list[Outcome]:
         """Decode and durably append; one :class:`Outcome` per envelope, in order. Raises on log failure.
 
         ``rejected`` are items of the same delivery the collector could not even read as envelopes;
-        they are kept with the others."""
-        for dl in rejected:
-            self.metrics.received.labels(source=dl.source).inc()
-        for env in envelopes:
-            self.metrics.received.labels(source=env.source).inc()
+        they are kept with the others. ``deadline`` (``time.monotonic()``) ends the delivery's
+        decoding time; by default ``collector.decode_seconds`` from now."""
+        _count(self.metrics.received, [dl.source for dl in rejected] + [e.source for e in envelopes])
         size = sum(len(e.raw) for e in envelopes)
-        outcomes, rec_items, dl_items = await self.offload(self._convert, size, envelopes)
+        outcomes, rec_items, dl_items = await self.offload(
+            self._convert, size, envelopes, self.deadline() if deadline is None else deadline)
         dl_items = [(dl.source.encode(), dl.to_json()) for dl in rejected] + dl_items
         records = [o.record for o in outcomes if o.record is not None]
         letters = list(rejected) + [o.letter for o in outcomes if o.letter is not None]
@@ -367,15 +371,34 @@ class Ingestor:
         if dl_items:
             waits.append(self.appender.append(topics.deadletter_topic, dl_items))
         await asyncio.gather(*waits)
+        per_model: dict[tuple[str, str], list[int]] = {}
         for r in records:
-            self.metrics.decoded.labels(model=r.model, version=r.version or "").inc()
-            self.metrics.rows.labels(model=r.model, version=r.version or "").inc(r.n_rows)
+            n = per_model.setdefault((r.model, r.version or ""), [0, 0])
+            n[0] += 1
+            n[1] += r.n_rows
+        for (model, version), (count, rows) in per_model.items():
+            self.metrics.decoded.labels(model=model, version=version).inc(count)
+            self.metrics.rows.labels(model=model, version=version).inc(rows)
+        per_source: dict[tuple[str, str], int] = {}
         for dl in letters:
-            self.metrics.deadlettered.labels(source=dl.source, stage=dl.stage).inc()
+            per_source[(dl.source, dl.stage)] = per_source.get((dl.source, dl.stage), 0) + 1
+        for (source, stage), count in per_source.items():
+            self.metrics.deadlettered.labels(source=source, stage=stage).inc(count)
+        for dl in letters[:10]:
             log.warning("dead letter from %s: %s", dl.source, dl.reason[:300])
+        if len(letters) > 10:
+            log.warning("... and %d more dead letters in the same delivery", len(letters) - 10)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _count(counter: Any, sources: list[str]) -> None:
+    per: dict[str, int] = {}
+    for source in sources:
+        per[source] = per.get(source, 0) + 1
+    for source, n in per.items():
+        counter.labels(source=source).inc(n)
 
 
 def _letter(env: Envelope, reason: str) -> DeadLetter:

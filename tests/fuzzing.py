@@ -419,10 +419,13 @@ class Harness:
             raw = base64.b64decode(letter["raw"]) if letter["raw_encoding"] == "base64" else letter["raw"].encode()
             if len(raw) > max(PREFIX_KEEP, self.cfg.collector.max_body_bytes):
                 v.append(f"{what}: dead letter of {len(raw)} bytes is not bounded")
-            if d.kind not in ("batch", "records") and raw != d.body[: len(raw)]:
+            per_event = "results" in answer  # a batch: each letter keeps its own event
+            if not per_event and raw != d.body[: len(raw)]:
                 v.append(f"{what}: dead letter bytes are not the request's")
-            if d.kind not in ("batch", "records") and not raw and d.body:
+            if not per_event and not raw and d.body:
                 v.append(f"{what}: empty dead letter for a {len(d.body)}-byte body")
+            if per_event and not raw:
+                v.append(f"{what}: empty dead letter for an event")
         if d.batch and 200 <= r.status_code < 300:
             results = answer.get("results")
             if results is None or len(results) != d.events:

@@ -91,9 +91,12 @@ def session(budget: Budget | None) -> Iterator[_Session]:
         _SESSION.reset(token)
 
 
+_OUTSIDE = _Session(_DEFAULT, None)  # read-only stand-in when no decode is running
+
+
 def _current() -> _Session:
     s = _SESSION.get()
-    return s if s is not None else _Session(_DEFAULT, None)
+    return s if s is not None else _OUTSIDE
 
 
 def charge_columns(n: int, protocol: str | None) -> None:
