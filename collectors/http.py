@@ -12,10 +12,25 @@ Routes:
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 Both routes turn what they read into :class:`~inferwatch.ingest.Envelope` s and hand them to
-the one ingest path (:class:`~inferwatch.ingest.Ingestor`). ``202`` means the records are
-durably on the log. ``400``/``413``/``415`` carry a reason, and the
-rejected body is kept as a dead letter (its id is in the answer). ``503`` means the log could not
-take the write: nothing was accepted, retry.
+the one ingest path (:class:`~inferwatch.ingest.Ingestor`).
+
+Answers:
+
+* ``202`` — every event is durably on the log: ``{"accepted", "ids", "rows"}``.
+* A batch (a CloudEvents batch, a ``/v1/records`` list) also lists ``results``, one per event in
+  order: ``{"status": "accepted", "id"}`` or ``{"status": "deadlettered", "error", "deadletter"}``.
+  When some events were accepted and others dead-lettered the answer is ``207`` (Multi-Status):
+  a success, so a client does not resend the accepted events; the others are kept as dead
+  letters (resending them would fail the same way).
+* ``400`` — nothing was accepted; ``error`` names the reason, ``deadletter`` the dead letter that
+  keeps the bytes. ``413`` — over a limit, named in the reason: ``max_body_bytes`` (the dead
+  letter keeps the first 64 KiB), ``max_events``, ``max_columns``, ``max_cells``, ``max_seconds``
+  (the delivery's decoding budget, ``collector.decode_seconds``); nesting deeper than
+  ``collector.max_depth`` is a ``400`` naming ``max_depth``.
+* ``503`` — the log could not take the write: nothing was accepted, retry.
+
+CloudEvents must carry ``id``, ``source``, ``specversion`` and ``type``; binary-mode header values
+are percent-decoded (HTTP binding, section 3.1.3.2).
 """
 
 from __future__ import annotations

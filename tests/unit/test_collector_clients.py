@@ -315,3 +315,12 @@ def test_kserve_infer_response_version_survives_ce_endpoint(pipe, client):
     doc = _store(pipe).get("k-7-0")
     assert doc["version"] == "7" and doc["endpoint"] == "default"
     assert doc["output_schema"]["tensors"] == [{"name": "predict", "datatype": "INT64", "shape": [1]}]
+
+
+def test_too_many_events_in_one_batch_is_413_naming_the_limit(pipe, client):
+    n = pipe.cfg.collector.max_events + 1
+    headers, body = rc.cloudevent_batch([({"type": f"{KSERVE}.request", "source": "s", "id": f"m-{i}",
+                                           "inferenceservicename": "m"}, {"instances": [[i]]}) for i in range(n)])
+    r = client.post("/", content=body, headers=headers)
+    assert r.status_code == 413 and "max_events" in r.json()["error"]
+    assert _letters(pipe)[r.json()["deadletter"]].raw == body
