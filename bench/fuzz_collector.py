@@ -14,7 +14,9 @@ under fast mutation of what hypothesis generated. One process at a time (run it 
    same oracle.
 
 Prints one JSON object with the figures: payloads generated, answers by status, crashes (5xx or
-an uncaught exception), hangs (an answer slower than ``--max-seconds``), oracle violations.
+an uncaught exception), hangs (an answer slower than ``--max-seconds`` of wall-clock time, which
+on a shared machine includes time the process was not scheduled) and CPU hangs (a request that
+used more than ``--max-seconds`` of the process's CPU time), oracle violations.
 
     nice -n 10 python bench/fuzz_collector.py --atheris-runs 1000000 --hypothesis 3000 --mutations 300000
 """
@@ -164,6 +166,7 @@ def main() -> None:
     report["total_payloads"] = (ath.get("runs") or 0) + report["hypothesis"]["payloads"] + report["mutation"]["payloads"]
     report["total_crashes"] = ath.get("crashes", 0) + report["hypothesis"]["crashes"] + report["mutation"]["crashes"]
     report["total_hangs"] = report["hypothesis"]["hangs"] + report["mutation"]["hangs"]
+    report["total_cpu_hangs"] = report["hypothesis"]["cpu_hangs"] + report["mutation"]["cpu_hangs"]
     report["total_violations"] = report["hypothesis"]["violations"] + report["mutation"]["violations"]
     text = json.dumps(report, indent=2)
     print(text)

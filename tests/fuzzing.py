@@ -300,6 +300,8 @@ class Tally:
     hangs: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     max_seconds: float = 0.0
+    max_cpu_seconds: float = 0.0  # the process's CPU time per request (the machine is shared)
+    cpu_hangs: list[str] = field(default_factory=list)
     max_body: int = 0
 
     def add_status(self, status: int) -> None:
@@ -307,9 +309,10 @@ class Tally:
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "payloads": self.payloads, "by_status": dict(sorted(self.by_status.items())),
-                "crashes": len(self.crashes), "hangs": len(self.hangs), "violations": len(self.violations),
-                "slowest_s": round(self.max_seconds, 4), "largest_body": self.max_body,
-                "examples": (self.crashes + self.hangs + self.violations)[:5]}
+                "crashes": len(self.crashes), "hangs": len(self.hangs), "cpu_hangs": len(self.cpu_hangs),
+                "violations": len(self.violations), "slowest_s": round(self.max_seconds, 4),
+                "most_cpu_s": round(self.max_cpu_seconds, 4), "largest_body": self.max_body,
+                "examples": (self.crashes + self.cpu_hangs + self.hangs + self.violations)[:8]}
 
 
 # --------------------------------------------------------------------------- the harness
@@ -377,21 +380,24 @@ class Harness:
         t.payloads += max(d.events, 1)
         t.max_body = max(t.max_body, len(d.body))
         start = self.log.size(self.cfg.log.deadletter_topic)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             r = await self.client.post(d.path, content=d.body, headers=d.headers)
         except Exception as exc:  # an uncaught exception in the app is a crash
             t.crashes.append(f"{d.kind} {d.path} {len(d.body)}B: {type(exc).__name__}: {str(exc)[:200]}")
             return
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         t.max_seconds = max(t.max_seconds, elapsed)
+        t.max_cpu_seconds = max(t.max_cpu_seconds, cpu)
         t.add_status(r.status_code)
         what = f"{d.kind} {d.path} {len(d.body)}B -> {r.status_code}"
         if r.status_code >= 500:
             t.crashes.append(f"{what}: {r.text[:300]}")
             return
         if elapsed > self.max_seconds:
-            t.hangs.append(f"{what} in {elapsed:.2f}s")
+            t.hangs.append(f"{what} in {elapsed:.2f}s wall, {cpu:.2f}s CPU")
+        if cpu > self.max_seconds:
+            t.cpu_hangs.append(f"{what} used {cpu:.2f}s CPU")
         self._check(d, r, what, self._letters(start))
 
     def _check(self, d: Delivery, r: Any, what: str, letters: dict[str, dict[str, Any]]) -> None:
