@@ -318,7 +318,10 @@ class Ingestor:
                 outcomes.append(Outcome(record=rec))
             except DecodeError as exc:
                 status = exc.status if isinstance(exc, BudgetExceeded) else 400
-                outcomes.append(Outcome(letter=_letter(env, str(exc)), status=status))
+                reason = str(exc)
+                if isinstance(exc, BudgetExceeded) and exc.limit == "max_seconds":
+                    reason = f"decoding took longer than collector.decode_seconds={seconds} s (limit max_seconds)"
+                outcomes.append(Outcome(letter=_letter(env, reason), status=status))
             except _UNEXPECTED as exc:  # a bug, but never a 500 for the sender: kept, said, logged
                 log.error("unexpected %s decoding a %s envelope", type(exc).__name__, env.source, exc_info=True)
                 outcomes.append(Outcome(letter=_letter(env, f"cannot decode: {type(exc).__name__}: {exc}"[:500]),

@@ -26,8 +26,10 @@ KSERVE = "org.kubeflow.serving.inference"
 def pipe(tmp_path):
     from inferwatch.config import load_config
 
+    # a long decoding budget: these tests hold decodes on purpose and the machine is shared
     cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "d"), "collector.port": 0, "collector.max_body_bytes": 2_000_000})
+        "data_dir": str(tmp_path / "d"), "collector.port": 0, "collector.max_body_bytes": 2_000_000,
+        "collector.decode_seconds": 120})
     p = Pipeline(cfg, ["collector", "audit"])
     p.start()
     yield p
