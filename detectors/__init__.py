@@ -1,7 +1,11 @@
-"""Drift, outlier and data-quality detectors; windows; references; the pipeline monitor.
+"""Drift, outlier and data-quality detectors, and the runtime that windows and runs them.
 
-Every detector satisfies :class:`detectors.base.Detector` (``fit`` / ``update`` /
-``result`` / ``reset`` / ``merge``) and emits :class:`inferwatch.record.Detection`.
+Every detector satisfies :class:`detectors.base.Detector` (``fit`` / ``update`` / ``result`` /
+``reset`` / ``merge``; declared in :mod:`inferwatch.detector`) and emits
+:class:`inferwatch.record.Detection`. Layout: ``drift/``, ``outlier/``, ``quality/``,
+``adapters/`` (the algorithms, one class per module), ``common/`` (what algorithms share),
+``runtime/`` (the :class:`Monitor`, its config and windows; it knows no algorithm: the
+wiring registers them, :data:`inferwatch.wiring.DETECTORS`).
 
 * per-feature drift tests: :class:`KSDrift`, :class:`CVMDrift`, :class:`AndersonDrift`,
   :class:`ChiSquareDrift`, :class:`FETDrift`, and :class:`TabularDrift` (chosen per column)
@@ -42,7 +46,8 @@ from detectors.outlier.isolation_forest import IsolationForestOutlier
 from detectors.outlier.mahalanobis import MahalanobisOutlier
 from detectors.outlier.zscore import ZScoreOutlier
 from detectors.quality.data_quality import DataQuality
-from detectors.runtime.monitor import DetectorSpec, Monitor, build_monitor, detector_types
+from detectors.runtime.config import DetectorSpec
+from detectors.runtime.monitor import Monitor, build_monitor
 from detectors.runtime.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
 from inferwatch.references import ReferenceInfo, ReferenceStore
 
@@ -79,6 +84,5 @@ __all__ = [
     "ZScoreOutlier",
     "build_monitor",
     "correct",
-    "detector_types",
     "window_from_config",
 ]

@@ -19,11 +19,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from inferwatch.errors import ConfigError
 from inferwatch.masking import MASK, register, secret_field
@@ -49,12 +49,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _registered(registry: str, name: str) -> str:
-    """``name`` if the wiring registry ``registry`` knows it (plug-ins register there)."""
-    from inferwatch import wiring
+class PluginNames(Protocol):
+    """What configuration checking needs of a plug-in registry (the wiring's registries)."""
 
-    reg = getattr(wiring, registry)
-    if name not in reg:
+    kind: str
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def names(self) -> list[str]: ...
+
+
+def _registered(info: ValidationInfo, key: str, name: str) -> str:
+    """``name`` if the registry the caller passed for ``key`` knows it.
+
+    The core knows no plug-in: :func:`inferwatch.wiring.load_config` passes the wiring's
+    registries (``plugins=``), so a registered plug-in's name is valid and an unknown name is
+    refused naming the key; without them the name is checked when the wiring builds the part.
+    """
+    reg: PluginNames | None = (info.context or {}).get("plugins", {}).get(key)
+    if reg is not None and name not in reg:
         raise ValueError(f"unknown {reg.kind} {name!r}; registered: {', '.join(reg.names())}")
     return name
 
@@ -114,12 +127,12 @@ class AlertmanagerConfig(_Section):
 
 
 class LogConfig(_Section):
-    backend: str = "sqlite"  # a name in inferwatch.wiring.LOGS: sqlite | kafka | a registered plug-in
+    backend: str = "sqlite"  # a name in the wiring's LOGS: sqlite | kafka | a registered plug-in
 
     @field_validator("backend")
     @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _registered("LOGS", v)
+    def _known_backend(cls, v: str, info: ValidationInfo) -> str:
+        return _registered(info, "log.backend", v)
     path: str | None = None
     records_topic: str = "inferwatch.records"
     detections_topic: str = "inferwatch.detections"
@@ -131,8 +144,8 @@ class AuditConfig(_Section):
 
     @field_validator("backend")
     @classmethod
-    def _known_backend(cls, v: str) -> str:
-        return _registered("STORES", v)
+    def _known_backend(cls, v: str, info: ValidationInfo) -> str:
+        return _registered(info, "audit.backend", v)
     group: str = "inferwatch-audit"
     path: str | None = None
     batch_size: int = Field(5000, ge=1)
@@ -144,8 +157,8 @@ class CollectorConfig(_Section):
 
     @field_validator("kinds")
     @classmethod
-    def _known_kinds(cls, v: list[str]) -> list[str]:
-        return [_registered("COLLECTORS", k) for k in v]
+    def _known_kinds(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [_registered(info, "collector.kinds", k) for k in v]
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = 16 * 1024 * 1024
@@ -283,8 +296,12 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
 
 
 def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read ``path`` (YAML or TOML; ``None`` for defaults), apply env and explicit overrides."""
+                overrides: Mapping[str, Any] | None = None,
+                plugins: Mapping[str, PluginNames] | None = None) -> Config:
+    """Read ``path`` (YAML or TOML; ``None`` for defaults), apply env and explicit overrides.
+
+    ``plugins`` maps ``log.backend``, ``audit.backend`` and ``collector.kinds`` to the registry
+    their names must be in (:func:`inferwatch.wiring.load_config` passes the wiring's)."""
     data: dict[str, Any] = _read_file(Path(path)) if path else {}
     for key, value in (overrides or {}).items():
         section, _, sub = key.partition(".")
@@ -294,7 +311,7 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
             data[section] = value
     origin = _apply_env(data, os.environ if env is None else env)
     try:
-        cfg = Config.model_validate(data)
+        cfg = Config.model_validate(data, context={"plugins": dict(plugins or {})})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -12,11 +12,13 @@ registry           protocol                                    chosen by
 :data:`SINKS`      :class:`inferwatch.sink.DetectionSink`      always ``prometheus``; ``alertmanager``
                                                                when ``alertmanager.url`` or
                                                                ``webhook_url`` is set
+:data:`DETECTORS`  :class:`inferwatch.detector.Detector`       ``type`` of each
+                                                               ``detect.detectors`` entry
 =================  ==========================================  =================================
 
-Detectors: the detect role's monitor is built by :func:`build_monitor`, which hands
-``detect.detectors`` to the detector registry of ``detectors/`` (owned there; when it becomes a
-:class:`Registry` of its own, register it here as ``DETECTORS`` and build the monitor from it).
+Detectors: :data:`DETECTORS` (a :class:`~inferwatch.detector.DetectorRegistry`) maps the
+``type`` of a ``detect.detectors`` entry to a detector class, imported on first use;
+:func:`monitor_from` / :func:`build_monitor` hand it to the detectors' runtime.
 
 A new plug-in is one module plus one registration, e.g.::
 
@@ -36,26 +38,29 @@ inferwatch.errors.ConfigError: unknown audit store 'nope'; registered: elasticse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from inferwatch import config
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
+from inferwatch.detector import DetectorRegistry
 from inferwatch.errors import ConfigError
 from inferwatch.ingest import Collector
 from inferwatch.log import Log
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter
+from inferwatch.references import ReferenceStore
 from inferwatch.sink import DetectionSink
 from inferwatch.sqlite_log import SQLiteLog
 
 if TYPE_CHECKING:
-    from inferwatch.workers import Monitor
+    from detectors.runtime.monitor import Monitor as RuntimeMonitor
 
-__all__ = ["COLLECTORS", "LOGS", "SINKS", "STORES", "Parts", "Registry", "build_audit_store",
-           "build_collectors", "build_log", "build_monitor", "build_sinks"]
+__all__ = ["COLLECTORS", "DETECTORS", "LOGS", "SINKS", "STORES", "Parts", "Registry", "build_audit_store",
+           "build_collectors", "build_log", "build_monitor", "build_sinks", "load_config", "monitor_from"]
 
 T = TypeVar("T")
 
@@ -180,6 +185,43 @@ SINKS.register("prometheus", _prometheus_sink)
 SINKS.register("alertmanager", _alert_sink)
 
 
+# -- detectors -------------------------------------------------------------------------------
+DETECTORS = DetectorRegistry()
+"""Detector types by the ``type`` a ``detect.detectors`` entry names (imported on first use)."""
+
+DETECTORS.register("ks", "detectors.drift.ks:KSDrift")
+DETECTORS.register("cvm", "detectors.drift.cvm:CVMDrift")
+DETECTORS.register("anderson", "detectors.drift.anderson:AndersonDrift")
+DETECTORS.register("chi2", "detectors.drift.chisquare:ChiSquareDrift")
+DETECTORS.register("fet", "detectors.drift.fisher:FETDrift")
+DETECTORS.register("tabular", "detectors.drift.tabular:TabularDrift")
+DETECTORS.register("psi", "detectors.drift.psi:PSIDrift")
+DETECTORS.register("js", "detectors.drift.jensen_shannon:JSDrift")
+DETECTORS.register("hellinger", "detectors.drift.hellinger:HellingerDrift")
+DETECTORS.register("wasserstein", "detectors.drift.wasserstein:WassersteinDrift")
+DETECTORS.register("mmd", "detectors.drift.mmd:MMDDrift")
+DETECTORS.register("classifier", "detectors.drift.classifier:ClassifierDrift")
+DETECTORS.register("online_cvm", "detectors.drift.online_cvm:OnlineCVMDrift")
+DETECTORS.register("page_hinkley", "detectors.drift.page_hinkley:PageHinkley")
+DETECTORS.register("prediction", "detectors.drift.prediction:PredictionDrift", on="outputs")
+DETECTORS.register("confidence", "detectors.drift.confidence:ConfidenceDrift", on="outputs")
+DETECTORS.register("mahalanobis", "detectors.outlier.mahalanobis:MahalanobisOutlier")
+DETECTORS.register("isolation_forest", "detectors.outlier.isolation_forest:IsolationForestOutlier")
+DETECTORS.register("zscore", "detectors.outlier.zscore:ZScoreOutlier")
+DETECTORS.register("iqr", "detectors.outlier.iqr:IQROutlier")
+DETECTORS.register("quality", "detectors.quality.data_quality:DataQuality")
+DETECTORS.register("alibi", "detectors.adapters.alibi:AlibiDetector")
+
+
+# -- configuration -------------------------------------------------------------------------
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """:func:`inferwatch.config.load_config` with the plug-in names checked against these
+    registries (``log.backend``, ``audit.backend``, ``collector.kinds``): what the commands use."""
+    return config.load_config(path, env=env, overrides=overrides, plugins={
+        "log.backend": LOGS, "audit.backend": STORES, "collector.kinds": COLLECTORS})
+
+
 # -- builders --------------------------------------------------------------------------------
 def build_log(cfg: Config) -> Log:
     """The configured log with the pipeline's topics created."""
@@ -206,12 +248,18 @@ def build_sinks(cfg: Config, metrics: Metrics, lg: Log | None = None) -> list[De
     return [SINKS.build(n, cfg, Parts(log=lg, metrics=metrics)) for n in names]
 
 
-def build_monitor(cfg: Config) -> Monitor:
+def monitor_from(detect: Mapping[str, Any] | None, references: ReferenceStore) -> RuntimeMonitor:
+    """A monitor from a ``detect``-style mapping (``window``, ``detectors``, ``models``: see
+    :mod:`detectors.runtime.config`) whose detector types are looked up in :data:`DETECTORS`.
+    What the detect role and ``inferwatch report`` both run."""
+    from detectors.runtime.monitor import build_monitor as runtime_monitor
+
+    return runtime_monitor(detect, references, DETECTORS)
+
+
+def build_monitor(cfg: Config) -> RuntimeMonitor:
     """The detect role's monitor: ``detect.window``, ``detect.detectors`` and ``detect.models``,
     with the references under ``references_path``."""
-    from detectors import build_monitor as detectors_monitor
-    from inferwatch.references import ReferenceStore
-
     det_cfg: dict[str, Any] = {k: v for k, v in cfg.detect.model_dump().items()
                                if k in ("window", "detectors", "models")}
-    return detectors_monitor(det_cfg, ReferenceStore(Path(cfg.references_path)))
+    return monitor_from(det_cfg, ReferenceStore(Path(cfg.references_path)))

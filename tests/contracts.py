@@ -1,12 +1,22 @@
 """Contract tests run over every implementation of a protocol (SQLite and Kafka logs,
-SQLite and Elasticsearch audit stores). Subclass and provide the fixtures."""
+SQLite and Elasticsearch audit stores: subclass and provide the fixtures; detectors:
+:func:`check_detector_contract`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
 
 from inferwatch.audit import SearchQuery
+from inferwatch.detector import Detector
+from inferwatch.errors import DetectorError
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
 
 
@@ -284,3 +294,56 @@ class DetectionSinkContract:
         assert self.delivered(sink) == want
         assert sink.write([]) == 0
         assert self.delivered(sink) == want
+
+
+# -- detectors -------------------------------------------------------------------------------
+
+def _key(d: Detection) -> dict[str, Any]:
+    out = dataclasses.asdict(d)
+    out.pop("timestamp")
+    return out
+
+
+def check_detector_contract(factory: Callable[..., Any], kwargs: dict[str, Any], ref: pd.DataFrame,
+                            window: pd.DataFrame, other_reference: pd.DataFrame) -> None:
+    """The detector protocol's laws (:class:`inferwatch.detector.Detector`) for detectors built by
+    ``factory(**kwargs)``, on a reference and a window whose rows differ from a reference of
+    ``other_reference`` (fit / update / result give a typed Detection; reset keeps the
+    reference; the detector pickles; merging partial windows equals the whole window, with the
+    empty window as identity; misuse raises DetectorError)."""
+    det = factory(**kwargs)
+    assert isinstance(det, Detector)
+    assert isinstance(det.name, str) and det.kind in ("drift", "outlier", "quality", "performance")
+    with pytest.raises(DetectorError):
+        factory(**kwargs).update(window)
+
+    assert det.fit(ref) is det
+    assert det.update(window.iloc[:70]) is det
+    assert det.update(window.iloc[70:].to_dict(orient="list")) is det  # a Table works too
+    whole = det.result()
+    assert isinstance(whole, Detection)
+    assert whole.detector == det.name and whole.kind == det.kind
+    assert whole.window_size == len(window)
+    assert (whole.is_drift is not None) or (whole.is_outlier is not None)
+
+    # pickle round trip keeps reference and window
+    clone = pickle.loads(pickle.dumps(det))
+    assert _key(clone.result()) == _key(whole)
+
+    # monoid: merge of partial windows == whole window; the empty window is the identity
+    left = factory(**kwargs).fit(ref).update(window.iloc[:55])
+    right = factory(**kwargs).fit(ref).update(window.iloc[55:])
+    merged = left.merge(right)
+    assert _key(merged.result()) == _key(whole)
+    assert left.window_size == 55  # merge returns a new detector
+    empty = factory(**kwargs).fit(ref)
+    assert _key(empty.merge(det).result()) == _key(whole)
+    assert _key(det.merge(empty).result()) == _key(whole)
+
+    # reset keeps the reference
+    assert det.reset() is det and det.window_size == 0
+    again = det.update(window).result()
+    assert _key(again) == _key(whole)
+
+    with pytest.raises(DetectorError):
+        det.merge(factory(**kwargs).fit(other_reference))

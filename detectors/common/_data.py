@@ -7,15 +7,15 @@ Detectors accept a :class:`pandas.DataFrame` or a :data:`inferwatch.table.Table`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from inferwatch.detector import Data
 from inferwatch.errors import DetectorError
 
-Data: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
 Columns: TypeAlias = dict[str, np.ndarray]
 
 _NUMBER = (int, float, np.integer, np.floating)

@@ -16,13 +16,11 @@ import numpy as np
 from detectors.common._data import Columns, Data, as_float, columns
 from detectors.common._univariate import MergeableWindow, fingerprint
 from detectors.common.state import ColumnBuffer
+from inferwatch.detector import ROW_ID
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
 __all__ = ["ROW_ID", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
-
-ROW_ID = "__id__"
-"""Optional window column with a row id per row (the Monitor fills ``<record id>-<row>``)."""
 
 
 def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | None = None) -> np.ndarray:

@@ -1,13 +1,8 @@
 """The bridge the pipeline calls: records in, detections out, window state checkpointed.
 
-Built from a plain config dict by :func:`build_monitor`::
-
-    window: {type: count, size: 500}        # or {type: count, size: 500, step: 100}
-                                            # or {type: time, seconds: 60, step: 20, max_rows: 50000}
-    detectors:
-      - {type: ks, p_val: 0.05, correction: bonferroni, features: null, on: inputs}
-      # any detector keyword argument; `on: inputs | outputs`; optional `name`
-    models: null    # optional allow-list; default: every model with a registered reference
+Built by :func:`build_monitor` from a plain config dict (``window``, ``detectors``,
+``models``: validated by :mod:`detectors.runtime.config`) and the registry of detector types
+(:class:`inferwatch.detector.DetectorRegistry`, filled by the wiring).
 
 :meth:`Monitor.process` groups rows by (model, version) — records of a model with no
 reference are counted in ``stats["skipped"]`` and skipped — feeds one window per group
@@ -25,154 +20,33 @@ until restart-safe: the snapshot names it.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from detectors.base import Detector
-from detectors.common._windowed import ROW_ID
+from detectors.runtime.config import DetectorSpec, parse_monitor_config
 from detectors.runtime.windows import ClosedWindow, Window, window_from_config, window_from_state
+from inferwatch.detector import ROW_ID, Detector, DetectorRegistry
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, InferenceRecord, row_id
 from inferwatch.references import ReferenceInfo, ReferenceStore
 from inferwatch.table import n_rows
 
-__all__ = ["DetectorSpec", "Monitor", "build_monitor", "detector_types"]
+__all__ = ["Monitor", "build_monitor"]
 
 _FORMAT = "inferwatch-monitor/1"
-_TARGETS = ("inputs", "outputs")
 
 
-def detector_types() -> dict[str, Callable[..., Detector]]:
-    """Config ``type`` names -> detector classes."""
-    from detectors.adapters.alibi import AlibiDetector
-    from detectors.drift.anderson import AndersonDrift
-    from detectors.drift.chisquare import ChiSquareDrift
-    from detectors.drift.classifier import ClassifierDrift
-    from detectors.drift.confidence import ConfidenceDrift
-    from detectors.drift.cvm import CVMDrift
-    from detectors.drift.fisher import FETDrift
-    from detectors.drift.hellinger import HellingerDrift
-    from detectors.drift.jensen_shannon import JSDrift
-    from detectors.drift.ks import KSDrift
-    from detectors.drift.mmd import MMDDrift
-    from detectors.drift.online_cvm import OnlineCVMDrift
-    from detectors.drift.page_hinkley import PageHinkley
-    from detectors.drift.prediction import PredictionDrift
-    from detectors.drift.psi import PSIDrift
-    from detectors.drift.tabular import TabularDrift
-    from detectors.drift.wasserstein import WassersteinDrift
-    from detectors.outlier.iqr import IQROutlier
-    from detectors.outlier.isolation_forest import IsolationForestOutlier
-    from detectors.outlier.mahalanobis import MahalanobisOutlier
-    from detectors.outlier.zscore import ZScoreOutlier
-    from detectors.quality.data_quality import DataQuality
-
-    return {
-        "ks": KSDrift,
-        "cvm": CVMDrift,
-        "anderson": AndersonDrift,
-        "chi2": ChiSquareDrift,
-        "fet": FETDrift,
-        "tabular": TabularDrift,
-        "psi": PSIDrift,
-        "js": JSDrift,
-        "hellinger": HellingerDrift,
-        "wasserstein": WassersteinDrift,
-        "mmd": MMDDrift,
-        "classifier": ClassifierDrift,
-        "online_cvm": OnlineCVMDrift,
-        "page_hinkley": PageHinkley,
-        "prediction": PredictionDrift,
-        "confidence": ConfidenceDrift,
-        "mahalanobis": MahalanobisOutlier,
-        "isolation_forest": IsolationForestOutlier,
-        "zscore": ZScoreOutlier,
-        "iqr": IQROutlier,
-        "quality": DataQuality,
-        "alibi": AlibiDetector,
-    }
-
-
-_OUTPUT_TYPES = ("prediction", "confidence")
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    """One ``detectors:`` entry of the config, validated."""
-
-    type: str
-    name: str
-    on: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def build(self) -> Detector:
-        det = detector_types()[self.type](**self.params)
-        det.name = self.name
-        return det
-
-
-def _spec(i: int, entry: Any, types: Mapping[str, Callable[..., Detector]]) -> DetectorSpec:
-    where = f"detectors[{i}]"
-    if not isinstance(entry, Mapping):
-        raise DetectorError(f"{where} must be a mapping, got {type(entry).__name__}")
-    entry = dict(entry)
-    kind = entry.pop("type", None)
-    if kind not in types:
-        raise DetectorError(f"{where}.type must be one of {sorted(types)}, got {kind!r}")
-    on = entry.pop("on", "outputs" if kind in _OUTPUT_TYPES else "inputs")
-    if on not in _TARGETS:
-        raise DetectorError(f"{where}.on must be 'inputs' or 'outputs', got {on!r}")
-    name = entry.pop("name", None) or (kind if on == ("outputs" if kind in _OUTPUT_TYPES else "inputs") else f"{kind}_{on}")
-    cls = types[kind]
-    params = inspect.signature(cls).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(entry) - set(params))
-        if unknown:
-            raise DetectorError(
-                f"{where} ({kind}): unknown key(s) {unknown}; allowed: {sorted(set(params) | {'type', 'on', 'name'})}"
-            )
-    try:
-        cls(**entry)
-    except (TypeError, ValueError) as exc:
-        raise DetectorError(f"{where} ({kind}): {exc}") from exc
-    return DetectorSpec(type=str(kind), name=str(name), on=str(on), params=entry)
-
-
-def build_monitor(cfg: Mapping[str, Any] | None, references: ReferenceStore) -> Monitor:
-    """A :class:`Monitor` from a config dict (see the module docstring)."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - {"window", "detectors", "models"})
-    if unknown:
-        raise DetectorError(f"unknown monitor key(s) {unknown}; allowed: ['detectors', 'models', 'window']")
-    window_cfg = cfg.get("window") or {"type": "count", "size": 500}
-    if not isinstance(window_cfg, Mapping):
-        raise DetectorError(f"window must be a mapping, got {type(window_cfg).__name__}")
-    try:
-        window_from_config(window_cfg)
-    except (TypeError, ValueError) as exc:
-        raise DetectorError(f"window: {exc}") from exc
-    entries = cfg.get("detectors")
-    if entries is None:
-        entries = [{"type": "ks"}]
-    if not isinstance(entries, list) or not entries:
-        raise DetectorError("detectors must be a non-empty list")
-    types = detector_types()
-    specs = [_spec(i, e, types) for i, e in enumerate(entries)]
-    names = Counter(s.name for s in specs)
-    dupes = sorted(n for n, c in names.items() if c > 1)
-    if dupes:
-        raise DetectorError(f"detectors: duplicate name(s) {dupes}; give each a distinct `name`")
-    models = cfg.get("models")
-    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
-        raise DetectorError("models must be a list of model names or null")
-    return Monitor(dict(window_cfg), specs, references, models=models)
+def build_monitor(cfg: Mapping[str, Any] | None, references: ReferenceStore, types: DetectorRegistry) -> Monitor:
+    """A :class:`Monitor` from a config dict (see :mod:`detectors.runtime.config`), its detector
+    ``type`` names looked up in ``types`` (the wiring's :data:`~inferwatch.wiring.DETECTORS`)."""
+    mc = parse_monitor_config(cfg, types)
+    return Monitor(mc.window, mc.specs, references, models=mc.models)
 
 
 @dataclass

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from inferwatch.config import load_config
 from inferwatch.errors import ConfigError
+from inferwatch.wiring import load_config
 
 
 def test_yaml_file_and_env_override(tmp_path):

@@ -1,14 +1,17 @@
-"""One contract test over every detector class (river-style checks).
+"""One contract test over every registered detector type (river-style checks).
 
-For each: fit / update / result give a typed Detection; reset keeps the reference; the
-detector pickles; merging partial windows equals the whole window (the monoid law, with
-the empty window as identity); misuse raises DetectorError.
+The protocol is :class:`inferwatch.detector.Detector`; the types are the wiring's registry,
+:data:`inferwatch.wiring.DETECTORS` (what a ``detectors:`` entry's ``type`` may name). For
+each: fit / update / result give a typed Detection; reset keeps the reference; the detector
+pickles; merging partial windows equals the whole window (the monoid law, with the empty
+window as identity); misuse raises DetectorError. The laws are
+:func:`tests.contracts.check_detector_contract`, which a new detector's test calls too
+(tests/unit/test_recipes.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,10 +19,9 @@ import pandas as pd
 import pytest
 
 import detectors
-from detectors.base import Detector
 from detectors.common.state import ColumnBuffer
-from inferwatch.errors import DetectorError
-from inferwatch.record import Detection
+from inferwatch.wiring import DETECTORS
+from tests.contracts import check_detector_contract
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -40,40 +42,46 @@ def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 
 NUM = ["a", "b", "c"]
-CASES: dict[str, dict[str, Any]] = {
-    "KSDrift": {"features": NUM},
-    "CVMDrift": {"features": NUM},
-    "AndersonDrift": {"features": NUM},
-    "ChiSquareDrift": {"features": ["cat"]},
-    "FETDrift": {"features": ["flag"]},
-    "TabularDrift": {"features": ["a", "b", "cat", "flag"]},
-    "PSIDrift": {"features": ["a", "cat"]},
-    "JSDrift": {"features": ["a", "cat"]},
-    "HellingerDrift": {"features": ["a", "cat"]},
-    "WassersteinDrift": {"features": NUM},
-    "MMDDrift": {"features": NUM, "n_permutations": 50},
-    "ClassifierDrift": {"features": NUM, "n_folds": 3},
-    "OnlineCVMDrift": {"features": NUM, "window_size": 20, "n_bootstraps": 100},
-    "PageHinkley": {"features": NUM},
-    "PredictionDrift": {"features": ["cat"]},
-    "ConfidenceDrift": {"features": ["p0", "p1", "p2"]},
-    "MahalanobisOutlier": {"features": NUM},
-    "IsolationForestOutlier": {"features": NUM, "n_estimators": 20},
-    "ZScoreOutlier": {"features": NUM},
-    "IQROutlier": {"features": NUM},
-    "DataQuality": {},
+CASES: dict[str, dict[str, Any]] = {  # registered type -> keyword arguments for the contract's data
+    "ks": {"features": NUM},
+    "cvm": {"features": NUM},
+    "anderson": {"features": NUM},
+    "chi2": {"features": ["cat"]},
+    "fet": {"features": ["flag"]},
+    "tabular": {"features": ["a", "b", "cat", "flag"]},
+    "psi": {"features": ["a", "cat"]},
+    "js": {"features": ["a", "cat"]},
+    "hellinger": {"features": ["a", "cat"]},
+    "wasserstein": {"features": NUM},
+    "mmd": {"features": NUM, "n_permutations": 50},
+    "classifier": {"features": NUM, "n_folds": 3},
+    "online_cvm": {"features": NUM, "window_size": 20, "n_bootstraps": 100},
+    "page_hinkley": {"features": NUM},
+    "prediction": {"features": ["cat"]},
+    "confidence": {"features": ["p0", "p1", "p2"]},
+    "mahalanobis": {"features": NUM},
+    "isolation_forest": {"features": NUM, "n_estimators": 20},
+    "zscore": {"features": NUM},
+    "iqr": {"features": NUM},
+    "quality": {},
+    "alibi": {"features": NUM},  # + the path of a detector saved with alibi-detect (fixture below)
 }
 
 
-def test_every_exported_detector_is_covered() -> None:
+def test_every_registered_type_has_a_case() -> None:
+    assert set(DETECTORS.names()) == set(CASES)
+
+
+def test_every_exported_detector_is_registered() -> None:
     classes = {
-        name
+        getattr(detectors, name)
         for name in detectors.__all__
         if isinstance(getattr(detectors, name), type)
         and name not in {"Detector", "ReferenceStore", "ReferenceInfo", "Monitor", "DetectorSpec", "CountWindow",
                          "TimeWindow", "ClosedWindow", "ColumnBuffer"}
     }
-    assert classes == set(CASES)
+    registered = {DETECTORS.get(n).load() for n in DETECTORS}
+    assert len(classes) == 21 and classes <= registered
 
 
 def test_public_surface_is_pinned() -> None:
@@ -81,57 +89,31 @@ def test_public_surface_is_pinned() -> None:
     assert {"KSDrift", "Monitor", "build_monitor", "ReferenceStore", "Detector"} <= set(detectors.__all__)
 
 
-def _key(d: Detection) -> dict[str, Any]:
-    out = dataclasses.asdict(d)
-    out.pop("timestamp")
-    return out
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     return _frame(1500, 0), _frame(160, 1, shift=0.6)
 
 
-@pytest.mark.parametrize("cls_name", sorted(CASES))
-def test_contract(cls_name: str, data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+@pytest.fixture(scope="module")
+def alibi_path(tmp_path_factory: pytest.TempPathFactory, data: tuple[pd.DataFrame, pd.DataFrame]) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cd = pytest.importorskip("alibi_detect.cd")
+        saving = pytest.importorskip("alibi_detect.saving")
+        path = tmp_path_factory.mktemp("alibi") / "ks"
+        saving.save_detector(cd.KSDrift(data[0][NUM].to_numpy(), p_val=0.05), str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("type_name", DETECTORS.names())
+def test_contract(type_name: str, data: tuple[pd.DataFrame, pd.DataFrame], request: pytest.FixtureRequest) -> None:
     ref, window = data
-    cls = getattr(detectors, cls_name)
-    det = cls(**CASES[cls_name])
-    assert isinstance(det, Detector)
-    assert isinstance(det.name, str) and det.kind in ("drift", "outlier", "quality", "performance")
-    with pytest.raises(DetectorError):
-        cls(**CASES[cls_name]).update(window)
-
-    assert det.fit(ref) is det
-    assert det.update(window.iloc[:70]) is det
-    assert det.update(window.iloc[70:].to_dict(orient="list")) is det  # a Table works too
-    whole = det.result()
-    assert isinstance(whole, Detection)
-    assert whole.detector == det.name and whole.kind == det.kind
-    assert whole.window_size == len(window)
-    assert (whole.is_drift is not None) or (whole.is_outlier is not None)
-
-    # pickle round trip keeps reference and window
-    clone = pickle.loads(pickle.dumps(det))
-    assert _key(clone.result()) == _key(whole)
-
-    # monoid: merge of partial windows == whole window; the empty window is the identity
-    left = cls(**CASES[cls_name]).fit(ref).update(window.iloc[:55])
-    right = cls(**CASES[cls_name]).fit(ref).update(window.iloc[55:])
-    merged = left.merge(right)
-    assert _key(merged.result()) == _key(whole)
-    assert left.window_size == 55  # merge returns a new detector
-    empty = cls(**CASES[cls_name]).fit(ref)
-    assert _key(empty.merge(det).result()) == _key(whole)
-    assert _key(det.merge(empty).result()) == _key(whole)
-
-    # reset keeps the reference
-    assert det.reset() is det and det.window_size == 0
-    again = det.update(window).result()
-    assert _key(again) == _key(whole)
-
-    with pytest.raises(DetectorError):
-        det.merge(cls(**CASES[cls_name]).fit(_frame(300, 9)))
+    kwargs = dict(CASES[type_name])
+    if type_name == "alibi":
+        kwargs["path"] = request.getfixturevalue("alibi_path")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # alibi-detect and tensorflow warn on import
+        check_detector_contract(DETECTORS.get(type_name).load(), kwargs, ref, window, _frame(300, 9))
 
 
 def test_column_buffer_monoid_laws() -> None:

@@ -23,11 +23,11 @@ from detectors import (
     TabularDrift,
     TimeWindow,
     ZScoreOutlier,
-    build_monitor,
     correct,
 )
 from inferwatch.errors import DetectorError, MissingExtraError
 from inferwatch.record import InferenceRecord
+from inferwatch.wiring import monitor_from as build_monitor
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors.runtime.monitor import build_monitor
 from inferwatch.errors import DetectorError
 from inferwatch.record import InferenceRecord
 from inferwatch.references import ReferenceStore
+from inferwatch.wiring import monitor_from as build_monitor
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -14,12 +14,12 @@ import pytest
 
 from inferwatch import wiring
 from inferwatch.audit import AuditStore, SearchQuery
-from inferwatch.config import load_config
 from inferwatch.errors import ConfigError
 from inferwatch.ingest import Envelope, Ingestor
 from inferwatch.metrics import Metrics
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.wiring import load_config
 from sinks.alertmanager import AlertSink
 from sinks.prometheus import PrometheusSink
 from tests.contracts import CollectorContract, DetectionSinkContract

@@ -1,0 +1,147 @@
+"""The one detector interface, and the registry of detector types by name.
+
+Every detector — drift, outlier, data quality; batch or streaming — is a class in its
+own module under ``detectors/`` that satisfies :class:`Detector`::
+
+    det = KSDrift(p_val=0.05).fit(reference)     # reference: DataFrame or Table
+    det.update(batch_1).update(batch_2)          # accumulate the current window
+    detection = det.result()                     # a Detection for the window so far
+    det.reset()                                  # next window, same reference
+
+``result()`` fills only what the detector knows (``detector``, ``kind``, the decision,
+p-value, distance, threshold, per-feature values, ``window_size``); the caller (the
+:class:`~detectors.runtime.monitor.Monitor` or the pipeline) fills ``model``, ``version``, the
+window times and ``reference_id``.
+
+``merge(other)`` returns a new detector whose window is both windows together, so
+partial windows from several workers or partitions combine: ``a.merge(b).result()``
+equals the result of one detector updated with ``a``'s and ``b``'s batches. A detector
+and its state pickle. ``tests/unit/test_detectors_contract.py`` runs these laws over every
+registered detector type.
+
+A :class:`DetectorRegistry` maps the ``type`` of a ``detectors:`` config entry to a factory
+(a class satisfying :class:`Detector`, or an importable ``"module:Class"`` path, loaded on
+first use so optional extras stay optional) and the target it reads by default (``inputs``,
+or ``outputs`` for output drift). The wiring owns the application's registry
+(:data:`inferwatch.wiring.DETECTORS`) and passes it to the runtime; the core names no
+detector::
+
+    >>> types = DetectorRegistry()
+    >>> types.register("ks", "detectors.drift.ks:KSDrift")
+    >>> types.register("prediction", "detectors.drift.prediction:PredictionDrift", on="outputs")
+    >>> types.names(), types.get("ks").load().__name__, types.get("prediction").on
+    (['ks', 'prediction'], 'KSDrift', 'outputs')
+    >>> types.get("nope")
+    Traceback (most recent call last):
+    ...
+    inferwatch.errors.DetectorError: unknown detector type 'nope'; registered: ks, prediction
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
+
+import pandas as pd
+
+from inferwatch.errors import DetectorError
+from inferwatch.record import Detection, Kind
+
+__all__ = ["ROW_ID", "TARGETS", "Data", "Detector", "DetectorRegistry", "DetectorType", "Target"]
+
+Data: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
+"""What detectors take: a DataFrame or a :data:`~inferwatch.table.Table` (column -> values)."""
+
+ROW_ID = "__id__"
+"""The column in which the runtime passes each window row's id (``<record id>-<row>``) along
+with the features; detectors never test it, outlier detectors report it in ``row_ids``."""
+
+Target = Literal["inputs", "outputs"]
+TARGETS: tuple[Target, ...] = ("inputs", "outputs")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the pipeline calls; see the module docstring."""
+
+    name: str
+    """Detector name, written to ``Detection.detector`` (e.g. ``"ks"``)."""
+
+    kind: Kind
+    """``"drift"``, ``"outlier"``, ``"performance"`` or ``"quality"``."""
+
+    def fit(self, reference: Data) -> Self:
+        """Learn the reference (clears any window); returns self."""
+        ...
+
+    def update(self, batch: Data) -> Self:
+        """Add a batch of rows to the current window; returns self."""
+        ...
+
+    def result(self) -> Detection:
+        """Test the current window against the reference."""
+        ...
+
+    def reset(self) -> Self:
+        """Clear the current window, keep the reference; returns self."""
+        ...
+
+    def merge(self, other: Self) -> Self:
+        """A new detector whose window holds both windows (same reference required)."""
+        ...
+
+
+@dataclass
+class DetectorType:
+    """One registered detector type: its factory and the target it reads by default."""
+
+    factory: Callable[..., Detector] | str
+    """A class (or any callable taking the entry's keyword arguments), or ``"module:Class"``."""
+    on: Target = "inputs"
+    _loaded: Callable[..., Detector] | None = field(default=None, repr=False, compare=False)
+
+    def load(self) -> Callable[..., Detector]:
+        """The factory itself (importing ``"module:Class"`` the first time)."""
+        if self._loaded is None:
+            if isinstance(self.factory, str):
+                module, _, attr = self.factory.partition(":")
+                self._loaded = getattr(importlib.import_module(module), attr)
+            else:
+                self._loaded = self.factory
+        return self._loaded
+
+
+class DetectorRegistry:
+    """Name -> :class:`DetectorType`; the application has one (the wiring's)."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, DetectorType] = {}
+
+    def register(self, name: str, factory: Callable[..., Detector] | str, *, on: Target = "inputs") -> None:
+        """Register (or replace) the type ``name``."""
+        if on not in TARGETS:
+            raise DetectorError(f"detector type {name!r}: on must be 'inputs' or 'outputs', got {on!r}")
+        self._types[name] = DetectorType(factory, on)
+
+    def unregister(self, name: str) -> None:
+        self._types.pop(name, None)
+
+    def get(self, name: str) -> DetectorType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise DetectorError(f"unknown detector type {name!r}; registered: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._types)
