@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from inferwatch.config import Config, load_config
+from inferwatch.config import Config
 from inferwatch.errors import InferwatchError
 from inferwatch.masking import install as install_masking
 from inferwatch.masking import mask, masked_dump
@@ -32,6 +32,8 @@ def _setup_logging(level: str) -> None:
 
 
 def _load(config_path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    from inferwatch.wiring import load_config  # plug-in names checked against the registries
+
     try:
         return load_config(config_path, overrides=overrides)
     except InferwatchError as exc:
@@ -316,7 +318,7 @@ def show_config(config_path: Path | None) -> None:
 
 
 def _register_report() -> None:
-    from inferwatch.report import report
+    from inferwatch.report_command import report
 
     main.add_command(report)
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from inferwatch.report import report
+from inferwatch.report_command import report
 from tests.waiting import wait_until as _wait
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 
 from inferwatch.record import InferenceRecord
 from inferwatch.references import ReferenceStore
-from inferwatch.report import EXIT_DRIFT, report
+from inferwatch.report_command import EXIT_DRIFT, report
 from sinks.sqlite_audit import SQLiteAuditStore
 
 NUMERIC = ["age", "income", "score"]

@@ -1,0 +1,163 @@
+"""Batch input for ``inferwatch report``: records from a file or from the audit store.
+
+* :func:`load_input` — CSV or Parquet tables, or JSON lines / a JSON array of inference
+  records, audit documents or plain rows;
+* :func:`load_audit` — the newest audited rows of a model in a time range, from any
+  :class:`~inferwatch.audit.AuditStore`.
+
+Both give :class:`~inferwatch.record.InferenceRecord` s in the order the windows should see
+them; :func:`inferwatch.report.run_report` runs the detectors over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from inferwatch.errors import InferwatchError
+from inferwatch.record import InferenceRecord, parse_timestamp, row_id, utcnow
+from inferwatch.table import Table, from_rows, n_rows
+
+__all__ = ["load_audit", "load_input"]
+
+_TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz", ".txt")
+_JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+_CHUNK = 1000
+
+
+def _ts(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _doc_record(doc: dict[str, Any], model: str | None) -> InferenceRecord | None:
+    """One audit document (one row) as a one-row record; ``None`` if it has no input or output."""
+    inp, out = doc.get("input"), doc.get("output")
+    if not isinstance(inp, dict) and not isinstance(out, dict):
+        return None
+    when = _ts(doc.get("timestamp")) or _ts(doc.get("response_timestamp")) or utcnow()
+    return InferenceRecord(
+        id=str(doc.get("doc_id") or row_id(str(doc.get("record_id")), int(doc.get("row", 0)))),
+        model=str(doc.get("model") or model or ""),
+        version=doc.get("version"),
+        timestamp=when,
+        inputs={k: [v] for k, v in inp.items()} if isinstance(inp, dict) and inp else None,
+        outputs={k: [v] for k, v in out.items()} if isinstance(out, dict) and out else None,
+        truth={k: [v] for k, v in truth.items()} if isinstance(truth := doc.get("truth"), dict) and truth else None,
+    )
+
+
+def _table_records(table: Table, model: str, version: str | None, stem: str,
+                   when: datetime) -> Iterator[InferenceRecord]:
+    n = n_rows(table)
+    for start in range(0, n, _CHUNK):
+        chunk = {k: v[start : start + _CHUNK] for k, v in table.items()}
+        yield InferenceRecord(id=f"{stem}-{start}", model=model, version=version, timestamp=when, inputs=chunk)
+
+
+def load_input(path: str | Path, model: str | None = None,
+               version: str | None = None) -> tuple[str, list[InferenceRecord], dict[str, Any]]:
+    """Read ``--input``: (model, records in file order, a description of the source).
+
+    * CSV or Parquet: a table whose columns are the model's inputs (``model`` defaults to the
+      file name without suffix);
+    * JSON lines (or one JSON array): inference records as on the log (``model``, ``inputs``,
+      ``outputs``...), audit documents (``input``/``output``, what ``inferwatch search
+      --format json`` prints), or plain row objects (inputs).
+
+    With several models in the file, ``model`` must say which one.
+    """
+    p = Path(path)
+    name = p.name.lower()
+    stem = p.name.split(".")[0] or "batch"
+    when = datetime.fromtimestamp(p.stat().st_mtime, UTC)
+    if name.endswith(_TABLE_SUFFIXES):
+        import pandas as pd
+
+        try:
+            frame = pd.read_parquet(p) if name.endswith((".parquet", ".pq")) else pd.read_csv(p)
+        except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+            raise InferwatchError(f"cannot read {str(p)!r} as a {p.suffix.lstrip('.')} table: {exc}") from exc
+        frame.columns = [str(c) for c in frame.columns]
+        table = {c: frame[c].tolist() for c in frame.columns}
+        model = model or stem
+        rows_records = list(_table_records(table, model, version, stem, when))
+        return model, rows_records, {"input": str(p), "format": "table"}
+    if not name.endswith(_JSON_SUFFIXES):
+        raise InferwatchError(f"--input {str(p)!r}: expected .csv, .parquet, .json or .jsonl "
+                              "(records, audit documents or rows)")
+    text = p.read_bytes()
+    try:
+        stripped = text.lstrip()
+        if stripped.startswith(b"["):
+            items = orjson.loads(stripped)
+        else:
+            items = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as exc:
+        raise InferwatchError(f"--input {str(p)!r} is not JSON lines or a JSON array: {exc}") from exc
+    records: list[InferenceRecord] = []
+    plain: list[dict[str, Any]] = []
+    kinds: set[str] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InferwatchError(f"--input {str(p)!r}: item {i + 1} is {type(item).__name__}, not an object")
+        if "inputs" in item or "outputs" in item:
+            try:
+                rec = InferenceRecord.from_dict({"id": f"{stem}-{i}", "model": model or stem, **item})
+            except (TypeError, ValueError) as exc:
+                raise InferwatchError(f"--input {str(p)!r}: item {i + 1} is not an inference record: {exc}") from exc
+            records.append(rec)
+            kinds.add("records")
+        elif "input" in item or "output" in item or "doc_id" in item:
+            doc = _doc_record(item, model or stem)
+            if doc is not None:
+                records.append(doc)
+            kinds.add("audit documents")
+        else:
+            plain.append(item)
+            kinds.add("rows")
+    if plain:
+        records.extend(_table_records(from_rows(plain), model or stem, version, stem, when))
+    if len(kinds) > 1:
+        raise InferwatchError(f"--input {str(p)!r} mixes {' and '.join(sorted(kinds))}; use one kind per file")
+    models = sorted({r.model for r in records})
+    if model is None:
+        if len(models) > 1:
+            raise InferwatchError(f"--input {str(p)!r} holds several models ({', '.join(models)}); "
+                                  "choose one with --model")
+        model = models[0] if models else stem
+    if "audit documents" in kinds:
+        records.sort(key=lambda r: r.timestamp)
+    return model, records, {"input": str(p), "format": next(iter(kinds), "empty")}
+
+
+def load_audit(store: Any, model: str, *, version: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 100_000) -> tuple[list[InferenceRecord], dict[str, Any]]:
+    """The newest ``limit`` audited rows of ``model`` in the time range, oldest first."""
+    from inferwatch.audit import SearchQuery
+
+    q = SearchQuery(kind="records", model=model, version=version, since=since, until=until, limit=limit)
+    docs = store.search(q)
+    total = store.count(q) if len(docs) >= limit else len(docs)
+    docs.sort(key=lambda d: (str(d.get("timestamp") or d.get("response_timestamp") or ""),
+                             str(d.get("record_id", "")), int(d.get("row", 0) or 0)))
+    records = [r for r in (_doc_record(d, model) for d in docs) if r is not None]
+    source = {"audit": type(store).__name__, "since": since.isoformat() if since else None,
+              "until": until.isoformat() if until else None, "documents": len(docs)}
+    if total > len(docs):
+        source["truncated_from"] = total
+    return records, source
+
+
