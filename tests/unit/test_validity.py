@@ -124,7 +124,7 @@ def test_report_window_20_on_a_null_split_of_digits(tmp_path) -> None:
     Before this change every window fired."""
     from click.testing import CliRunner
 
-    from inferwatch.report import report
+    from inferwatch.report_command import report
 
     table = real_table("digits")
     fired = windows = 0
