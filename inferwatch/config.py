@@ -210,6 +210,37 @@ class DetectConfig(_Section):
     """Realized and estimated performance (detectors.performance.monitor); ``None``: off."""
 
 
+class SeldonV2Config(_Section):
+    """The Seldon Core v2 topic adapter (collector kind ``seldon-v2``)."""
+
+    #: Seldon's Kafka, when not the ``kafka`` section's cluster (security settings are shared)
+    bootstrap_servers: str | None = None
+    prefix: str = "seldon"
+    namespace: str | None = None  # None: every namespace
+    pipelines: bool = True
+    group: str = "inferwatch-seldon-v2"
+    max_records: int = Field(1000, ge=1)
+    start: Literal["earliest", "latest"] = "earliest"
+
+
+class ProxyConfig(_Section):
+    """``inferwatch proxy``: the logging reverse proxy in front of a model server."""
+
+    upstream: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535)
+    #: the model name for paths that do not name one (Seldon v1, MLflow, any other POST)
+    model: str | None = None
+    #: where records go: ``log`` (the configured log, Kafka in production) or a collector URL
+    send_to: str = "log"
+    spool_path: str | None = None
+    spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_queue: int = Field(10_000, ge=1)
+    #: bodies larger than this are forwarded whole but logged truncated (``meta.truncated``)
+    max_capture_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    timeout_s: float = 300.0
+
+
 class Config(_Section):
     data_dir: str = "./inferwatch-data"
     log_level: str = "INFO"
@@ -224,6 +255,8 @@ class Config(_Section):
     prometheus: PrometheusConfig = PrometheusConfig()
     pushgateway: PushgatewayConfig = PushgatewayConfig()
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    seldon_v2: SeldonV2Config = SeldonV2Config()
+    proxy: ProxyConfig = ProxyConfig()
 
     def path_in_data(self, value: str | None, default: str) -> Path:
         """``value`` if set, else ``default`` inside ``data_dir``."""

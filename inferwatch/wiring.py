@@ -163,7 +163,14 @@ def _http_collector(cfg: Config, parts: Parts) -> Collector:
     return HTTPCollector(cfg.collector, ready=parts.ready)
 
 
+def _seldon_v2_collector(cfg: Config, parts: Parts) -> Collector:
+    from collectors.seldon_v2 import SeldonV2Collector
+
+    return SeldonV2Collector.from_config(cfg)
+
+
 COLLECTORS.register("http", _http_collector)
+COLLECTORS.register("seldon-v2", _seldon_v2_collector)
 
 
 # -- detection sinks -------------------------------------------------------------------------
