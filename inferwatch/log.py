@@ -29,9 +29,12 @@ Semantics both implementations keep:
 
 from __future__ import annotations
 
+import sys
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Consumer", "KeyValue", "Log", "LogEntry"]
 
@@ -122,3 +125,16 @@ class Log(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _CallableModule(types.ModuleType):
+    """``inferwatch.log(request, response, model=...)`` is the SDK's :func:`inferwatch.sdk.log`;
+    as a module, ``inferwatch.log`` stays the log interface."""
+
+    def __call__(self, request: Any = None, response: Any = None, **kwargs: Any) -> str:
+        from inferwatch.sdk import log as sdk_log
+
+        return sdk_log(request, response, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

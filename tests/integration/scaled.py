@@ -1,0 +1,95 @@
+"""The scaled path for the ways-in tests: fresh Kafka topics and Elasticsearch indices on the stack,
+an in-process audit worker (the audit role's code) from the log into Elasticsearch."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from inferwatch.audit import SearchQuery
+from inferwatch.config import Config, load_config
+from inferwatch.kafka_log import KafkaLog
+from inferwatch.metrics import Metrics
+from inferwatch.record import DeadLetter, InferenceRecord
+from inferwatch.workers import AuditWorker
+from sinks.elasticsearch import ElasticsearchAuditStore
+
+
+@dataclass
+class Scaled:
+    cfg: Config
+    log: KafkaLog
+    store: ElasticsearchAuditStore
+    worker: AuditWorker | None = None
+
+    def start_audit(self) -> None:
+        self.worker = AuditWorker(self.cfg, self.log, self.store, Metrics())
+        self.worker.start()
+
+    def count(self, **query: Any) -> int:
+        self.store.refresh()
+        return self.store.count(SearchQuery(**query))
+
+    def docs(self, **query: Any) -> list[dict[str, Any]]:
+        self.store.refresh()
+        return self.store.search(SearchQuery(limit=10_000, **query))
+
+    def records_on_log(self, max_n: int = 100_000) -> list[InferenceRecord]:
+        c = self.log.consumer(self.cfg.log.records_topic, "peek-" + uuid.uuid4().hex)
+        out: list[InferenceRecord] = []
+        try:
+            for _ in range(50):
+                batch = c.poll(5000, timeout=0.5)
+                if not batch and out:
+                    break
+                out += [InferenceRecord.from_json(e.value) for e in batch]
+                if len(out) >= max_n:
+                    break
+        finally:
+            c.close()
+        return out
+
+    def letters_on_log(self) -> list[DeadLetter]:
+        c = self.log.consumer(self.cfg.log.deadletter_topic, "peek-" + uuid.uuid4().hex)
+        try:
+            out: list[DeadLetter] = []
+            for _ in range(6):
+                out += [DeadLetter.from_json(e.value) for e in c.poll(5000, timeout=0.5)]
+            return out
+        finally:
+            c.close()
+
+
+@contextlib.contextmanager
+def scaled_path(stack_env: dict[str, str], name: str, **overrides: Any) -> Iterator[Scaled]:
+    """Fresh topics and index prefix named after ``name``; everything deleted afterwards."""
+    tag = f"{name}-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k.startswith("INFERWATCH_")}
+    env.update(stack_env)
+    cfg = load_config(None, env=env, overrides={
+        "log.backend": "kafka", "audit.backend": "elasticsearch",
+        "log.records_topic": f"iw-{tag}.records", "log.detections_topic": f"iw-{tag}.detections",
+        "log.deadletter_topic": f"iw-{tag}.deadletter", "audit.group": f"iw-{tag}-audit",
+        "elasticsearch.index_prefix": f"iw-{tag}", "kafka.partitions": 1, **overrides})
+    lg = KafkaLog(cfg.kafka)
+    topics = [cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic]
+    lg.create_topics(topics)
+    store = ElasticsearchAuditStore(cfg.elasticsearch)
+    s = Scaled(cfg, lg, store)
+    try:
+        yield s
+    finally:
+        if s.worker is not None:
+            s.worker.stop()
+            s.worker.close()
+        with contextlib.suppress(Exception):
+            store.es.indices.delete(index=f"iw-{tag}*", ignore_unavailable=True, allow_no_indices=True)
+        with contextlib.suppress(Exception):
+            store.close()
+        with contextlib.suppress(Exception):
+            lg.delete_topics(topics)
+        lg.close()
