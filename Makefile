@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: demo test venv lint typecheck unit integration stack-up stack-down bench clean nannyml-venv
+.PHONY: demo test venv servers-venv lint typecheck unit integration stack-up stack-down bench clean nannyml-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,26 @@ $(NANNYML_STAMP):
 
 nannyml-venv: $(NANNYML_STAMP)
 
+# real model servers the proxy tests run as subprocesses, each in a venv of its own: their pins
+# (starlette, protobuf, cloudevents 1.x, grpcio) would break the main venv's
+MLSERVER_VENV := .venv-mlserver
+KSERVE_VENV := .venv-kserve
+$(MLSERVER_VENV)/.installed:
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install -q 'mlserver==1.7.1' 'mlserver-sklearn==1.7.1'
+	touch $@
+$(KSERVE_VENV)/.installed:
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install -q 'kserve==0.21.0' scikit-learn
+	touch $@
+servers-venv: $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed
+
 ## make demo: set up, then run the main job on the embedded default (no servers)
 demo: $(CORE)
 	$(VENV)/bin/inferwatch demo --data-dir inferwatch-demo
 
 ## make test: set up everything (venv, packages, the service stack) and run every test
-test: $(STAMP) $(NANNYML_STAMP)
+test: $(STAMP) $(NANNYML_STAMP) servers-venv
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; \
 	  $(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench && \
@@ -59,7 +73,7 @@ test: $(STAMP) $(NANNYML_STAMP)
 unit: $(STAMP) $(NANNYML_STAMP)
 	INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -m "not integration"
 
-integration: $(STAMP)
+integration: $(STAMP) servers-venv
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; $(PY) -m pytest -m integration
 
@@ -79,4 +93,4 @@ bench: $(STAMP)
 	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(NANNYML_VENV) inferwatch-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NANNYML_VENV) $(MLSERVER_VENV) $(KSERVE_VENV) inferwatch-demo .pytest_cache .mypy_cache .ruff_cache

@@ -105,6 +105,43 @@ def run(config_path: Path | None, roles: tuple[str, ...], port: int | None, metr
 
 
 @main.command()
+@_CONFIG
+@click.option("--upstream", "-u", required=True, help="The model server's base URL, e.g. http://127.0.0.1:8080.")
+@click.option("--host", help="Address to listen on (proxy.host, default 127.0.0.1).")
+@click.option("--port", "-p", type=int, help="Port to listen on (proxy.port, default 8090).")
+@click.option("--model", help="Model name for paths that do not name one (Seldon v1, MLflow, other POSTs).")
+@click.option("--send-to", help="'log' (the configured log, e.g. Kafka) or a collector URL (proxy.send_to).")
+@click.option("--spool", "spool_path", type=click.Path(dir_okay=False),
+              help="Disk spool for records while the log is unreachable (proxy.spool_path).")
+def proxy(config_path: Path | None, upstream: str, host: str | None, port: int | None, model: str | None,
+          send_to: str | None, spool_path: str | None) -> None:
+    """Run a logging reverse proxy in front of a model server.
+
+    Point clients at the proxy instead of the model server: every request and answer passes
+    unchanged (streamed answers too), and each inference call is logged after it is answered,
+    off the request path, through a bounded disk spool (so the proxy keeps serving while the log
+    is down). Metrics: http://HOST:PORT/.inferwatch/metrics.
+    """
+    from collectors.proxy import LoggingProxy
+    from inferwatch.ingest import Ingestor
+    from inferwatch.metrics import Metrics
+    from inferwatch.wiring import build_log
+
+    overrides: dict[str, Any] = {"proxy.upstream": upstream}
+    for key, value in (("host", host), ("port", port), ("model", model), ("send_to", send_to),
+                       ("spool_path", spool_path)):
+        if value is not None:
+            overrides[f"proxy.{key}"] = value
+    cfg = _load(config_path, overrides)
+    _setup_logging(cfg.log_level)
+    lg = build_log(cfg) if cfg.proxy.send_to == "log" else None
+    try:
+        LoggingProxy.from_config(cfg).serve_forever(Ingestor(lg, cfg, Metrics()))  # type: ignore[arg-type]
+    except InferwatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the traffic and model.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("inferwatch-demo"),
               show_default=True, help="Where the demo's log, audit database and reference go.")
@@ -220,17 +257,87 @@ def _print_docs(kind: str, docs: list[dict[str, Any]], total: int) -> None:
     Console().print(t)
 
 
+_BACKFILL_OPTIONS = [
+    click.option("--model", "-m", help="Model name for rows without one."),
+    click.option("--protocol", help="Payload protocol (default: detected per payload)."),
+    click.option("--output-column", "output_columns", multiple=True,
+                 help="CSV/Parquet: a column holding an output, not an input (repeat)."),
+    click.option("--speed", type=float, default=0.0, show_default=True,
+                 help="0: full speed; N: the recorded pace (timestamp gaps) N times faster."),
+    click.option("--batch", type=int, default=500, show_default=True, help="Records per durable write."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+]
+
+
+def _backfill_options(fn: Any) -> Any:
+    for option in reversed(_BACKFILL_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _backfill(cfg: Config, files: tuple[Path, ...], model: str | None, protocol: str | None,
+              output_columns: tuple[str, ...], speed: float, batch: int, quiet: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from collectors.backfill import Backfill, read_rows
+    from inferwatch.ingest import Ingestor
+    from inferwatch.metrics import Metrics
+    from inferwatch.wiring import build_log
+
+    total = None if quiet else sum(1 for f in files for _ in read_rows(f))
+    with build_log(cfg) as lg, Progress(TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
+                                        TimeRemainingColumn(), disable=quiet, transient=False) as bar:
+        task = bar.add_task("rows", total=total)
+        job = Backfill(Ingestor(lg, cfg, Metrics()), model=model, protocol=protocol,
+                       output_columns=output_columns, speed=speed, batch=batch)
+        result = job.run(files, progress=lambda n: bar.advance(task, n))
+    click.echo(f"{result.rows} rows from {len(result.files)} file(s): {result.records} records, "
+               f"{result.dead_letters} dead letters (on {cfg.log.backend})")
+
+
 @main.command()
 @_CONFIG
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_backfill_options
+def backfill(config_path: Path | None, files: tuple[Path, ...], model: str | None, protocol: str | None,
+             output_columns: tuple[str, ...], speed: float, batch: int, quiet: bool) -> None:
+    """Replay recorded exchanges from files (JSONL, CSV, Parquet; gzipped too) into the log.
+
+    Each row is one exchange in any supported protocol (record fields as /v1/records takes them;
+    CSV/Parquet columns are record fields or features). Idempotent: rows without an id get one
+    derived from their position and content, so the same file twice duplicates nothing.
+    """
+    cfg = _load(config_path)
+    _setup_logging(cfg.log_level)
+    try:
+        _backfill(cfg, files, model, protocol, output_columns, speed, batch, quiet)
+    except (InferwatchError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@_CONFIG
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--role", type=click.Choice(["audit", "detect"]), default="audit", show_default=True,
-              help="Which consumer role to replay.")
+              help="Without FILES: which consumer role to rewind.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def replay(config_path: Path | None, role: str, yes: bool) -> None:
-    """Rewind a consumer role to the start of the log, so it re-reads everything.
+@_backfill_options
+def replay(config_path: Path | None, files: tuple[Path, ...], role: str, yes: bool, model: str | None,
+           protocol: str | None, output_columns: tuple[str, ...], speed: float, batch: int, quiet: bool) -> None:
+    """With FILES: the same as `inferwatch backfill FILES`. Without: rewind a consumer role to the
+    start of the log, so it re-reads everything.
 
     Stop that role first. Audit documents have deterministic ids, so replaying rewrites the
     same documents: nothing is duplicated. A detect replay starts with empty windows.
     """
+    if files:
+        cfg = _load(config_path)
+        _setup_logging(cfg.log_level)
+        try:
+            _backfill(cfg, files, model, protocol, output_columns, speed, batch, quiet)
+        except (InferwatchError, ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        return
     from inferwatch.wiring import build_log
 
     cfg = _load(config_path)

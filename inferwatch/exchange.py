@@ -11,7 +11,7 @@ decoded outputs.
 path                                                          protocol     model, version
 ============================================================  ===========  =====================
 ``/v2/models/<m>[/versions/<v>]/infer``                       oip-v2       ``<m>``, ``<v>``
-``/api/v1.0/predictions`` (Seldon v1; also ``/predict``)      seldon-v1    default model
+``/api/v1.0/predictions`` (Seldon v1)                         seldon-v1    default model
 ``/seldon/<ns>/<m>/api/v1.0/predictions``                     seldon-v1    ``<m>``
 ``/v1/models/<m>[/versions/<v>]:predict`` (KServe v1, TF      kserve-v1    ``<m>``, ``<v>``
 Serving; ``:classify``, ``:regress``)
@@ -46,7 +46,7 @@ OPT_OUT_HEADER = "x-inferwatch-skip"
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer/?$"), "oip-v2"),
     (re.compile(r"^/seldon/[^/]+/(?P<model>[^/]+)/api/v[01]\.0/predictions/?$"), "seldon-v1"),
-    (re.compile(r"^/(?:api/v[01]\.0/predictions|predict)/?$"), "seldon-v1"),
+    (re.compile(r"^/api/v[01]\.0/predictions/?$"), "seldon-v1"),
     (re.compile(r"^/v1/models/(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?:predict|classify|regress)$"),
      "kserve-v1"),
     (re.compile(r"^/invocations/?$"), "mlflow"),

@@ -110,6 +110,61 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
+Transport = tuple[Callable[[list[Any]], list[Item]], Callable[[list[Item]], None]]
+
+
+def log_transport(lg: Log, cfg: Config, source: str = SOURCE) -> Transport:
+    """(encode, send) for a :class:`~inferwatch.shipper.Shipper` of ``(fields, raw)`` pairs: decode
+    them here with the ingest path's :func:`~inferwatch.ingest.to_record` (a dead letter with the
+    reason when that fails) and append to ``lg``."""
+    topics = cfg.log
+    default = cfg.collector.default_protocol
+
+    def encode(batch: list[Any]) -> list[Item]:
+        items: list[Item] = []
+        for fields, raw in batch:
+            env = Envelope(source=source, raw=raw, fields=fields)
+            try:
+                rec = to_record(env, default)
+            except DecodeError as exc:
+                meta = {k: str(fields[k]) for k in ("id", "model") if fields.get(k)}
+                dl = DeadLetter(raw=raw, source=source, reason=str(exc), stage="decode", meta=meta)
+                items.append((topics.deadletter_topic, source.encode(), dl.to_json()))
+                logger.warning("%s: dead letter: %s", source, exc)
+            else:
+                items.append((topics.records_topic, rec.model.encode(), rec.to_json()))
+        return items
+
+    def send(items: list[Item]) -> None:
+        for topic, kvs in group_by_topic(items):
+            lg.append(topic, kvs)
+
+    return encode, send
+
+
+def collector_transport(url: str, *, timeout_s: float = 10.0, headers: Mapping[str, str] | None = None
+                        ) -> Transport:
+    """(encode, send) posting ``(fields, raw)`` pairs as record objects to ``url``'s ``/v1/records``."""
+    import httpx
+
+    endpoint = url.rstrip("/") + "/v1/records"
+    http = httpx.Client(timeout=timeout_s, headers=dict(headers or {}))
+
+    def encode(batch: list[Any]) -> list[Item]:
+        return [("records", b"", _dumps(fields)) for fields, _ in batch]
+
+    def send(items: list[Item]) -> None:
+        body = b"[" + b",".join(v for _, _, v in items) + b"]"
+        r = http.post(endpoint, content=body, headers={"content-type": "application/json"})
+        if r.status_code in (408, 429) or r.status_code >= 500:
+            raise ConnectionError(f"collector answered {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:  # the collector kept the body as a dead letter; retrying cannot help
+            logger.error("inferwatch sdk: collector refused %d record(s): %d %s", len(items), r.status_code,
+                         r.text[:500])
+
+    return encode, send
+
+
 class Client:
     """Logs exchanges in the background to a collector (HTTP) or straight to the log."""
 
@@ -129,51 +184,14 @@ class Client:
     @classmethod
     def to_log(cls, lg: Log, cfg: Config, **kwargs: Any) -> Client:
         """Decode here and append records (and dead letters) to ``lg`` (Kafka in production)."""
-        topics = cfg.log
-        default = cfg.collector.default_protocol
-
-        def encode(batch: list[Any]) -> list[Item]:
-            items: list[Item] = []
-            for fields, raw in batch:
-                env = Envelope(source=SOURCE, raw=raw, fields=fields)
-                try:
-                    rec = to_record(env, default)
-                except DecodeError as exc:
-                    meta = {k: str(fields[k]) for k in ("id", "model") if fields.get(k)}
-                    dl = DeadLetter(raw=raw, source=SOURCE, reason=str(exc), stage="decode", meta=meta)
-                    items.append((topics.deadletter_topic, SOURCE.encode(), dl.to_json()))
-                    logger.warning("inferwatch sdk: dead letter: %s", exc)
-                else:
-                    items.append((topics.records_topic, rec.model.encode(), rec.to_json()))
-            return items
-
-        def send(items: list[Item]) -> None:
-            for topic, kvs in group_by_topic(items):
-                lg.append(topic, kvs)
-
+        encode, send = log_transport(lg, cfg, kwargs.get("source", SOURCE))
         return cls(encode, send, **kwargs)
 
     @classmethod
     def to_collector(cls, url: str, *, timeout_s: float = 10.0, headers: Mapping[str, str] | None = None,
                      **kwargs: Any) -> Client:
         """Send record objects to a collector's ``POST /v1/records`` (it decodes them)."""
-        import httpx
-
-        endpoint = url.rstrip("/") + "/v1/records"
-        http = httpx.Client(timeout=timeout_s, headers=dict(headers or {}))
-
-        def encode(batch: list[Any]) -> list[Item]:
-            return [("records", b"", _dumps(fields)) for fields, _ in batch]
-
-        def send(items: list[Item]) -> None:
-            body = b"[" + b",".join(v for _, _, v in items) + b"]"
-            r = http.post(endpoint, content=body, headers={"content-type": "application/json"})
-            if r.status_code in (408, 429) or r.status_code >= 500:
-                raise ConnectionError(f"collector answered {r.status_code}: {r.text[:200]}")
-            if r.status_code >= 400:  # the collector kept the body as a dead letter; retrying cannot help
-                logger.error("inferwatch sdk: collector refused %d record(s): %d %s", len(items), r.status_code,
-                             r.text[:500])
-
+        encode, send = collector_transport(url, timeout_s=timeout_s, headers=headers)
         return cls(encode, send, **kwargs)
 
     @classmethod

@@ -169,8 +169,15 @@ def _seldon_v2_collector(cfg: Config, parts: Parts) -> Collector:
     return SeldonV2Collector.from_config(cfg)
 
 
+def _proxy_collector(cfg: Config, parts: Parts) -> Collector:
+    from collectors.proxy import LoggingProxy
+
+    return LoggingProxy.from_config(cfg)
+
+
 COLLECTORS.register("http", _http_collector)
 COLLECTORS.register("seldon-v2", _seldon_v2_collector)
+COLLECTORS.register("proxy", _proxy_collector)
 
 
 # -- detection sinks -------------------------------------------------------------------------
