@@ -35,8 +35,9 @@ from inferwatch.config import Config, ProxyConfig
 from inferwatch.exchange import Endpoint, exchange_fields, match_endpoint, opted_out, request_id
 from inferwatch.ingest import Ingestor
 from inferwatch.shipper import ShipMetrics, Shipper
+from inferwatch.spool import Item
 
-__all__ = ["LoggingProxy", "new_traceparent"]
+__all__ = ["LoggerProcess", "LoggingProxy", "new_traceparent"]
 
 log = logging.getLogger("inferwatch.proxy")
 
@@ -89,7 +90,7 @@ class LoggingProxy:
         self.requests = Counter("inferwatch_proxy_requests", "Requests through the proxy, by outcome "
                                 "(logged, skipped, not_inference, upstream_unreachable)", ["outcome"],
                                 registry=self.registry)
-        self.shipper: Shipper | None = None
+        self.shipper: LoggerProcess | None = None
         self.port = pcfg.port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -103,23 +104,13 @@ class LoggingProxy:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, ingestor: Ingestor) -> None:
-        """Serve in a background thread; logged exchanges go to ``ingestor``'s log (or, with
-        ``proxy.send_to`` a URL, to that collector), decoded by the ingest path's ``to_record``."""
-        from inferwatch.sdk import collector_transport, log_transport
-
-        cfg = self.cfg or ingestor.cfg
+        """Serve in a background thread; logged exchanges go to ``ingestor``'s configured log (or,
+        with ``proxy.send_to`` a URL, to that collector), decoded by the ingest path's
+        ``to_record`` in a logger process of their own (see :class:`LoggerProcess`)."""
+        cfg = (self.cfg or ingestor.cfg).model_copy(update={"proxy": self.pcfg})
         p = self.pcfg
-        if p.send_to == "log":
-            encode_fields, send = log_transport(ingestor.log, cfg, SOURCE)
-        else:
-            encode_fields, send = collector_transport(p.send_to)
-
-        def encode(batch: list[Any]) -> list[Any]:
-            return encode_fields([self._fields(*x) for x in batch])
-
         spool = p.spool_path or str(cfg.path_in_data(None, f"proxy-spool-{p.port}.db"))
-        self.shipper = Shipper(encode, send, spool, source=SOURCE, max_queue=p.max_queue,
-                               spool_max_bytes=p.spool_max_bytes, metrics=self.ship_metrics).start()
+        self.shipper = LoggerProcess(cfg, spool, ship_metrics=self.ship_metrics)
         self._thread = threading.Thread(target=self._serve, name="inferwatch-proxy", daemon=True)
         self._thread.start()
         if not self._started.wait(30) or self._error is not None:
@@ -152,7 +143,13 @@ class LoggingProxy:
 
     def _serve(self) -> None:
         try:
-            asyncio.run(self._main())
+            try:  # uvloop when installed (the `proxy` extra): less CPU per forwarded request
+                import uvloop
+
+                runner: Any = uvloop.run
+            except ImportError:
+                runner = asyncio.run
+            runner(self._main())
         except BaseException as exc:  # surfaced to start()
             self._error = exc
             self._started.set()
@@ -262,33 +259,12 @@ class LoggingProxy:
         self.shipper.submit((endpoint, rid, status, body, answer, req_headers, resp_headers, latency, ttft, path,
                              time.time()))
 
-    def _fields(self, endpoint: Endpoint, rid: str, status: int, body: bytes, answer: bytes,
-                req_headers: dict[str, str], resp_headers: dict[str, str], latency: float, ttft: float | None,
-                path: str, at: float) -> tuple[dict[str, Any], bytes]:
-        """Runs in the shipper's writer thread: the record fields of one exchange."""
-        from datetime import UTC, datetime
-
-        body = _decoded(body, req_headers.get("content-encoding"))
-        answer = _decoded(answer, resp_headers.get("content-encoding"))
-        fields = exchange_fields(endpoint, rid=rid, status=status, request=body, response=answer,
-                                 request_headers=req_headers, response_headers=resp_headers, latency_ms=latency,
-                                 ttft_ms=ttft, default_model=self.pcfg.model, path=path)
-        fields["timestamp"] = datetime.fromtimestamp(at - latency / 1000, UTC)
-        fields["source"] = SOURCE
-        if resp_headers.get("x-inferwatch-truncated"):
-            fields["meta"]["truncated"] = "true"
-            fields["inputs"], fields["outputs"] = {}, {}
-        if not fields.get("model"):
-            fields["model"] = "unknown"
-        return fields, body + b"\n" + answer
-
     def _own(self, path: str) -> Any:
         from aiohttp import web
 
         if path == _OWN + "metrics":
-            sh = self.shipper
-            if sh is not None:
-                sh._gauges()
+            if self.shipper is not None:
+                self.shipper.export()
             return web.Response(body=generate_latest(self.registry),
                                 headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
         if path == _OWN + "healthz":
@@ -297,3 +273,193 @@ class LoggingProxy:
                                       "dropped": self.shipper.dropped if self.shipper else 0,
                                       "last_error": self.shipper.last_error if self.shipper else None})
         return web.Response(status=404, text="not found")
+
+
+# -- the logger process --------------------------------------------------------------------------------
+def exchange_record_fields(x: tuple[Any, ...], default_model: str | None) -> tuple[dict[str, Any], bytes]:
+    """The record fields of one proxied exchange (run in the logger process)."""
+    from datetime import UTC, datetime
+
+    endpoint, rid, status, body, answer, req_headers, resp_headers, latency, ttft, path, at = x
+    body = _decoded(body, req_headers.get("content-encoding"))
+    answer = _decoded(answer, resp_headers.get("content-encoding"))
+    fields = exchange_fields(endpoint, rid=rid, status=status, request=body, response=answer,
+                             request_headers=req_headers, response_headers=resp_headers, latency_ms=latency,
+                             ttft_ms=ttft, default_model=default_model, path=path)
+    fields["timestamp"] = datetime.fromtimestamp(at - latency / 1000, UTC)
+    fields["source"] = SOURCE
+    if resp_headers.get("x-inferwatch-truncated"):
+        fields["meta"]["truncated"] = "true"
+        fields["inputs"], fields["outputs"] = {}, {}
+    if not fields.get("model"):
+        fields["model"] = "unknown"
+    return fields, body + b"\n" + answer
+
+
+# shared counters between the proxy and its logger process
+_DROPPED, _SENT, _FAILURES, _SPOOL_ITEMS, _SPOOL_BYTES, _PENDING, _RECEIVED = range(7)
+
+
+def _logger_main(cfg_json: bytes, spool_path: str, q: Any, stats: Any, error: Any) -> None:
+    """The logger process: exchanges from ``q`` -> record fields -> Shipper (disk spool -> the log)."""
+    import queue as queue_mod
+
+    from inferwatch.config import Config
+    from inferwatch.sdk import collector_transport, log_transport
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:  # logging may lag behind; forwarding may not: under CPU contention the proxy goes first
+        os.nice(10)
+    except OSError:
+        pass
+    cfg = Config.model_validate_json(cfg_json)
+    p = cfg.proxy
+    if p.send_to == "log":
+        from inferwatch.wiring import build_log
+
+        encode_fields, send = log_transport(build_log(cfg), cfg, SOURCE)
+    else:
+        encode_fields, send = collector_transport(p.send_to)
+
+    def encode(batch: list[Any]) -> list[Item]:
+        return encode_fields([exchange_record_fields(x, p.model) for x in batch])
+
+    shipper = Shipper(encode, send, spool_path, source=SOURCE, max_queue=p.max_queue,
+                      spool_max_bytes=p.spool_max_bytes).start()
+    m = shipper.metrics
+
+    def publish() -> None:
+        def total(c: Any) -> float:
+            return sum(s.value for metric in c.collect() for s in metric.samples if s.name.endswith("_total"))
+
+        stats[_DROPPED] = shipper.dropped
+        stats[_SENT] = total(m.sent)
+        stats[_FAILURES] = total(m.send_failures)
+        stats[_SPOOL_ITEMS] = len(shipper.spool)
+        stats[_SPOOL_BYTES] = shipper.spool.bytes
+        stats[_PENDING] = shipper.pending()
+        stats[_RECEIVED] = received  # after _PENDING: a reader seeing this count sees a pending that covers it
+        error.value = (shipper.last_error or "").encode("utf-8", "replace")[:500]
+
+    received = 0
+    last = 0.0
+    while True:
+        try:
+            x = q.get(timeout=0.05)
+        except queue_mod.Empty:
+            x = ()
+        if x is None:
+            break
+        if x:
+            shipper.submit(x)
+            received += 1
+        now = time.monotonic()
+        if now - last > 0.05:
+            publish()
+            last = now
+    shipper.close(float((stats[_PENDING] and 30.0) or 5.0))
+    publish()
+
+
+class LoggerProcess:
+    """The proxy's logging in a process of its own, so decoding and writing never compete with
+    forwarding for the proxy's interpreter. The proxy hands exchanges over a bounded queue
+    (:meth:`submit` never blocks: a full queue is a counted, logged drop); the logger process
+    runs a :class:`~inferwatch.shipper.Shipper` (disk spool, then the log) and is restarted if it
+    dies. Counters are shared, so the proxy's ``/.inferwatch/metrics`` shows them."""
+
+    def __init__(self, cfg: Config, spool_path: str, *, ship_metrics: ShipMetrics | None = None) -> None:
+        import multiprocessing as mp
+
+        self.cfg = cfg
+        self.spool_path = spool_path
+        self.metrics = ship_metrics or ShipMetrics()
+        self._ctx = mp.get_context("spawn")
+        self._queue: Any = self._ctx.Queue(cfg.proxy.max_queue)
+        self._stats: Any = self._ctx.Array("d", 7, lock=False)
+        self._error: Any = self._ctx.Array("c", 512, lock=False)
+        self.dropped_here = 0
+        self.accepted = 0
+        self._last_log = 0.0
+        self._exported = [0.0, 0.0, 0.0]
+        self._proc: Any = None
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self._proc = self._ctx.Process(target=_logger_main, name="inferwatch-proxy-logger", daemon=True,
+                                       args=(self.cfg.model_dump_json().encode(), self.spool_path, self._queue,
+                                             self._stats, self._error))
+        self._proc.start()
+
+    def submit(self, x: tuple[Any, ...]) -> bool:
+        import queue as queue_mod
+
+        self.metrics.submitted.labels(source=SOURCE).inc()
+        if not self._proc.is_alive():
+            log.error("proxy logger process exited (%s); restarting it", self._proc.exitcode)
+            self._spawn()
+        try:
+            self._queue.put_nowait(x)
+            self.accepted += 1
+            return True
+        except queue_mod.Full:
+            self.dropped_here += 1
+            self.metrics.dropped.labels(source=SOURCE, reason="queue_full").inc()
+            now = time.monotonic()
+            if now - self._last_log > 1.0:
+                self._last_log = now
+                log.error("proxy: logger queue full, exchange dropped (%d dropped so far)", self.dropped)
+            return False
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_here + int(self._stats[_DROPPED])
+
+    @property
+    def last_error(self) -> str | None:
+        return bytes(self._error.value).decode("utf-8", "replace") or None
+
+    @property
+    def spool_items(self) -> int:
+        return int(self._stats[_SPOOL_ITEMS])
+
+    def pending(self) -> int:
+        try:
+            queued = self._queue.qsize()
+        except NotImplementedError:  # macOS
+            queued = 0
+        return queued + int(self._stats[_PENDING])
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every exchange submitted so far is on the log (or the collector)."""
+        deadline = time.monotonic() + timeout
+        target = self.accepted
+        while True:
+            received = self._stats[_RECEIVED]  # read before _PENDING (written in the other order)
+            if received >= target and self._stats[_PENDING] == 0:
+                return True
+            if time.monotonic() > deadline or not self._proc.is_alive():
+                return False
+            time.sleep(0.02)
+
+    def export(self) -> None:
+        """Copy the logger process's counters into this process's metrics."""
+        s, m = self._stats, self.metrics
+        m.spooled_items.labels(source=SOURCE).set(s[_SPOOL_ITEMS])
+        m.spooled_bytes.labels(source=SOURCE).set(s[_SPOOL_BYTES])
+        for i, (idx, counter) in enumerate(((_SENT, m.sent.labels(source=SOURCE)),
+                                            (_FAILURES, m.send_failures.labels(source=SOURCE)),
+                                            (_DROPPED, m.dropped.labels(source=SOURCE, reason="spool_full")))):
+            delta = s[idx] - self._exported[i]
+            if delta > 0:
+                counter.inc(delta)
+                self._exported[i] = s[idx]
+
+    def close(self, timeout: float = 10.0) -> bool:
+        flushed = self.flush(timeout)
+        self._queue.put(None)
+        self._proc.join(timeout + 10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        return flushed

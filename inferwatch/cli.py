@@ -125,8 +125,6 @@ def proxy(config_path: Path | None, upstream: str, host: str | None, port: int |
     from collectors.proxy import LoggingProxy
     from inferwatch.ingest import Ingestor
     from inferwatch.metrics import Metrics
-    from inferwatch.wiring import build_log
-
     overrides: dict[str, Any] = {"proxy.upstream": upstream}
     for key, value in (("host", host), ("port", port), ("model", model), ("send_to", send_to),
                        ("spool_path", spool_path)):
@@ -134,9 +132,8 @@ def proxy(config_path: Path | None, upstream: str, host: str | None, port: int |
             overrides[f"proxy.{key}"] = value
     cfg = _load(config_path, overrides)
     _setup_logging(cfg.log_level)
-    lg = build_log(cfg) if cfg.proxy.send_to == "log" else None
-    try:
-        LoggingProxy.from_config(cfg).serve_forever(Ingestor(lg, cfg, Metrics()))  # type: ignore[arg-type]
+    try:  # the proxy's logger process builds the configured log itself
+        LoggingProxy.from_config(cfg).serve_forever(Ingestor(None, cfg, Metrics()))  # type: ignore[arg-type]
     except InferwatchError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -132,15 +132,22 @@ def test_bodies_headers_and_chunked_answers_pass_unchanged(stack_env, tmp_path):
         raw = http.post(url + "/gzip", content=b"{}", headers={"accept-encoding": "gzip"})
         assert raw.headers["content-encoding"] == "gzip"
         assert proxy.shipper is not None and proxy.shipper.flush(60)
-        records = {r.meta["path"]: r for r in s.records_on_log()}
+        on_log = s.records_on_log()
+        records = {r.meta["path"]: r for r in on_log}
         assert records["/gzip"].outputs == {"f0": [1, 2, 3]}  # logged decompressed
         letters = s.letters_on_log()  # the upstream's NDJSON-as-JSON answer: kept with the reason, not lost
         assert len(letters) == 1 and "invalid JSON" in letters[0].reason and b'{"part": 4}' in letters[0].raw
         tea = records["/v1/models/tea:predict"]
         assert tea.model == "tea" and tea.meta["status"] == "418" and tea.outputs == {}
         assert records["/predict"].model == "echo" and records["/predict"].inputs == {"f0": [1], "f1": [2]}
-        metrics = http.get(url + "/.inferwatch/metrics").text
-        assert 'inferwatch_ship_dropped_total' not in metrics or 'reason=' not in metrics
+        from prometheus_client.parser import text_string_to_metric_families
+
+        samples = {(smp.name, smp.labels.get("reason", smp.labels.get("outcome"))): smp.value
+                   for fam in text_string_to_metric_families(http.get(url + "/.inferwatch/metrics").text)
+                   for smp in fam.samples}
+        assert sum(v for (name, _), v in samples.items() if name == "inferwatch_ship_dropped_total") == 0
+        assert samples[("inferwatch_ship_sent_total", None)] == len(on_log) + len(letters) == 5
+        assert samples[("inferwatch_proxy_requests_total", "logged")] == 5  # 4 paths + the second /gzip
 
 
 # -- real model servers in their own venvs -----------------------------------------------------------------

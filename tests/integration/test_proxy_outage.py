@@ -100,8 +100,8 @@ def test_kafka_stopped_mid_run_fails_no_request_and_loses_nothing(stack_env, own
                 during = threading.Thread(target=send, args=(N_DURING, N_BEFORE))
                 during.start()
                 during.join(600)
-                wait_until(lambda: len(proxy.shipper.spool) > 0, 60, "exchanges waiting in the spool")  # type: ignore[union-attr]
-                assert proxy.shipper.last_error is not None or len(proxy.shipper.spool) > 0  # type: ignore[union-attr]
+                wait_until(lambda: proxy.shipper.spool_items > 0, 60, "exchanges waiting in the spool")  # type: ignore[union-attr]
+                assert proxy.shipper.last_error is not None or proxy.shipper.spool_items > 0  # type: ignore[union-attr]
                 own_kafka.up()  # same data directory: the topics are still there
                 send(N_AFTER, N_BEFORE + N_DURING)
                 assert proxy.shipper.flush(600), f"spool not drained: {proxy.shipper.pending()} left"  # type: ignore[union-attr]
