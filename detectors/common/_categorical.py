@@ -155,7 +155,7 @@ def chi2_pvalues(
     from detectors.common._discrete import tied_pvalues
 
     stat, p, flags = _chi2(refs, xs)
-    methods = ["asymptotic"] * len(refs)
+    methods = ["asymptotic" if len(set(r) | set(x)) > 1 else "constant" for r, x in zip(refs, xs, strict=True)]
     sparse, tables = [], []
     for i in np.flatnonzero(flags):
         c, w = _table(refs[i], xs[i])
