@@ -39,6 +39,7 @@ vectorised over draws.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -386,6 +387,17 @@ def quadratic_pvalue(test: str, tables: list[np.ndarray], observed: np.ndarray) 
     return out
 
 
+def table_rng(rng: np.random.Generator, c: np.ndarray, w: np.ndarray) -> np.random.Generator:
+    """The generator of one table's Monte Carlo draws: seeded by ``rng`` and a hash of the
+    table, so a window's p-value is reproducible but windows do not share their draws.
+
+    (With one fixed seed for every window the draws repeat from window to window; the error
+    of a Monte Carlo p-value then no longer averages out over windows, and on diabetes'
+    age column 9.5% of 600 null windows had p <= 0.05.)"""
+    digest = hashlib.blake2b(np.ascontiguousarray(c).tobytes() + np.ascontiguousarray(w).tobytes(), digest_size=8)
+    return np.random.default_rng([int(rng.integers(2**63)), int.from_bytes(digest.digest(), "little")])
+
+
 def asymptotic_ok(c: np.ndarray, m: int) -> bool:
     """Whether the Gaussian limit is trusted for pooled counts ``c`` and window size ``m``:
     at least 3 distinct values, an effective sample size ``m_e = m n / N`` of at least 50,
@@ -437,7 +449,9 @@ def tied_pvalues(
             quad.append(i)
             methods[i] = "discrete-asymptotic"
         else:
-            p[i], _ = permutation_pvalue(functools.partial(stat_from_counts, test, c), c, int(w.sum()), stat[i], rng, b_max)
+            p[i], _ = permutation_pvalue(
+                functools.partial(stat_from_counts, test, c), c, int(w.sum()), stat[i], table_rng(rng, c, w), b_max
+            )
             methods[i] = "permutation"
     if quad:
         p[quad] = quadratic_pvalue(test, [tables[i][0] for i in quad], stat[quad])

@@ -27,11 +27,11 @@ DETECTORS = ["ks", "cvm", "anderson", "tabular", "chi2", "fet"]
 
 TABLES = [
     # (name, n_ref, window, null windows)
-    ("synthetic", 500, 20, 150),
+    ("synthetic", 500, 20, 120),
     ("synthetic", 1000, 200, 100),
-    ("digits", 1000, 20, 80),
-    ("diabetes", 300, 40, 150),
-    ("iris", 100, 20, 150),
+    ("digits", 1000, 20, 60),
+    ("diabetes", 300, 40, 100),
+    ("iris", 100, 20, 120),
 ]
 
 
