@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -79,7 +80,11 @@ class LoggingProxy:
 
     name = SOURCE
 
-    def __init__(self, pcfg: ProxyConfig, cfg: Config | None = None, *, upstream: str | None = None) -> None:
+    def __init__(self, pcfg: ProxyConfig, cfg: Config | None = None, *, upstream: str | None = None,
+                 log_factory: Callable[[Config], Any] | None = None) -> None:
+        #: builds the log in the logger process (a picklable function, e.g. ``inferwatch.wiring.build_log``
+        #: for plug-in logs; default: the built-in Kafka or SQLite log)
+        self.log_factory = log_factory
         self.pcfg = pcfg
         self.cfg = cfg
         self.upstream = (upstream or pcfg.upstream or "").rstrip("/")
@@ -99,8 +104,8 @@ class LoggingProxy:
         self._error: BaseException | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config) -> LoggingProxy:
-        return cls(cfg.proxy, cfg)
+    def from_config(cls, cfg: Config, log_factory: Callable[[Config], Any] | None = None) -> LoggingProxy:
+        return cls(cfg.proxy, cfg, log_factory=log_factory)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, ingestor: Ingestor) -> None:
@@ -110,7 +115,7 @@ class LoggingProxy:
         cfg = (self.cfg or ingestor.cfg).model_copy(update={"proxy": self.pcfg})
         p = self.pcfg
         spool = p.spool_path or str(cfg.path_in_data(None, f"proxy-spool-{p.port}.db"))
-        self.shipper = LoggerProcess(cfg, spool, ship_metrics=self.ship_metrics)
+        self.shipper = LoggerProcess(cfg, spool, ship_metrics=self.ship_metrics, log_factory=self.log_factory)
         self._thread = threading.Thread(target=self._serve, name="inferwatch-proxy", daemon=True)
         self._thread.start()
         if not self._started.wait(30) or self._error is not None:
@@ -300,7 +305,8 @@ def exchange_record_fields(x: tuple[Any, ...], default_model: str | None) -> tup
 _DROPPED, _SENT, _FAILURES, _SPOOL_ITEMS, _SPOOL_BYTES, _PENDING, _RECEIVED = range(7)
 
 
-def _logger_main(cfg_json: bytes, spool_path: str, q: Any, stats: Any, error: Any) -> None:
+def _logger_main(cfg_json: bytes, spool_path: str, q: Any, stats: Any, error: Any,
+                 log_factory: Callable[[Config], Any] | None = None) -> None:
     """The logger process: exchanges from ``q`` -> record fields -> Shipper (disk spool -> the log)."""
     import queue as queue_mod
 
@@ -315,9 +321,9 @@ def _logger_main(cfg_json: bytes, spool_path: str, q: Any, stats: Any, error: An
     cfg = Config.model_validate_json(cfg_json)
     p = cfg.proxy
     if p.send_to == "log":
-        from inferwatch.wiring import build_log
+        from inferwatch.sdk import open_log
 
-        encode_fields, send = log_transport(build_log(cfg), cfg, SOURCE)
+        encode_fields, send = log_transport((log_factory or open_log)(cfg), cfg, SOURCE)
     else:
         encode_fields, send = collector_transport(p.send_to)
 
@@ -368,9 +374,11 @@ class LoggerProcess:
     runs a :class:`~inferwatch.shipper.Shipper` (disk spool, then the log) and is restarted if it
     dies. Counters are shared, so the proxy's ``/.inferwatch/metrics`` shows them."""
 
-    def __init__(self, cfg: Config, spool_path: str, *, ship_metrics: ShipMetrics | None = None) -> None:
+    def __init__(self, cfg: Config, spool_path: str, *, ship_metrics: ShipMetrics | None = None,
+                 log_factory: Callable[[Config], Any] | None = None) -> None:
         import multiprocessing as mp
 
+        self.log_factory = log_factory
         self.cfg = cfg
         self.spool_path = spool_path
         self.metrics = ship_metrics or ShipMetrics()
@@ -388,7 +396,7 @@ class LoggerProcess:
     def _spawn(self) -> None:
         self._proc = self._ctx.Process(target=_logger_main, name="inferwatch-proxy-logger", daemon=True,
                                        args=(self.cfg.model_dump_json().encode(), self.spool_path, self._queue,
-                                             self._stats, self._error))
+                                             self._stats, self._error, self.log_factory))
         self._proc.start()
 
     def submit(self, x: tuple[Any, ...]) -> bool:

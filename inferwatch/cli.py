@@ -133,7 +133,10 @@ def proxy(config_path: Path | None, upstream: str, host: str | None, port: int |
     cfg = _load(config_path, overrides)
     _setup_logging(cfg.log_level)
     try:  # the proxy's logger process builds the configured log itself
-        LoggingProxy.from_config(cfg).serve_forever(Ingestor(None, cfg, Metrics()))  # type: ignore[arg-type]
+        from inferwatch.wiring import build_log
+
+        LoggingProxy.from_config(cfg, log_factory=build_log).serve_forever(
+            Ingestor(None, cfg, Metrics()))  # type: ignore[arg-type]
     except InferwatchError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -110,6 +110,27 @@ def _dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
+def open_log(cfg: Config) -> Log:
+    """The configured built-in log (``kafka`` or ``sqlite``) with the records and dead-letter topics
+    created. A log plug-in is passed in instead (``Client.to_log(log, cfg)``): the core does not
+    know the wiring's registry."""
+    from inferwatch.errors import ConfigError
+
+    lg: Log
+    if cfg.log.backend == "kafka":
+        from inferwatch.kafka_log import KafkaLog
+
+        lg = KafkaLog(cfg.kafka)
+    elif cfg.log.backend == "sqlite":
+        from inferwatch.sqlite_log import SQLiteLog
+
+        lg = SQLiteLog(cfg.log_path)
+    else:
+        raise ConfigError(f"log backend {cfg.log.backend!r} is a plug-in: build it and use Client.to_log(log, cfg)")
+    lg.create_topics([cfg.log.records_topic, cfg.log.deadletter_topic])
+    return lg
+
+
 Transport = tuple[Callable[[list[Any]], list[Item]], Callable[[list[Item]], None]]
 
 
@@ -203,10 +224,8 @@ class Client:
         if url and not kafka:
             return cls.to_collector(url, **kwargs)
         cfg = cfg or load_config(None, overrides={"log.backend": "kafka"} if kafka else None)
-        from inferwatch.wiring import build_log
-
         kwargs.setdefault("spool_path", cfg.path_in_data(None, f"sdk-spool-{os.getpid()}.db"))
-        return cls.to_log(build_log(cfg), cfg, **kwargs)
+        return cls.to_log(open_log(cfg), cfg, **kwargs)
 
     # -- logging -----------------------------------------------------------------------------------
     def log(self, request: Any = None, response: Any = None, *, model: str | None = None, id: str | None = None,

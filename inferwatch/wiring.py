@@ -172,7 +172,7 @@ def _seldon_v2_collector(cfg: Config, parts: Parts) -> Collector:
 def _proxy_collector(cfg: Config, parts: Parts) -> Collector:
     from collectors.proxy import LoggingProxy
 
-    return LoggingProxy.from_config(cfg)
+    return LoggingProxy.from_config(cfg, log_factory=build_log)
 
 
 COLLECTORS.register("http", _http_collector)
