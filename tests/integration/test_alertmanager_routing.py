@@ -280,3 +280,130 @@ def test_routing_grouping_inhibition_and_silences(alertmanager: PrivateAlertmana
     (quiet,) = am.alerts(model=quiet_model)
     assert quiet["status"]["state"] == "suppressed" and quiet["status"]["silencedBy"] == [silence_id]
     assert not hook.alerts(None, model=quiet_model)
+
+
+# --- the direct Alertmanager sink and the rules' alerts: one alert, one notification ---------------
+
+
+@pytest.fixture
+def rule_evaluator(tmp_path: Path, alertmanager: PrivateAlertmanager) -> Iterator[tuple[str, Any]]:
+    """A private Prometheus with the project's rules (``for:`` durations set to 0s, the only change)
+    scraping a loopback /metrics of an inferwatch :class:`Metrics` registry, and sending its alerts
+    to the private Alertmanager. Yields (Prometheus URL, the Metrics)."""
+    binary = _tool("prometheus")
+    from prometheus_client import generate_latest
+
+    from sinks.prometheus import Metrics  # TODO inferwatch.metrics after the core move
+
+    metrics = Metrics()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = generate_latest(metrics.registry)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rules = tmp_path / "rules.yml"
+    rules.write_text(re.sub(r"\bfor: \S+", "for: 0s", (ROOT / "alerts" / "inferwatch.rules.yml").read_text()))
+    port = _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s",
+                   "external_labels": {"stack": "views-test"}},
+        "rule_files": [str(rules)],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.url.split("//")[1]]}]}]},
+        "scrape_configs": [{"job_name": "inferwatch", "static_configs": [
+            {"targets": [f"127.0.0.1:{server.server_address[1]}"]}]}],
+    }))
+    proc = subprocess.Popen(
+        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))  # noqa: SIM115
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            try:
+                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("the private Prometheus ready", ready, timeout=60)
+        yield url, metrics
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        server.shutdown()
+        server.server_close()
+
+
+def _notifications_sent(prom: str) -> float:
+    text = httpx.get(f"{prom}/metrics", timeout=10).text
+    m = re.search(r"^prometheus_notifications_sent_total\{[^}]*\} (\S+)$", text, re.M)
+    return float(m[1]) if m else 0.0
+
+
+def _rule_state(prom: str, model: str) -> str:
+    alerts = httpx.get(f"{prom}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    states = {a["state"] for a in alerts if a["labels"].get("model") == model}
+    return states.pop() if len(states) == 1 else ("inactive" if not states else "mixed")
+
+
+@pytest.mark.parametrize("kind", ["drift", "quality"])
+def test_direct_sink_and_rule_alert_are_one_alert_and_resolve_together(alertmanager, rule_evaluator, kind):
+    from inferwatch.record import Detection
+    from sinks.alertmanager import AlertSink
+
+    am, hook = alertmanager, alertmanager.webhook
+    prom, metrics = rule_evaluator
+    model = f"dedup-{uuid.uuid4().hex[:8]}"
+    alertname = {"drift": "InferwatchDriftDetected", "quality": "InferwatchDataQualityViolation"}[kind]
+    sink = AlertSink(alertmanager_url=am.url, extra_labels={"stack": "views-test"})
+
+    def detection(fired: bool) -> Detection:
+        return Detection(detector="ks" if kind == "drift" else "quality", kind=kind, model=model, version="v1",
+                         window_size=100, is_drift=fired, p_value=1e-6 if fired else 0.4,
+                         window_start=datetime.now(UTC) - timedelta(seconds=5), window_end=datetime.now(UTC),
+                         feature_drift={"f0": fired})
+
+    try:
+        # a window fires: the metrics (and through them the rule) and the direct sink both see it
+        fired = detection(True)
+        metrics.observe_detection(fired)
+        sent_before = _notifications_sent(prom)
+        assert sink.write([fired]) == 1
+        wait_for("the rule firing", lambda: _rule_state(prom, model) == "firing")
+        wait_for("Prometheus's alert sent", lambda: _notifications_sent(prom) > sent_before)
+        wait_for("the firing notification", lambda: hook.alerts(None, model=model))
+        (alert,) = am.alerts(model=model)  # one alert: the two sources' label sets are the same
+        assert alert["labels"] == {"alertname": alertname, "model": model, "version": "v1",
+                                   "detector": fired.detector, "severity": "warning", "stack": "views-test"}
+        assert alert["status"]["state"] == "active"
+
+        # the next window is clean: the sink resolves at once, the rule when the gauge reads 0
+        clean = detection(False)
+        metrics.observe_detection(clean)
+        assert sink.write([clean]) == 1  # the resolution
+        wait_for("the resolved notification", lambda: [
+            n for n in hook.notifications() if n["status"] == "resolved"
+            and any(a["labels"]["model"] == model for a in n["alerts"])])
+        wait_for("the rule inactive", lambda: _rule_state(prom, model) == "inactive")
+        assert not [a for a in am.alerts(model=model) if a["status"]["state"] == "active"]
+        ours = [n for n in hook.notifications() if any(a["labels"]["model"] == model for a in n["alerts"])]
+        assert [(n["status"], len(n["alerts"])) for n in ours] == [("firing", 1), ("resolved", 1)]
+        # a clean window that follows a clean window posts nothing
+        assert sink.write([detection(False)]) == 0
+    finally:
+        sink.close()
