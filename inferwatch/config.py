@@ -124,6 +124,9 @@ class AlertmanagerConfig(_Section):
     url: str | None = None
     webhook_url: str | None = None
     resolve_timeout_s: float = 300.0
+    # added to every direct alert: set them to Prometheus's external_labels, so that a rule's alert
+    # and this sink's alert for the same window are one alert in Alertmanager
+    labels: dict[str, str] = {}
 
 
 class LogConfig(_Section):
@@ -187,6 +190,8 @@ class MetricsConfig(_Section):
     auth_tokens: list[str] = secret_field([])
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
+    # values of a data-driven label (feature, output, class) per model version; later ones: _other
+    series_cap: int = Field(50, ge=1)
 
 
 class RedactConfig(_Section):

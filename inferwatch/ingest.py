@@ -379,6 +379,7 @@ class Ingestor:
             n = per_model.setdefault((r.model, r.version or ""), [0, 0])
             n[0] += 1
             n[1] += r.n_rows
+            self.metrics.observe_outputs(r)
         for (model, version), (count, rows) in per_model.items():
             self.metrics.decoded.labels(model=model, version=version).inc(count)
             self.metrics.rows.labels(model=model, version=version).inc(rows)

@@ -4,19 +4,38 @@ A shared service of the core: collectors count what they receive, the workers wh
 and the metrics sink (``sinks.prometheus``) exports detections onto the same registry.
 
 Names follow Prometheus rules: ``inferwatch_`` prefix, ``_total`` counters, units in names.
-Labels are bounded: ``model``, ``version``, ``detector``, ``source``, ``stage``, ``group`` and,
-for per-feature drift gauges only, ``feature``.
+Labels are bounded: ``model``, ``version``, ``detector``, ``source``, ``stage``, ``group``,
+``store``, ``check``; the labels whose values come from the data — ``feature``, ``output`` and
+``class`` — are capped per model version (:class:`~inferwatch.series_cap.SeriesCap`: the first
+``series_cap`` values, the rest under ``_other``, the first refusal logged and every one counted
+in ``inferwatch_series_capped_total``).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from numbers import Integral, Real
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client.exposition import push_to_gateway
 
-from inferwatch.record import Detection
+from inferwatch.record import Detection, InferenceRecord
+from inferwatch.series_cap import OTHER, SeriesCap
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
+
+#: buckets of numeric predictions: fine over [0, 1] (probabilities, scores), coarse elsewhere
+PREDICTION_BUCKETS = (-1e4, -1e3, -100.0, -10.0, -1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
+                      2.0, 5.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+#: outlier score / the detector's threshold: 1 is the threshold, whatever the detector's scale
+OUTLIER_RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+#: collector append to audit document written (searchable after the store's refresh, 1 s)
+SEARCHABLE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+#: data-quality findings (detectors.quality issues, monitor schema detections) -> check label
+QUALITY_CHECKS = {"missing_values": "missing", "out_of_range": "out_of_range", "unseen_categories": "unseen_category",
+                  "missing_column": "schema", "new_column": "schema", "kind_changed": "schema"}
 
 
 class Metrics:
@@ -28,7 +47,7 @@ class Metrics:
     True
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self, registry: CollectorRegistry | None = None, *, series_cap: int = 50):
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.received = Counter(
@@ -78,18 +97,57 @@ class Metrics:
             ["model", "version", "detector"], registry=r,
         )
         self.feature_p_value = Gauge(
-            "inferwatch_drift_feature_p_value", "Per-feature p-value of the last window.",
+            "inferwatch_drift_feature_p_value",
+            "Per-feature p-value of the last window (features past the cap: the smallest of theirs, as _other).",
             ["model", "version", "detector", "feature"], registry=r,
         )
         self.outlier_rate = Gauge(
             "inferwatch_outlier_ratio", "Share of rows flagged as outliers in the last window.",
             ["model", "version", "detector"], registry=r,
         )
+        self.outlier_score = Histogram(
+            "inferwatch_outlier_score_threshold_ratio",
+            "Outlier scores of scored rows divided by the detector's threshold (above 1: an outlier).",
+            ["model", "version", "detector"], registry=r, buckets=OUTLIER_RATIO_BUCKETS,
+        )
+        self.quality_violations = Counter(
+            "inferwatch_data_quality_violations",
+            "Windows in which a data-quality check failed (missing, out_of_range, unseen_category, schema), "
+            "per feature.", ["model", "version", "check", "feature"], registry=r,
+        )
+        self.prediction_value = Histogram(
+            "inferwatch_prediction_value", "Numeric model outputs, per output column.",
+            ["model", "version", "output"], registry=r, buckets=PREDICTION_BUCKETS,
+        )
+        self.predicted_class = Counter(
+            "inferwatch_predicted_class", "Categorical model outputs (classes), per output column and class.",
+            ["model", "version", "output", "class"], registry=r,
+        )
         self.collector_latency = Histogram(
             "inferwatch_collector_request_duration_seconds", "Collector request handling time (to durable append).",
             registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.searchable = Histogram(
+            "inferwatch_ingest_to_searchable_seconds",
+            "Time from a record's append to the log (by the collector) to its audit documents being written "
+            "(Elasticsearch makes them searchable within its refresh interval).",
+            ["store"], registry=r, buckets=SEARCHABLE_BUCKETS,
+        )
+        self.series_capped = Counter(
+            "inferwatch_series_capped",
+            "Observations counted under _other because a metric reached its cap of label values.",
+            ["metric"], registry=r,
+        )
 
+        def fold(metric: str) -> None:
+            self.series_capped.labels(metric=metric).inc()
+
+        self._features = SeriesCap("inferwatch_drift_feature_p_value", "feature", series_cap, fold)
+        self._quality_features = SeriesCap("inferwatch_data_quality_violations", "feature", series_cap, fold)
+        self._outputs = SeriesCap("inferwatch_prediction_value", "output", series_cap, fold)
+        self._classes = SeriesCap("inferwatch_predicted_class", "class", series_cap, fold)
+
+    # -- detections -----------------------------------------------------------------------------
     def observe_detection(self, d: Detection) -> None:
         """Export one :class:`Detection` (any detector, no special cases)."""
         labels = {"model": d.model, "version": d.version or "", "detector": d.detector}
@@ -102,11 +160,70 @@ class Metrics:
                 self.drift_p_value.labels(**labels).set(d.p_value)
             if d.distance is not None:
                 self.drift_distance.labels(**labels).set(d.distance)
-            for feature, p in d.feature_p_values.items():
-                self.feature_p_value.labels(feature=feature, **labels).set(p)
+            self._feature_p_values(labels, d.feature_p_values)
         elif d.kind == "outlier" and d.scores and d.threshold is not None:
             flagged = sum(1 for s in d.scores if s > d.threshold)
             self.outlier_rate.labels(**labels).set(flagged / len(d.scores))
+            self._outlier_scores(labels, d.scores, d.threshold)
+        if d.kind == "quality" and d.fired:
+            self._quality(d)
+
+    def _feature_p_values(self, labels: dict[str, str], p_values: Mapping[str, float]) -> None:
+        scope = (labels["model"], labels["version"], labels["detector"])
+        other: float | None = None
+        for feature, p in p_values.items():
+            name = self._features.admit(scope, feature)
+            if name == OTHER:
+                other = p if other is None else min(other, p)
+            else:
+                self.feature_p_value.labels(feature=name, **labels).set(p)
+        if other is not None:
+            self.feature_p_value.labels(feature=OTHER, **labels).set(other)
+
+    def _outlier_scores(self, labels: dict[str, str], scores: Sequence[float], threshold: float) -> None:
+        hist = self.outlier_score.labels(**labels)
+        for s in scores:
+            if threshold > 0:
+                hist.observe(s / threshold)
+            else:  # a threshold of 0 (or below) has no scale: only which side of it
+                hist.observe(math.inf if s > threshold else 0.0)
+
+    def _quality(self, d: Detection) -> None:
+        version = d.version or ""
+        findings = [(QUALITY_CHECKS.get(str(i.get("issue")), "other"), str(i.get("feature", "")))
+                    for i in d.extra.get("issues", ())]
+        findings += [("schema", str(c)) for key in ("missing_columns", "unexpected_columns")
+                     for c in d.extra.get(key, ())]
+        for check, feature in dict.fromkeys(findings) or [("other", "")]:
+            name = self._quality_features.admit((d.model, version), feature) if feature else ""
+            self.quality_violations.labels(model=d.model, version=version, check=check, feature=name).inc()
+
+    # -- records --------------------------------------------------------------------------------
+    def observe_outputs(self, r: InferenceRecord) -> None:
+        """The prediction distribution: numeric outputs into a histogram, categorical ones (strings,
+        booleans, integers) counted per class."""
+        if not r.outputs:
+            return
+        version = r.version or ""
+        for column, values in r.outputs.items():
+            output = self._outputs.admit((r.model, version), column)
+            hist = None
+            for v in values:
+                if v is None or isinstance(v, (list, dict)):
+                    continue
+                if isinstance(v, (bool, str, Integral)):
+                    cls = self._classes.admit((r.model, version, output), str(v))
+                    self.predicted_class.labels(model=r.model, version=version, output=output, **{"class": cls}).inc()
+                elif isinstance(v, Real) and not math.isnan(float(v)):
+                    if hist is None:
+                        hist = self.prediction_value.labels(model=r.model, version=version, output=output)
+                    hist.observe(float(v))
+
+    def observe_searchable(self, store: str, appended_at: Sequence[float], now: float) -> None:
+        """Audit documents written ``now`` for records appended to the log at ``appended_at``."""
+        hist = self.searchable.labels(store=store)
+        for t in appended_at:
+            hist.observe(max(0.0, now - t))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

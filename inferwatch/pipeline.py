@@ -51,7 +51,7 @@ class Pipeline:
             raise InferwatchError(f"unknown role(s) {sorted(unknown)}; choose from {', '.join(ROLES)}")
         self.cfg = cfg
         self.roles = list(roles)
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(series_cap=cfg.metrics.series_cap)
         self.log = wiring.build_log(cfg)
         self.workers: list[Worker] = []
         self.collectors: list[Collector] = []

@@ -184,7 +184,7 @@ COLLECTORS.register("proxy", _proxy_collector)
 def _prometheus_sink(cfg: Config, parts: Parts) -> DetectionSink:
     from sinks.prometheus import PrometheusSink
 
-    return PrometheusSink(parts.metrics or Metrics())
+    return PrometheusSink(parts.metrics or Metrics(series_cap=cfg.metrics.series_cap))
 
 
 def _alert_sink(cfg: Config, parts: Parts) -> DetectionSink:
@@ -192,7 +192,8 @@ def _alert_sink(cfg: Config, parts: Parts) -> DetectionSink:
     from sinks.alertmanager import AlertSink
 
     am = cfg.alertmanager
-    return AlertSink(am.url, am.webhook_url, am.resolve_timeout_s, on_deadletter=_to_log(cfg, parts.log))
+    return AlertSink(am.url, am.webhook_url, am.resolve_timeout_s, on_deadletter=_to_log(cfg, parts.log),
+                     extra_labels=am.labels)
 
 
 SINKS.register("prometheus", _prometheus_sink)

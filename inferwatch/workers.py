@@ -142,6 +142,9 @@ class AuditWorker(Worker):
     def __init__(self, cfg: Config, lg: Log, store: AuditStore, metrics: Metrics):
         super().__init__()
         self.cfg, self.log, self.store, self.metrics = cfg, lg, store, metrics
+        # the store's series exist at 0 from the start: increase() then sees the first document and retry
+        metrics.audited.labels(store=type(store).__name__)
+        metrics.audit_retries.labels(store=type(store).__name__)
         t = cfg.log
         self.consumers: list[tuple[Consumer, str]] = [
             (lg.consumer(t.records_topic, cfg.audit.group), "records"),
@@ -198,6 +201,7 @@ class AuditWorker(Worker):
         consumer.commit(entries)
         if kind == "records":
             self.metrics.audited.labels(store=type(self.store).__name__).inc(n)
+            self.metrics.observe_searchable(type(self.store).__name__, [e.timestamp for e in entries], time.time())
             self.documents += n
         return True
 

@@ -57,19 +57,25 @@ PENDING: dict[str, str] = {
     "inferwatch_model_performance_labelled_ratio": "issue 14 (share of a window's rows with ground truth)",
     "inferwatch_feedback_labels_total": "issue 14 (ground-truth labels received)",
     "inferwatch_feedback_unmatched_labels": "issue 14 (labels waiting for their prediction)",
-    "inferwatch_ingest_to_searchable_seconds_bucket": "issue 15 (collector to searchable histogram)",
-    "inferwatch_outlier_score_bucket": "issue 15 (outlier score histograms)",
-    "inferwatch_data_quality_violations_total": "issue 15 (data-quality counters)",
-    "inferwatch_prediction_value_bucket": "issue 15 (distribution of numeric predictions)",
-    "inferwatch_predicted_class_total": "issue 15 (predictions per class)",
-    "inferwatch_series_dropped_total": "issue 15 (per-feature series refused by the cardinality cap)",
 }
 
+R = "$__rate_interval"
 SEL = 'model=~"$model", version=~"$version"'
 DSEL = 'model=~"$model", version=~"$version", detector=~"$detector"'
 BY = "model, version, detector"
 
 Builder = Any  # a grafana_foundation_sdk panel builder
+
+
+def events(selector: str, window: str) -> str:
+    """Events counted by a sparse counter in ``window``, per series.
+
+    ``increase()`` cannot see the step from nothing to a series' first value (a counter's child
+    is created at its first increment, so there is no earlier sample): a dead letter, a retry or
+    a fired window of a new label set would read 0. A series that did not exist ``window`` ago
+    counts its whole value instead (it started from 0 inside the window)."""
+    new = f"({selector} unless {selector} offset {window})"
+    return f"((increase({selector}[{window}]) unless {new}) or {new})"
 
 
 class _Ids:
@@ -190,11 +196,11 @@ def health() -> dict[str, Any]:
                         f"histogram_quantile(0.99, sum by (le) (rate({latency}{rate})))", unit="s",
                         steps=((None, "green"), (0.5, "orange"), (2.5, "red")), no_value="-"), 4, 4),
                 (single("Dead letters (time range)", "Payloads sent to the dead letters in the time range.",
-                        "sum(increase(inferwatch_records_deadlettered_total[$__range]))",
+                        f"sum({events('inferwatch_records_deadlettered_total', '$__range')})",
                         steps=((None, "green"), (1, "orange"))), 4, 4),
                 (single("Audit retries (time range)", "Audit writes retried after backpressure or an outage "
                         "of the store, in the time range.",
-                        "sum(increase(inferwatch_audit_retries_total[$__range]))",
+                        f"sum({events('inferwatch_audit_retries_total', '$__range')})",
                         steps=((None, "green"), (1, "orange"))), 4, 4),
                 (single("Max consumer lag", "The consumer group furthest behind the log (messages).",
                         "max(inferwatch_consumer_lag_records)", steps=((None, "green"), (10000, "red"))), 4, 4),
@@ -234,23 +240,24 @@ def health() -> dict[str, Any]:
                         unit="ops"), 8, 8),
                 (series("Audit retries", "Audit writes retried after backpressure (HTTP 429) or an outage of the "
                         "store. Nothing is dropped: the log keeps the data while the audit role backs off.",
-                        [query(f"sum by (store) (increase(inferwatch_audit_retries_total{rate}))", "{{store}}")],
+                        [query(f"sum by (store) ({events('inferwatch_audit_retries_total', R)})", "{{store}}")],
                         bars=True), 8, 8),
             ]),
             ("Dead letters and detectors", [
                 (series("Dead letters", "Payloads sent to the dead letters, per source and stage (decode, "
                         "audit, index, detect). Read the reasons in Kibana or with "
                         "`inferwatch search --kind deadletters`.",
-                        [query(f"sum by (source, stage) (increase(inferwatch_records_deadlettered_total{rate}))",
+                        [query(f"sum by (source, stage) ({events('inferwatch_records_deadlettered_total', R)})",
                                "{{source}} {{stage}}")], bars=True), 8, 8),
-                (series("Series dropped by the cardinality cap", "Per-feature series not created because a "
-                        "metric reached its cap of label combinations (the pipeline logs the first refusal).",
-                        [query(f"sum by (metric) (increase(inferwatch_series_dropped_total{rate}))", "{{metric}}")],
+                (series("Values folded by the series cap", "Observations counted under `_other` because a metric "
+                        "reached its cap of feature, output or class values per model version (metrics.series_cap; "
+                        "the pipeline logs the first one).",
+                        [query(f"sum by (metric) ({events('inferwatch_series_capped_total', R)})", "{{metric}}")],
                         bars=True), 8, 8),
                 (series("Detector windows", "Windows tested per model and detector: a detector whose line "
                         "stops while its model still gets traffic has stalled (alert InferwatchDetectorStalled).",
-                        [query(f"sum by (model, detector) (increase(inferwatch_detector_windows_total{{{SEL}}}"
-                               f"{rate}))", "{{model}} {{detector}}")], bars=True), 8, 8),
+                        [query(f"sum by (model, detector) ({events(f'inferwatch_detector_windows_total{{{SEL}}}', R)})",
+                               "{{model}} {{detector}}")], bars=True), 8, 8),
             ]),
         ])
 
@@ -320,7 +327,7 @@ def drift() -> dict[str, Any]:
                         "latest window.", f"max(inferwatch_outlier_ratio{{{DSEL}}})", unit="percentunit",
                         steps=((None, "green"), (0.05, "red")), no_value="-"), 6, 4),
                 (single("Windows tested (time range)", "Windows the selected detectors tested in the time range.",
-                        f"sum(increase(inferwatch_detector_windows_total{{{DSEL}}}[$__range]))"), 6, 4),
+                        f"sum({events(f'inferwatch_detector_windows_total{{{DSEL}}}', '$__range')})"), 6, 4),
             ]),
             ("Drift", [
                 (timeline, 24, 6),
@@ -340,9 +347,9 @@ def drift() -> dict[str, Any]:
                         [query(f"max by ({BY}) (inferwatch_drift_distance{{{DSEL}}})", "{{version}} {{detector}}")],
                         points=True), 12, 8),
                 (series("Windows tested and fired", "Windows tested by each detector, and those in which it fired.",
-                        [query(f"sum by (detector) (increase(inferwatch_detector_windows_total{{{DSEL}}}{rate}))",
+                        [query(f"sum by (detector) ({events(f'inferwatch_detector_windows_total{{{DSEL}}}', R)})",
                                "{{detector}} tested"),
-                         query(f"sum by (detector) (increase(inferwatch_detections_total{{{DSEL}}}{rate}))",
+                         query(f"sum by (detector) ({events(f'inferwatch_detections_total{{{DSEL}}}', R)})",
                                "{{detector}} fired", ref="B")], bars=True), 12, 8),
             ]),
             ("Outliers", [
@@ -350,21 +357,21 @@ def drift() -> dict[str, Any]:
                         "flagged; the alert fires above 5% for 10 minutes.",
                         [query(f"max by ({BY}) (inferwatch_outlier_ratio{{{DSEL}}})", "{{version}} {{detector}}")],
                         unit="percentunit", points=True, lines=thresholds((None, "green"), (0.05, "red"))), 12, 8),
-                (heat("Outlier score distribution", "Rows per outlier-score bucket over time, per detector "
-                      "selected (the detector's threshold separates inliers from outliers).",
-                      query(f"sum by (le) (increase(inferwatch_outlier_score_bucket{{{DSEL}}}{rate}))", "{{le}}"),
+                (heat("Outlier score distribution", "Scored rows per bucket of score / threshold over time, "
+                      "the detectors selected: above 1 is an outlier, whatever the detector's scale.",
+                      query(f"sum by (le) (increase(inferwatch_outlier_score_threshold_ratio_bucket{{{DSEL}}}{rate}))", "{{le}}"),
                       buckets=True), 12, 8),
             ]),
             ("Data quality", [
-                (series("Violations by check", "Rows with a missing value, a value outside the reference's "
-                        "range, a category the reference never had, or a schema violation (missing or unexpected "
-                        "column, wrong type).",
-                        [query(f"sum by (check) (increase(inferwatch_data_quality_violations_total{{{SEL}}}{rate}))",
+                (series("Violations by check", "Windows that failed a data-quality check: too many missing values, "
+                        "values outside the reference's range, categories the reference never had, or a schema "
+                        "violation (missing or unexpected column, changed type).",
+                        [query(f"sum by (check) ({events(f'inferwatch_data_quality_violations_total{{{SEL}}}', R)})",
                                "{{check}}")], bars=True, stack=True), 12, 8),
                 (series("Violations by feature", "The same, per feature (bounded: features past the cap are "
                         "counted under `_other`).",
-                        [query(f"sum by (feature, check) (increase(inferwatch_data_quality_violations_total"
-                               f"{{{SEL}}}{rate}))", "{{feature}} {{check}}")], bars=True, stack=True), 12, 8),
+                        [query(f"sum by (feature, check) ({events(f'inferwatch_data_quality_violations_total{{{SEL}}}', R)})",
+                               "{{feature}} {{check}}")], bars=True, stack=True), 12, 8),
             ]),
         ])
 

@@ -293,7 +293,7 @@ def rule_evaluator(tmp_path: Path, alertmanager: PrivateAlertmanager) -> Iterato
     binary = _tool("prometheus")
     from prometheus_client import generate_latest
 
-    from sinks.prometheus import Metrics  # TODO inferwatch.metrics after the core move
+    from inferwatch.metrics import Metrics
 
     metrics = Metrics()
 

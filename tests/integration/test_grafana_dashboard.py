@@ -110,6 +110,10 @@ def _substitute(expr: str, fill: dict[str, str]) -> str:
     return (expr.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$__range", "5m"))
 
 
+def _proba(row: np.ndarray) -> float:
+    return float(1.0 / (1.0 + np.exp(-row[0])))
+
+
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> np.ndarray:
     x = rng.normal(size=(n, len(FEATURES)))
     x[:, 0] += shift
@@ -130,7 +134,10 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         "data_dir": str(tmp_path / "data"), "collector.port": 0,
         "audit.group": f"audit-{tag}", "detect.group": f"detect-{tag}",
         "detect.window": {"type": "count", "size": 100},
-        "detect.detectors": [{"type": "ks", "p_val": 0.01}, {"type": "mahalanobis", "fpr": 0.01}],
+        "detect.detectors": [{"type": "ks", "p_val": 0.01}, {"type": "mahalanobis", "fpr": 0.01},
+                             {"type": "quality"}],
+        # 3 features over a cap of 2: the third one's p-value shows as _other, and the fold is counted
+        "metrics.series_cap": 2,
     })
     rng = np.random.default_rng(4)
     ReferenceStore(cfg.references_path).register(model, pd.DataFrame(_rows(rng, 2000), columns=FEATURES),
@@ -174,8 +181,12 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         with httpx.Client(base_url=f"http://127.0.0.1:{pipe.bound_port}", timeout=30) as c:
             for i, (name, block) in enumerate((("c", _rows(rng, 100)), ("s", _rows(rng, 100, shift=1.5)))):
                 body = [{"model": model, "version": version, "id": f"{tag}-{name}{j}",
-                         "inputs": {f: [float(v)] for f, v in zip(FEATURES, row, strict=True)}}
+                         "inputs": {f: [float(v)] for f, v in zip(FEATURES, row, strict=True)},
+                         "outputs": {"proba": [_proba(row)], "label": ["pos" if _proba(row) > 0.5 else "neg"]}}
                         for j, row in enumerate(block)]
+                if name == "s":  # a column the reference never had: a schema violation for the quality detector
+                    for b in body:
+                        b["inputs"]["extra"] = [1.0]
                 assert c.post("/v1/records", json=body).status_code == 202
                 # Prometheus must have scraped this phase before the next: rates then see an increase
                 wait_for(f"phase {name} in Prometheus", lambda n=100 * (i + 1): any(
@@ -206,15 +217,24 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {_missing(results, model)}") from None
 
+        # the pipeline-wide stats, restricted to this test's process (as an ad-hoc filter would):
+        # exactly the one dead letter and the one injected retry, first increments included
+        for title, metric in (("Dead letters (time range)", "inferwatch_records_deadlettered_total"),
+                              ("Audit retries (time range)", "inferwatch_audit_retries_total")):
+            (panel,) = [p for p in load("inferwatch-health")["panels"] if p["title"] == title]
+            expr = _substitute(panel["targets"][0]["expr"], fills["inferwatch-health"])
+            mine = instant(expr.replace(metric, f'{metric}{{test="{tag}"}}'))["data"]["result"]
+            assert [float(x["value"][1]) for x in mine] == [1.0], (title, mine)
+
         # template variables resolve to what the pipeline did
         for uid in ("inferwatch-health", "inferwatch-drift"):
             defs = {v["name"]: v["query"] for v in load(uid)["templating"]["list"]}
             assert model in label_values(defs["model"], fills[uid])
             assert label_values(defs["version"], fills[uid]) == [version]
         drift_defs = {v["name"]: v["query"] for v in load("inferwatch-drift")["templating"]["list"]}
-        assert label_values(drift_defs["detector"], fills["inferwatch-drift"]) == ["ks", "mahalanobis"]
-        quality_defs = {v["name"]: v["query"] for v in load("inferwatch-quality")["templating"]["list"]}
-        assert label_values(quality_defs["model"], fills["inferwatch-quality"]) == []  # pending: issue 14
+        assert label_values(drift_defs["detector"], fills["inferwatch-drift"]) == ["ks", "mahalanobis", "quality"]
+        for definition in (v["query"] for v in load("inferwatch-quality")["templating"]["list"]):
+            label_values(definition, fills["inferwatch-quality"])  # valid (its metrics may be pending)
     finally:
         target.unlink(missing_ok=True)
         pipe.stop()
@@ -244,19 +264,29 @@ def _missing(r: dict[tuple[str, str, str], list[dict[str, Any]]], model: str) ->
     heat = {s["metric"].get("feature"): float(s["value"][1])
             for s in get(d, "Per-feature drift over time (-log10 p-value)")}
     bars = get(d, "Per-feature p-values (latest window)")
+    q = "inferwatch-quality"
     expectations = {
-        # the last window (100 shifted rows, f0 + 1.5 sd) drifted on KS, f0 only
-        "drifting now": _values(get(d, "Detectors drifting now")) == [1.0],
+        # the last window (100 shifted rows, f0 + 1.5 sd) drifted on KS, f0 only; the quality
+        # detector flags the new column
+        "drifting now": _values(get(d, "Detectors drifting now")) == [2.0],
         "drift state": _values(get(d, "Drift detected"), model=model, detector="ks") == [1.0],
         "p-value": [p < 0.01 for p in _values(get(d, "Drift p-value (latest window)"), detector="ks")] == [True],
-        "heatmap rows": set(heat) == set(FEATURES) and heat["f0"] > 4,
-        "feature bars": len(bars) == len(FEATURES) and _values(bars, feature="f0")[0] < 1e-4,
+        # a cap of 2 features: f2's p-value is shown as _other
+        "heatmap rows": set(heat) == {"f0", "f1", "_other"} and heat["f0"] > 4,
+        "feature bars": len(bars) == 3 and _values(bars, feature="f0")[0] < 1e-4,
+        "capped": _values(get(h, "Values folded by the series cap"), metric="inferwatch_drift_feature_p_value") != [],
         "outlier ratio": len(_values(get(d, "Outlier ratio (latest window)"), detector="mahalanobis")) == 1,
-        "fired": bool(_values(get(d, "Windows tested and fired", "B"), detector="ks")),
+        "outlier scores": _values(get(d, "Outlier score distribution")) != [],
+        "fired": _values(get(d, "Windows tested and fired", "B"), detector="ks") == [1.0],
+        "windows": _values(get(d, "Windows tested (time range)")) == [6.0],  # 3 detectors x 2 windows
+        "schema violation": _values(get(d, "Violations by check"), check="schema") == [1.0],
         "records": _values(get(h, "Records decoded per model"), model=model, version="v1") != [],
-        # a counter series born at 1 has no earlier sample, so increase() over it reads 0 until the
-        # pipeline creates its children at 0 up front: these two check the series is there
+        "searchable": _values(get(h, "Collector to searchable", "B")) != [],
+        # (other processes share the stack's Prometheus: their exact values are checked below, on
+        # this test's process only)
         "audit retry": _values(get(h, "Audit retries (time range)")) != [],
         "dead letter": _values(get(h, "Dead letters (time range)")) != [],
+        "predictions": _values(get(q, "Numeric predictions")) != [],
+        "classes": {s["metric"].get("class") for s in get(q, "Predicted classes")} == {"pos", "neg"},
     }
     return missing + [name for name, ok in expectations.items() if not ok]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from inferwatch.errors import BackpressureError
 from inferwatch.record import Detection
 from sinks.alertmanager import AlertSink, alert_labels
 
@@ -85,14 +86,18 @@ def test_fired_and_clean_in_one_batch_end_resolved(am):
     assert sink.write([_det(False)]) == 0
 
 
-def test_a_failed_resolution_is_retried_with_the_next_clean_window(am):
+def test_a_failed_resolution_is_posted_when_the_detection_comes_again(am):
+    """Alertmanager down: backpressure, the detections stay uncommitted on the log, and their
+    redelivery posts the resolution (nothing was forgotten in between)."""
     posts, status, url = am
-    sink = AlertSink(url)
+    sink = AlertSink(url, max_retries=0)
     sink.write([_det(True)])
     status[0] = 503
-    assert sink.write([_det(False)]) == 0  # logged, not raised; still ours to resolve
+    clean = _det(False)
+    with pytest.raises(BackpressureError):
+        sink.write([clean])
     status[0] = 200
-    assert sink.write([_det(False)]) == 1
+    assert sink.write([clean]) == 1
     assert _state(posts[-1][0]) == "resolved"
 
 
