@@ -116,8 +116,9 @@ def test_alerts_are_retried_and_refused_ones_become_dead_letters(alertmanager):
     letters: list[DeadLetter] = []
     sink = AlertSink(url, max_backoff_s=0.01, on_deadletter=letters.extend)
     am.statuses = [503, 200]
-    assert sink.write([_det(0), _det(1, fired=False)]) == 1
-    assert len(am.bodies) == 2 and am.bodies[0] == am.bodies[1]  # the same alert, posted again
+    # the fired window's alert and, the next window being clean, its resolution
+    assert sink.write([_det(0), _det(1, fired=False)]) == 2
+    assert len(am.bodies) == 2 and am.bodies[0] == am.bodies[1]  # the same alerts, posted again
     am.statuses = [400]
     assert sink.write([_det(2)]) == 0
     assert [dl.source for dl in letters] == ["alertmanager"] and Detection.from_json(letters[0].raw).window_size == 3
