@@ -14,8 +14,11 @@ in ``inferwatch_series_capped_total``).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections import Counter as Counter_
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -181,12 +184,11 @@ class Metrics:
             self.feature_p_value.labels(feature=OTHER, **labels).set(other)
 
     def _outlier_scores(self, labels: dict[str, str], scores: Sequence[float], threshold: float) -> None:
-        hist = self.outlier_score.labels(**labels)
-        for s in scores:
-            if threshold > 0:
-                hist.observe(s / threshold)
-            else:  # a threshold of 0 (or below) has no scale: only which side of it
-                hist.observe(math.inf if s > threshold else 0.0)
+        if threshold > 0:
+            ratios = [s / threshold for s in scores]
+        else:  # a threshold of 0 (or below) has no scale: only which side of it
+            ratios = [math.inf if s > threshold else 0.0 for s in scores]
+        _observe_many(self.outlier_score.labels(**labels), ratios)
 
     def _quality(self, d: Detection) -> None:
         version = d.version or ""
@@ -201,29 +203,30 @@ class Metrics:
     # -- records --------------------------------------------------------------------------------
     def observe_outputs(self, r: InferenceRecord) -> None:
         """The prediction distribution: numeric outputs into a histogram, categorical ones (strings,
-        booleans, integers) counted per class."""
+        booleans, integers) counted per class. One pass per column, one update per bucket or class."""
         if not r.outputs:
             return
         version = r.version or ""
         for column, values in r.outputs.items():
             output = self._outputs.admit((r.model, version), column)
-            hist = None
+            numbers: list[float] = []
+            classes: Counter_[str] = Counter_()
             for v in values:
                 if v is None or isinstance(v, (list, dict)):
                     continue
                 if isinstance(v, (bool, str, Integral)):
-                    cls = self._classes.admit((r.model, version, output), str(v))
-                    self.predicted_class.labels(model=r.model, version=version, output=output, **{"class": cls}).inc()
+                    classes[str(v)] += 1
                 elif isinstance(v, Real) and not math.isnan(float(v)):
-                    if hist is None:
-                        hist = self.prediction_value.labels(model=r.model, version=version, output=output)
-                    hist.observe(float(v))
+                    numbers.append(float(v))
+            if numbers:
+                _observe_many(self.prediction_value.labels(model=r.model, version=version, output=output), numbers)
+            for value, n in classes.items():
+                cls = self._classes.admit((r.model, version, output), value)
+                self.predicted_class.labels(model=r.model, version=version, output=output, **{"class": cls}).inc(n)
 
     def observe_searchable(self, store: str, appended_at: Sequence[float], now: float) -> None:
         """Audit documents written ``now`` for records appended to the log at ``appended_at``."""
-        hist = self.searchable.labels(store=store)
-        for t in appended_at:
-            hist.observe(max(0.0, now - t))
+        _observe_many(self.searchable.labels(store=store), [max(0.0, now - t) for t in appended_at])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -232,3 +235,20 @@ class Metrics:
         """Push the registry to a Pushgateway (batch jobs)."""
         push_to_gateway(gateway, job=job, registry=self.registry,
                         grouping_key=grouping_key or {})
+
+
+def _observe_many(hist: Any, values: Sequence[float]) -> None:
+    """``hist.observe(v)`` for every value, with one update per bucket: the same effect as
+    prometheus_client's ``observe`` (a value goes to the first bucket whose bound is >= it)."""
+    bounds, buckets, total = (getattr(hist, a, None) for a in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None:  # another client version: the public way
+        for v in values:
+            hist.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+    total.inc(sum(values))  # in order, as observe() adds them

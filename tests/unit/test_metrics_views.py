@@ -102,3 +102,26 @@ def test_ingest_to_searchable():
     assert _get(m, f"{name}_bucket", store="SQLiteAuditStore", le="1.0") == 3
     assert _get(m, f"{name}_bucket", store="SQLiteAuditStore", le="10.0") == 3
     assert _get(m, f"{name}_bucket", store="SQLiteAuditStore", le="30.0") == 4
+
+
+def test_bulk_observation_equals_prometheus_clients_observe():
+    """The batched bucket update gives the exposition observe() would give, value by value."""
+    import random
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from inferwatch.metrics import PREDICTION_BUCKETS, _observe_many
+
+    rng = random.Random(7)
+    values = [rng.uniform(-50, 50) for _ in range(2000)] + [*PREDICTION_BUCKETS, math.inf, -math.inf, 0.30000000000000004]
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("h", "h", registry=one, buckets=PREDICTION_BUCKETS)
+    h2 = Histogram("h", "h", registry=bulk, buckets=PREDICTION_BUCKETS)
+    for v in values:
+        h1.observe(v)
+    _observe_many(h2, values)
+
+    def lines(r: CollectorRegistry) -> list[str]:
+        return [x for x in generate_latest(r).decode().splitlines() if "_created" not in x]
+
+    assert lines(one) == lines(bulk)
