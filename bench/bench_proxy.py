@@ -77,28 +77,44 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 HEADERS = {"content-type": "application/json"}
+ERRORS: dict[str, int] = {}
+LAST_ERROR: dict[str, str] = {}
 BODY = orjson.dumps({"instances": [[round(i * 0.1 + j, 2) for j in range(10)] for i in range(4)]})
 PATH = "/v1/models/bench:predict"
 
 
 async def open_loop(session, urls: list[str], rate: float, seconds: float) -> list[list[float]]:
     """Latencies (ms) from each request's scheduled time, ``rate`` requests/s for ``seconds``, the
-    requests going to ``urls`` in turn; one list per url."""
+    requests going to ``urls`` in turn; one list per url. One dispatcher starts each request at its
+    time (a late dispatcher shows as latency on both paths alike)."""
     n = int(rate * seconds)
     lat: list[list[float]] = [[] for _ in urls]
-    t0 = time.perf_counter() + 0.05
+    tasks = []
+
+    import aiohttp
 
     async def one(i: int, due: float) -> None:
+        url = urls[i % len(urls)]
+        try:
+            async with session.post(url + PATH, data=BODY, headers=HEADERS) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"status {r.status}: {(await r.text())[:120]}")
+        except (aiohttp.ClientError, RuntimeError) as exc:  # counted and shown, per path
+            key = "direct" if i % len(urls) == 0 else "proxy"
+            ERRORS[key] = ERRORS.get(key, 0) + 1
+            LAST_ERROR[key] = repr(exc)[:200]
+            return
+        lat[i % len(urls)].append((time.perf_counter() - due) * 1000)
+
+    t0 = time.perf_counter() + 0.05
+    for i in range(n):
+        due = t0 + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        async with session.post(urls[i % len(urls)] + PATH, data=BODY, headers=HEADERS) as r:
-            await r.read()
-            if r.status != 200:
-                raise RuntimeError(f"status {r.status}")
-        lat[i % len(urls)].append((time.perf_counter() - due) * 1000)
-
-    await asyncio.gather(*(one(i, t0 + i / rate) for i in range(n)))
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
     return lat
 
 
@@ -213,6 +229,8 @@ def main() -> None:
         print(f"   {name:6} : {rps:7.0f} req/s   p50 {pct(lat, .5):6.2f} ms   p99 {pct(lat, .99):6.2f} ms")
     ratio = r["saturated"]["proxy"][0] / r["saturated"]["direct"][0]
     print(f"   proxy throughput / direct: {ratio:.2f}")
+    if ERRORS:
+        print(f"\n   failed requests at the fixed rate: {ERRORS}; last: {LAST_ERROR}")
     print(f"\n3. logging: {logged} records on the log for {proxied_n} proxied requests; "
           f"dropped {health['dropped']}; pending {health['pending']}")
 

@@ -166,7 +166,8 @@ class LoggingProxy:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         timeout = aiohttp.ClientTimeout(total=self.pcfg.timeout_s, connect=10)
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        # a bounded pool of keep-alive connections: a burst queues here instead of flooding the upstream
+        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, enable_cleanup_closed=True)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                              skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
                                              cookie_jar=aiohttp.DummyCookieJar())
