@@ -42,16 +42,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
+if TYPE_CHECKING:
+    import pandas as pd  # only for the annotation: importing the registry stays cheap
+
 __all__ = ["ROW_ID", "TARGETS", "Data", "Detector", "DetectorRegistry", "DetectorType", "Target"]
 
-Data: TypeAlias = pd.DataFrame | Mapping[str, Sequence[Any]]
+Data: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
 """What detectors take: a DataFrame or a :data:`~inferwatch.table.Table` (column -> values)."""
 
 ROW_ID = "__id__"

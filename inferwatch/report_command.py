@@ -15,10 +15,9 @@ from typing import Any
 
 import click
 
-from inferwatch.batch import _ts, load_audit, load_input
+from inferwatch.batch import load_audit, load_input
 from inferwatch.errors import InferwatchError
-from inferwatch.record import InferenceRecord
-from inferwatch.references import ReferenceStore
+from inferwatch.record import InferenceRecord, parse_timestamp
 
 __all__ = ["EXIT_DRIFT", "report"]
 
@@ -29,11 +28,11 @@ EXIT_DRIFT = 3
 def _when(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
-    dt = _ts(value)
-    if dt is None:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO-8601 time (e.g. 2026-01-31T12:00:00Z)",
-                                 param_hint=name)
-    return dt
+                                 param_hint=name) from None
 
 
 @click.command("report")
@@ -80,6 +79,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
     inferwatch report -c inferwatch.yaml --model income --since 2026-01-01T00:00:00Z
     inferwatch report --input today.parquet --reference training.parquet --window 1000 --fail-on-drift
     """
+    from inferwatch.references import ReferenceStore
     from inferwatch.report import DEFAULT_DETECTORS, run_report
     from inferwatch.wiring import load_config
     from sinks.report import REPORT_JOB, push_report_metrics, report_dict, write_report

@@ -52,12 +52,12 @@ from inferwatch.ingest import Collector
 from inferwatch.log import Log
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter
-from inferwatch.references import ReferenceStore
 from inferwatch.sink import DetectionSink
 from inferwatch.sqlite_log import SQLiteLog
 
 if TYPE_CHECKING:
     from detectors.runtime.monitor import Monitor as RuntimeMonitor
+    from inferwatch.references import ReferenceStore
 
 __all__ = ["COLLECTORS", "DETECTORS", "LOGS", "SINKS", "STORES", "Parts", "Registry", "build_audit_store",
            "build_collectors", "build_log", "build_monitor", "build_sinks", "load_config", "monitor_from"]
@@ -275,6 +275,8 @@ def monitor_from(detect: Mapping[str, Any] | None, references: ReferenceStore) -
 def build_monitor(cfg: Config) -> RuntimeMonitor:
     """The detect role's monitor: ``detect.window``, ``detect.detectors`` and ``detect.models``,
     with the references under ``references_path``."""
+    from inferwatch.references import ReferenceStore
+
     det_cfg: dict[str, Any] = {k: v for k, v in cfg.detect.model_dump().items()
                                if k in ("window", "detectors", "models")}
     return monitor_from(det_cfg, ReferenceStore(Path(cfg.references_path)))
