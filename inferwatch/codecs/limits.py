@@ -45,7 +45,7 @@ class Budget:
     max_depth: int = MAX_DEPTH
     max_columns: int | None = 100_000
     max_cells: int | None = MAX_CELLS
-    max_seconds: float | None = 2.0
+    max_seconds: float | None = None  # the collector sets one per delivery (collector.decode_seconds)
 
 
 class BudgetExceeded(DecodeError):
