@@ -141,3 +141,42 @@ def test_sse_framing_and_stream_errors():
     d = decode(orjson.dumps(parse_sse(b'data: {"object":"text_completion","id":"1","choices":[{"index":1,"text":"y"},'
                                       b'{"index":0,"text":"x"}]}\n\n')), part="response")
     assert d.protocol == "openai" and d.table["completion"] == ["x", "y"]
+
+
+def test_detectors_run_on_the_features_of_llm_exchanges():
+    """Completion length, latency and finish reason decoded from exchanges are what a drift test sees:
+    a model that starts rambling (longer completions cut at max_tokens, slower) is flagged; the same
+    traffic again is not."""
+    import numpy as np
+
+    from detectors.drift.chisquare import ChiSquareDrift
+    from detectors.drift.ks import KSDrift
+    from inferwatch.table import concat
+
+    rng = np.random.default_rng(7)
+
+    def exchanges(n: int, mean_tokens: float, ms_per_token: float, cap: int) -> dict:
+        tables = []
+        for _ in range(n):
+            k = int(rng.poisson(mean_tokens))
+            reason = "length" if k >= cap else "stop"
+            k = min(k, cap)
+            resp = {"id": "x", "object": "chat.completion", "model": "m",
+                    "usage": {"prompt_tokens": 12, "completion_tokens": k, "total_tokens": 12 + k},
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "w " * k},
+                                 "finish_reason": reason}]}
+            f = exchange_fields({"model": "m", "messages": [{"role": "user", "content": "q"}]}, resp,
+                                latency_ms=k * ms_per_token + float(rng.gamma(2.0, 5.0)), ttft_ms=20.0)
+            tables.append(f["outputs"])
+        return concat(tables)
+
+    reference = exchanges(400, 40, 8.0, 120)
+    same = exchanges(200, 40, 8.0, 120)
+    rambling = exchanges(200, 110, 11.0, 120)
+    numeric = ["completion_tokens", "latency_ms"]
+    ks = KSDrift(p_val=0.01, features=numeric).fit(reference)
+    assert ks.update(same).result().is_drift is False
+    drifted = KSDrift(p_val=0.01, features=numeric).fit(reference).update(rambling).result()
+    assert drifted.is_drift and set(drifted.drifted_features) == set(numeric)
+    chi = ChiSquareDrift(p_val=0.01, features=["finish_reason"]).fit(reference)
+    assert chi.update(rambling).result().is_drift is True
