@@ -27,7 +27,17 @@ Answers:
   letter keeps the first 64 KiB), ``max_events``, ``max_columns``, ``max_cells``, ``max_seconds``
   (the delivery's decoding budget, ``collector.decode_seconds``); nesting deeper than
   ``collector.max_depth`` is a ``400`` naming ``max_depth``.
-* ``503`` — the log could not take the write: nothing was accepted, retry.
+* ``503`` with ``Retry-After`` — the write is not known to be durable: the log is down or did
+  not confirm it within ``collector.append_deadline_s``, or the collector is at its bounds of
+  requests and bytes in flight (``collector.max_inflight_requests``, ``max_inflight_bytes``).
+  Retry with the same record ids: a record is counted once (a resend of one acknowledged a
+  moment ago is answered 202 without a second append, and the consumers skip copies).
+* ``204`` — a true skip header (``Seldon-Skip-Logging``, ``collector.skip_headers``): not logged.
+* A request whose client has gone before its body was decoded is dropped (not decoded, not logged).
+
+With ``collector.auth_tokens`` every route but ``/healthz`` needs ``Authorization: Bearer <token>``
+or ``X-API-Key: <token>`` (401 otherwise); with ``collector.tls_certfile``/``tls_keyfile`` the
+collector serves HTTPS.
 
 CloudEvents must carry ``id``, ``source``, ``specversion`` and ``type``; binary-mode header values
 are percent-decoded (HTTP binding, section 3.1.3.2).
@@ -38,6 +48,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import threading
 import time
 import urllib.parse
@@ -51,11 +62,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from inferwatch.admission import Admission, Overloaded
 from inferwatch.codecs._parse import loads
 from inferwatch.codecs.base import describe
 from inferwatch.codecs.limits import BudgetExceeded, check_depth
 from inferwatch.config import CollectorConfig
 from inferwatch.errors import DecodeError, InferwatchError
+from inferwatch.httpauth import TokenAuth, uvicorn_tls
 from inferwatch.ingest import Envelope, Ingestor, Outcome
 from inferwatch.metrics import CONTENT_TYPE
 from inferwatch.record import DeadLetter, Part, parse_timestamp
@@ -258,16 +271,58 @@ class _Routes:
         self.cfg = ingestor.cfg.collector
         self.metrics = ingestor.metrics
         self.allowed = tuple(h.lower() for h in self.cfg.allowed_headers)
+        self.skip = tuple(h.lower() for h in self.cfg.skip_headers)
         self.ready_check = ready
+        self.admission = Admission(self.cfg.max_inflight_requests, self.cfg.max_inflight_bytes,
+                                   self.cfg.retry_after_s)
 
-    async def read_body(self, request: Request) -> bytes | Response:
+    def busy(self, reason: str, why: str, retry_after: float | None = None) -> Response:
+        """503 with Retry-After (whole seconds, at least 1)."""
+        self.metrics.shed.labels(reason=why).inc()
+        wait = self.cfg.retry_after_s if retry_after is None else retry_after
+        return JSONResponse({"error": reason, "retry_after_s": wait}, status_code=503,
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    async def serve(self, request: Request, handle: Callable[[Request, bytes, float], Any]) -> Response:
+        """Admission, skip headers, the body, the client-gone check, then ``handle(request, body,
+        deadline)``; the delivery's decoding time runs from its arrival."""
+        t0 = time.perf_counter()
+        deadline = self.ingestor.deadline()
+        length = request.headers.get("content-length", "")
+        try:
+            ticket = self.admission.admit(int(length) if length.isdigit() else 0)
+        except Overloaded as exc:
+            return self.busy(f"overloaded: {exc.reason}", "overload", exc.retry_after)
+        try:
+            if any(_truthy(request.headers.get(h)) for h in self.skip):
+                self.metrics.shed.labels(reason="skip_header").inc()
+                return Response(status_code=204)
+            body = await self.read_body(request, ticket.grow)
+            if isinstance(body, Response):
+                return body
+            if await request.is_disconnected():  # nobody waits for the answer: do no work
+                self.metrics.shed.labels(reason="client_gone").inc()
+                return Response(status_code=499)
+            result: Response = await handle(request, body, deadline)
+            return result
+        except Overloaded as exc:
+            return self.busy(f"overloaded: {exc.reason}", "overload", exc.retry_after)
+        finally:
+            ticket.release()
+            self.metrics.collector_latency.observe(time.perf_counter() - t0)
+
+    async def read_body(self, request: Request, charge: Callable[[int], None] | None = None) -> bytes | Response:
         """The body, or the 413 answer when it exceeds ``max_body_bytes``; the dead letter keeps
-        the first 64 KiB either way (announced by Content-Length or found while reading)."""
+        the first 64 KiB either way (announced by Content-Length or found while reading). Bytes
+        of a body without Content-Length are ``charge``d as they arrive."""
         limit = self.cfg.max_body_bytes
         length = request.headers.get("content-length")
         announced = bool(length and length.isdigit() and int(length) > limit)
+        unannounced = not (length and length.isdigit())
         body = bytearray()
         async for chunk in request.stream():
+            if charge is not None and unannounced:
+                charge(len(chunk))
             body += chunk
             if announced and len(body) >= PREFIX_KEEP:
                 break
@@ -285,8 +340,10 @@ class _Routes:
             self.metrics.received.labels(source=source).inc()
         try:
             dl = await self.ingestor.reject(raw, source, reason)
+        except Overloaded as exc:
+            return self.busy(f"{reason} (and it cannot be kept now: {exc.reason})", "overload", exc.retry_after)
         except Exception as exc:  # the log is down: say so, the client must retry
-            return JSONResponse({"error": reason, "deadletter_error": str(exc)}, status_code=503)
+            return self.busy(f"{reason} (and it cannot be kept now: {exc})", "log_unavailable")
         log.warning("rejected %s payload (%d): %s", source, status, reason)
         return JSONResponse({"error": reason, "deadletter": dl.id}, status_code=status)
 
@@ -296,46 +353,41 @@ class _Routes:
         refused = [dl for _, dl in slots or [] if dl is not None]
         try:
             outcomes = await self.ingestor.ingest_each(envelopes, refused, deadline=deadline)
+        except Overloaded as exc:
+            return self.busy(f"overloaded: {exc.reason}", "overload", exc.retry_after)
         except InferwatchError as exc:
-            log.error("log append failed: %s", exc)
-            return JSONResponse({"error": f"the log is unavailable: {exc}"}, status_code=503)
+            log.warning("log append failed: %s", exc)
+            return self.busy(f"the log is unavailable: {exc}", "log_unavailable")
         ordered: list[Outcome] = []
         for index, dl in slots if slots is not None else [(i, None) for i in range(len(envelopes))]:
             ordered.append(outcomes[index] if index is not None else Outcome(letter=dl, status=400))
         return _answer(ordered, batch=batch)
 
     async def cloudevents(self, request: Request) -> Response:
-        t0 = time.perf_counter()
-        deadline = self.ingestor.deadline()  # the delivery's decoding time runs from its arrival
-        try:
-            body = await self.read_body(request)
-            if isinstance(body, Response):
-                return body
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            if _truthy(headers.get("seldon-skip-logging")):
-                return Response(status_code=204)
-            query = dict(request.query_params)
-            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-            if ctype == "application/cloudevents-batch+json":
-                try:
-                    envs, slots = await self.ingestor.offload(self._batch, len(body), body, headers, query)
-                except (ValueError, orjson.JSONDecodeError) as exc:
-                    status = exc.status if isinstance(exc, BudgetExceeded) else 400
-                    return await self.reject(status, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
-                                             count=True)
-                return await self.accept(envs, slots, batch=True, deadline=deadline)
+        return await self.serve(request, self._cloudevents)
+
+    async def _cloudevents(self, request: Request, body: bytes, deadline: float) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        query = dict(request.query_params)
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype == "application/cloudevents-batch+json":
             try:
-                env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
+                envs, slots = await self.ingestor.offload(self._batch, len(body), body, headers, query)
             except (ValueError, orjson.JSONDecodeError) as exc:
                 status = exc.status if isinstance(exc, BudgetExceeded) else 400
-                return await self.reject(status, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
-            if env is None:
-                return await self.reject(
-                    400, "not a CloudEvent: binary mode needs the Ce-Type, Ce-Id, Ce-Source and Ce-Specversion "
-                    "headers, or send Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
-            return await self.accept([env], batch=False, deadline=deadline)
-        finally:
-            self.metrics.collector_latency.observe(time.perf_counter() - t0)
+                return await self.reject(status, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
+                                         count=True)
+            return await self.accept(envs, slots, batch=True, deadline=deadline)
+        try:
+            env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            status = exc.status if isinstance(exc, BudgetExceeded) else 400
+            return await self.reject(status, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
+        if env is None:
+            return await self.reject(
+                400, "not a CloudEvent: binary mode needs the Ce-Type, Ce-Id, Ce-Source and Ce-Specversion "
+                "headers, or send Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
+        return await self.accept([env], batch=False, deadline=deadline)
 
     def _single(self, body: bytes, headers: dict[str, str], query: dict[str, str], ctype: str) -> Envelope | None:
         """A structured or binary event; ``None`` when the request is no CloudEvent at all."""
@@ -364,10 +416,9 @@ class _Routes:
         return envs, slots
 
     async def records(self, request: Request) -> Response:
-        deadline = self.ingestor.deadline()
-        body = await self.read_body(request)
-        if isinstance(body, Response):
-            return body
+        return await self.serve(request, self._records)
+
+    async def _records(self, request: Request, body: bytes, deadline: float) -> Response:
         try:
             items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
             batch = isinstance(items, list)
@@ -400,8 +451,13 @@ class _Routes:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        ok = self.ready_check() if self.ready_check is not None else True
-        return JSONResponse({"ready": bool(ok)}, status_code=200 if ok else 503)
+        ok = bool(self.ready_check() if self.ready_check is not None else True)
+        log_ok = self.ingestor.log_ok
+        self.metrics.ready.labels(role="collector").set(1.0 if ok and log_ok else 0.0)
+        body: dict[str, Any] = {"ready": ok and log_ok}
+        if not log_ok:
+            body["log"] = f"unavailable: {self.ingestor.breaker.last_error}"
+        return JSONResponse(body, status_code=200 if ok and log_ok else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
@@ -438,10 +494,11 @@ def _answer(outcomes: list[Outcome], *, batch: bool) -> Response:
     return JSONResponse(body, status_code=statuses.pop() if len(statuses) == 1 else 400)
 
 
-def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -> Starlette:
-    """The collector's ASGI app over an :class:`~inferwatch.ingest.Ingestor`."""
+def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -> Any:
+    """The collector's ASGI app over an :class:`~inferwatch.ingest.Ingestor` (behind token
+    authentication when ``collector.auth_tokens`` is set)."""
     r = _Routes(ingestor, ready)
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/", r.cloudevents, methods=["POST"]),
         Route("/cloudevents", r.cloudevents, methods=["POST"]),
         Route("/v1/records", r.records, methods=["POST"]),
@@ -449,6 +506,8 @@ def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -
         Route("/readyz", r.readyz, methods=["GET"]),
         Route("/metrics", r.metrics_endpoint, methods=["GET"]),
     ])
+    tokens = ingestor.cfg.collector.auth_tokens
+    return TokenAuth(app, tokens) if tokens else app
 
 
 class HTTPCollector:
@@ -468,7 +527,8 @@ class HTTPCollector:
         import uvicorn
 
         config = uvicorn.Config(create_app(ingestor, ready=self.ready), host=self.cfg.host, port=self.cfg.port,
-                                log_level="warning", access_log=False, lifespan="off")
+                                log_level="warning", access_log=False, lifespan="off",
+                                **uvicorn_tls(self.cfg.tls_certfile, self.cfg.tls_keyfile))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="collector", daemon=True)
         self.thread.start()
@@ -479,7 +539,8 @@ class HTTPCollector:
             time.sleep(0.02)
         if not self.server.started:
             raise InferwatchError(f"the collector could not start on {self.cfg.host}:{self.cfg.port}")
-        log.info("collector listening on http://%s:%d", self.cfg.host, self.port)
+        log.info("collector listening on %s://%s:%d", "https" if self.cfg.tls_certfile else "http",
+                 self.cfg.host, self.port)
 
     @property
     def port(self) -> int:

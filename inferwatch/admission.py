@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 __all__ = ["Admission", "Breaker", "Overloaded", "Ticket"]
@@ -108,7 +109,7 @@ class Admission:
 class Breaker:
     """Open after a failure; lets one probe through every ``probe_interval_s``; closed by a success."""
 
-    def __init__(self, probe_interval_s: float = 1.0, clock: type[time.monotonic] | None = None):
+    def __init__(self, probe_interval_s: float = 1.0, clock: Callable[[], float] | None = None):
         self.probe_interval_s = probe_interval_s
         self._clock = clock or time.monotonic
         self._open_since: float | None = None

@@ -89,6 +89,12 @@ class KafkaConfig(_Section):
     linger_ms: int = 5
     batch_size: int = 262144
     max_poll_records: int = 5000
+    #: static group membership: a stable id per process (e.g. ``detect-1``); a restarted member
+    #: with the same id gets its partitions back without a rebalance
+    group_instance_id: str | None = None
+    #: how long the group waits for a silent member before moving its partitions
+    session_timeout_ms: int = Field(10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(2_000, ge=100)
 
 
 class ElasticsearchConfig(_Section):
@@ -180,6 +186,16 @@ class CollectorConfig(_Section):
     auth_tokens: list[str] = secret_field([])
     tls_certfile: str | None = None
     tls_keyfile: str | None = None
+    #: an append not durable within this many seconds is answered 503 with Retry-After
+    append_deadline_s: float = Field(3.0, gt=0)
+    retry_after_s: float = Field(2.0, ge=0)
+    #: bounds of the work in flight; over them requests are refused at once (503, Retry-After)
+    max_inflight_requests: int = Field(64, ge=1)
+    max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    #: a request carrying one of these headers with a true value is not logged (answered 204)
+    skip_headers: list[str] = ["seldon-skip-logging", "inferwatch-skip-logging"]
+    #: keys of recently acknowledged records: a resend answered 202 without appending again
+    recent_keys: int = Field(100_000, ge=1)
 
 
 class MetricsConfig(_Section):
@@ -213,6 +229,9 @@ class DetectConfig(_Section):
     group: str = "inferwatch-detect"
     performance: dict[str, Any] | None = None
     """Realized and estimated performance (detectors.performance.monitor); ``None``: off."""
+    #: records already counted are recognised by key within this horizon (kept across restarts)
+    dedup_keys: int = Field(20_000, ge=1)
+    dedup_age_s: float = Field(900.0, gt=0)
 
 
 class SeldonV2Config(_Section):

@@ -63,16 +63,27 @@ class SeenKeys:
         """True the first time ``key`` is seen within the horizon (and remember it); False for a copy.
 
         ``now`` is the entry's log time (seconds)."""
-        h = _digest(key)
-        self._newest = max(self._newest, now)
-        self._evict()
-        if h in self._seen:
+        if self.seen(key, now):
             self.duplicates += 1
             return False
+        self.add(key, now)
+        return True
+
+    def seen(self, key: str, now: float) -> bool:
+        """Whether ``key`` is within the horizon (without remembering it)."""
+        self._newest = max(self._newest, now)
+        self._evict()
+        return _digest(key) in self._seen
+
+    def add(self, key: str, now: float) -> None:
+        """Remember ``key`` (e.g. once the work it stands for is durable)."""
+        h = _digest(key)
+        self._newest = max(self._newest, now)
+        if h in self._seen:
+            return
         self._seen[h] = now
         if len(self._seen) > self.max_keys:
             self._seen.popitem(last=False)
-        return True
 
     def _evict(self) -> None:
         horizon = self._newest - self.max_age_s

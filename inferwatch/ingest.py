@@ -7,9 +7,17 @@ record names them, with the payloads not decoded yet — and hands it to the ing
 
 1. decodes each envelope into a record (:func:`to_record`), or a
    :class:`~inferwatch.record.DeadLetter` carrying the raw bytes and the reason;
-2. appends both to the log durably (group commit: concurrent requests share one write, and
-   each caller is answered only after its own messages are durable);
-3. counts them on the pipeline's :class:`~inferwatch.metrics.Metrics`.
+2. removes personal data (:class:`~inferwatch.redact.Redactor`, the ``redact`` section) from
+   records and dead letters, so nothing after this point ever holds it;
+3. appends both to the log durably (group commit: concurrent requests share one write, and
+   each caller is answered only after its own messages are durable) within a deadline
+   (``collector.append_deadline_s``): a log that is down or slow makes the append fail fast
+   with :class:`~inferwatch.errors.LogError` (a breaker remembers the outage and probes), and a
+   full queue with :class:`~inferwatch.admission.Overloaded`; the collector answers both 503
+   with ``Retry-After``;
+4. skips records acknowledged a moment ago (a client's resend after a timeout): answered as
+   accepted, not appended twice;
+5. counts them on the pipeline's :class:`~inferwatch.metrics.Metrics`.
 
 A new way in is one module with a class satisfying :class:`Collector`, registered in
 :mod:`inferwatch.wiring`.
@@ -32,11 +40,13 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 
+from inferwatch.admission import Breaker, Overloaded
 from inferwatch.codecs import Budget, BudgetExceeded, decode
 from inferwatch.codecs.base import describe
 from inferwatch.codecs.limits import check_depth
 from inferwatch.config import Config
-from inferwatch.errors import DecodeError
+from inferwatch.dedup import SeenKeys, record_key
+from inferwatch.errors import DecodeError, LogError
 from inferwatch.log import KeyValue, Log
 from inferwatch.metrics import Metrics
 from inferwatch.record import (
@@ -48,6 +58,7 @@ from inferwatch.record import (
     new_id,
     parse_timestamp,
 )
+from inferwatch.redact import Redactor
 from inferwatch.table import Table, from_rows
 
 __all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "to_record"]
@@ -221,38 +232,76 @@ def to_record(env: Envelope, default_protocol: str | None = None, budget: Budget
 
 
 class BatchAppender:
-    """Group commit: concurrent ``append`` calls share one durable write per topic."""
+    """Group commit: concurrent ``append`` calls share one durable write per topic.
 
-    def __init__(self, log: Log, max_batch: int = 5000):
+    With a ``deadline`` each caller waits at most that long for its write to be durable, then
+    gets :class:`LogError` (the write may still complete later: the answer is "not known to be
+    durable", and a resend of the same record is recognised by its id downstream). A failing
+    log opens the ``breaker``: appends are refused at once, one probe at a time gets through.
+    At most ``max_pending_bytes`` wait for the log; past that appends get :class:`Overloaded`.
+    """
+
+    def __init__(self, log: Log, max_batch: int = 5000, *, deadline: float | None = None,
+                 breaker: Breaker | None = None, max_pending_bytes: int = 256 * 1024 * 1024,
+                 retry_after: float = 1.0):
         self.log = log
         self.max_batch = max_batch
-        self._pending: list[tuple[str, Sequence[KeyValue], asyncio.Future[None]]] = []
+        self.deadline = deadline
+        self.breaker = breaker or Breaker()
+        self.max_pending_bytes = max_pending_bytes
+        self.retry_after = retry_after
+        self.pending_bytes = 0
+        self._pending: list[tuple[str, Sequence[KeyValue], asyncio.Future[None], int]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def append(self, topic: str, items: Sequence[KeyValue]) -> None:
+        if not self.breaker.allow():
+            raise LogError(f"the log is unavailable (failing for {self.breaker.down_for_s:.0f}s: "
+                           f"{self.breaker.last_error})")
+        nbytes = sum(len(v) + len(k or b"") for k, v in items)
+        if self.pending_bytes and self.pending_bytes + nbytes > self.max_pending_bytes:
+            raise Overloaded(f"{self.pending_bytes} bytes already wait for the log", self.retry_after)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((topic, items, fut))
+        self._pending.append((topic, items, fut, nbytes))
+        self.pending_bytes += nbytes
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
-        await fut
+        if self.deadline is None:
+            await fut
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self.deadline)
+        except TimeoutError:
+            fut.add_done_callback(_consume)  # the write goes on; its outcome is nobody's error
+            self.breaker.failure(f"no durable append within {self.deadline:g}s")
+            raise LogError(f"the log did not confirm the write within {self.deadline:g}s") from None
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             by_topic: dict[str, list[KeyValue]] = {}
-            for topic, items, _ in batch:
+            for topic, items, _, _ in batch:
                 by_topic.setdefault(topic, []).extend(items)
             try:
                 for topic, items in by_topic.items():
                     await asyncio.to_thread(self.log.append, topic, items)
             except Exception as exc:  # answer every waiter with the failure
-                for *_, fut in batch:
+                self.breaker.failure(exc)
+                for _, _, fut, _ in batch:
                     if not fut.done():
-                        fut.set_exception(exc)
+                        fut.set_exception(exc if isinstance(exc, LogError) else LogError(str(exc)))
             else:
-                for *_, fut in batch:
+                self.breaker.success()
+                for _, _, fut, _ in batch:
                     if not fut.done():
                         fut.set_result(None)
+            finally:
+                self.pending_bytes -= sum(n for *_, n in batch)
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 @dataclass(slots=True)
@@ -282,10 +331,19 @@ class Ingestor:
         self.log = log
         self.cfg = cfg
         self.metrics = metrics
-        self.appender = BatchAppender(log)
         c = cfg.collector
+        self.breaker = Breaker(probe_interval_s=min(1.0, c.retry_after_s or 1.0))
+        self.appender = BatchAppender(log, deadline=c.append_deadline_s, breaker=self.breaker,
+                                      max_pending_bytes=c.max_inflight_bytes, retry_after=c.retry_after_s)
+        self.redactor = Redactor.from_config(cfg.redact)
+        self.recent = SeenKeys(max_keys=c.recent_keys, max_age_s=600.0)
         self._pool = ThreadPoolExecutor(max_workers=c.decode_workers, thread_name_prefix="decode")
         self._limits = (c.max_depth, c.max_columns, c.max_cells)
+
+    @property
+    def log_ok(self) -> bool:
+        """False while the log is failing (the collector is then not ready)."""
+        return not self.breaker.open
 
     async def offload(self, fn: Callable[..., T], size: int, *args: Any) -> T:
         """``fn(*args)`` on a decode thread when ``size`` bytes are worth it, else in place."""
@@ -314,6 +372,8 @@ class Ingestor:
                 depth, columns, cells = self._limits
                 budget = Budget(max_depth=depth, max_columns=columns, max_cells=cells, max_seconds=left)
                 rec = to_record(env, default, budget)
+                if self.redactor is not None:
+                    self.redactor.record(rec)
                 rec_items.append((rec.model.encode(), rec.to_json()))
                 outcomes.append(Outcome(record=rec))
             except DecodeError as exc:
@@ -328,6 +388,8 @@ class Ingestor:
                                         status=400))
             letter = outcomes[-1].letter
             if letter is not None:
+                if self.redactor is not None:
+                    self.redactor.deadletter(letter)
                 dl_items.append((letter.source.encode(), letter.to_json()))
         return outcomes, rec_items, dl_items
 
@@ -342,6 +404,9 @@ class Ingestor:
         size = sum(len(e.raw) for e in envelopes)
         outcomes, rec_items, dl_items = await self.offload(
             self._convert, size, envelopes, self.deadline() if deadline is None else deadline)
+        if self.redactor is not None:
+            for dl in rejected:
+                self.redactor.deadletter(dl)
         dl_items = [(dl.source.encode(), dl.to_json()) for dl in rejected] + dl_items
         records = [o.record for o in outcomes if o.record is not None]
         letters = list(rejected) + [o.letter for o in outcomes if o.letter is not None]
@@ -358,6 +423,8 @@ class Ingestor:
     async def reject(self, raw: bytes, source: str, reason: str) -> DeadLetter:
         """Keep a payload the collector could not even read as envelopes (stage ``receive``)."""
         dl = DeadLetter(raw=raw, source=source, reason=reason, stage="receive")
+        if self.redactor is not None:
+            self.redactor.deadletter(dl)
         await self.append([], [dl])
         return dl
 
@@ -368,12 +435,25 @@ class Ingestor:
     async def _append(self, records: Sequence[InferenceRecord], letters: Sequence[DeadLetter],
                       rec_items: list[KeyValue], dl_items: list[KeyValue]) -> None:
         topics = self.cfg.log
+        now = time.monotonic()
+        keys = [record_key(r) for r in records]
+        fresh = [i for i, k in enumerate(keys) if not self.recent.seen(k, now)]
+        if len(fresh) < len(records):  # a resend of records acknowledged a moment ago
+            self.metrics.duplicates.labels(stage="collector").inc(len(records) - len(fresh))
+            records = [records[i] for i in fresh]
+            rec_items = [rec_items[i] for i in fresh]
+            keys = [keys[i] for i in fresh]
         waits = []
         if rec_items:
             waits.append(self.appender.append(topics.records_topic, rec_items))
         if dl_items:
             waits.append(self.appender.append(topics.deadletter_topic, dl_items))
-        await asyncio.gather(*waits)
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        for k in keys:
+            self.recent.add(k, now)
         per_model: dict[tuple[str, str], list[int]] = {}
         for r in records:
             n = per_model.setdefault((r.model, r.version or ""), [0, 0])

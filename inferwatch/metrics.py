@@ -141,6 +141,23 @@ class Metrics:
             "Observations counted under _other because a metric reached its cap of label values.",
             ["metric"], registry=r,
         )
+        self.duplicates = Counter(
+            "inferwatch_records_duplicate", "Records recognised as copies of one already counted, and skipped.",
+            ["stage"], registry=r,
+        )
+        self.shed = Counter(
+            "inferwatch_collector_shed_requests",
+            "Requests the collector answered 503 (overload, log unavailable) or dropped (client gone).",
+            ["reason"], registry=r,
+        )
+        self.ready = Gauge(
+            "inferwatch_ready", "1 when the role is connected to what it needs and working, else 0.",
+            ["role"], registry=r,
+        )
+        self.role_errors = Counter(
+            "inferwatch_role_errors", "Errors a role recovered from by backing off and reconnecting.",
+            ["role"], registry=r,
+        )
 
         def fold(metric: str) -> None:
             self.series_capped.labels(metric=metric).inc()

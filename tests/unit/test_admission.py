@@ -72,7 +72,7 @@ class Clock:
 
 def test_breaker_probes_one_at_a_time_and_closes_on_success() -> None:
     clock = Clock()
-    br = Breaker(probe_interval_s=1.0, clock=clock)  # type: ignore[arg-type]
+    br = Breaker(probe_interval_s=1.0, clock=clock)
     assert br.allow() and not br.open
     br.failure(OSError("down"))
     assert br.open and not br.allow()
