@@ -98,8 +98,9 @@ class KafkaLog(Log):
         configs: dict[str, str] = {"min.insync.replicas": str(min(2, cfg.replication_factor))}
         if cfg.retention_ms is not None:
             configs["retention.ms"] = str(cfg.retention_ms)
-        if compacted:
-            configs = {"cleanup.policy": "compact", "min.insync.replicas": configs["min.insync.replicas"]}
+        if compacted:  # checkpoints hold open windows and recent record keys: allow large ones
+            configs = {"cleanup.policy": "compact", "min.insync.replicas": configs["min.insync.replicas"],
+                       "max.message.bytes": str(16 * 1024 * 1024)}
         wanted = {t: {"num_partitions": 1 if compacted else cfg.partitions,
                       "replication_factor": cfg.replication_factor, "configs": configs}
                   for t in topics if t not in existing}
@@ -220,6 +221,9 @@ class KafkaConsumerLog(Consumer):
                 auto_offset_reset="earliest", max_poll_records=cfg.max_poll_records,
                 isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024, metadata_max_age_ms=30_000,
+                session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+                # static membership: a restarted member with the same id takes its partitions back at once
+                **({"group_instance_id": f"{cfg.group_instance_id}.{group}"} if cfg.group_instance_id else {}),
             )
             # know the topic's partitions before joining: a member that joins while its metadata
             # has no partitions yet is assigned nothing until the next metadata refresh

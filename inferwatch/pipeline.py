@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from inferwatch import wiring
 from inferwatch.audit import AuditStore
@@ -52,23 +53,71 @@ class Pipeline:
         self.cfg = cfg
         self.roles = list(roles)
         self.metrics = metrics or Metrics(series_cap=cfg.metrics.series_cap)
-        self.log = wiring.build_log(cfg)
+        # nothing here needs the log or the audit store to be up: a role started during an
+        # outage waits for them (not ready) instead of exiting
+        self.log = wiring.LOGS.build(cfg.log.backend, cfg, wiring.Parts())
+        self.topics_ready = threading.Event()
+        self._topics_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._create_topics(first=True)
         self.workers: list[Worker] = []
         self.collectors: list[Collector] = []
-        self.store: AuditStore | None = None
+        self.metrics_server: Any = None
+        self._metrics_thread: threading.Thread | None = None
+        self._store: AuditStore | None = None
         if "audit" in self.roles:
-            self.store = wiring.build_audit_store(cfg, self.log)
-            self.workers.append(AuditWorker(cfg, self.log, self.store, self.metrics))
+            try:
+                self._store = wiring.build_audit_store(cfg, self.log)
+            except InferwatchError as exc:
+                log.warning("audit store not available yet (%s); the audit role will keep trying", exc)
+            self.workers.append(AuditWorker(cfg, self.log, self._store, self.metrics,
+                                            store_factory=lambda: wiring.build_audit_store(cfg, self.log)))
         if "detect" in self.roles:
             sinks = wiring.build_sinks(cfg, self.metrics, self.log)
             self.workers.append(DetectWorker(cfg, self.log, wiring.build_monitor(cfg),
-                                             sinks=[s for s in sinks if s.inline], on_detection=on_detection))
-            self.workers += [SinkWorker(cfg, self.log, s) for s in sinks if not s.inline]
+                                             sinks=[s for s in sinks if s.inline], on_detection=on_detection,
+                                             metrics=self.metrics))
+            self.workers += [SinkWorker(cfg, self.log, s, metrics=self.metrics) for s in sinks if not s.inline]
         if "collector" in self.roles:
-            self.collectors = list(collectors) if collectors is not None else wiring.build_collectors(cfg)
+            self.collectors = (list(collectors) if collectors is not None
+                               else wiring.build_collectors(cfg, ready=self.workers_ready))
+
+    @property
+    def store(self) -> AuditStore | None:
+        """The audit store (``None`` until it could be reached)."""
+        for w in self.workers:
+            if isinstance(w, AuditWorker) and w.store is not None:
+                return w.store
+        return self._store
+
+    def _create_topics(self, first: bool = False) -> bool:
+        t = self.cfg.log
+        try:
+            self.log.create_topics([t.records_topic, t.detections_topic, t.deadletter_topic])
+        except InferwatchError as exc:
+            if first:
+                log.warning("cannot create the log's topics yet (%s); retrying in the background", exc)
+            return False
+        self.topics_ready.set()
+        return True
+
+    def _keep_creating_topics(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set() and not self._create_topics():
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+        if self.topics_ready.is_set():
+            log.info("the log's topics exist")
+
+    def workers_ready(self) -> bool:
+        """All consumer roles of this process connected and working, and the log's topics there."""
+        return self.topics_ready.is_set() and all(w.ready for w in self.workers)
 
     def start(self) -> None:
         """Start every role in background threads (the collectors included)."""
+        if not self.topics_ready.is_set():
+            self._topics_thread = threading.Thread(target=self._keep_creating_topics, name="topics", daemon=True)
+            self._topics_thread.start()
         for w in self.workers:
             w.start()
         if self.collectors:
@@ -79,11 +128,54 @@ class Pipeline:
             self._start_metrics_server()
 
     def _start_metrics_server(self) -> None:
-        from prometheus_client import start_http_server
+        """``/metrics``, ``/healthz`` and ``/readyz`` of the consumer roles (token auth and TLS as
+        configured in ``metrics``)."""
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        from inferwatch.httpauth import TokenAuth, uvicorn_tls
+        from inferwatch.metrics import CONTENT_TYPE
+
+        async def metrics(request: Request) -> Response:
+            return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+        async def healthz(request: Request) -> Response:
+            return JSONResponse({"status": "ok"})
+
+        async def readyz(request: Request) -> Response:
+            ok = self.workers_ready()
+            body: dict[str, Any] = {"ready": ok, "roles": {w.name: w.ready for w in self.workers}}
+            errors = {w.name: w.last_error for w in self.workers if not w.ready and w.last_error}
+            if errors:
+                body["errors"] = errors
+            return JSONResponse(body, status_code=200 if ok else 503)
 
         m = self.cfg.metrics
-        start_http_server(m.port, addr=m.host, registry=self.metrics.registry)
-        log.info("metrics on http://%s:%d/metrics", m.host, m.port)
+        app: Any = Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz), Route("/readyz", readyz)])
+        if m.auth_tokens:
+            app = TokenAuth(app, m.auth_tokens)
+        config = uvicorn.Config(app, host=m.host, port=m.port, log_level="warning", access_log=False,
+                                lifespan="off", **uvicorn_tls(m.tls_certfile, m.tls_keyfile))
+        self.metrics_server = uvicorn.Server(config)
+        self._metrics_thread = threading.Thread(target=self.metrics_server.run, name="metrics", daemon=True)
+        self._metrics_thread.start()
+        deadline = time.monotonic() + 15
+        while not self.metrics_server.started and self._metrics_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.metrics_server.started:
+            raise InferwatchError(f"the metrics endpoint could not start on {m.host}:{m.port}")
+        log.info("metrics on %s://%s:%d/metrics", "https" if m.tls_certfile else "http", m.host, self.metrics_port)
+
+    @property
+    def metrics_port(self) -> int:
+        """The port the consumer roles' metrics endpoint listens on."""
+        server = self.metrics_server
+        if server is None or not server.servers:
+            return self.cfg.metrics.port
+        return int(server.servers[0].sockets[0].getsockname()[1])
 
     @property
     def bound_port(self) -> int:
@@ -111,12 +203,16 @@ class Pipeline:
         return False
 
     def _positions(self) -> list[tuple[str, str]]:
-        out = []
+        t, out = self.cfg.log, []
         for w in self.workers:
             if isinstance(w, AuditWorker):
-                out += [(c.topic, c.group) for c, _ in w.consumers]
-            elif isinstance(w, DetectWorker | SinkWorker):
-                out.append((w.consumer.topic, w.consumer.group))
+                g = self.cfg.audit.group
+                out += [(t.records_topic, g), (t.detections_topic, g + "-detections"),
+                        (t.deadletter_topic, g + "-deadletters")]
+            elif isinstance(w, DetectWorker):
+                out.append((t.records_topic, self.cfg.detect.group))
+            elif isinstance(w, SinkWorker):
+                out.append((t.detections_topic, f"{self.cfg.detect.group}-{w.sink.name}"))
         return out
 
     def _raise_failed(self) -> None:
@@ -143,10 +239,16 @@ class Pipeline:
         self.stop()
 
     def stop(self) -> None:
+        self._stopping.set()
         for c in self.collectors:
             c.stop()
         for w in self.workers:
             w.stop()
-        if self.store is not None:
-            self.store.close()
+        if self.metrics_server is not None:
+            self.metrics_server.should_exit = True
+            if self._metrics_thread is not None:
+                self._metrics_thread.join(15)
+        store = self.store
+        if store is not None:
+            store.close()
         self.log.close()

@@ -7,7 +7,14 @@
 
 Each commits its log position only after its work is durable: a crash between the two re-does
 the batch on restart, and deterministic document and detection ids make the repeat change
-nothing. Built by :class:`inferwatch.pipeline.Pipeline` from parts :mod:`inferwatch.wiring` made.
+nothing.
+
+A worker never exits on an outage of the log or the audit store, however long: any error in a
+step marks it not ready (``inferwatch_ready{role}`` 0, counted in ``inferwatch_role_errors_total``),
+drops its connections (what was not committed is read again), backs off with jitter up to
+``MAX_BACKOFF_S`` and connects again, until it works. The detect worker counts each record once:
+copies of a record (same model, version, id and part) within its horizon are skipped, and the
+horizon is checkpointed with the windows. Built by :class:`inferwatch.pipeline.Pipeline` from parts :mod:`inferwatch.wiring` made.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from typing import Any, Protocol
 
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
-from inferwatch.errors import BackpressureError
+from inferwatch.dedup import SeenKeys, record_key
+from inferwatch.errors import BackpressureError, InferwatchError
 from inferwatch.log import Consumer, Log, LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
@@ -32,6 +40,9 @@ from inferwatch.sink import DetectionSink
 __all__ = ["AuditWorker", "DetectWorker", "Monitor", "SinkWorker", "Worker", "tune_gc"]
 
 log = logging.getLogger("inferwatch.pipeline")
+
+#: the longest pause between two attempts to reconnect after an error
+MAX_BACKOFF_S = 5.0
 
 
 class Monitor(Protocol):
@@ -66,24 +77,73 @@ def tune_gc() -> None:
 
 
 class Worker:
-    """A polling loop with a stop event; ``step()`` does one batch and returns its size."""
+    """A polling loop with a stop event; ``step()`` does one batch and returns its size.
+
+    ``connect()`` makes what the worker needs (consumers, stores); it runs before the first
+    step and again after any error, when ``disconnect()`` has dropped the old connections."""
 
     name = "worker"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # an error that ended the loop (BaseException only)
+        self.metrics = metrics or Metrics()
+        self.connected = False
+        self.ready = False
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def connect(self) -> None:
+        """Make the connections the steps use (idempotent)."""
+
+    def disconnect(self) -> None:
+        """Drop the connections after an error; uncommitted work will be read again."""
+
+    def ensure_connected(self) -> None:
+        if not self.connected:
+            self.connect()
+            self.connected = True
 
     def step(self) -> int:
         raise NotImplementedError
 
+    def _set_ready(self, ok: bool) -> None:
+        if ok != self.ready:
+            self.ready = ok
+            self.metrics.ready.labels(role=self.name).set(1.0 if ok else 0.0)
+
     def run(self) -> None:
         tune_gc()
         log.info("%s started", self.name)
+        attempt = 0
+        last_report = 0.0
+        self.metrics.ready.labels(role=self.name).set(0.0)
         try:
             while not self.stop_event.is_set():
-                if self.step() == 0:
+                try:
+                    self.ensure_connected()
+                    n = self.step()
+                except Exception as exc:  # an outage: back off, reconnect, never exit
+                    attempt += 1
+                    self.errors += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self._set_ready(False)
+                    self.metrics.role_errors.labels(role=self.name).inc()
+                    now = time.monotonic()
+                    if attempt == 1 or now - last_report > 30:
+                        last_report = now
+                        log.warning("%s: %s; reconnecting (attempt %d)", self.name, self.last_error, attempt,
+                                    exc_info=not isinstance(exc, InferwatchError))
+                    self._drop()
+                    delay = min(MAX_BACKOFF_S, 0.2 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0)
+                    self.stop_event.wait(delay)
+                    continue
+                if attempt:
+                    log.info("%s: working again after %d failed attempts", self.name, attempt)
+                    attempt = 0
+                self._set_ready(self.healthy())
+                if n == 0:
                     self.stop_event.wait(0.05)
         except BaseException as exc:
             self.error = exc
@@ -91,7 +151,19 @@ class Worker:
             raise
         finally:
             self.close()
+            self._set_ready(False)
             log.info("%s stopped", self.name)
+
+    def healthy(self) -> bool:
+        """Ready after a successful step (subclasses add their own conditions)."""
+        return True
+
+    def _drop(self) -> None:
+        try:
+            self.disconnect()
+        except Exception:  # dropping a broken connection may fail too; it is gone either way
+            log.debug("%s: disconnect failed", self.name, exc_info=True)
+        self.connected = False
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self.run, name=self.name, daemon=True)
@@ -139,18 +211,15 @@ class AuditWorker(Worker):
 
     name = "audit"
 
-    def __init__(self, cfg: Config, lg: Log, store: AuditStore, metrics: Metrics):
-        super().__init__()
-        self.cfg, self.log, self.store, self.metrics = cfg, lg, store, metrics
-        # the store's series exist at 0 from the start: increase() then sees the first document and retry
-        metrics.audited.labels(store=type(store).__name__)
-        metrics.audit_retries.labels(store=type(store).__name__)
-        t = cfg.log
-        self.consumers: list[tuple[Consumer, str]] = [
-            (lg.consumer(t.records_topic, cfg.audit.group), "records"),
-            (lg.consumer(t.detections_topic, cfg.audit.group + "-detections"), "detections"),
-            (lg.consumer(t.deadletter_topic, cfg.audit.group + "-deadletters"), "deadletters"),
-        ]
+    def __init__(self, cfg: Config, lg: Log, store: AuditStore | None, metrics: Metrics,
+                 store_factory: Callable[[], AuditStore] | None = None):
+        super().__init__(metrics)
+        self.cfg, self.log, self.store = cfg, lg, store
+        self.store_factory = store_factory
+        self.consumers: list[tuple[Consumer, str]] = []
+        self.retrying = False
+        if store is not None:
+            self._series_at_zero(store)
         self._last_lag = 0.0
         self._busy = False
         self.documents = 0
@@ -162,6 +231,46 @@ class AuditWorker(Worker):
         """Whether a batch is still being written (its offsets are not committed yet)."""
         return self._inflight is not None
 
+    def _series_at_zero(self, store: AuditStore) -> None:
+        """The store's series exist at 0 from the start: increase() then sees the first document and retry."""
+        self.metrics.audited.labels(store=type(store).__name__)
+        self.metrics.audit_retries.labels(store=type(store).__name__)
+
+    def connect(self) -> None:
+        if self.store is None:
+            if self.store_factory is None:
+                raise InferwatchError("the audit worker has no store")
+            self.store = self.store_factory()
+            self._series_at_zero(self.store)
+        if not self.consumers:
+            t, group = self.cfg.log, self.cfg.audit.group
+            made: list[tuple[Consumer, str]] = []
+            try:
+                for topic, suffix, kind in ((t.records_topic, "", "records"),
+                                            (t.detections_topic, "-detections", "detections"),
+                                            (t.deadletter_topic, "-deadletters", "deadletters")):
+                    made.append((self.log.consumer(topic, group + suffix), kind))
+            except BaseException:
+                for c, _ in made:
+                    c.close()
+                raise
+            self.consumers = made
+
+    def disconnect(self) -> None:
+        if self._inflight is not None:  # let the write end; its entries stay uncommitted and are read again
+            fut = self._inflight[0]
+            self._inflight = None
+            try:
+                fut.result()
+            except Exception:
+                pass
+        consumers, self.consumers = self.consumers, []
+        for c, _ in consumers:
+            c.close()
+
+    def healthy(self) -> bool:
+        return not self.retrying
+
     def _decode(self, kind: str, entries: Sequence[LogEntry]) -> tuple[list[Any], list[DeadLetter]]:
         parse = {"records": InferenceRecord.from_json, "detections": Detection.from_json,
                  "deadletters": DeadLetter.from_json}[kind]
@@ -169,24 +278,34 @@ class AuditWorker(Worker):
 
     def _write(self, kind: str, payload: tuple[list[Any], list[DeadLetter]]) -> int:
         items, bad = payload
+        store = self.store
+        if store is None:
+            raise InferwatchError("the audit store is not connected")
         n = 0
         if items and kind == "records":
-            n = self.store.write_records(items)
+            n = store.write_records(items)
         elif items and kind == "detections":
-            n = self.store.write_detections(items)
+            n = store.write_detections(items)
         elif items:
-            n = self.store.write_deadletters(items)
+            n = store.write_deadletters(items)
         if bad:
-            self.store.write_deadletters(bad)
+            store.write_deadletters(bad)
             for dl in bad:
                 self.metrics.deadlettered.labels(source=dl.source, stage=dl.stage).inc()
         return n
 
     def _write_retrying(self, kind: str, payload: tuple[list[Any], list[DeadLetter]]) -> int | None:
         store = type(self.store).__name__
-        return self.until_durable(lambda: self._write(kind, payload), f"audit store {store}",
-                                  self.cfg.elasticsearch.max_backoff_s,
-                                  on_retry=self.metrics.audit_retries.labels(store=store).inc)
+
+        def retrying() -> None:  # not ready while the store pushes back
+            self.retrying = True
+            self._set_ready(False)
+            self.metrics.audit_retries.labels(store=store).inc()
+
+        n = self.until_durable(lambda: self._write(kind, payload), f"audit store {store}",
+                               self.cfg.elasticsearch.max_backoff_s, on_retry=retrying)
+        self.retrying = False
+        return n
 
     def _finish(self) -> bool:
         """Wait for the write in flight and commit its entries. False if it was abandoned."""
@@ -209,6 +328,7 @@ class AuditWorker(Worker):
         """Poll each topic; decode a batch here while the previous batch is being written in the
         background, then commit the previous batch (its write is durable) and hand this one over.
         At most one batch is in flight, so memory stays bounded and commits stay in order."""
+        self.ensure_connected()
         total = 0
         # wait for data only when the last round found none: a busy stream is never slowed by
         # waiting on the quiet detections and dead-letter topics
@@ -229,16 +349,25 @@ class AuditWorker(Worker):
         if now - self._last_lag > 5.0:
             self._last_lag = now
             for consumer, _ in self.consumers:
-                self.metrics.lag.labels(group=f"{consumer.group}:{consumer.topic}").set(consumer.lag())
+                try:
+                    lag = consumer.lag()
+                except InferwatchError as exc:  # a gauge is not worth a reconnect
+                    log.debug("lag of %s unknown: %s", consumer.group, exc)
+                    continue
+                self.metrics.lag.labels(group=f"{consumer.group}:{consumer.topic}").set(lag)
         return total
 
     def close(self) -> None:
         try:
-            self._finish()  # a write stopped mid-backoff returns at once and stays uncommitted
+            if self.consumers:
+                self._finish()  # a write stopped mid-backoff returns at once and stays uncommitted
+        except Exception as exc:  # the log is down at shutdown: the batch stays uncommitted
+            log.warning("audit: last batch not committed at shutdown (%s); it will be read again", exc)
         finally:
             self._pool.shutdown(wait=True)
             for c, _ in self.consumers:
                 c.close()
+            self.consumers = []
 
 
 class DetectWorker(Worker):
@@ -248,22 +377,56 @@ class DetectWorker(Worker):
     name = "detect"
 
     def __init__(self, cfg: Config, lg: Log, monitor: Monitor, *, sinks: Sequence[DetectionSink] = (),
-                 on_detection: Callable[[Detection], None] | None = None):
-        super().__init__()
+                 on_detection: Callable[[Detection], None] | None = None, metrics: Metrics | None = None):
+        super().__init__(metrics)
         self.cfg, self.log, self.monitor, self.sinks = cfg, lg, monitor, list(sinks)
         self.on_detection = on_detection
-        self.consumer = lg.consumer(cfg.log.records_topic, cfg.detect.group)
-        state = self.consumer.committed_state()
-        if state:
-            self.monitor.restore(state)
-            log.info("detect: restored open windows from the last checkpoint")
+        self._initial = monitor.snapshot()  # what a group with no checkpoint starts from
+        d = cfg.detect
+        self.seen = SeenKeys(d.dedup_keys, d.dedup_age_s)
+        self.consumer: Consumer | None = None
         self.detections: list[Detection] = []
 
+    def connect(self) -> None:
+        consumer = self.log.consumer(self.cfg.log.records_topic, self.cfg.detect.group)
+        try:
+            monitor_state, seen_state = _split_state(consumer.committed_state())
+            self.monitor.restore(monitor_state if monitor_state is not None else self._initial)
+            self.seen = SeenKeys(self.cfg.detect.dedup_keys, self.cfg.detect.dedup_age_s)
+            if seen_state is not None:
+                self.seen.restore(seen_state)
+        except BaseException:
+            consumer.close()
+            raise
+        if monitor_state is not None:
+            log.info("detect: restored open windows (and %d recent record keys) from the last checkpoint",
+                     len(self.seen))
+        self.consumer = consumer
+
+    def disconnect(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            consumer.close()
+
     def step(self) -> int:
+        self.ensure_connected()
+        assert self.consumer is not None
         entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
         if not entries:
             return 0
-        recs, bad = _decode_entries(entries, InferenceRecord.from_json)
+        recs: list[InferenceRecord] = []
+        bad: list[DeadLetter] = []
+        copies = 0
+        for e in entries:
+            got, unreadable = _decode_entries([e], InferenceRecord.from_json)
+            bad += unreadable
+            for r in got:  # a copy of a record already counted (a client's resend) is skipped
+                if self.seen.first(record_key(r), e.timestamp):
+                    recs.append(r)
+                else:
+                    copies += 1
+        if copies:
+            self.metrics.duplicates.labels(stage="detect").inc(copies)
         dets = self.monitor.process(recs)
         if bad:
             self.log.append(self.cfg.log.deadletter_topic, [(b"detect", dl.to_json()) for dl in bad])
@@ -281,11 +444,11 @@ class DetectWorker(Worker):
                 sink.write(dets)
             self.detections.extend(dets)
             del self.detections[:-1000]
-        self.consumer.commit(entries, state=self.monitor.snapshot())
+        self.consumer.commit(entries, state=_join_state(self.monitor.snapshot(), self.seen.snapshot()))
         return len(entries)
 
     def close(self) -> None:
-        self.consumer.close()
+        self.disconnect()
 
 
 class SinkWorker(Worker):
@@ -293,13 +456,24 @@ class SinkWorker(Worker):
     detections topic, as its own consumer group: poll, write (retrying while the service pushes
     back), then commit — commit after flush, like the audit role."""
 
-    def __init__(self, cfg: Config, lg: Log, sink: DetectionSink, *, max_backoff_s: float = 30.0):
-        super().__init__()
+    def __init__(self, cfg: Config, lg: Log, sink: DetectionSink, *, max_backoff_s: float = 30.0,
+                 metrics: Metrics | None = None):
+        super().__init__(metrics)
         self.name = f"sink-{sink.name}"
         self.cfg, self.log, self.sink, self.max_backoff_s = cfg, lg, sink, max_backoff_s
-        self.consumer = lg.consumer(cfg.log.detections_topic, f"{cfg.detect.group}-{sink.name}")
+        self.consumer: Consumer | None = None
+
+    def connect(self) -> None:
+        self.consumer = self.log.consumer(self.cfg.log.detections_topic, f"{self.cfg.detect.group}-{self.sink.name}")
+
+    def disconnect(self) -> None:
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            consumer.close()
 
     def step(self) -> int:
+        self.ensure_connected()
+        assert self.consumer is not None
         entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
         if not entries:
             return 0
@@ -316,4 +490,23 @@ class SinkWorker(Worker):
         try:
             self.sink.close()
         finally:
-            self.consumer.close()
+            self.disconnect()
+
+
+_STATE_MAGIC = b"IWDS1"
+
+
+def _join_state(monitor: bytes, seen: bytes) -> bytes:
+    """The detect checkpoint: the monitor's windows and the recent record keys."""
+    return _STATE_MAGIC + len(monitor).to_bytes(8, "little") + monitor + seen
+
+
+def _split_state(state: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """(monitor state, seen keys) of a checkpoint; a checkpoint from before dedup is the monitor's alone."""
+    if not state:
+        return None, None
+    if not state.startswith(_STATE_MAGIC):
+        return state, None
+    n = int.from_bytes(state[len(_STATE_MAGIC):len(_STATE_MAGIC) + 8], "little")
+    start = len(_STATE_MAGIC) + 8
+    return state[start:start + n], state[start + n:] or None

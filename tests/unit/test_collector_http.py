@@ -153,8 +153,12 @@ def test_skip_logging_header(pipe, client):
 
 
 def test_health_ready_metrics(pipe, client):
+    from tests.waiting import wait_until
+
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").status_code == 200
+    # ready once the audit role behind the collector has connected and made its first step
+    wait_until(lambda: client.get("/readyz").status_code == 200, 30, "the pipeline to be ready")
+    assert 'inferwatch_ready{role="collector"} 1.0' in client.get("/metrics").text
     client.post("/v1/records", json={"model": "m", "inputs": {"x": [1]}})
     text = client.get("/metrics").text
     assert 'inferwatch_records_received_total{source="json"} 1.0' in text
