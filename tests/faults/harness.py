@@ -354,6 +354,9 @@ class FaultResult:
         return self.lost == 0 and self.duplicated == 0 and dets_ok and self.roles_up
 
 
+#: results of the session's fault scenarios, printed by tests/faults/conftest.py
+RESULTS: list[FaultResult] = []
+
 COLUMNS = ("fault", "sent", "acked", "audited", "dup", "lost", "det exp", "det found", "recovery s", "roles up")
 
 

@@ -1,0 +1,150 @@
+"""The fault suite on the real services: every fault with the collector, audit and detect roles
+as separate processes, a client that retries until it gets 202, and the table of the issue.
+
+Each scenario streams records through the fault and after it, then waits (bounded) until the
+audit trail and the detections settle and checks: 0 acknowledged records lost, 0 duplicated
+audit documents, exactly one detection per full window (a record counted twice would shift the
+windows), every role still running at the end. The table is printed at the end of the session
+(and written to ``$INFERWATCH_FAULT_TABLE`` when set).
+
+``make test`` runs the short scenarios (outages of 10 and 60 seconds); ``make faults`` also the
+five-minute outages (``INFERWATCH_FAULTS_LONG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import RESULTS, FaultResult
+from tests.faults.rig import FaultStack, Rig
+from tests.integration.conftest import unavailable
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+LONG = os.environ.get("INFERWATCH_FAULTS_LONG") == "1"
+
+
+@pytest.fixture(scope="session")
+def fault_stack() -> Iterator[FaultStack]:
+    stack = FaultStack()
+    try:
+        stack.up()
+    except RuntimeError as exc:
+        unavailable(str(exc))
+    try:
+        yield stack
+    finally:
+        stack.down_started()
+
+
+@pytest.fixture
+def rig_factory(fault_stack: FaultStack, tmp_path: Path) -> Iterator[list[Rig]]:
+    made: list[Rig] = []
+    yield made
+    for r in made:
+        r.close()
+    # a scenario that stopped a service must not leave it stopped for the next one
+    fault_stack.up()
+
+
+def _rig(made: list[Rig], stack: FaultStack, tmp: Path, name: str, **kw: object) -> Rig:
+    r = Rig(stack, tmp, name, **kw)  # type: ignore[arg-type]
+    made.append(r)
+    return r
+
+
+def _record(result: FaultResult) -> None:
+    RESULTS.append(result)
+    assert result.ok, result
+
+
+def _run_service_outage(made: list[Rig], stack: FaultStack, tmp: Path, service: str, how: str, seconds: float,
+                        name: str) -> None:
+    rig = _rig(made, stack, tmp, name)
+    rig.start()
+    rig.wait_ready()
+    rig.start_sending()
+    time.sleep(3)  # traffic before the fault
+    if how == "pause":
+        stack.pause(service)
+        time.sleep(seconds)
+        stack.resume(service)
+    else:
+        stack.kill(service)
+        time.sleep(seconds)
+        stack.up(service)
+    recovery = rig.wait_ready(timeout=300)
+    time.sleep(3)  # traffic after the fault
+    rig.stop_sending()
+    _record(rig.result(name, recovery))
+
+
+@pytest.mark.parametrize(("service", "how", "seconds"), [
+    ("kafka", "pause", 10), ("kafka", "kill", 60), ("elasticsearch", "kill", 60),
+    *([("kafka", "kill", 300), ("elasticsearch", "kill", 300)] if LONG else []),
+])
+def test_service_outage(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path, service: str, how: str,
+                        seconds: float) -> None:
+    verb = "paused (SIGSTOP)" if how == "pause" else "killed"
+    _run_service_outage(rig_factory, fault_stack, tmp_path, service, how, seconds,
+                        f"{service} {verb} {seconds:g}s")
+
+
+def test_elasticsearch_network_cut(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path) -> None:
+    """The audit role reaches Elasticsearch through a proxy that resets every connection and refuses
+    new ones for 30 s, then a black hole (accepted, never answered) for 20 s."""
+    rig = _rig(rig_factory, fault_stack, tmp_path, "es network cut", es_proxy=True)
+    rig.start()
+    rig.wait_ready()
+    rig.start_sending()
+    time.sleep(3)
+    assert rig.proxy is not None
+    rig.proxy.block()
+    time.sleep(30)
+    rig.proxy.hang()
+    time.sleep(20)
+    rig.proxy.unblock()
+    rig.proxy.cut()
+    recovery = rig.wait_ready(timeout=300)
+    time.sleep(3)
+    rig.stop_sending()
+    _record(rig.result("elasticsearch cut 30s + black hole 20s", recovery))
+
+
+@pytest.mark.parametrize("role", ["collector", "audit", "detect1"])
+def test_role_killed_three_times(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path, role: str) -> None:
+    rig = _rig(rig_factory, fault_stack, tmp_path, f"{role} SIGKILL x3")
+    rig.start()
+    rig.wait_ready()
+    rig.start_sending()
+    recoveries = []
+    for _ in range(3):
+        time.sleep(4)
+        rig.roles[role].kill()
+        rig.roles[role].start()
+        recoveries.append(rig.wait_ready(timeout=180))
+    time.sleep(3)
+    rig.stop_sending()
+    _record(rig.result(f"{role.rstrip('1')} SIGKILL x3", max(recoveries),
+                       note=f"recoveries {', '.join(f'{r:.1f}' for r in recoveries)} s"))
+
+
+def test_roles_started_while_kafka_is_down(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path) -> None:
+    """Kafka is down when the roles start: they stay up, not ready, for 30 s, then work."""
+    fault_stack.kill("kafka")
+    rig = _rig(rig_factory, fault_stack, tmp_path, "started while kafka down")
+    rig.start()
+    time.sleep(30)
+    assert rig.roles_up(), {n: r.log_text()[-1500:] for n, r in rig.roles.items() if not r.running}
+    assert not rig.ready("collector") and not rig.ready("audit")
+    fault_stack.up("kafka")
+    recovery = rig.wait_ready(timeout=300)
+    rig.start_sending()
+    time.sleep(5)
+    rig.stop_sending()
+    _record(rig.result("roles started with kafka down 30s", recovery))
