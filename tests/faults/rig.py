@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from tests.faults.harness import REPO, FaultResult, Role, Sender, TcpProxy, free
 
 MODEL = "faultm"
 WINDOW = 200
-TIMESTAMP = "2026-01-15T12:00:00+00:00"  # one daily index: an _id there is unique
+#: records are stamped from here, one second apart: all in one daily index, where an _id is
+#: unique, and windows with distinct times (a detection's id includes its window's times)
+T0 = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
 
 
 class FaultStack:
@@ -190,9 +193,10 @@ class Rig:
     # -- traffic -----------------------------------------------------------------------------------
     def record(self, i: int) -> dict[str, Any]:
         rng = random.Random(i)
-        return {"id": f"{self.tag}-{i}", "model": MODEL, "timestamp": TIMESTAMP, "inputs": {"x": [rng.gauss(0, 1)]}}
+        ts = (T0 + timedelta(seconds=i)).isoformat()
+        return {"id": f"{self.tag}-{i}", "model": MODEL, "timestamp": ts, "inputs": {"x": [rng.gauss(0, 1)]}}
 
-    def start_sending(self, rate: float = 200.0, batch: int = 10) -> None:
+    def start_sending(self, rate: float = 100.0, batch: int = 10) -> None:
         assert self.sender is not None
 
         def run() -> None:

@@ -69,7 +69,7 @@ def _run_service_outage(made: list[Rig], stack: FaultStack, tmp: Path, service: 
     rig.start()
     rig.wait_ready()
     rig.start_sending()
-    time.sleep(3)  # traffic before the fault
+    time.sleep(5)  # traffic before the fault
     if how == "pause":
         stack.pause(service)
         time.sleep(seconds)
@@ -79,7 +79,7 @@ def _run_service_outage(made: list[Rig], stack: FaultStack, tmp: Path, service: 
         time.sleep(seconds)
         stack.up(service)
     recovery = rig.wait_ready(timeout=300)
-    time.sleep(3)  # traffic after the fault
+    time.sleep(8)  # traffic after the fault
     rig.stop_sending()
     _record(rig.result(name, recovery))
 
