@@ -232,6 +232,8 @@ class DetectConfig(_Section):
     #: records already counted are recognised by key within this horizon (kept across restarts)
     dedup_keys: int = Field(20_000, ge=1)
     dedup_age_s: float = Field(900.0, gt=0)
+    #: the position, open windows and recent keys are checkpointed at most this often
+    checkpoint_interval_s: float = Field(1.0, ge=0)
 
 
 class SeldonV2Config(_Section):

@@ -386,8 +386,11 @@ class DetectWorker(Worker):
         self.seen = SeenKeys(d.dedup_keys, d.dedup_age_s)
         self.consumer: Consumer | None = None
         self.detections: list[Detection] = []
+        self._uncommitted: dict[int, LogEntry] = {}  # the last processed entry of each partition
+        self._last_checkpoint = time.monotonic()
 
     def connect(self) -> None:
+        self._uncommitted.clear()
         consumer = self.log.consumer(self.cfg.log.records_topic, self.cfg.detect.group)
         try:
             monitor_state, seen_state = _split_state(consumer.committed_state())
@@ -404,15 +407,33 @@ class DetectWorker(Worker):
         self.consumer = consumer
 
     def disconnect(self) -> None:
+        self._uncommitted.clear()  # processed but not checkpointed: read (and recognised) again
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
             consumer.close()
+
+    def checkpoint(self) -> None:
+        """Commit the position with the open windows and the recent record keys.
+
+        Done at most every ``detect.checkpoint_interval_s`` (the state can be large): a crash
+        re-reads what came after, whose copies are recognised and whose detections have the
+        same ids as before."""
+        if self._uncommitted and self.consumer is not None:
+            self.consumer.commit(list(self._uncommitted.values()),
+                                 state=_join_state(self.monitor.snapshot(), self.seen.snapshot()))
+            self._uncommitted.clear()
+        self._last_checkpoint = time.monotonic()
+
+    def _checkpoint_due(self) -> bool:
+        return time.monotonic() - self._last_checkpoint >= self.cfg.detect.checkpoint_interval_s
 
     def step(self) -> int:
         self.ensure_connected()
         assert self.consumer is not None
         entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
         if not entries:
+            if self._uncommitted and self._checkpoint_due():
+                self.checkpoint()
             return 0
         recs: list[InferenceRecord] = []
         bad: list[DeadLetter] = []
@@ -444,11 +465,22 @@ class DetectWorker(Worker):
                 sink.write(dets)
             self.detections.extend(dets)
             del self.detections[:-1000]
-        self.consumer.commit(entries, state=_join_state(self.monitor.snapshot(), self.seen.snapshot()))
+        for e in entries:
+            last = self._uncommitted.get(e.partition)
+            if last is None or e.offset > last.offset:
+                self._uncommitted[e.partition] = e
+        if self._checkpoint_due():
+            self.checkpoint()
         return len(entries)
 
     def close(self) -> None:
-        self.disconnect()
+        try:
+            if self.connected:
+                self.checkpoint()
+        except Exception as exc:  # the log is down at shutdown: what came after the last checkpoint is re-read
+            log.warning("detect: no checkpoint at shutdown (%s); the last entries will be read again", exc)
+        finally:
+            self.disconnect()
 
 
 class SinkWorker(Worker):
