@@ -180,8 +180,8 @@ def test_personal_data_never_reaches_the_log(tmp_path, route: str) -> None:
     async def run() -> None:
         if route == "/":
             payload = {"instances": [{"name": "Ada Lovelace", "note": f"mail {email}", "x": 1.5}]}
-            headers = {"ce-type": "org.kubeflow.serving.inference.request", "ce-id": "e1",
-                       "ce-inferenceservicename": "m", "content-type": "application/json"}
+            headers = {"ce-type": "org.kubeflow.serving.inference.request", "ce-id": "e1", "ce-source": "t",
+                       "ce-specversion": "1.0", "ce-inferenceservicename": "m", "content-type": "application/json"}
             r = await client.post("/", content=orjson.dumps(payload), headers=headers)
         else:
             r = await client.post("/v1/records", json=[{"id": "p1", "model": "m",
