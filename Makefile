@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: demo test venv servers-venv lint typecheck unit integration stack-up stack-down bench clean nannyml-venv
+.PHONY: demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ unit: $(STAMP) $(NANNYML_STAMP)
 integration: $(STAMP) servers-venv
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; $(PY) -m pytest -m integration
+
+## make faults: the fault suite (tests/faults) on its own stack instance, with the 5-minute
+## outages too; prints the table (`make test` runs the same suite without the long outages)
+faults: $(STAMP)
+	INFERWATCH_FAULTS_LONG=1 INFERWATCH_FAULT_TABLE=fault-table.txt $(PY) -m pytest -p no:cacheprovider tests/faults
 
 lint: $(STAMP)
 	$(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench

@@ -19,13 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from inferwatch import wiring
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
 from inferwatch.errors import InferwatchError
 from inferwatch.ingest import Collector, Ingestor
+from inferwatch.log import Log
 from inferwatch.metrics import Metrics
 from inferwatch.record import Detection
 from inferwatch.workers import AuditWorker, DetectWorker, SinkWorker, Worker
@@ -35,6 +36,29 @@ __all__ = ["ROLES", "Pipeline"]
 log = logging.getLogger("inferwatch.pipeline")
 
 ROLES = ("collector", "audit", "detect")
+
+
+class _DeferredLog:
+    """A log that could not be opened yet: each use tries to open it again and raises the
+    :class:`~inferwatch.errors.LogError` until it succeeds (then it is that log)."""
+
+    def __init__(self, build: Callable[[], Log]):
+        self._build = build
+        self._log: Log | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Log:
+        with self._lock:
+            if self._log is None:
+                self._log = self._build()
+            return self._log
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
 
 
 class Pipeline:
@@ -55,7 +79,11 @@ class Pipeline:
         self.metrics = metrics or Metrics(series_cap=cfg.metrics.series_cap)
         # nothing here needs the log or the audit store to be up: a role started during an
         # outage waits for them (not ready) instead of exiting
-        self.log = wiring.LOGS.build(cfg.log.backend, cfg, wiring.Parts())
+        try:
+            self.log = wiring.LOGS.build(cfg.log.backend, cfg, wiring.Parts())
+        except InferwatchError as exc:  # e.g. an embedded log on a full disk: opened when it can be
+            log.warning("the log cannot be opened yet (%s); the roles will keep trying", exc)
+            self.log = cast(Log, _DeferredLog(lambda: wiring.LOGS.build(cfg.log.backend, cfg, wiring.Parts())))
         self.topics_ready = threading.Event()
         self._topics_thread: threading.Thread | None = None
         self._stopping = threading.Event()

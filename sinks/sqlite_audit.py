@@ -149,6 +149,8 @@ class _Transactions(BatchingSink):
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise BackpressureError(f"SQLite audit store busy: {exc}") from exc
+            if "full" in str(exc):  # SQLITE_FULL: wait for space, keep the batch
+                raise BackpressureError(f"SQLite audit store: {exc}") from exc
             raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise AuditStoreError(f"SQLite audit write failed: {exc}") from exc
