@@ -158,6 +158,13 @@ class Metrics:
             "inferwatch_role_errors", "Errors a role recovered from by backing off and reconnecting.",
             ["role"], registry=r,
         )
+        # the bounded label sets exist from the start (at 0), so a rate shows 0 rather than no data
+        for reason in ("overload", "log_unavailable", "client_gone", "skip_header"):
+            self.shed.labels(reason=reason)
+        for stage in ("collector", "detect"):
+            self.duplicates.labels(stage=stage)
+        for role in ("audit", "detect"):
+            self.role_errors.labels(role=role)
 
         def fold(metric: str) -> None:
             self.series_capped.labels(metric=metric).inc()

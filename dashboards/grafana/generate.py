@@ -243,6 +243,22 @@ def health() -> dict[str, Any]:
                         [query(f"sum by (store) ({events('inferwatch_audit_retries_total', R)})", "{{store}}")],
                         bars=True), 8, 8),
             ]),
+            ("Resilience", [
+                (series("Roles ready", "1 when a role is connected to the log (and its store) and working; 0 "
+                        "during an outage, while it backs off and reconnects (it never exits).",
+                        [query("min by (role) (inferwatch_ready)", "{{role}}")]), 8, 8),
+                (series("Requests shed by the collector", "Answered 503 with Retry-After (overload: bounds of "
+                        "requests or bytes in flight; log_unavailable: not durable within the deadline), "
+                        "dropped (client_gone) or not logged (skip_header).",
+                        [query(f"sum by (reason) (increase(inferwatch_collector_shed_requests_total{rate}))",
+                               "{{reason}}")], bars=True), 8, 8),
+                (series("Copies skipped, errors recovered", "Records recognised as copies of one already "
+                        "counted (a client's resend), per stage; errors a role recovered from by reconnecting.",
+                        [query(f"sum by (stage) (increase(inferwatch_records_duplicate_total{rate}))",
+                               "copies {{stage}}"),
+                         query(f"sum by (role) (increase(inferwatch_role_errors_total{rate}))", "errors {{role}}",
+                               ref="B")], bars=True), 8, 8),
+            ]),
             ("Dead letters and detectors", [
                 (series("Dead letters", "Payloads sent to the dead letters, per source and stage (decode, "
                         "audit, index, detect). Read the reasons in Kibana or with "
