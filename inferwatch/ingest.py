@@ -31,10 +31,13 @@ A new way in is one module with a class satisfying :class:`Collector`, registere
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -304,6 +307,35 @@ def _consume(fut: asyncio.Future[None]) -> None:
         fut.exception()
 
 
+_gc_lock = threading.Lock()
+_gc_users = 0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while deliveries decode. Decoding allocates millions of
+    short-lived, acyclic containers that reference counting frees; a collection in the middle
+    would walk all of them while holding the GIL, and the event loop (``/healthz`` included)
+    would wait for it. Collections resume when no decode is running."""
+    global _gc_users
+    with _gc_lock:
+        _gc_users += 1
+        if _gc_users == 1:
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.enable()
+
+
+def _without_gc(fn: Callable[..., T], *args: Any) -> T:
+    with _gc_paused():
+        return fn(*args)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What became of one envelope: its record, or its dead letter and the HTTP status that
@@ -346,10 +378,11 @@ class Ingestor:
         return not self.breaker.open
 
     async def offload(self, fn: Callable[..., T], size: int, *args: Any) -> T:
-        """``fn(*args)`` on a decode thread when ``size`` bytes are worth it, else in place."""
+        """``fn(*args)`` on a decode thread when ``size`` bytes are worth it, else in place; with
+        the cyclic garbage collector paused while it runs (:func:`_gc_paused`)."""
         if size <= self.cfg.collector.inline_decode_bytes:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _without_gc, fn, *args)
 
     def deadline(self) -> float:
         """When a delivery received now runs out of decoding time (``collector.decode_seconds``)."""
