@@ -1,0 +1,102 @@
+"""CPU the audit role spends per record in Python, without Kafka or Elasticsearch.
+
+Timed on the same records in one run:
+
+1. inferwatch: what the audit role does with a batch read from the log — ``InferenceRecord.from_json``
+   (the one read form, with its checks), row documents, payload text, bulk action lines, through
+   the batching sink to a client that answers "all written" without doing anything;
+2. baseline: the least any loader does with the same messages — ``orjson.loads`` each message and
+   ``orjson.dumps`` one prebuilt document per row with its action line.
+
+The ratio (inferwatch / baseline, lower is better) tracks the per-record overhead of the audit
+path independently of the machine's load on Elasticsearch.
+
+    python bench/bench_audit_cpu.py [--records 30000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import orjson
+
+from inferwatch.audit import record_documents
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.record import InferenceRecord
+from sinks.elasticsearch import ElasticsearchAuditStore, _payload_text
+
+
+def messages(n: int) -> list[bytes]:
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        feats = {f"f{j}": [round((i * 7 + j * 13) % 1000 / 10.0, 1)] for j in range(10)}
+        out.append(InferenceRecord(
+            id=f"cpu-{i}", model="bench", version="v1", timestamp=t0 + timedelta(milliseconds=i),
+            protocol="kserve-v1", inputs={**feats, "city": [f"city{i % 50}"]}, outputs={"score": [i % 100 / 100]},
+            request=orjson.dumps({"instances": [{k: v[0] for k, v in feats.items()}]}).decode(),
+            response=orjson.dumps({"predictions": [i % 100 / 100]}).decode(), latency_ms=3.2,
+            part="both").to_json())
+    return out
+
+
+class _NullClient:
+    def bulk(self, operations: bytes, **_: object) -> dict[str, object]:
+        return {"errors": False}
+
+    def close(self) -> None:
+        pass
+
+
+def inferwatch_path(msgs: list[bytes], batch: int) -> float:
+    store = ElasticsearchAuditStore(ElasticsearchConfig(), client=_NullClient(), setup=False)
+    c0 = time.process_time()
+    for k in range(0, len(msgs), batch):
+        store.write_records([InferenceRecord.from_json(m) for m in msgs[k:k + batch]])
+    elapsed = time.process_time() - c0
+    store.close()
+    return elapsed
+
+
+def baseline(msgs: list[bytes]) -> float:
+    docs = []
+    for m in msgs:
+        for d in record_documents(InferenceRecord.from_json(m)):
+            d["payload_text"] = _payload_text(d)
+            docs.append(d)
+    c0 = time.process_time()
+    for m in msgs:
+        orjson.loads(m)
+    lines = [b'{"create":{"_index":"x","_id":' + orjson.dumps(d["doc_id"]) + b"}}\n"
+             + orjson.dumps(d, option=orjson.OPT_UTC_Z) + b"\n" for d in docs]
+    b"".join(lines)
+    return time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=30_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    msgs = messages(args.records)
+    gc.freeze()  # what the stream workers do (inferwatch.workers.tune_gc)
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    t_iw = t_base = float("inf")
+    for _ in range(args.repeat):  # alternate, keep each one's best
+        t_base = min(t_base, baseline(msgs))
+        t_iw = min(t_iw, inferwatch_path(msgs, 5000))
+    per = 1e6 / args.records
+    print(f"baseline (parse + serialise) : {t_base * per:6.1f} µs CPU per record (best of {args.repeat})")
+    print(f"inferwatch audit path        : {t_iw * per:6.1f} µs CPU per record (best of {args.repeat})")
+    print(f"ratio inferwatch / baseline  = {t_iw / t_base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
