@@ -75,6 +75,11 @@ class Metrics:
             "inferwatch_audit_retries", "Audit writes retried after backpressure or outage.", ["store"],
             registry=r,
         )
+        self.audit_retried_records = Counter(
+            "inferwatch_audit_retried_records",
+            "Records in audit writes retried after backpressure or an outage, per model (once per retry).",
+            ["model", "version"], registry=r,
+        )
         self.lag = Gauge(
             "inferwatch_consumer_lag_records", "Log messages not yet committed by a consumer group.",
             ["group"], registry=r,

@@ -296,11 +296,17 @@ class AuditWorker(Worker):
 
     def _write_retrying(self, kind: str, payload: tuple[list[Any], list[DeadLetter]]) -> int | None:
         store = type(self.store).__name__
+        per_model: dict[tuple[str, str], int] = {}
+        if kind == "records":
+            for r in payload[0]:
+                per_model[(r.model, r.version or "")] = per_model.get((r.model, r.version or ""), 0) + 1
 
         def retrying() -> None:  # not ready while the store pushes back
             self.retrying = True
             self._set_ready(False)
             self.metrics.audit_retries.labels(store=store).inc()
+            for (model, version), n in per_model.items():
+                self.metrics.audit_retried_records.labels(model=model, version=version).inc(n)
 
         n = self.until_durable(lambda: self._write(kind, payload), f"audit store {store}",
                                self.cfg.elasticsearch.max_backoff_s, on_retry=retrying)

@@ -239,8 +239,11 @@ def health() -> dict[str, Any]:
                         [query(f"sum by (store) (rate(inferwatch_audit_documents_total{rate}))", "{{store}}")],
                         unit="ops"), 8, 8),
                 (series("Audit retries", "Audit writes retried after backpressure (HTTP 429) or an outage of the "
-                        "store. Nothing is dropped: the log keeps the data while the audit role backs off.",
-                        [query(f"sum by (store) ({events('inferwatch_audit_retries_total', R)})", "{{store}}")],
+                        "store, per store, and the records in them per model. Nothing is dropped: the log keeps the "
+                        "data while the audit role backs off.",
+                        [query(f"sum by (store) ({events('inferwatch_audit_retries_total', R)})", "{{store}} writes"),
+                         query(f"sum by (model, version) ({events(f'inferwatch_audit_retried_records_total{{{SEL}}}', R)})",
+                               "{{model}} {{version}} records", ref="B")],
                         bars=True), 8, 8),
             ]),
             ("Resilience", [

@@ -149,7 +149,7 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
 
     def flaky(items: Any) -> int:
         if not injected:
-            injected.append(True)
+            injected.append(sum(1 for r in items if r.model == model))  # this model's records in the batch
             raise BackpressureError("injected by the dashboard test")
         return write(items)
 
@@ -225,6 +225,13 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
             expr = _substitute(panel["targets"][0]["expr"], fills["inferwatch-health"])
             mine = instant(expr.replace(metric, f'{metric}{{test="{tag}"}}'))["data"]["result"]
             assert [float(x["value"][1]) for x in mine] == [1.0], (title, mine)
+
+        # the retried records per model: exactly this model's records in the batch that was pushed back
+        (panel,) = [p for p in load("inferwatch-health")["panels"] if p["title"] == "Audit retries"]
+        # (over 5 minutes rather than Grafana's rate interval: the retry was the run's first write)
+        expr = _substitute(panel["targets"][1]["expr"].replace("$__rate_interval", "5m"), fills["inferwatch-health"])
+        assert [float(x["value"][1]) for x in instant(expr)["data"]["result"]] == [float(injected[0])]
+        assert injected[0] > 0
 
         # template variables resolve to what the pipeline did
         for uid in ("inferwatch-health", "inferwatch-drift"):
