@@ -17,7 +17,7 @@ import pytest
 from inferwatch.audit import SearchQuery
 from inferwatch.detector import Detector
 from inferwatch.errors import DetectorError
-from inferwatch.record import DeadLetter, Detection, InferenceRecord
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 
 
 class LogContract:
@@ -68,6 +68,22 @@ class LogContract:
         c = log.consumer(topic, group)
         assert c.committed_state() == b"\x00window-state"
         assert c.poll(10, timeout=0.2) == []
+        c.close()
+
+    def test_a_commit_without_state_keeps_the_saved_state(self, log, topic):
+        """Issue 16: a position-only commit (state=None) must not erase the state committed
+        before it (plant caught: SQLite ``state=excluded.state`` instead of the coalesce)."""
+        log.append(topic, [(b"k", str(i).encode()) for i in range(3)])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        batch = _drain(c, 3)
+        assert len(batch) == 3
+        c.commit(batch[:1], state=b"open-windows")
+        c.commit(batch[1:])  # position only
+        c.close()
+        c = log.consumer(topic, group)
+        assert c.committed_state() == b"open-windows"
+        assert c.poll(10, timeout=0.2) == []  # and the position did move past all three
         c.close()
 
     def test_seek_to_committed_rewinds(self, log, topic):
@@ -139,6 +155,30 @@ class AuditStoreContract:
         d = store.get("req-2-0")
         assert d["input"]["x"] == 2.0 and d["output"]["y"] == 0
         assert d["request"] and d["response"]
+
+    def test_feedback_truth_rows_are_documents(self, store):
+        """Issue 16: a feedback record's rows are its ``truth`` rows (plant caught: the row
+        count ignoring ``truth`` gives 1 document instead of 3)."""
+        fb = InferenceRecord(id="req-fb", model="m", part="feedback",
+                             timestamp=datetime(2026, 1, 2, tzinfo=UTC), truth={"label": [1, 0, 1]})
+        assert store.write_records([fb]) == 3
+        self.refresh(store)
+        assert store.count(SearchQuery(id="req-fb")) == 3
+        assert [store.get(f"req-fb-{i}")["truth"] for i in range(3)] == [{"label": 1}, {"label": 0}, {"label": 1}]
+
+    def test_response_half_keeps_the_request_timestamp(self, store):
+        """Issue 16: the response half writes ``response_timestamp`` and leaves the request's
+        ``timestamp`` alone, whichever half arrives first (plant caught: the response half
+        writing ``timestamp``)."""
+        req = _rec(3, "request")
+        resp = _rec(3, "response")
+        resp.timestamp = req.timestamp + timedelta(seconds=7)
+        store.write_records([resp, req])
+        store.write_records([resp])  # a replayed response must not move the request time either
+        self.refresh(store)
+        d = store.get("req-3-0")
+        assert parse_timestamp(d["timestamp"]) == req.timestamp
+        assert parse_timestamp(d["response_timestamp"]) == resp.timestamp
 
     def test_filters(self, store):
         store.write_records([_rec(i, model="a" if i % 2 else "b") for i in range(10)])
