@@ -83,7 +83,10 @@ class LogContract:
         c.close()
         c = log.consumer(topic, group)
         assert c.committed_state() == b"open-windows"
-        assert c.poll(10, timeout=0.2) == []  # and the position did move past all three
+        # the position: SQLite resumes after all three; Kafka resumes at the offsets stored with
+        # the state (so state and position match) and re-reads the two. Neither skips any.
+        again = [e.value for e in c.poll(10, timeout=0.5)]
+        assert again in ([], [b"1", b"2"]), again
         c.close()
 
     def test_seek_to_committed_rewinds(self, log, topic):

@@ -1,0 +1,267 @@
+"""Independent oracles for the bugs of issue 16 that the suite did not catch.
+
+Each test names the bug it exists for (planted locally to prove the test fails on it). Every
+statistical assertion states its false-failure probability: the chance the assertion fails on
+correct code, over the random draws (or hash values) it depends on. ``bench/seed_sweep.py``
+runs the seeded ones across many seeds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from detectors.common.corrections import correct
+from detectors.drift.hellinger import HellingerDrift
+from detectors.drift.jensen_shannon import JSDrift
+from detectors.drift.ks import KSDrift
+from detectors.drift.psi import PSIDrift
+from detectors.drift.wasserstein import WassersteinDrift
+from detectors.runtime.windows import TimeWindow
+from inferwatch.config import load_config
+from inferwatch.metrics import Metrics
+from inferwatch.record import InferenceRecord
+from inferwatch.sqlite_log import SQLiteLog
+from inferwatch.workers import AuditWorker
+from tests.optional import require
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a multiple of every step used below since the epoch
+SEED = 20261201
+
+
+# --- Benjamini-Hochberg against its definition and statsmodels ------------------------------------
+
+
+def _bh_brute_force(p: list[float], alpha: float) -> tuple[list[bool], float]:
+    """BH from its definition, written without numpy tricks: k = the largest rank i with
+    p_(i) < alpha * i / n (strict, alibi-detect's convention); reject every p <= p_(k).
+    The batch p-value is the smallest BH-adjusted p-value, min_i p_(i) * n / i (capped at 1)."""
+    n = len(p)
+    ranked = sorted(p)
+    k = 0
+    for i in range(1, n + 1):
+        if ranked[i - 1] < alpha * i / n:
+            k = i
+    reject = [k > 0 and v <= ranked[k - 1] for v in p]
+    adjusted = min(1.0, min(ranked[i - 1] * n / i for i in range(1, n + 1)))
+    return reject, adjusted
+
+
+def _p_vectors(rng: np.random.Generator, count: int) -> list[list[float]]:
+    out = []
+    for _ in range(count):
+        n = int(rng.integers(1, 30))
+        null = rng.uniform(size=n)
+        signal = rng.uniform(size=n) ** rng.uniform(2, 12)  # small p-values of varying strength
+        out.append(np.where(rng.uniform(size=n) < rng.uniform(), signal, null).tolist())
+    return out
+
+
+def test_fdr_matches_benjamini_hochberg_by_definition() -> None:
+    """Plant caught: the batch p-value of the FDR correction taken as max(p_(i) n / i) (a
+    p-value above alpha while drift is flagged). Exact oracle, no statistics."""
+    rng = np.random.default_rng(SEED)
+    alphas = (0.01, 0.05, 0.1)
+    for p in _p_vectors(rng, 3000):
+        alpha = alphas[int(rng.integers(len(alphas)))]
+        got = correct(p, alpha, "fdr")
+        reject, adjusted = _bh_brute_force(p, alpha)
+        assert got.feature_drift.tolist() == reject, (p, alpha)
+        assert got.is_drift == any(reject)
+        assert math.isclose(got.p_value, adjusted, rel_tol=1e-12, abs_tol=1e-15)
+        # the reported p-value says what the decision says: drift exactly when it is below alpha
+        assert got.is_drift == (got.p_value < alpha), (p, alpha, got)
+
+
+def test_fdr_matches_statsmodels() -> None:
+    """The same against statsmodels' ``multipletests(method='fdr_bh')`` (which rejects at
+    ``<=``; equality has probability 0 for these continuous p-values)."""
+    multitest = require("statsmodels.stats.multitest", extra="dev")
+    rng = np.random.default_rng(SEED + 1)
+    for p in _p_vectors(rng, 1000):
+        reject, corrected, _, _ = multitest.multipletests(p, alpha=0.05, method="fdr_bh")
+        got = correct(p, 0.05, "fdr")
+        assert got.feature_drift.tolist() == reject.tolist()
+        assert math.isclose(got.p_value, float(corrected.min()), rel_tol=1e-12, abs_tol=1e-15)
+
+
+def test_fdr_decision_of_a_detector_matches_statsmodels() -> None:
+    """Through a detector: its batch decision and p-value are BH over its own per-feature
+    p-values, and a flagged window never reports a p-value above alpha. No statistical
+    assertion: the oracle is computed from the same per-feature p-values."""
+    multitest = require("statsmodels.stats.multitest", extra="dev")
+    rng = np.random.default_rng(SEED + 2)
+    names = [f"f{i}" for i in range(8)]
+    det = KSDrift(p_val=0.05, correction="fdr").fit({f: rng.normal(size=2000).tolist() for f in names})
+    flagged = 0
+    for w in range(40):
+        shift = rng.uniform(0, 0.25, size=len(names)) * (rng.uniform(size=len(names)) < 0.4)
+        window = {f: rng.normal(s, size=300).tolist() for f, s in zip(names, shift, strict=True)}
+        r = det.reset().update(window).result()
+        p = [r.feature_p_values[f] for f in names]
+        reject, corrected, _, _ = multitest.multipletests(p, alpha=0.05, method="fdr_bh")
+        assert r.is_drift == bool(reject.any()), w
+        assert [r.feature_drift[f] for f in names] == reject.tolist(), w
+        assert r.p_value is not None and math.isclose(r.p_value, float(corrected.min()), rel_tol=1e-12)
+        if r.is_drift:
+            flagged += 1
+            assert r.p_value <= 0.05
+    assert 0 < flagged < 40  # both branches exercised (checked for this seed; exact, not statistical)
+
+
+# --- windows ---------------------------------------------------------------------------------------
+
+
+def test_sliding_time_window_spans_its_size() -> None:
+    """Plant caught: a sliding window's start computed as end - step instead of end - size."""
+    w = TimeWindow(seconds=60, step=20)
+    closed = []
+    for s in range(200):
+        closed += w.add({"t": [s]}, T0 + timedelta(seconds=s))
+    assert len(closed) >= 5
+    for c in closed:
+        assert c.start is not None and c.end is not None
+        assert c.end - c.start == timedelta(seconds=60)
+        assert all(c.start <= T0 + timedelta(seconds=t) < c.end for t in c.rows["t"])
+        assert c.size == 60  # full windows: one row per second over 60 s
+    ends = [c.end for c in closed]
+    assert all(b - a == timedelta(seconds=20) for a, b in itertools.pairwise(ends))
+
+
+def test_late_rows_are_counted_per_row() -> None:
+    """Plant caught: late rows counted once per late batch instead of once per row."""
+    w = TimeWindow(seconds=10)
+    w.add({"x": [1, 2, 3]}, T0 + timedelta(seconds=30))
+    w.add({"x": [0] * 5}, T0)  # five late rows in one batch
+    w.add({"x": [0] * 2}, T0 + timedelta(seconds=1))
+    assert w.late_rows == 7
+
+
+# chi-squared quantile for each uniformity assertion below: with 2 assertions at 5e-4 each, the
+# test's false-failure probability is <= 1e-3. Sampling without replacement makes decile counts
+# hypergeometric, with less variance than the multinomial the chi-squared law assumes, so the
+# true probability is lower still.
+_CHI2_CUT = float(stats.chi2.ppf(1 - 5e-4, df=9))
+
+
+def _decile_chi2(kept: list[int], total: int) -> float:
+    counts = np.bincount(np.asarray(kept) * 10 // total, minlength=10)
+    expected = len(kept) / 10
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("batch", [5000, 100, 1])
+def test_reservoir_sample_is_uniform(batch: int) -> None:
+    """Plant caught: a reservoir that keeps only recent rows (a "uniform" sample of 0..4,999
+    with mean ~4,900). The kept row indices are tested against uniform over the stream (a
+    chi-squared test over deciles; false-failure probability <= 5e-4 per parametrisation over
+    the window's hash draws) and their mean against its exact sampling distribution."""
+    total, keep = 5000, 500
+    w = TimeWindow(seconds=60, max_rows=keep)
+    for start in range(0, total, batch):
+        w.add({"i": list(range(start, start + batch))}, T0 + timedelta(seconds=1))
+    (c,) = w.flush()
+    kept = c.rows["i"]
+    assert c.size == keep and c.seen == total
+    assert len(set(kept)) == keep and set(kept) <= set(range(total))
+    assert _decile_chi2(kept, total) < _CHI2_CUT
+    # mean of a uniform 500-subset of 0..4999: expectation 2499.5, sd = sqrt((N^2-1)/12 / n *
+    # (N-n)/(N-1)); |z| > 3.48 has probability 5e-4 (normal approximation, n = 500)
+    sd = math.sqrt((total**2 - 1) / 12 / keep * (total - keep) / (total - 1))
+    assert abs(np.mean(kept) - (total - 1) / 2) / sd < 3.48
+
+
+# --- distance detectors on null windows --------------------------------------------------------------
+
+
+def _draw(rng: np.random.Generator, n: int, categorical: bool = True) -> dict[str, list]:
+    d: dict[str, list] = {"normal": rng.normal(size=n).tolist(), "uniform": rng.uniform(size=n).tolist()}
+    if categorical:
+        d["colour"] = rng.choice(["red", "green", "blue", "grey"], p=[0.4, 0.3, 0.2, 0.1], size=n).tolist()
+    return d
+
+
+# False-failure probability of the null assertions below (5 windows of 5,000 rows against a
+# 20,000-row reference, every feature at the default threshold):
+# * PSI ~ (1/n + 1/m) chi2_9 = 2.5e-4 chi2_9 under the null: > 0.2 needs chi2_9 > 800 (< 1e-100).
+# * Hellinger H^2 ~ (1/8)(1/n + 1/m) chi2_9: H > 0.1 needs chi2_9 > 320 (< 1e-60).
+# * Jensen-Shannon (base 2) JSD ~ (1/(8 ln 2))(1/n + 1/m) chi2_9: distance > 0.1 needs
+#   chi2_9 > 222 (< 1e-40).
+# * Wasserstein / reference sd: measured null mean 0.021, sd 0.0073 over 4,000 windows of this
+#   size (normal and uniform features); 0.1 is 11 sd away (Gaussian tail < 1e-20).
+# Summed over 5 windows and 3 features: far below 1e-3.
+@pytest.mark.parametrize("factory,categorical", [
+    (PSIDrift, True), (JSDrift, True), (HellingerDrift, True), (WassersteinDrift, False),
+])
+def test_distance_detectors_stay_quiet_on_null_windows_and_fire_on_a_shift(factory, categorical) -> None:
+    """Plant caught: a distance detector reporting drift on every window (e.g. ``dist >= 0``)."""
+    rng = np.random.default_rng(SEED + 3)
+    det = factory().fit(_draw(rng, 20_000, categorical))
+    for w in range(5):
+        r = det.reset().update(_draw(rng, 5000, categorical)).result()
+        assert not r.is_drift, (w, r.feature_distances)
+        assert not any(r.feature_drift.values())
+        assert max(r.feature_distances.values()) < det.threshold
+    # not vacuous: a one-sd shift of one feature is flagged on that feature only. Power: the
+    # shifted distances are ~0.3 (PSI ~1) against null sd < 0.01 (probability of a miss < 1e-20).
+    shifted = _draw(rng, 5000, categorical)
+    shifted["normal"] = (np.asarray(shifted["normal"]) + 1.0).tolist()
+    r = det.reset().update(shifted).result()
+    assert r.is_drift and r.drifted_features == ["normal"], r.feature_distances
+
+
+# --- the audit worker commits only what is durable ----------------------------------------------------
+
+
+class _Store:
+    """An audit-store double: refuses every write (``fail``) or records the log position seen
+    by each write."""
+
+    def __init__(self, lg: SQLiteLog, topic: str, group: str, fail: bool) -> None:
+        self.lg, self.topic, self.group, self.fail = lg, topic, group, fail
+        self.lag_at_write: list[int] = []
+
+    def write_records(self, records):
+        self.lag_at_write.append(self.lg.group_lag(self.topic, self.group))
+        if self.fail:
+            raise RuntimeError("disk gone")  # not backpressure: the worker stops, uncommitted
+        return sum(r.n_rows for r in records)
+
+    write_detections = write_deadletters = write_records
+
+
+def _worker(tmp_path, fail: bool) -> tuple[AuditWorker, SQLiteLog, _Store, str, str]:
+    cfg = load_config(None, env={}, overrides={"data_dir": str(tmp_path)})
+    lg = SQLiteLog(tmp_path / "log.db")
+    topic, group = cfg.log.records_topic, cfg.audit.group
+    lg.append(topic, [(None, InferenceRecord(id=f"r{i}", model="m", inputs={"x": [i]}).to_json())
+                      for i in range(5)])
+    store = _Store(lg, topic, group, fail)
+    return AuditWorker(cfg, lg, store, Metrics()), lg, store, topic, group  # type: ignore[arg-type]
+
+
+def test_a_failed_audit_write_commits_nothing(tmp_path) -> None:
+    """Plants caught deterministically (no timing): the position committed before the write
+    returned (in ``_finish`` before ``fut.result()``, or right after the write is submitted).
+    The store refuses the write; nothing may be committed, so a restart re-reads all 5."""
+    worker, lg, store, topic, group = _worker(tmp_path, fail=True)
+    assert worker.step() == 5
+    with pytest.raises(RuntimeError, match="disk gone"):
+        worker.close()
+    assert store.lag_at_write == [5]
+    assert lg.group_lag(topic, group) == 5
+    lg.close()
+
+
+def test_a_durable_audit_write_is_committed_after_it_returns(tmp_path) -> None:
+    worker, lg, store, topic, group = _worker(tmp_path, fail=False)
+    assert worker.step() == 5
+    worker.close()
+    assert store.lag_at_write == [5]  # nothing was committed while the write ran
+    assert lg.group_lag(topic, group) == 0 and worker.documents == 5
+    lg.close()
