@@ -101,8 +101,8 @@ def test_detections_reach_log_audit_metrics_and_alertmanager(stack_env, tmp_path
         alerts = _wait(lambda: httpx.get(f"{am}/api/v2/alerts",
                                          params={"filter": f'model="{model}"'}).json(), 30, "the alert")
         names = {a["labels"]["alertname"] for a in alerts}
-        assert "InferwatchDrift" in names
-        drift = next(a for a in alerts if a["labels"]["alertname"] == "InferwatchDrift")
+        assert "InferwatchDriftDetected" in names  # the name of the rule in alerts/inferwatch.rules.yml
+        drift = next(a for a in alerts if a["labels"]["alertname"] == "InferwatchDriftDetected")
         assert drift["labels"]["detector"] == "ks" and "f0" in drift["annotations"]["description"]
     finally:
         target.unlink(missing_ok=True)
