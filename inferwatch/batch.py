@@ -1,7 +1,9 @@
 """Batch input for ``inferwatch report``: records from a file or from the audit store.
 
+* :func:`open_table` — a CSV or Parquet table read in record batches (:class:`TableFile`),
+  never whole: what ``inferwatch report --input`` streams through the detectors;
 * :func:`load_input` — CSV or Parquet tables, or JSON lines / a JSON array of inference
-  records, audit documents or plain rows;
+  records, audit documents or plain rows, as records in memory;
 * :func:`load_audit` — the newest audited rows of a model in a time range, from any
   :class:`~inferwatch.audit.AuditStore`.
 
@@ -12,6 +14,7 @@ them; :func:`inferwatch.report.run_report` runs the detectors over them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from inferwatch.errors import InferwatchError
 from inferwatch.record import InferenceRecord, parse_timestamp, row_id, utcnow
 from inferwatch.table import Table, from_rows, n_rows
 
-__all__ = ["load_audit", "load_input"]
+__all__ = ["TableFile", "load_audit", "load_input", "open_table"]
 
 _TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".csv.gz", ".txt")
 _JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -65,6 +68,109 @@ def _table_records(table: Table, model: str, version: str | None, stem: str,
     for start in range(0, n, _CHUNK):
         chunk = {k: v[start : start + _CHUNK] for k, v in table.items()}
         yield InferenceRecord(id=f"{stem}-{start}", model=model, version=version, timestamp=when, inputs=chunk)
+
+
+BATCH_ROWS = 65_536
+"""Rows per record batch read from a table file."""
+
+
+def _is_parquet(name: str) -> bool:
+    return name.endswith((".parquet", ".pq"))
+
+
+@dataclass
+class TableFile:
+    """A CSV or Parquet file read in record batches: :meth:`batches` for the window pass,
+    :meth:`column` (or ``table[name]``) for one column alone (the report's plots).
+
+    Parquet is read with ``pyarrow.parquet.ParquetFile.iter_batches`` (``rows`` comes from
+    its metadata); CSV with pandas' chunked C parser, whose type inference per chunk cannot
+    fail on a later chunk the way a streaming reader that fixes the types from its first
+    block does (``rows`` is ``None`` until read).
+    """
+
+    path: Path
+    columns: list[str]
+    rows: int | None
+    when: datetime
+    """The file's modification time: the time of its rows."""
+
+    @property
+    def parquet(self) -> bool:
+        return _is_parquet(self.path.name.lower())
+
+    def _error(self, exc: Exception) -> InferwatchError:
+        return InferwatchError(f"cannot read {str(self.path)!r} as a {self.path.suffix.lstrip('.')} table: {exc}")
+
+    def batches(self, batch_rows: int | None = None) -> Iterator[Any]:
+        """The rows as pandas DataFrames of at most ``batch_rows`` (default :data:`BATCH_ROWS`) rows, in file order."""
+        batch_rows = batch_rows or BATCH_ROWS
+        import pandas as pd
+
+        try:
+            if self.parquet:
+                import pyarrow.parquet as pq
+
+                with pq.ParquetFile(self.path) as pf:
+                    for rb in pf.iter_batches(batch_size=batch_rows):
+                        frame = rb.to_pandas()
+                        frame.columns = [str(c) for c in frame.columns]
+                        yield frame
+            else:
+                with pd.read_csv(self.path, chunksize=batch_rows) as reader:
+                    for frame in reader:
+                        frame.columns = [str(c) for c in frame.columns]
+                        yield frame
+        except InferwatchError:
+            raise
+        except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+            raise self._error(exc) from exc
+
+    def column(self, name: str) -> Any:
+        """One column, read alone, as a pandas Series."""
+        import pandas as pd
+
+        try:
+            if self.parquet:
+                import pyarrow.parquet as pq
+
+                series = pq.read_table(self.path, columns=[name]).column(0).to_pandas()
+            else:
+                series = pd.read_csv(self.path, usecols=[name])[name]
+        except Exception as exc:  # as in batches()
+            raise self._error(exc) from exc
+        return series.rename(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> Any:
+        return self.column(name)
+
+
+def open_table(path: str | Path) -> TableFile | None:
+    """The CSV or Parquet file at ``path`` as a :class:`TableFile` (its columns and, for
+    Parquet, its row count read from the header); ``None`` for other kinds of file."""
+    p = Path(path)
+    name = p.name.lower()
+    if not name.endswith(_TABLE_SUFFIXES):
+        return None
+    when = datetime.fromtimestamp(p.stat().st_mtime, UTC)
+    try:
+        if _is_parquet(name):
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(p) as pf:
+                index = {str(c) for c in (pf.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+                         if isinstance(c, str)}  # a pandas index stored as a column is not a feature
+                names = [str(c) for c in pf.schema_arrow.names if str(c) not in index]
+                return TableFile(p, names, pf.metadata.num_rows, when)
+        import pandas as pd
+
+        cols = [str(c) for c in pd.read_csv(p, nrows=0).columns]
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise InferwatchError(f"cannot read {str(p)!r} as a {p.suffix.lstrip('.')} table: {exc}") from exc
+    return TableFile(p, cols, None, when)
 
 
 def load_input(path: str | Path, model: str | None = None,

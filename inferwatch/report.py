@@ -22,14 +22,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from inferwatch.batch import TableFile
+from inferwatch.detector import ROW_ID
 from inferwatch.errors import InferwatchError
-from inferwatch.record import Detection, InferenceRecord, utcnow
+from inferwatch.record import Detection, InferenceRecord, row_id, utcnow
 from inferwatch.references import ReferenceStore
 from inferwatch.table import Table, concat, n_rows
 from inferwatch.wiring import monitor_from
 from sinks.report import BatchReport
 
-__all__ = ["DEFAULT_DETECTORS", "run_report"]
+__all__ = ["DEFAULT_DETECTORS", "run_report", "run_report_table"]
 
 DEFAULT_DETECTORS: list[dict[str, Any]] = [{"type": "tabular", "p_val": 0.05, "correction": "bonferroni"}]
 
@@ -112,6 +114,93 @@ def _performance(records: Sequence[InferenceRecord], config: dict[str, Any] | No
     return out, notes
 
 
+def _no_reference(model: str, versions: list[str | None], references: ReferenceStore) -> InferwatchError:
+    known = ", ".join(references.models()) or "none"
+    return InferwatchError(
+        f"no reference for model {model!r}{' version ' + str(versions[0]) if versions != [None] else ''} "
+        f"(models with references: {known}); register one with "
+        f"`inferwatch reference add {model} FILE`, or pass --reference FILE")
+
+
+def _progress(progress: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not progress, transient=False)
+
+
+_ID_CHUNK = 1000  # rows per record id, as inferwatch.batch.load_input cuts a table into records
+
+
+def run_report_table(table: TableFile, model: str, references: ReferenceStore, *, version: str | None = None,
+                     detectors: list[dict[str, Any]] | None = None, window: int | None = None,
+                     source: dict[str, Any] | None = None, progress: bool = False) -> BatchReport:
+    """:func:`run_report` over a CSV or Parquet file read in record batches.
+
+    Each batch goes straight to the detectors of the open window (``Monitor.open_window``),
+    so neither the file nor a window is ever held as one table: the detectors keep only the
+    columns they test, as arrays. The report's distribution plots read their columns from
+    the file again, one at a time. Same windows, detections and report as :func:`run_report`
+    over :func:`inferwatch.batch.load_input`'s records of the same file.
+    """
+    info = references.latest(model, version)
+    if info is None:
+        raise _no_reference(model, [version], references)
+    entries = detectors or DEFAULT_DETECTORS
+    monitor = monitor_from({"window": {"type": "count", "size": window or 1}, "detectors": entries}, references)
+    targets = sorted({s.on for s in monitor.specs})
+    if "inputs" not in targets:
+        raise InferwatchError(f"the rows of model {model!r} have no {' or '.join(targets)} to test")
+    stem = table.path.name.split(".")[0] or "batch"
+    size = window or 0  # 0: the whole file is one window
+    detections: list[Detection] = []
+    feed = None
+    with_ids: bool | None = None
+    total = in_window = 0
+    with _progress(progress) as bar:
+        task = bar.add_task(f"rows of {model} read", total=table.rows)
+        for frame in table.batches():
+            pos = 0
+            while pos < len(frame):
+                if feed is None:
+                    feed = monitor.open_window(model, version, "inputs", [*table.columns, ROW_ID])
+                    if feed is None:
+                        raise _no_reference(model, [version], references)
+                    in_window = 0
+                take = len(frame) - pos if not size else min(size - in_window, len(frame) - pos)
+                part = frame if take == len(frame) else frame.iloc[pos : pos + take]
+                if with_ids is None:  # row ids only for detectors that name rows (outliers)
+                    with_ids = any(s.build().kind != "drift" for s in monitor.specs)
+                if with_ids:
+                    part = part.assign(**{ROW_ID: [row_id(f"{stem}-{g - g % _ID_CHUNK}", g % _ID_CHUNK)
+                                                   for g in range(total, total + take)]})
+                feed.update(part)
+                pos += take
+                total += take
+                in_window += take
+                if size and in_window == size:
+                    detections += feed.close(table.when, table.when)
+                    feed = None
+            bar.update(task, completed=total)
+        if feed is not None and in_window:
+            detections += feed.close(table.when, table.when)
+        bar.update(task, completed=total, total=total)
+    if not total:
+        raise InferwatchError(f"no rows for model {model!r}")
+    ref_ids = dict.fromkeys(d.reference_id for d in detections if d.reference_id)
+    return BatchReport(
+        model=model,
+        detections=detections,
+        rows=total,
+        current={(version, "inputs"): table},
+        references={i: (references.get(i), references.load(i)) for i in ref_ids if i},
+        source=source or {"input": str(table.path), "format": "table"},
+        window=window,
+        detectors=[{"type": s.type, "name": s.name, "on": s.on, **s.params} for s in monitor.specs],
+    )
+
+
 def run_report(records: Sequence[InferenceRecord], model: str, references: ReferenceStore, *,
                detectors: list[dict[str, Any]] | None = None, window: int | None = None,
                source: dict[str, Any] | None = None, progress: bool = False,
@@ -127,11 +216,7 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Refer
     versions = list(dict.fromkeys(r.version for r in records))
     refs = {v: references.latest(model, v) for v in versions}
     if not any(refs.values()):
-        known = ", ".join(references.models()) or "none"
-        raise InferwatchError(
-            f"no reference for model {model!r}{' version ' + str(versions[0]) if versions != [None] else ''} "
-            f"(models with references: {known}); register one with "
-            f"`inferwatch reference add {model} FILE`, or pass --reference FILE")
+        raise _no_reference(model, versions, references)
     notes: list[str] = []
     if source and source.get("truncated_from"):
         notes.append(f"only the newest {source['documents']} of {source['truncated_from']} audited rows were "
@@ -162,11 +247,7 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Refer
         raise InferwatchError(f"the rows of model {model!r} have no {' or '.join(targets)} to test")
 
     detections = []
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), disable=not progress, transient=False) as bar:
+    with _progress(progress) as bar:
         task = bar.add_task(f"drift windows of {model}", total=max(expected, 1))
         for start in range(0, len(used), 256):
             detections += monitor.process(used[start : start + 256])

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from inferwatch.batch import load_audit, load_input
+from inferwatch.batch import load_audit, load_input, open_table
 from inferwatch.errors import InferwatchError
 from inferwatch.record import InferenceRecord, parse_timestamp
 
@@ -80,7 +80,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
     inferwatch report --input today.parquet --reference training.parquet --window 1000 --fail-on-drift
     """
     from inferwatch.references import ReferenceStore
-    from inferwatch.report import DEFAULT_DETECTORS, run_report
+    from inferwatch.report import DEFAULT_DETECTORS, run_report, run_report_table
     from inferwatch.wiring import load_config
     from sinks.report import REPORT_JOB, push_report_metrics, report_dict, write_report
 
@@ -96,7 +96,12 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
 
     with tempfile.TemporaryDirectory(prefix="inferwatch-report-") as tmp:
         try:
-            if input_path is not None:
+            table = open_table(input_path) if input_path is not None else None
+            records: list[InferenceRecord] = []
+            if table is not None:  # read in record batches by run_report_table, never whole
+                model = model or table.path.name.split(".")[0] or "batch"
+                source = {"input": str(input_path), "format": "table"}
+            elif input_path is not None:
                 model, records, source = load_input(input_path, model, model_version)
                 if model_version is not None:
                     records = [r for r in records if r.version == model_version]
@@ -110,7 +115,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
                 references = ReferenceStore(cfg.references_path)
             else:
                 references = ReferenceStore(Path(tmp) / "references")  # empty: the errors below say so
-            if not any(r.model == model for r in records):
+            if table is None and not any(r.model == model for r in records):
                 raise InferwatchError(_no_rows(model, model_version, input_path, since, until, records,
                                                references, cfg))
             if detector_names:
@@ -119,8 +124,13 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
                 entries = list(cfg.detect.detectors)
             else:
                 entries = DEFAULT_DETECTORS
-            result = run_report(records, model, references, detectors=entries, window=window, source=source,
-                                progress=not quiet and sys.stderr.isatty(), performance=cfg.detect.performance)
+            show = not quiet and sys.stderr.isatty()
+            if table is not None:
+                result = run_report_table(table, model, references, version=model_version, detectors=entries,
+                                          window=window, source=source, progress=show)
+            else:
+                result = run_report(records, model, references, detectors=entries, window=window, source=source,
+                                    progress=show, performance=cfg.detect.performance)
             json_path, html_path = write_report(result, out_dir, top=top)
         except InferwatchError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -37,7 +37,7 @@ from inferwatch.record import Detection, InferenceRecord, row_id
 from inferwatch.references import ReferenceInfo, ReferenceStore
 from inferwatch.table import n_rows
 
-__all__ = ["Monitor", "build_monitor"]
+__all__ = ["Monitor", "WindowFeed", "build_monitor"]
 
 _FORMAT = "inferwatch-monitor/1"
 
@@ -192,9 +192,30 @@ class Monitor:
         det.extra.update(reason=reason, **extra)
         return self._fill(det, group, window)
 
+    def open_window(self, model: str, version: str | None, on: str, columns: Iterable[str]) -> WindowFeed | None:
+        """A window fed batch by batch (a batch report over a large file): every batch goes
+        straight to the detectors, which keep only their fitted columns, so the window is
+        never held as one table. ``columns`` are the batches' column names; ``None`` when
+        there is no reference for (model, version)."""
+        group = self._group(model, version, on)
+        if group is None:
+            return None
+        names: dict[str, list[Any]] = {str(c): [] for c in columns}
+        detectors = self._fit(group, ClosedWindow(rows=names, start=None, end=None, size=0, seen=0))
+        for det in detectors:
+            det.reset()
+        return WindowFeed(self, group, list(names), detectors)
+
     def _run(self, group: _Group, window: ClosedWindow) -> list[Detection]:
-        self.stats["windows"] += 1
         detectors = self._fit(group, window)
+        return self._results(group, window, detectors, {})
+
+    def _results(self, group: _Group, window: ClosedWindow, detectors: list[Detector],
+                 errors: dict[int, Exception], fed: bool = False) -> list[Detection]:
+        """The detections of a closed window: the schema check, then each detector's result
+        (``fed``: the detectors already hold the window's rows; ``errors``: detectors, by
+        position, whose update failed)."""
+        self.stats["windows"] += 1
         out: list[Detection] = []
         expected: set[str] = set()
         for det in detectors:
@@ -217,9 +238,12 @@ class Monitor:
                     fit_errors=dict(group.fit_errors),
                 )
             )
-        for det in detectors:
+        for i, det in enumerate(detectors):
             try:
-                det.reset().update(window.rows)
+                if i in errors:
+                    raise errors[i]
+                if not fed:
+                    det.reset().update(window.rows)
                 res = det.result()
                 if res.is_drift is None and res.is_outlier is None:
                     continue  # nothing testable: the quality detection says why
@@ -272,3 +296,33 @@ class Monitor:
         self._output_columns = {(m, v): set(c) for m, v, c in state.get("output_columns", [])}
         self._no_ref.clear()
         self.stats = Counter(state.get("stats", {}))
+
+
+class WindowFeed:
+    """One window of :meth:`Monitor.open_window`: :meth:`update` with each batch, then
+    :meth:`close` for the window's detections (as :meth:`Monitor.process` gives them)."""
+
+    def __init__(self, monitor: Monitor, group: _Group, columns: list[str], detectors: list[Detector]) -> None:
+        self._monitor = monitor
+        self._group = group
+        self._columns = columns
+        self._detectors = detectors
+        self._errors: dict[int, Exception] = {}
+        self.rows = 0
+
+    def update(self, batch: Any) -> None:
+        """Feed one batch (a DataFrame or a Table with the window's columns)."""
+        n = len(batch) if hasattr(batch, "iloc") else n_rows(batch)
+        self.rows += n
+        for i, det in enumerate(self._detectors):
+            if i not in self._errors:
+                try:
+                    det.update(batch)
+                except (DetectorError, ValueError, TypeError) as exc:
+                    self._errors[i] = exc
+
+    def close(self, start: datetime | None = None, end: datetime | None = None) -> list[Detection]:
+        """The window's detections; the detectors are reset."""
+        window = ClosedWindow(rows={c: [] for c in self._columns}, start=start, end=end, size=self.rows,
+                              seen=self.rows)
+        return self._monitor._results(self._group, window, self._detectors, self._errors, fed=True)

@@ -35,7 +35,10 @@ class BatchReport:
     model: str
     detections: list[Detection]
     rows: int = 0
-    current: dict[tuple[str | None, str], pd.DataFrame] = field(default_factory=dict)
+    current: dict[tuple[str | None, str], Any] = field(default_factory=dict)
+    """Per ``(version, target)``: the rows tested, a DataFrame or anything that answers
+    ``name in current`` and gives a column as a Series with ``current[name]`` (a table file
+    read a column at a time)."""
     references: dict[str, tuple[ReferenceInfo, pd.DataFrame]] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     window: int | None = None
