@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv
+.PHONY: demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv mutation seed-sweep
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,20 @@ test: $(STAMP) $(NANNYML_STAMP) servers-venv
 	  $(PY) -m mypy inferwatch collectors detectors sinks dashboards && \
 	  INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  $(PY) -m stack down; exit $$rc
+
+## make mutation: mutmut over the modules where a silent bug costs most ([tool.mutmut] in
+## pyproject.toml: record and audit-document builders, log offsets and state, windows,
+## corrections, distance detectors, the batching sink) against the tests that own them; slow
+## (hours on two cores), not part of `make test`. MUTATION_JOBS sets the parallelism.
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	rm -rf mutants
+	env -u PYTHONPATH CI= nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS); \
+	  $(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py
+
+## make seed-sweep: every seeded statistical test across 20+ seeds (slow; not part of `make test`)
+seed-sweep: $(STAMP)
+	nice $(PY) bench/seed_sweep.py --seeds 20
 
 unit: $(STAMP) $(NANNYML_STAMP)
 	INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -m "not integration"

@@ -6,14 +6,25 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from inferwatch.config import Config, load_config
+from tests.optional import in_ci
 
 # One protobuf implementation for the whole run, fixed before anything imports protobuf: the old
 # generated modules of seldon-core and kserve (tests/realclients.py) need the pure-Python one, and
 # whichever module imports protobuf first (e.g. the compiled Open Inference Protocol messages in
 # collectors/oip_proto, imported by a test module at collection) would otherwise choose for everyone.
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+
+
+# Hypothesis: a fixed, derandomized profile in CI (the same examples every run, so a red CI run is
+# reproducible and a green one is not luck); the default random profile locally. CI is parsed
+# strictly (tests/optional.py): CI=false is false, a typo is an error.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+if in_ci():
+    settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.optional import env_flag
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `stack` is a top-level folder of the repo, not an installed package
     sys.path.insert(0, str(REPO_ROOT))
@@ -53,7 +55,7 @@ UP_TIMEOUT_S = 900  # a cold `up` downloads jars and Debian packages
 
 def stack_required() -> bool:
     """True when a missing service must fail the test rather than skip it."""
-    return bool(os.environ.get("CI")) or os.environ.get("INFERWATCH_REQUIRE_STACK") == "1"
+    return env_flag("CI") or env_flag("INFERWATCH_REQUIRE_STACK")
 
 
 def unavailable(message: str) -> None:

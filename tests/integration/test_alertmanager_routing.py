@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
 import shutil
 import socket
@@ -28,6 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.optional import env_flag
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ PLACEHOLDER = "http://127.0.0.1:19095"
 
 def unavailable(message: str) -> None:
     """Skip, or fail under CI / INFERWATCH_REQUIRE_STACK=1 (as the conftest's fixtures do)."""
-    if os.environ.get("CI") or os.environ.get("INFERWATCH_REQUIRE_STACK") == "1":
+    if env_flag("CI") or env_flag("INFERWATCH_REQUIRE_STACK"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 

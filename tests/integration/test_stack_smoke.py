@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -25,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from tests.optional import env_flag
+
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ ALERTS = REPO_ROOT / "alerts"
 
 def unavailable(message: str) -> None:
     """Skip, or fail under CI / INFERWATCH_REQUIRE_STACK=1 (as the conftest's fixtures do)."""
-    if os.environ.get("CI") or os.environ.get("INFERWATCH_REQUIRE_STACK") == "1":
+    if env_flag("CI") or env_flag("INFERWATCH_REQUIRE_STACK"):
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 

@@ -22,6 +22,7 @@ import detectors
 from detectors.common.state import ColumnBuffer
 from inferwatch.wiring import DETECTORS
 from tests.contracts import check_detector_contract
+from tests.optional import require
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -98,8 +99,8 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
 def alibi_path(tmp_path_factory: pytest.TempPathFactory, data: tuple[pd.DataFrame, pd.DataFrame]) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cd = pytest.importorskip("alibi_detect.cd")
-        saving = pytest.importorskip("alibi_detect.saving")
+        cd = require("alibi_detect.cd", extra="alibi")
+        saving = require("alibi_detect.saving", extra="alibi")
         path = tmp_path_factory.mktemp("alibi") / "ks"
         saving.save_detector(cd.KSDrift(data[0][NUM].to_numpy(), p_val=0.05), str(path))
     return str(path)

@@ -12,6 +12,7 @@ from scipy.stats import ks_2samp
 from detectors import KSDrift
 from detectors.common.corrections import correct
 from inferwatch.errors import DetectorError
+from tests.optional import require
 
 
 def _cases(seed: int = 0, n: int = 400):
@@ -68,7 +69,7 @@ def test_many_features_equal_scipy_and_corrections() -> None:
 
 
 def test_equal_to_alibi_detect() -> None:
-    cd = pytest.importorskip("alibi_detect.cd")
+    cd = require("alibi_detect.cd", extra="alibi")
     rng = np.random.default_rng(5)
     ref = rng.normal(size=(2000, 8)).astype(np.float64)
     x = rng.normal(size=(250, 8))

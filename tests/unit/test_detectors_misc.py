@@ -28,6 +28,7 @@ from detectors import (
 from inferwatch.errors import DetectorError, MissingExtraError
 from inferwatch.record import InferenceRecord
 from inferwatch.wiring import monitor_from as build_monitor
+from tests.optional import require
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -92,7 +93,7 @@ def test_reference_store_csv_parquet_versions(tmp_path) -> None:
 
 # -- corrections ----------------------------------------------------------------------
 def test_fdr_decision_matches_alibi_function() -> None:
-    statstest = pytest.importorskip("alibi_detect.utils.statstest")
+    statstest = require("alibi_detect.utils.statstest", extra="alibi")
     rng = np.random.default_rng(0)
     for _ in range(500):
         p = rng.uniform(size=20) ** rng.uniform(0.5, 4)
@@ -225,8 +226,8 @@ def test_monitor_outlier_row_ids_and_quality(tmp_path) -> None:
 def test_alibi_adapter_matches_and_missing_extra(tmp_path, monkeypatch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cd = pytest.importorskip("alibi_detect.cd")
-        saving = pytest.importorskip("alibi_detect.saving")
+        cd = require("alibi_detect.cd", extra="alibi")
+        saving = require("alibi_detect.saving", extra="alibi")
         from detectors import KSDrift
         from detectors.adapters.alibi import AlibiDetector
 

@@ -16,6 +16,7 @@ from scipy.stats import anderson_ksamp, chi2_contingency, cramervonmises_2samp, 
 from detectors import AndersonDrift, ChiSquareDrift, CVMDrift, FETDrift, MMDDrift
 from detectors.common._categorical import cochran_ok
 from detectors.drift.mmd import sq_dists
+from tests.optional import require
 
 
 def _numeric_cases(seed: int, n: int):
@@ -98,7 +99,7 @@ def test_chi2_and_fisher_equal_scipy() -> None:
 def cd():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pytest.importorskip("alibi_detect.cd")
+        return require("alibi_detect.cd", extra="alibi")
 
 
 def test_cvm_chi2_fet_equal_alibi(cd) -> None:
@@ -163,10 +164,7 @@ def test_mmd_matches_straightforward_permutation_and_alibi(shift: float, cd) -> 
     # Monte-Carlo error of two independent 500-permutation estimates: 4 standard errors
     se = np.sqrt(max(p_np * (1 - p_np), 0.01) * 2 / 500)
     assert abs(ours.p_value - p_np) <= 4 * se
-    try:
-        import torch
-    except ImportError:
-        pytest.skip("torch not installed: compared with the numpy permutation test only")
+    torch = require("torch", extra="torch")  # compared with the numpy permutation test above either way
     torch.set_num_threads(1)
     a = cd.MMDDrift(ref, backend="pytorch", p_val=0.05, n_permutations=500, device="cpu")
     theirs = a.predict(x)["data"]

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import binom
 
 from detectors import ChiSquareDrift, CVMDrift, KSDrift
+from tests.optional import require
 
 ALPHA = 0.05
 N_WINDOWS = 500
@@ -50,7 +51,7 @@ def test_false_positive_rate_under_no_drift(cls, correction: str) -> None:
 def cd():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pytest.importorskip("alibi_detect.cd")
+        return require("alibi_detect.cd", extra="alibi")
 
 
 def _power(ours, theirs, windows) -> tuple[int, int]:
