@@ -179,13 +179,14 @@ def test_oip_shape_validated_against_data():
 
 
 def test_oip_huge_shape_is_refused_quickly():
+    # bounded by this thread's CPU time, not wall-clock time: other load on the machine cannot fail it
     body = {"inputs": [{"name": "x", "shape": [10**12, 10**12], "datatype": "FP32", "data": [1.0]}]}
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     with pytest.raises(DecodeError, match="more than"):
         dec(body)
     with pytest.raises(DecodeError, match="needs"):
         dec({"inputs": [{"name": "x", "shape": [10**6, 10], "datatype": "FP32", "data": [1.0]}]})
-    assert time.perf_counter() - t0 < 1.0
+    assert time.thread_time() - t0 < 1.0
 
 
 def test_oip_empty_tensors():
@@ -195,11 +196,11 @@ def test_oip_empty_tensors():
     assert dec(one([0], [])).table == {"x": []}
     assert dec(one([0, 2], [])).table == {"x_0": [], "x_1": []}
     assert dec(one([2, 0, 3], [])).table == {"x": [[], []]}
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for shape in ([10**9, 0, 2], [10**7, 1, 0], ["9" * 5000]):
         with pytest.raises(DecodeError):
             dec(one(shape, []))
-    assert time.perf_counter() - t0 < 1.0
+    assert time.thread_time() - t0 < 1.0
 
 
 def test_base64_accepts_url_safe_alphabet_only():
@@ -504,7 +505,7 @@ def test_bad_bodies_raise_decode_error():
 
 
 def test_deeply_nested_inputs_are_refused_fast():
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     deep: object = 1
     for _ in range(5000):
         deep = [deep]
@@ -516,7 +517,7 @@ def test_deeply_nested_inputs_are_refused_fast():
     lists = b'{"instances": ' + b"[" * 900 + b"1" + b"]" * 900 + b"}"
     with pytest.raises(DecodeError, match="deeper"):
         decode(lists, part="request")
-    assert time.perf_counter() - t0 < 2.0
+    assert time.thread_time() - t0 < 2.0
 
 
 def test_content_types():

@@ -178,11 +178,19 @@ def test_online_thresholds_give_the_target_hazard_on_fresh_streams() -> None:
 
 
 def test_page_hinkley_no_alarm_on_null_and_alarm_on_shift() -> None:
+    """False-failure probability designed, not a lucky seed. For N(0,1) rows (standardized) the
+    upward walk sum(z - delta) has Lundberg exponent 2*delta, so P(its reflected statistic
+    exceeds h at a given row) <= exp(-2 delta h); over n rows and both directions,
+    P(alarm) <= 2 n exp(-2 delta h). The reference's estimated mean (20,000 rows: sd 0.007)
+    lowers the effective delta to >= 0.46 (5 sd); with delta 0.5, h 20, n 1000:
+    <= 2e3 * exp(-18.4) = 2e-5. The shifted stream drifts down by 1.5 - 0.5 = 1 sd per row past
+    row 200: it crosses 20 within ~20 rows (a miss by row 400 has probability < 1e-20), and an
+    alarm in the 200 null rows before it has probability <= 4e-6."""
     rng = np.random.default_rng(5)
-    det = PageHinkley().fit({"a": rng.normal(size=2000)})
+    det = PageHinkley(delta=0.5, threshold=20.0).fit({"a": rng.normal(size=20_000)})
     assert not det.update({"a": rng.normal(size=1000)}).result().is_drift
-    r = det.reset().update({"a": np.r_[rng.normal(size=200), rng.normal(-0.5, size=400)]}).result()
-    assert r.is_drift and r.extra["alarm_at"] >= 200
+    r = det.reset().update({"a": np.r_[rng.normal(size=200), rng.normal(-1.5, size=200)]}).result()
+    assert r.is_drift and 200 <= r.extra["alarm_at"] < 400
 
 
 # -- tabular / confidence ---------------------------------------------------------------
