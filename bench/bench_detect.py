@@ -1,0 +1,299 @@
+"""The detect role's rate and CPU per record against the audit role's, in one run.
+
+On the same log contents (records of 50 features: 40 numeric, 10 categorical, one model),
+for the stack's Kafka (``python -m stack up``) and the embedded SQLite log:
+
+1. the detect role (``DetectWorker``: poll, decode, dedup, windows of 1,000 rows, the
+   ``tabular`` detector set — KS on the numeric and chi-squared on the categorical features,
+   one correction — against a 2,000-row reference, detections to the log, checkpoint);
+2. the audit role (``AuditWorker``) into its store (Elasticsearch for Kafka, SQLite for the
+   embedded log), consumed to the end;
+
+then prints records/s (wall) and CPU µs per record (``time.process_time`` of this process:
+every thread of the role, not the broker's or the node's), and the ratio detect / audit of
+both. The machine is usually shared: the CPU ratio is the figure to trust, wall rates move
+with the load.
+
+A second pass of each role runs with a per-stage CPU timer (``time.thread_time`` around the
+stages, wrapped here in the harness, not in the roles): fetch, decode, dedup, window update,
+detector tests, log appends and commit for detect; fetch, decode, document building,
+serialisation, bulk I/O (the client's side) and commit for audit. The timer's own cost per
+call is measured and printed.
+
+    python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--detect-batch 500,5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pandas as pd
+
+import inferwatch.workers as workers_mod
+from inferwatch.config import Config
+from inferwatch.metrics import Metrics
+from inferwatch.record import InferenceRecord
+from inferwatch.references import ReferenceStore
+from inferwatch.wiring import build_audit_store, build_log, build_monitor, load_config
+from inferwatch.workers import AuditWorker, DetectWorker, tune_gc
+
+ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
+KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+NUM = [f"x{j}" for j in range(40)]
+CAT = [f"c{j}" for j in range(10)]
+MODEL = "bench-detect"
+
+
+def reference(n: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, Any] = {f: rng.normal(size=n) for f in NUM}
+    for f in CAT:
+        data[f] = rng.choice([f"k{i}" for i in range(8)], n)
+    return pd.DataFrame(data)
+
+
+def records(n: int, tag: str) -> list[InferenceRecord]:
+    df = reference(n, seed=2)
+    t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    cols = {f: df[f].tolist() for f in NUM + CAT}
+    return [InferenceRecord(id=f"{tag}-{i}", model=MODEL, version="v1", timestamp=t0 + timedelta(milliseconds=i),
+                            protocol="kserve-v1", inputs={f: [cols[f][i]] for f in cols},
+                            outputs={"score": [0.5]}, latency_ms=2.0, part="both")
+            for i in range(n)]
+
+
+# -- the per-stage timer (harness only) ------------------------------------------------------
+class Stages:
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        clock, cpu, calls = time.thread_time, self.cpu, self.calls
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t = clock()
+            try:
+                return fn(*a, **k)
+            finally:
+                cpu[name] += clock() - t
+                calls[name] += 1
+        return timed
+
+    def wrap_iter(self, name: str, fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        """Time the work of each step of a generator (what it does between yields)."""
+        clock, cpu, calls = time.thread_time, self.cpu, self.calls
+
+        def timed(*a: Any, **k: Any) -> Iterator[Any]:
+            it = fn(*a, **k)
+            while True:
+                t = clock()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    cpu[name] += clock() - t
+                    return
+                cpu[name] += clock() - t
+                calls[name] += 1
+                yield item
+        return timed
+
+
+def timer_cost() -> float:
+    """CPU seconds one wrapped call adds (two thread_time calls and the bookkeeping)."""
+    s = Stages()
+    f = s.wrap("x", lambda: None)
+    n = 200_000
+    c0 = time.thread_time()
+    for _ in range(n):
+        f()
+    t_wrapped = time.thread_time() - c0
+    g = lambda: None  # noqa: E731
+    c0 = time.thread_time()
+    for _ in range(n):
+        g()
+    return max(0.0, (t_wrapped - (time.thread_time() - c0)) / n)
+
+
+# -- the roles --------------------------------------------------------------------------------
+def config(kind: str, tag: str, root: Path, detect_batch: int) -> Config:
+    over: dict[str, Any] = {
+        "data_dir": str(root / "data"), "log.records_topic": f"bd-{tag}.records",
+        "log.detections_topic": f"bd-{tag}.detections", "log.deadletter_topic": f"bd-{tag}.deadletter",
+        "audit.group": f"bd-audit-{tag}", "detect.group": f"bd-detect-{tag}",
+        "detect.window": {"type": "count", "size": 1000},
+        "detect.detectors": [{"type": "tabular", "p_val": 0.05}],
+        "detect.batch_size": detect_batch, "detect.references_dir": str(root / "refs"),
+    }
+    if kind == "kafka":
+        over.update({"log.backend": "kafka", "kafka.bootstrap_servers": KAFKA, "audit.backend": "elasticsearch",
+                     "elasticsearch.hosts": [ES], "elasticsearch.index_prefix": f"bd-{tag}"})
+    else:
+        over.update({"log.backend": "sqlite", "audit.backend": "sqlite"})
+    return load_config(None, env={}, overrides=over)
+
+
+def _join(consumer: Any) -> None:
+    """Join the group (and assign partitions) before the clock starts, then rewind."""
+    deadline = time.monotonic() + 60
+    while not consumer.poll(1, timeout=1.0):
+        if time.monotonic() > deadline:
+            raise RuntimeError("no records after 60 s")
+    consumer.seek_to_committed()
+
+
+def run_detect(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float, int]:
+    lg = build_log(cfg)
+    worker = DetectWorker(cfg, lg, build_monitor(cfg), metrics=Metrics())
+    worker.ensure_connected()
+    worker.connected = True
+    assert worker.consumer is not None
+    _join(worker.consumer)
+    saved = workers_mod._decode_entries
+    if stages is not None:
+        c, m = worker.consumer, worker.monitor
+        c.poll = stages.wrap("fetch", c.poll)  # type: ignore[method-assign]
+        c.commit = stages.wrap("commit + checkpoint", c.commit)  # type: ignore[method-assign]
+        workers_mod._decode_entries = stages.wrap("decode", saved)  # type: ignore[assignment]
+        worker.seen.first = stages.wrap("dedup", worker.seen.first)  # type: ignore[method-assign]
+        m.process = stages.wrap("windows + detectors", m.process)  # type: ignore[attr-defined]
+        m._run = stages.wrap("  of which detector tests", m._run)  # type: ignore[attr-defined]
+        lg.append = stages.wrap("log appends", lg.append)  # type: ignore[method-assign]
+    done = 0
+    try:
+        w0, c0 = time.perf_counter(), time.process_time()
+        while done < n:
+            done += worker.step()
+        worker.checkpoint()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    finally:
+        workers_mod._decode_entries = saved
+        worker.close()
+        lg.close()
+    return wall, cpu, len(worker.detections)
+
+
+def run_audit(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float]:
+    lg = build_log(cfg)
+    store = build_audit_store(cfg, lg)
+    worker = AuditWorker(cfg, lg, store, Metrics())
+    worker.ensure_connected()
+    worker.connected = True
+    _join(worker.consumers[0][0])
+    if stages is not None:
+        for c, kind in worker.consumers:
+            c.poll = stages.wrap("fetch" if kind == "records" else "fetch (quiet topics)", c.poll)  # type: ignore[method-assign]
+            c.commit = stages.wrap("commit", c.commit)  # type: ignore[method-assign]
+        worker._decode = stages.wrap("decode", worker._decode)  # type: ignore[method-assign]
+        worker._write_retrying = stages.wrap("writer thread, all", worker._write_retrying)  # type: ignore[method-assign]
+        bulk = getattr(store, "_bulk", None)
+        if bulk is not None:  # Elasticsearch: the stages of the batching sink
+            store._record_actions = stages.wrap_iter("  document building", store._record_actions)  # type: ignore[attr-defined]
+            bulk.encode = stages.wrap("  serialisation", bulk.encode)
+            bulk.send = stages.wrap("bulk I/O (client side, chunk thread)", bulk.send)
+    try:
+        w0, c0 = time.perf_counter(), time.process_time()
+        while worker.documents < n:
+            worker.step()
+        worker._finish()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    finally:
+        worker.close()
+        store.close()
+        lg.close()
+    return wall, cpu
+
+
+def print_stages(title: str, st: Stages, n: int, cost: float) -> None:
+    print(f"  {title}: CPU µs per record by stage (thread CPU; timer cost {cost * 1e6:.2f} µs per call "
+          "included)")
+    for name, v in st.cpu.items():
+        print(f"    {name:42s} {v / n * 1e6:8.1f} µs   ({st.calls[name]} calls)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=20_000)
+    ap.add_argument("--logs", default="kafka,sqlite")
+    ap.add_argument("--detect-batch", default="500,5000", help="detect.batch_size values to compare")
+    ap.add_argument("--no-stages", action="store_true")
+    args = ap.parse_args()
+    tune_gc()  # what every worker process does
+    cost = timer_cost()
+    n = args.records
+    batches = [int(b) for b in args.detect_batch.split(",")]
+    print(f"{n} records, 50 features (40 numeric, 10 categorical), window 1000, tabular (KS + chi-squared); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for kind in args.logs.split(","):
+        tag = uuid.uuid4().hex[:8]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            cfg = config(kind, tag, root, batches[0])
+            ReferenceStore(cfg.references_path).register(MODEL, reference(2000), version="v1", source="bench")
+            recs = records(n, tag)
+            lg = build_log(cfg)
+            lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+            for i in range(0, n, 5000):
+                lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
+            del recs
+            try:
+                # plain runs for the rates (a fresh group each), alternated
+                res: dict[str, tuple[float, float]] = {}
+                for rep in range(2):
+                    wall, cpu = run_audit(cfg.model_copy(update={"audit": cfg.audit.model_copy(
+                        update={"group": f"{cfg.audit.group}-{rep}"})}), n, None)
+                    res["audit"] = min(res.get("audit", (wall, cpu)), (wall, cpu), key=lambda x: x[1])
+                    for b in batches:
+                        dcfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(
+                            update={"group": f"{cfg.detect.group}-{b}-{rep}", "batch_size": b})})
+                        wall, cpu, ndet = run_detect(dcfg, n, None)
+                        key = f"detect batch {b}"
+                        assert ndet == n // 1000, f"{ndet} detections from {n // 1000} windows"
+                        res[key] = min(res.get(key, (wall, cpu)), (wall, cpu), key=lambda x: x[1])
+                aw, ac = res["audit"]
+                print(f"\n[{kind} log, {'Elasticsearch' if kind == 'kafka' else 'SQLite'} audit store] "
+                      f"best of 2 by CPU")
+                print(f"  audit role              : {n / aw:9.0f} rec/s  {ac / n * 1e6:7.1f} µs CPU/record")
+                for b in batches:
+                    dw, dc = res[f"detect batch {b}"]
+                    print(f"  detect role, batch {b:5d}: {n / dw:9.0f} rec/s  {dc / n * 1e6:7.1f} µs CPU/record"
+                          f"   ratio detect/audit: wall {aw / dw:.2f}, CPU {ac / dc:.2f}  (goal >= 1)")
+                if not args.no_stages:
+                    st = Stages()
+                    run_audit(cfg.model_copy(update={"audit": cfg.audit.model_copy(
+                        update={"group": f"{cfg.audit.group}-st"})}), n, st)
+                    print_stages("audit role", st, n, cost)
+                    for b in batches:
+                        st = Stages()
+                        dcfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(
+                            update={"group": f"{cfg.detect.group}-{b}-st", "batch_size": b})})
+                        run_detect(dcfg, n, st)
+                        print_stages(f"detect role, batch {b}", st, n, cost)
+            finally:
+                if kind == "kafka":
+                    from elasticsearch import Elasticsearch
+
+                    es = Elasticsearch(ES)
+                    names = list(es.indices.get(index=f"bd-{tag}*", allow_no_indices=True).body)
+                    if names:
+                        es.indices.delete(index=",".join(names))
+                    lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic,  # type: ignore[attr-defined]
+                                      cfg.log.deadletter_topic])
+                lg.close()
+
+
+if __name__ == "__main__":
+    main()
