@@ -9,6 +9,9 @@ Routes:
   ``org.kubeflow.serving.inference.*``).
 * ``POST /v1/records`` — one record object or a list of them:
   ``{"model", "id"?, "version"?, "request"?, "response"?, "inputs"?, "outputs"?, ...}``.
+* ``POST /v1/feedback`` — ground truth, late: one feedback item or a list of them (plain
+  ``{"id", "row"?, "truth", "model"?}``, Open Inference Protocol ``outputs`` or Seldon Core
+  feedback bodies; :mod:`collectors.feedback`), ``?model=`` for items without one.
 * ``GET /healthz``, ``GET /readyz``, ``GET /metrics``.
 
 Both routes turn what they read into :class:`~inferwatch.ingest.Envelope` s and hand them to
@@ -62,6 +65,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collectors.feedback import feedback_envelopes
 from inferwatch.admission import Admission, Overloaded
 from inferwatch.codecs._parse import loads
 from inferwatch.codecs.base import describe
@@ -447,6 +451,25 @@ class _Routes:
                                                stage="receive")))
         return envs, slots
 
+    async def feedback(self, request: Request) -> Response:
+        deadline = self.ingestor.deadline()
+        body = await self.read_body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
+            batch = isinstance(items, list)
+            items = items if batch else [items]
+            self._check_count(len(items), "feedback items in the list")
+            envs, refused = await self.ingestor.offload(
+                lambda: feedback_envelopes(items, model=request.query_params.get("model")), len(body))
+        except DecodeError as exc:
+            status = exc.status if isinstance(exc, BudgetExceeded) else 400
+            return await self.reject(status, str(exc), body, "feedback", count=True)
+        # one result per request labelled (its items merged), then one per refused item
+        slots: list[Slot] = [(i, None) for i in range(len(envs))] + [(None, dl) for dl in refused]
+        return await self.accept(envs, slots, batch=batch, deadline=deadline)
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -502,6 +525,7 @@ def create_app(ingestor: Ingestor, *, ready: Callable[[], bool] | None = None) -
         Route("/", r.cloudevents, methods=["POST"]),
         Route("/cloudevents", r.cloudevents, methods=["POST"]),
         Route("/v1/records", r.records, methods=["POST"]),
+        Route("/v1/feedback", r.feedback, methods=["POST"]),
         Route("/healthz", r.healthz, methods=["GET"]),
         Route("/readyz", r.readyz, methods=["GET"]),
         Route("/metrics", r.metrics_endpoint, methods=["GET"]),

@@ -55,6 +55,12 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
     inputs, outputs, truth = r.inputs, r.outputs, r.truth
     n_in, n_out, n_truth = n_rows(inputs), n_rows(outputs), n_rows(truth)
     n = max(n_in, n_out, n_truth, 1)
+    if r.part == "feedback" and truth and not inputs and not outputs:
+        # labels alone (the feedback endpoint and topic): only the labelled rows' truth, beside what
+        # the prediction wrote (its row count and source stay); a label may come before its row
+        return [{"doc_id": row_id(r.id, i), "record_id": r.id, "row": i, "model": r.model,
+                 "truth": {k: v[i] for k, v in truth.items()}, _TIME_FIELD["feedback"]: r.timestamp}
+                for i in range(n_truth) if any(v[i] is not None for v in truth.values())]
     base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
     for key in _COPIED:
         value = getattr(r, key)
@@ -70,7 +76,7 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
             doc["input"] = {k: v[i] for k, v in inputs.items()}
         if outputs and i < n_out:
             doc["output"] = {k: v[i] for k, v in outputs.items()}
-        if truth and i < n_truth:
+        if truth and i < n_truth and any(v[i] is not None for v in truth.values()):
             doc["truth"] = {k: v[i] for k, v in truth.items()}
         if i == 0:
             if r.request is not None:

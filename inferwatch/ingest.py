@@ -493,6 +493,9 @@ class Ingestor:
             n[0] += 1
             n[1] += r.n_rows
             self.metrics.observe_outputs(r)
+            if r.part == "feedback" and r.truth:
+                labels = sum(1 for col in r.truth.values() for v in col if v is not None)
+                self.metrics.feedback_labels.labels(model=r.model, version=r.version or "").inc(labels)
         for (model, version), (count, rows) in per_model.items():
             self.metrics.decoded.labels(model=model, version=version).inc(count)
             self.metrics.rows.labels(model=model, version=version).inc(rows)

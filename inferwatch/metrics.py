@@ -41,6 +41,14 @@ QUALITY_CHECKS = {"missing_values": "missing", "out_of_range": "out_of_range", "
                   "missing_column": "schema", "new_column": "schema", "kind_changed": "schema"}
 
 
+#: the figures exported as ``inferwatch_model_performance{metric=...}`` (a bounded set; per-class
+#: figures stay on the detections)
+PERFORMANCE_METRICS = frozenset({
+    "accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
+    "roc_auc", "log_loss", "ece", "mae", "rmse", "mape", "r2",
+})
+
+
 class Metrics:
     """All inferwatch metrics on one registry.
 
@@ -131,6 +139,24 @@ class Metrics:
             "inferwatch_predicted_class", "Categorical model outputs (classes), per output column and class.",
             ["model", "version", "output", "class"], registry=r,
         )
+        self.model_performance = Gauge(
+            "inferwatch_model_performance", "A performance figure of the newest window of prediction time: "
+            "realized from its labelled rows (method=realized) or estimated before labels (method=estimated).",
+            ["model", "version", "metric", "method"], registry=r,
+        )
+        self.labelled_ratio = Gauge(
+            "inferwatch_model_performance_labelled_ratio", "Share of the newest window's predictions with ground truth.",
+            ["model", "version"], registry=r,
+        )
+        self.feedback_labels = Counter(
+            "inferwatch_feedback_labels", "Ground-truth labels received (feedback endpoint, topic and events).",
+            ["model", "version"], registry=r,
+        )
+        self.unmatched_labels = Gauge(
+            "inferwatch_feedback_unmatched_labels", "Labels kept until the prediction they belong to arrives.",
+            ["model"], registry=r,
+        )
+        self._newest: dict[tuple[str, str, str], Any] = {}
         self.collector_latency = Histogram(
             "inferwatch_collector_request_duration_seconds", "Collector request handling time (to durable append).",
             registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -193,6 +219,8 @@ class Metrics:
             if d.distance is not None:
                 self.drift_distance.labels(**labels).set(d.distance)
             self._feature_p_values(labels, d.feature_p_values)
+            if d.kind == "performance":
+                self._performance(d)
         elif d.kind == "outlier" and d.scores and d.threshold is not None:
             flagged = sum(1 for s in d.scores if s > d.threshold)
             self.outlier_rate.labels(**labels).set(flagged / len(d.scores))
@@ -256,6 +284,25 @@ class Metrics:
     def observe_searchable(self, store: str, appended_at: Sequence[float], now: float) -> None:
         """Audit documents written ``now`` for records appended to the log at ``appended_at``."""
         _observe_many(self.searchable.labels(store=store), [max(0.0, now - t) for t in appended_at])
+
+    def _performance(self, d: Detection) -> None:
+        """Figures of the newest window only (a late label revises an older window: its detection
+        goes to the log and the audit store, not over the newer window's gauges)."""
+        version = d.version or ""
+        if "labels_waiting" in d.extra:
+            self.unmatched_labels.labels(model=d.model).set(float(d.extra["labels_waiting"]))
+        key = (d.model, version, d.detector)
+        start = d.window_start.timestamp() if d.window_start is not None else float("inf")
+        if start < self._newest.get(key, float("-inf")):
+            return
+        self._newest[key] = start
+        method = "estimated" if d.extra.get("estimated") else "realized"
+        for name, value in (d.extra.get("metrics") or {}).items():
+            if name in PERFORMANCE_METRICS and isinstance(value, int | float):
+                self.model_performance.labels(model=d.model, version=version, metric=name, method=method).set(value)
+        share = d.extra.get("labelled_share")
+        if method == "realized" and isinstance(share, int | float):
+            self.labelled_ratio.labels(model=d.model, version=version).set(share)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

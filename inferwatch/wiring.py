@@ -58,6 +58,7 @@ from inferwatch.sqlite_log import SQLiteLog
 if TYPE_CHECKING:
     from detectors.runtime.monitor import Monitor as RuntimeMonitor
     from inferwatch.references import ReferenceStore
+    from inferwatch.workers import Monitor
 
 __all__ = ["COLLECTORS", "DETECTORS", "LOGS", "SINKS", "STORES", "Parts", "Registry", "build_audit_store",
            "build_collectors", "build_log", "build_monitor", "build_sinks", "load_config", "monitor_from"]
@@ -272,11 +273,17 @@ def monitor_from(detect: Mapping[str, Any] | None, references: ReferenceStore) -
     return runtime_monitor(detect, references, DETECTORS)
 
 
-def build_monitor(cfg: Config) -> RuntimeMonitor:
+def build_monitor(cfg: Config) -> Monitor:
     """The detect role's monitor: ``detect.window``, ``detect.detectors`` and ``detect.models``,
-    with the references under ``references_path``."""
+    with the references under ``references_path``; with ``detect.performance``, beside it the
+    ground-truth join and performance windows (:mod:`detectors.performance.monitor`)."""
     from inferwatch.references import ReferenceStore
 
     det_cfg: dict[str, Any] = {k: v for k, v in cfg.detect.model_dump().items()
                                if k in ("window", "detectors", "models")}
-    return monitor_from(det_cfg, ReferenceStore(Path(cfg.references_path)))
+    drift = monitor_from(det_cfg, ReferenceStore(Path(cfg.references_path)))
+    if not cfg.detect.performance:
+        return drift
+    from detectors.performance.monitor import MonitorPair, build_performance_monitor
+
+    return MonitorPair(drift, build_performance_monitor(cfg.detect.performance))

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
 
 from detectors.common._windowed import ROW_ID
 from detectors.performance.realized import RealizedPerformance
@@ -45,7 +47,7 @@ from detectors.performance.variants import VariantComparison
 from inferwatch.errors import ConfigError
 from inferwatch.record import Detection, InferenceRecord, row_id
 
-__all__ = ["PerformanceMonitor", "build_performance_monitor"]
+__all__ = ["MonitorPair", "PerformanceMonitor", "build_performance_monitor"]
 
 _DETECTOR_KEYS = ("task", "classes", "metric", "max_drop", "min_value", "min_labelled", "n_bins", "max_rows")
 
@@ -92,7 +94,7 @@ class PerformanceMonitor:
             self.stats["records"] += 1
             if self.models is not None and rec.model not in self.models:
                 continue
-            if rec.outputs:
+            if rec.outputs and rec.part != "feedback":  # a feedback event repeats the prediction it labels
                 rows = self._rows(rec)
                 if rows is None:
                     self.stats["no_prediction_column"] += 1
@@ -107,9 +109,11 @@ class PerformanceMonitor:
                     continue
                 ids = [row_id(rec.id, i) for i, v in enumerate(col) if v is not None]
                 values = [v for v in col if v is not None]
-                self.tracker.labels(ids, values)
+                self.tracker.labels(ids, values, model=rec.model)
                 self.stats["labels"] += len(ids)
         revised = self.tracker.revised()
+        for d in revised:
+            d.extra["labels_waiting"] = self.tracker.waiting_for(d.model)
         out: list[Detection] = list(revised)
         if self.compare_variants:
             for model in sorted({d.model for d in revised}):
@@ -153,6 +157,46 @@ class PerformanceMonitor:
 
     def restore(self, state: bytes) -> None:
         self.tracker.restore(state)
+
+
+class _Monitor(Protocol):
+    def process(self, records: Sequence[InferenceRecord]) -> list[Detection]: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, state: bytes) -> None: ...
+
+
+class MonitorPair:
+    """The drift monitor and the performance monitor as the detect role's one monitor: both see
+    the records (the drift monitor not the feedback events, which repeat the prediction they
+    label), and one snapshot holds both states."""
+
+    FORMAT = "inferwatch-monitors/1"
+
+    def __init__(self, drift: _Monitor, performance: PerformanceMonitor) -> None:
+        self.drift, self.performance = drift, performance
+
+    @property
+    def stats(self) -> Any:
+        return getattr(self.drift, "stats", self.performance.stats)
+
+    def process(self, records: Sequence[InferenceRecord]) -> list[Detection]:
+        records = list(records)
+        out = self.drift.process([r for r in records if r.part != "feedback"])
+        return out + self.performance.process(records)
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps({"format": self.FORMAT, "drift": self.drift.snapshot().decode(),
+                             "performance": self.performance.snapshot().decode()})
+
+    def restore(self, state: bytes) -> None:
+        d = orjson.loads(state)
+        if isinstance(d, dict) and d.get("format") == self.FORMAT:
+            self.drift.restore(d["drift"].encode())
+            self.performance.restore(d["performance"].encode())
+        else:  # a checkpoint from before performance was configured
+            self.drift.restore(state)
 
 
 def build_performance_monitor(config: Mapping[str, Any]) -> PerformanceMonitor:

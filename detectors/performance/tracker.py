@@ -67,6 +67,10 @@ class PerformanceTracker:
         """Labels kept until their prediction arrives."""
         return len(self._waiting)
 
+    def waiting_for(self, model: str) -> int:
+        """Labels of ``model`` kept until their prediction arrives."""
+        return sum(1 for _, m in self._waiting.values() if m == model)
+
     def _slot(self, ts: datetime) -> int:
         epoch = ts.timestamp()
         return int(epoch // self.seconds * self.seconds)
@@ -98,18 +102,19 @@ class PerformanceTracker:
             self._where[rid] = key
         ready = [r for r in new if r in self._waiting]
         if ready:
-            det.update({"__id__": ready, det.truth: [self._waiting.pop(r) for r in ready]})
+            det.update({"__id__": ready, det.truth: [self._waiting.pop(r)[0] for r in ready]})
             self.counts["matched"] += len(ready)
         self._dirty.add(key)
 
-    def labels(self, ids: Sequence[str], truth: Sequence[Any]) -> None:
-        """True labels by row id (``<record id>-<row>``), in any order, before or after their prediction."""
+    def labels(self, ids: Sequence[str], truth: Sequence[Any], model: str | None = None) -> None:
+        """True labels by row id (``<record id>-<row>``), in any order, before or after their
+        prediction; ``model`` (when known) only counts the waiting ones per model."""
         by_window: dict[_Key, tuple[list[str], list[Any]]] = {}
         for rid, value in zip(ids, truth, strict=True):
             self.counts["labels"] += 1
             key = self._where.get(rid)
             if key is None:
-                self._waiting[rid] = value
+                self._waiting[rid] = (value, model)
                 self._waiting.move_to_end(rid)
                 self.counts["waited"] += 1
                 while len(self._waiting) > self.max_waiting:
@@ -177,6 +182,6 @@ class PerformanceTracker:
             self._windows[key] = det
             for rid in det.row_ids():
                 self._where[rid] = key
-        self._waiting = OrderedDict((k, v) for k, v in state["waiting"])
+        self._waiting = OrderedDict((k, (v[0], v[1])) for k, v in state["waiting"])
         self._dirty = {(k[0], k[1], int(k[2])) for k in state["dirty"]}
         self.counts.update(state["counts"])
