@@ -170,6 +170,8 @@ class CollectorConfig(_Section):
         return [_registered(info, "collector.kinds", k) for k in v]
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    feedback_topic: str = "inferwatch.feedback"  # ground truth as messages (collector kind feedback_topic)
+    feedback_group: str = "inferwatch-feedback"
     max_body_bytes: int = 16 * 1024 * 1024
     # the decode budget of one delivery (a request over it gets 413/400 naming the limit) and
     # the threads that decode large deliveries off the event loop

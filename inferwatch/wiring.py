@@ -181,6 +181,15 @@ COLLECTORS.register("seldon-v2", _seldon_v2_collector)
 COLLECTORS.register("proxy", _proxy_collector)
 
 
+def _feedback_topic_collector(cfg: Config, parts: Parts) -> Collector:
+    from collectors.feedback_topic import FeedbackTopicCollector
+
+    return FeedbackTopicCollector(cfg.collector)
+
+
+COLLECTORS.register("feedback_topic", _feedback_topic_collector)
+
+
 # -- detection sinks -------------------------------------------------------------------------
 def _prometheus_sink(cfg: Config, parts: Parts) -> DetectionSink:
     from sinks.prometheus import PrometheusSink

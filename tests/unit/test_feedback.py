@@ -100,3 +100,38 @@ def test_feedback_envelopes_merge_rows_and_refuse_with_reasons():
     assert [(e.fields["id"], e.fields["truth"]) for e in envs] == [("a", {"truth": ["ham", None, "spam"]})]
     assert len(bad) == 3 and all(dl.source == "feedback" for dl in bad)
     assert orjson.loads(bad[2].raw) == "nope"
+
+
+def test_feedback_topic_collector_turns_messages_into_feedback_records(tmp_path):
+    from collectors.feedback_topic import FeedbackTopicCollector
+    from inferwatch.ingest import Ingestor
+    from inferwatch.metrics import Metrics
+    from inferwatch.record import DeadLetter, InferenceRecord
+    from inferwatch.sqlite_log import SQLiteLog
+    from tests.waiting import wait_until
+
+    cfg = load_config(None, env={}, overrides={"data_dir": str(tmp_path), "collector.kinds": ["feedback_topic"]})
+    lg = SQLiteLog(cfg.log_path)
+    lg.create_topics([cfg.log.records_topic, cfg.log.deadletter_topic, cfg.collector.feedback_topic])
+    lg.append(cfg.collector.feedback_topic, [
+        (None, orjson.dumps([{"id": "a", "row": 1, "truth": 0, "model": "m"}, {"id": "b", "truth": [1], "model": "m"}])),
+        (None, orjson.dumps({"id": "a", "row": 0, "truth": 1, "model": "m"})),
+        (None, b"\xffnot json"),
+        (None, orjson.dumps({"id": "c", "truth": 1})),  # no model: refused with the reason
+    ])
+    col = FeedbackTopicCollector(cfg.collector)
+    col.start(Ingestor(lg, cfg, Metrics()))
+    try:
+        wait_until(lambda: lg.size(cfg.log.records_topic) >= 2 and lg.size(cfg.log.deadletter_topic) >= 2, 30,
+                   "the feedback records")
+        wait_until(lambda: lg.group_lag(cfg.collector.feedback_topic, cfg.collector.feedback_group) == 0, 30,
+                   "the feedback topic committed")
+    finally:
+        col.stop()
+    assert col.error is None
+    recs = [InferenceRecord.from_json(e.value) for e in lg.consumer(cfg.log.records_topic, "t").poll(10)]
+    # one poll's items of a request merge into one record (later items win per row)
+    assert sorted((r.id, r.part, r.truth["truth"]) for r in recs) == [  # type: ignore[index]
+        ("a", "feedback", [1, 0]), ("b", "feedback", [1])]
+    letters = [DeadLetter.from_json(e.value) for e in lg.consumer(cfg.log.deadletter_topic, "t").poll(10)]
+    assert sorted(dl.reason.split(":")[0] for dl in letters) == ["item 3", "not JSON"]  # the fourth item of the batch
