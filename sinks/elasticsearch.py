@@ -48,7 +48,7 @@ from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_
 from inferwatch.batching import RETRYABLE, BatchingSink, ItemStatus, Op, WriteAction
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.errors import AuditStoreError, BackpressureError
-from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp, row_id
 
 __all__ = ["ElasticsearchAuditStore", "index_templates"]
 
@@ -275,11 +275,38 @@ class ElasticsearchAuditStore(AuditStore):
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
         return self._bulk.write(self._record_actions(records))
 
+    def _rows_indices(self, records: Sequence[InferenceRecord]) -> dict[str, str]:
+        """For the rows that feedback records label: the records index (any day) each existing row
+        document is in. One refresh and one search per model and 1,000 rows."""
+        ids: dict[str, list[str]] = {}
+        for m in records:
+            if m.part == "feedback":
+                ids.setdefault(m.model, []).extend(row_id(m.id, i) for i in range(m.n_rows))
+        where: dict[str, str] = {}
+        for model, rows in ids.items():
+            pattern = f"{self.prefix}-records-{_safe(model)}-*"
+            self._read("refresh", pattern, functools.partial(
+                self.es.indices.refresh, index=pattern, ignore_unavailable=True, allow_no_indices=True))
+            for k in range(0, len(rows), 1000):
+                chunk = rows[k:k + 1000]
+                resp = self._read("looking up labelled rows", pattern, functools.partial(
+                    self.es.search, index=pattern, size=len(chunk), query={"ids": {"values": chunk}},
+                    source=False, ignore_unavailable=True, allow_no_indices=True))
+                where.update({h["_id"]: h["_index"] for h in resp["hits"]["hits"]})
+        return where
+
     def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[WriteAction]:
+        # a label lands on its prediction's document, in whatever day's index that is; a label that
+        # comes before its prediction waits in the feedback day's index (the prediction merges into
+        # it when both are from the same day)
+        where = self._rows_indices(records)
         for m in records:
             index = self.records_index(m.model, m.timestamp)
             complete = m.part == "both"
-            for doc in record_documents(m):
+            docs = record_documents(m)
+            for doc in docs:
+                if m.part == "feedback":
+                    index = where.get(doc["doc_id"], self.records_index(m.model, m.timestamp))
                 doc["payload_text"] = _payload_text(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
