@@ -41,12 +41,15 @@ QUALITY_CHECKS = {"missing_values": "missing", "out_of_range": "out_of_range", "
                   "missing_column": "schema", "new_column": "schema", "kind_changed": "schema"}
 
 
-#: the figures exported as ``inferwatch_model_performance{metric=...}`` (a bounded set; per-class
-#: figures stay on the detections)
-PERFORMANCE_METRICS = frozenset({
-    "accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
-    "roc_auc", "log_loss", "ece", "mae", "rmse", "mape", "r2",
-})
+#: ``inferwatch_model_performance{metric=...}``: exported name -> the detection's figures that give
+#: it, first found wins (a bounded set; per-class figures stay on the detections). ``precision``,
+#: ``recall`` and ``f1`` are the positive class's for two classes and macro averages for more.
+PERFORMANCE_METRICS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy",), "precision": ("precision", "precision_macro"),
+    "recall": ("recall", "recall_macro"), "f1": ("f1", "f1_macro"), "roc_auc": ("roc_auc",),
+    "log_loss": ("log_loss",), "calibration_error": ("ece",),
+    "mae": ("mae",), "rmse": ("rmse",), "mape": ("mape",), "r2": ("r2",),
+}
 
 
 class Metrics:
@@ -141,7 +144,7 @@ class Metrics:
         )
         self.model_performance = Gauge(
             "inferwatch_model_performance", "A performance figure of the newest window of prediction time: "
-            "realized from its labelled rows (method=realized) or estimated before labels (method=estimated).",
+            "realized from its labelled rows (method=realized) or estimated before labels (method=cbpe, dle).",
             ["model", "version", "metric", "method"], registry=r,
         )
         self.labelled_ratio = Gauge(
@@ -296,9 +299,11 @@ class Metrics:
         if start < self._newest.get(key, float("-inf")):
             return
         self._newest[key] = start
-        method = "estimated" if d.extra.get("estimated") else "realized"
-        for name, value in (d.extra.get("metrics") or {}).items():
-            if name in PERFORMANCE_METRICS and isinstance(value, int | float):
+        method = str(d.extra.get("method") or "realized")  # realized, cbpe, dle
+        figures = d.extra.get("metrics") or {}
+        for name, sources in PERFORMANCE_METRICS.items():
+            value = next((figures[k] for k in sources if isinstance(figures.get(k), int | float)), None)
+            if value is not None:
                 self.model_performance.labels(model=d.model, version=version, metric=name, method=method).set(value)
         share = d.extra.get("labelled_share")
         if method == "realized" and isinstance(share, int | float):

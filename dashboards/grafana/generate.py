@@ -53,10 +53,6 @@ P_VAL = 0.05  # the detectors' default significance level
 
 #: metrics the dashboards already chart but the pipeline does not export yet, and who brings them
 PENDING: dict[str, str] = {
-    "inferwatch_model_performance": "issue 14 (realized and estimated performance)",
-    "inferwatch_model_performance_labelled_ratio": "issue 14 (share of a window's rows with ground truth)",
-    "inferwatch_feedback_labels_total": "issue 14 (ground-truth labels received)",
-    "inferwatch_feedback_unmatched_labels": "issue 14 (labels waiting for their prediction)",
 }
 
 R = "$__rate_interval"
@@ -433,9 +429,10 @@ def quality() -> dict[str, Any]:
                         unit="percentunit", max_val=1), 12, 8),
             ]),
             ("Ground truth", [
-                (series("Labels received", "Ground-truth labels received per second (feedback endpoint and topic).",
-                        [query(f"sum by (model, version) (rate(inferwatch_feedback_labels_total{{{SEL}}}"
-                               "[$__rate_interval]))", "{{model}} {{version}}")], unit="ops"), 12, 8),
+                (series("Labels received", "Ground-truth labels received per second (feedback endpoint and topic). "
+                        "A label names its request, not the model version, so this is per model.",
+                        [query('sum by (model) (rate(inferwatch_feedback_labels_total{model=~"$model"}'
+                               "[$__rate_interval]))", "{{model}}")], unit="ops"), 12, 8),
                 (series("Labels waiting for their prediction", "Labels that arrived before the prediction they "
                         "belong to, kept (bounded) until it does.",
                         [query('max by (model) (inferwatch_feedback_unmatched_labels{model=~"$model"})',

@@ -287,7 +287,7 @@ class CBPE:
         metrics = st.metrics(len(self.classes) == 2)
         det = Detection(detector=self.name, kind="performance", model="", window_size=st.n,
                         threshold=self.max_drop)
-        det.extra.update(metric=self.metric, estimated=True, metrics=metrics,
+        det.extra.update(metric=self.metric, estimated=True, method="cbpe", metrics=metrics,
                          reference_metrics=dict(self.reference_metrics))
         if st.n:
             det.extra["standard_error"] = {"accuracy": float(np.sqrt(st.right_var) / st.n)}

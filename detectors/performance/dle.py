@@ -105,7 +105,7 @@ class DLE:
         det = Detection(detector=self.name, kind="performance", model="", window_size=self._n,
                         threshold=self.max_rise)
         metrics = {} if not self._n else {"mae": self._abs_sum / self._n, "rmse": float(np.sqrt(self._sq_sum / self._n))}
-        det.extra.update(metric=self.metric, estimated=True, metrics=metrics,
+        det.extra.update(metric=self.metric, estimated=True, method="dle", metrics=metrics,
                          reference_metrics=dict(self.reference_metrics))
         if self._n:
             det.extra["standard_error"] = {"mae": self._ref_abs_sd / np.sqrt(self._n)}

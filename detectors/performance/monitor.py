@@ -22,6 +22,7 @@ Built from a plain config dict by :func:`build_performance_monitor`::
       classes: [0, 1]             # classification: the labels (fixes the figures' classes)
       metric: accuracy            # the figure that alarms, with max_drop against reference_metrics
       reference_metrics: {accuracy: 0.91}   # or min_value: 0.85
+      per_model: {sales: {task: regression, prediction: forecast}}   # models with settings of their own
       compare_variants: true      # versions of a model live in the same window, against each other
       baseline: null              # the version the others are compared with (default: most rows)
       models: null                # optional allow-list
@@ -47,7 +48,7 @@ from detectors.performance.variants import VariantComparison
 from inferwatch.errors import ConfigError
 from inferwatch.record import Detection, InferenceRecord, row_id
 
-__all__ = ["MonitorPair", "PerformanceMonitor", "build_performance_monitor"]
+__all__ = ["ModelRouter", "MonitorPair", "PerformanceMonitor", "build_performance_monitor"]
 
 _DETECTOR_KEYS = ("task", "classes", "metric", "max_drop", "min_value", "min_labelled", "n_bins", "max_rows")
 
@@ -174,12 +175,12 @@ class MonitorPair:
 
     FORMAT = "inferwatch-monitors/1"
 
-    def __init__(self, drift: _Monitor, performance: PerformanceMonitor) -> None:
+    def __init__(self, drift: _Monitor, performance: PerformanceMonitor | ModelRouter) -> None:
         self.drift, self.performance = drift, performance
 
     @property
     def stats(self) -> Any:
-        return getattr(self.drift, "stats", self.performance.stats)
+        return getattr(self.drift, "stats", None) or self.performance.stats
 
     def process(self, records: Sequence[InferenceRecord]) -> list[Detection]:
         records = list(records)
@@ -199,9 +200,62 @@ class MonitorPair:
             self.drift.restore(state)
 
 
-def build_performance_monitor(config: Mapping[str, Any]) -> PerformanceMonitor:
-    """A :class:`PerformanceMonitor` from the ``performance:`` config section (see the module)."""
+class ModelRouter:
+    """Models with settings of their own (``per_model``) get a monitor each; the others share one."""
+
+    FORMAT = "inferwatch-performance-models/1"
+
+    def __init__(self, default: PerformanceMonitor, per_model: Mapping[str, PerformanceMonitor]) -> None:
+        self.default, self.per_model = default, dict(per_model)
+
+    @property
+    def stats(self) -> Counter[str]:
+        total = Counter(self.default.stats)
+        for m in self.per_model.values():
+            total.update(m.stats)
+        return total
+
+    def process(self, records: Iterable[InferenceRecord]) -> list[Detection]:
+        groups: dict[str | None, list[InferenceRecord]] = {}
+        for r in records:
+            groups.setdefault(r.model if r.model in self.per_model else None, []).append(r)
+        out = []
+        for model, recs in groups.items():
+            out += (self.per_model[model] if model is not None else self.default).process(recs)
+        return out
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps({"format": self.FORMAT, "default": self.default.snapshot().decode(),
+                             "models": {m: mon.snapshot().decode() for m, mon in self.per_model.items()}})
+
+    def restore(self, state: bytes) -> None:
+        d = orjson.loads(state)
+        if d.get("format") != self.FORMAT:  # from before per-model settings: the shared monitor's
+            self.default.restore(state)
+            return
+        self.default.restore(d["default"].encode())
+        for m, snap in d["models"].items():
+            if m in self.per_model:
+                self.per_model[m].restore(snap.encode())
+
+
+def build_performance_monitor(config: Mapping[str, Any]) -> PerformanceMonitor | ModelRouter:
+    """A :class:`PerformanceMonitor` from the ``performance:`` config section (see the module);
+    with ``per_model: {model: {setting: value}}``, one per such model (its settings over the
+    shared ones) beside the shared one."""
     cfg = dict(config)
+    per_model = cfg.pop("per_model", None) or {}
+    if per_model:
+        if not isinstance(per_model, Mapping):
+            raise ConfigError("performance.per_model must map model names to settings")
+        default = build_performance_monitor(cfg)
+        assert isinstance(default, PerformanceMonitor)
+        own = {}
+        for model, settings in per_model.items():
+            mon = build_performance_monitor({**cfg, **dict(settings or {})})
+            assert isinstance(mon, PerformanceMonitor)
+            own[str(model)] = mon
+        return ModelRouter(default, own)
     params = {k: cfg[k] for k in _DETECTOR_KEYS if cfg.get(k) is not None}
     scores = cfg.get("scores")
     task = params.get("task", "classification")

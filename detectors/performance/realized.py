@@ -131,7 +131,7 @@ class RealizedPerformance:
         det = Detection(detector=self.name, kind="performance", model="", window_size=self._predicted)
         det.threshold = self.max_drop if self.min_value is None else self.min_value
         det.extra.update(
-            task=self.task, metric=self.metric, labelled=labelled,
+            task=self.task, metric=self.metric, method="realized", labelled=labelled,
             labelled_share=labelled / self._predicted if self._predicted else None,
             labels_waiting=len(self._rows) - self._predicted, rows_over_limit=self._overflow,
             metrics=metrics, reference_metrics=dict(self.reference_metrics),

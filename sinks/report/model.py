@@ -188,6 +188,7 @@ def _performance(report: BatchReport) -> list[dict[str, Any]]:
             "detector": d.detector, "version": d.version, "start": d.window_start, "end": d.window_end,
             "rows": d.window_size, "fired": d.fired, "distance": _finite(d.distance),
             "method": "estimated" if d.extra.get("estimated") else "realized",
+            "estimator": d.extra.get("method"),
             "labelled": d.extra.get("labelled"), "labelled_share": d.extra.get("labelled_share"),
             "metrics": {k: _finite(v) for k, v in (d.extra.get("metrics") or {}).items()},
         }

@@ -138,6 +138,10 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
                              {"type": "quality"}],
         # 3 features over a cap of 2: the third one's p-value shows as _other, and the fold is counted
         "metrics.series_cap": 2,
+        # model quality (issue 14): a classifier and a regressor of their own, with labels
+        "detect.performance": {"classes": [0, 1], "prediction": "label", "scores": "proba", "min_labelled": 1,
+                               "per_model": {f"{model}-reg": {"task": "regression", "prediction": "forecast",
+                                                              "scores": None, "classes": None}}},
     })
     rng = np.random.default_rng(4)
     ReferenceStore(cfg.references_path).register(model, pd.DataFrame(_rows(rng, 2000), columns=FEATURES),
@@ -192,13 +196,22 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
                 wait_for(f"phase {name} in Prometheus", lambda n=100 * (i + 1): any(
                     float(s["value"][1]) == n for s in instant(decoded)["data"]["result"]))
             assert c.post("/v1/records", content=b"{not json").status_code == 400  # one dead letter
+            # model quality: predictions of a classifier and a regressor, then their labels (one missing)
+            clf = [{"model": f"{model}-clf", "version": version, "id": f"{tag}-k{j}",
+                    "outputs": {"label": [j % 2], "proba": [0.2 + 0.6 * (j % 2)]}} for j in range(20)]
+            reg = [{"model": f"{model}-reg", "version": version, "id": f"{tag}-r{j}",
+                    "outputs": {"forecast": [float(j)]}} for j in range(20)]
+            assert c.post("/v1/records", json=clf + reg).status_code == 202
+            labels = [{"id": f"{tag}-k{j}", "model": f"{model}-clf", "truth": int(j % 3 == 0)} for j in range(19)]
+            labels += [{"id": f"{tag}-r{j}", "model": f"{model}-reg", "truth": j + 0.5} for j in range(20)]
+            assert c.post("/v1/feedback", json=labels).status_code == 202
         assert pipe.wait_idle(timeout=30)
         assert injected, "the audit store was never written"
 
         fills = {
             "inferwatch-health": {"model": model, "version": version},
             "inferwatch-drift": {"model": model, "version": version, "detector": ".*"},
-            "inferwatch-quality": {"model": model, "version": version},
+            "inferwatch-quality": {"model": f"{model}-clf|{model}-reg", "version": version},
         }
         results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
 
@@ -240,8 +253,9 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
             assert label_values(defs["version"], fills[uid]) == [version]
         drift_defs = {v["name"]: v["query"] for v in load("inferwatch-drift")["templating"]["list"]}
         assert label_values(drift_defs["detector"], fills["inferwatch-drift"]) == ["ks", "mahalanobis", "quality"]
-        for definition in (v["query"] for v in load("inferwatch-quality")["templating"]["list"]):
-            label_values(definition, fills["inferwatch-quality"])  # valid (its metrics may be pending)
+        quality_defs = {v["name"]: v["query"] for v in load("inferwatch-quality")["templating"]["list"]}
+        assert {f"{model}-clf", f"{model}-reg"} <= set(label_values(quality_defs["model"], fills["inferwatch-quality"]))
+        assert label_values(quality_defs["version"], fills["inferwatch-quality"]) == [version]
     finally:
         target.unlink(missing_ok=True)
         pipe.stop()

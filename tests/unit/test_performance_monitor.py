@@ -82,3 +82,23 @@ def test_config_errors_are_clear() -> None:
         build_performance_monitor({})
     with pytest.raises(ConfigError, match="task"):
         build_performance_monitor({"task": "ranking"})
+
+
+def test_models_with_settings_of_their_own_and_a_restart():
+    from sklearn.metrics import mean_absolute_error
+
+    mon = build_performance_monitor({**CONFIG, "per_model": {"sales": {"task": "regression", "prediction": "forecast",
+                                                                       "scores": None, "classes": None}}})
+    recs = [InferenceRecord(id="s1", model="sales", timestamp=T0, outputs={"forecast": [10.0, 20.0]}),
+            InferenceRecord(id="c1", model="churn", version="v1", timestamp=T0,
+                            outputs={"label": [1, 0], "proba": [0.9, 0.2]})]
+    mon.process(recs)
+    state = mon.snapshot()
+    mon = build_performance_monitor({**CONFIG, "per_model": {"sales": {"task": "regression", "prediction": "forecast",
+                                                                       "scores": None, "classes": None}}})
+    mon.restore(state)
+    dets = mon.process([InferenceRecord(id="s1", model="sales", part="feedback", truth={"y": [12.0, 15.0]}),
+                        InferenceRecord(id="c1", model="churn", part="feedback", truth={"y": [1, 1]})])
+    by_model = {d.model: d for d in dets if d.detector == "performance"}
+    assert by_model["sales"].extra["metrics"]["mae"] == pytest.approx(mean_absolute_error([12, 15], [10, 20]))
+    assert by_model["churn"].extra["metrics"]["accuracy"] == 0.5
