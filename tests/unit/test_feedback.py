@@ -65,7 +65,8 @@ def test_labels_in_three_shapes_before_and_after_their_predictions(pipe):
         bad = c.post("/v1/feedback", json=[{"truth": 1, "model": "churn"}, {"id": "x", "truth": 1},
                                            {"id": "x", "model": "churn", "row": -1, "truth": 1}])
         assert bad.status_code == 400
-        reasons = [e["error"] for e in bad.json()["rejected"]]
+        assert bad.json()["rejected"] == 3
+        reasons = [e["error"] for e in bad.json()["results"] if e["status"] == "deadlettered"]
         assert "no 'id'" in reasons[0] and "no model" in reasons[1] and "'row'" in reasons[2]
         assert pipe.wait_idle(timeout=60)
         metrics = c.get("/metrics").text
