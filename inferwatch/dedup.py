@@ -29,6 +29,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 __all__ = ["SeenKeys", "record_key"]
 
 _MAGIC = b"IWSK1"
@@ -37,7 +39,12 @@ _MAGIC = b"IWSK1"
 def record_key(rec: Any) -> str:
     """The identity of a record (an :class:`~inferwatch.record.InferenceRecord` or its JSON mapping)."""
     get = rec.get if isinstance(rec, Mapping) else (lambda k: getattr(rec, k, None))
-    return f"{get('model')}\x00{get('version') or ''}\x00{get('id')}\x00{get('part') or 'both'}"
+    key = f"{get('model')}\x00{get('version') or ''}\x00{get('id')}\x00{get('part') or 'both'}"
+    if get("part") == "feedback":
+        # several feedback events label one request (other rows, corrected labels): each is its own
+        # record; only the same labels again are a copy
+        key += "\x00" + orjson.dumps(get("truth"), option=orjson.OPT_SORT_KEYS).decode()
+    return key
 
 
 def _digest(key: str) -> int:

@@ -33,7 +33,7 @@ log = logging.getLogger("inferwatch.alerts")
 
 #: alert names per detection kind; drift and quality match alerts/inferwatch.rules.yml
 ALERTNAMES = {"drift": "InferwatchDriftDetected", "quality": "InferwatchDataQualityViolation",
-              "outlier": "InferwatchOutliers", "performance": "InferwatchPerformance"}
+              "outlier": "InferwatchOutliers", "performance": "InferwatchPerformanceDrop"}  # alerts/performance.rules.yml
 
 
 def alert_labels(d: Detection, extra_labels: Mapping[str, str] | None = None) -> dict[str, str]:

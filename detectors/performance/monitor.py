@@ -252,7 +252,7 @@ def build_performance_monitor(config: Mapping[str, Any]) -> PerformanceMonitor |
         assert isinstance(default, PerformanceMonitor)
         own = {}
         for model, settings in per_model.items():
-            mon = build_performance_monitor({**cfg, **dict(settings or {})})
+            mon = build_performance_monitor({**cfg, **dict(settings or {}), "models": [str(model)]})
             assert isinstance(mon, PerformanceMonitor)
             own[str(model)] = mon
         return ModelRouter(default, own)

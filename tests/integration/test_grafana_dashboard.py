@@ -139,7 +139,8 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         # 3 features over a cap of 2: the third one's p-value shows as _other, and the fold is counted
         "metrics.series_cap": 2,
         # model quality (issue 14): a classifier and a regressor of their own, with labels
-        "detect.performance": {"classes": [0, 1], "prediction": "label", "scores": "proba", "min_labelled": 1,
+        "detect.performance": {"classes": ["neg", "pos"], "prediction": "label", "scores": "proba", "min_labelled": 1,
+                               "models": [f"{model}-clf"],  # the drift model's windows stay its detectors' own
                                "per_model": {f"{model}-reg": {"task": "regression", "prediction": "forecast",
                                                               "scores": None, "classes": None}}},
     })
@@ -198,11 +199,12 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
             assert c.post("/v1/records", content=b"{not json").status_code == 400  # one dead letter
             # model quality: predictions of a classifier and a regressor, then their labels (one missing)
             clf = [{"model": f"{model}-clf", "version": version, "id": f"{tag}-k{j}",
-                    "outputs": {"label": [j % 2], "proba": [0.2 + 0.6 * (j % 2)]}} for j in range(20)]
+                    "outputs": {"label": [["neg", "pos"][j % 2]], "proba": [0.2 + 0.6 * (j % 2)]}} for j in range(20)]
             reg = [{"model": f"{model}-reg", "version": version, "id": f"{tag}-r{j}",
                     "outputs": {"forecast": [float(j)]}} for j in range(20)]
             assert c.post("/v1/records", json=clf + reg).status_code == 202
-            labels = [{"id": f"{tag}-k{j}", "model": f"{model}-clf", "truth": int(j % 3 == 0)} for j in range(19)]
+            labels = [{"id": f"{tag}-k{j}", "model": f"{model}-clf", "truth": ["neg", "pos"][j % 3 == 0]}
+                      for j in range(19)]
             labels += [{"id": f"{tag}-r{j}", "model": f"{model}-reg", "truth": j + 0.5} for j in range(20)]
             assert c.post("/v1/feedback", json=labels).status_code == 202
         assert pipe.wait_idle(timeout=30)
@@ -211,7 +213,7 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         fills = {
             "inferwatch-health": {"model": model, "version": version},
             "inferwatch-drift": {"model": model, "version": version, "detector": ".*"},
-            "inferwatch-quality": {"model": f"{model}-clf|{model}-reg", "version": version},
+            "inferwatch-quality": {"model": f"{model}|{model}-clf|{model}-reg", "version": version},
         }
         results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
 
