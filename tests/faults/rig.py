@@ -56,7 +56,7 @@ class FaultStack:
                               stdin=subprocess.DEVNULL)
 
     def pids(self) -> dict[str, int | None]:
-        out = self.stack("status", "--json", timeout=60)
+        out = self.stack("status", "--json", timeout=300)  # the machine may be very busy
         try:
             return {s["service"]: s["pid"] for s in json.loads(out.stdout)["services"]}
         except (ValueError, KeyError):
@@ -65,14 +65,14 @@ class FaultStack:
     def up(self, *services: str) -> None:
         before = self.pids()
         names = services or self.SERVICES
-        res = self.stack("up", *self.port_flags, *names)
+        res = self.stack("up", "--timeout", "600", *self.port_flags, *names)
         after = self.pids()
         self.started |= {s for s in names if after.get(s) and after.get(s) != before.get(s)}
         if res.returncode != 0:
             raise RuntimeError("fault stack did not come up:\n" + "\n".join(res.stderr.splitlines()[-30:]))
 
     def env(self) -> dict[str, str]:
-        return dict(json.loads(self.stack("env", "--json", timeout=60).stdout))
+        return dict(json.loads(self.stack("env", "--json", timeout=300).stdout))
 
     def pid_file(self, service: str) -> Path:
         return self.data_dir / "run" / f"{service}.pid"
@@ -108,6 +108,10 @@ class Rig:
     name: str
     es_proxy: bool = False
     detect_instances: int = 1
+    audit_instances: int = 1
+    #: records spread over this many models (partitions are keyed by model); detections are
+    #: expected for the first, the only one with a reference
+    models: int = 1
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     roles: dict[str, Role] = field(default_factory=dict)
     proxy: TcpProxy | None = None
@@ -146,12 +150,15 @@ class Rig:
                              text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"reference add failed: {out.stderr[-2000:]}")
-        self.ports = {"collector": free_port(), "audit": free_port()}
+        self.ports = {"collector": free_port()}
         logs = self.work / f"logs-{self.tag}"
         self.roles["collector"] = Role(["collector"], {**self.env, "INFERWATCH_COLLECTOR_PORT": str(self.ports["collector"])},
                                        logs, name="collector")
-        self.roles["audit"] = Role(["audit"], {**self.env, "INFERWATCH_METRICS_PORT": str(self.ports["audit"]),
-                                               "INFERWATCH_KAFKA_GROUP_INSTANCE_ID": "audit-1"}, logs, name="audit")
+        for i in range(1, self.audit_instances + 1):
+            name = "audit" if i == 1 else f"audit{i}"
+            self.ports[name] = free_port()
+            self.roles[name] = Role(["audit"], {**self.env, "INFERWATCH_METRICS_PORT": str(self.ports[name]),
+                                                "INFERWATCH_KAFKA_GROUP_INSTANCE_ID": f"audit-{i}"}, logs, name=name)
         for i in range(1, self.detect_instances + 1):
             self.ports[f"detect{i}"] = free_port()
             self.roles[f"detect{i}"] = Role(["detect"], {**self.env, "INFERWATCH_METRICS_PORT": str(self.ports[f"detect{i}"]),
@@ -194,7 +201,11 @@ class Rig:
     def record(self, i: int) -> dict[str, Any]:
         rng = random.Random(i)
         ts = (T0 + timedelta(seconds=i)).isoformat()
-        return {"id": f"{self.tag}-{i}", "model": MODEL, "timestamp": ts, "inputs": {"x": [rng.gauss(0, 1)]}}
+        model = MODEL if i % self.models == 0 else f"{MODEL}-{i % self.models}"
+        return {"id": f"{self.tag}-{i}", "model": model, "timestamp": ts, "inputs": {"x": [rng.gauss(0, 1)]}}
+
+    def _expected_detections(self, acked: set[str]) -> int:
+        return sum(1 for a in acked if int(a.rsplit("-", 1)[1]) % self.models == 0) // WINDOW
 
     def start_sending(self, rate: float = 100.0, batch: int = 10) -> None:
         assert self.sender is not None
@@ -259,7 +270,7 @@ class Rig:
         """Wait until the audit trail holds every acknowledged record and the detections stop
         growing at the expected count (bounded); returns (audited ids, detections)."""
         assert self.sender is not None
-        expected = len(self.sender.acked) // WINDOW
+        expected = self._expected_detections(self.sender.acked)
         t0 = time.monotonic()
         ids: dict[str, int] = {}
         dets = 0
@@ -276,7 +287,7 @@ class Rig:
         acked = self.sender.acked
         lost = len(acked - ids.keys())
         duplicated = sum(n - 1 for n in ids.values() if n > 1)
-        expected = len(acked) // WINDOW
+        expected = self._expected_detections(acked)
         extra = [f"{k}: {v}" for k, v in sorted(self.sender.answers.items())]
         return FaultResult(fault, sent=len(self.sender.sent), acknowledged=len(acked), audited=len(ids.keys() & acked),
                            duplicated=duplicated + max(0, dets - expected), lost=lost, detections_expected=expected,

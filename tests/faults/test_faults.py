@@ -134,6 +134,27 @@ def test_role_killed_three_times(rig_factory: list[Rig], fault_stack: FaultStack
                        note=f"recoveries {', '.join(f'{r:.1f}' for r in recoveries)} s"))
 
 
+def test_audit_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_stack: FaultStack,
+                                                tmp_path: Path) -> None:
+    """Three audit processes in one consumer group (static members): one leaves gracefully and
+    comes back, one is SIGKILLed and comes back, while records stream; each record audited once."""
+    rig = _rig(rig_factory, fault_stack, tmp_path, "audit x3 scale-out", audit_instances=3, models=6)
+    rig.start()
+    rig.wait_ready()
+    rig.start_sending()
+    time.sleep(5)
+    rig.roles["audit2"].stop(60)  # graceful leave
+    time.sleep(5)
+    rig.roles["audit3"].kill()  # crash
+    time.sleep(5)
+    rig.roles["audit2"].start()
+    rig.roles["audit3"].start()
+    recovery = rig.wait_ready(timeout=180)
+    time.sleep(5)
+    rig.stop_sending()
+    _record(rig.result("audit x3: leave, SIGKILL, rejoin", recovery))
+
+
 def test_roles_started_while_kafka_is_down(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path) -> None:
     """Kafka is down when the roles start: they stay up, not ready, for 30 s, then work."""
     fault_stack.kill("kafka")
