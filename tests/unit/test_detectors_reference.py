@@ -11,11 +11,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import cdist
 from scipy.stats import anderson_ksamp, chi2_contingency, cramervonmises_2samp, fisher_exact
 
 from detectors import AndersonDrift, ChiSquareDrift, CVMDrift, FETDrift, MMDDrift
 from detectors.common._categorical import cochran_ok
-from detectors.drift.mmd import sq_dists
 from tests.optional import require
 
 
@@ -135,7 +135,7 @@ def test_cvm_chi2_fet_equal_alibi(cd) -> None:
 def _numpy_mmd_permutation(ref: np.ndarray, x: np.ndarray, sigma: float, n_perm: int, seed: int):
     """A straightforward permutation test: re-index the pooled kernel matrix each time."""
     z = np.vstack([ref, x])
-    k = np.exp(-sq_dists(z, z) / (2 * sigma**2))
+    k = np.exp(-cdist(z, z, "sqeuclidean") / (2 * sigma**2))  # scipy, not the code under test's sq_dists
     np.fill_diagonal(k, 0.0)
     n, m = len(ref), len(x)
 
@@ -159,7 +159,12 @@ def test_mmd_matches_straightforward_permutation_and_alibi(shift: float, cd) -> 
     x[:, 0] += shift
     det = MMDDrift(n_permutations=500, seed=1).fit(pd.DataFrame(ref)).update(pd.DataFrame(x))
     ours = det.result()
-    p_np, obs = _numpy_mmd_permutation(ref, x, det._sigma, 500, seed=7)
+    # the bandwidth from alibi's sigma_median definition, written here: the median of all n^2
+    # pairwise squared distances (diagonal zeros included, upper median), halved, square-rooted
+    n = len(ref)
+    sigma = float(np.sqrt(0.5 * np.sort(cdist(ref, ref, "sqeuclidean").ravel())[n + (n * n - n) // 2 - 1]))
+    assert det._sigma == pytest.approx(sigma, rel=1e-12)
+    p_np, obs = _numpy_mmd_permutation(ref, x, sigma, 500, seed=7)
     assert ours.distance == pytest.approx(obs, rel=1e-9, abs=1e-12)
     # Monte-Carlo error of two independent 500-permutation estimates: 4 standard errors
     se = np.sqrt(max(p_np * (1 - p_np), 0.01) * 2 / 500)
