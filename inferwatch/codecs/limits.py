@@ -39,7 +39,8 @@ class Budget:
 
     ``max_depth`` bounds JSON nesting kept in cells and metadata, ``max_columns`` the columns
     (tensors, names, record keys) of one payload, ``max_cells`` rows x columns, ``max_seconds``
-    the decoding time (checked cooperatively, between columns and every few thousand rows).
+    the decoding time: CPU time of the decoding thread, so a busy machine does not refuse valid
+    payloads (checked cooperatively, between columns and every few thousand rows).
     """
 
     max_depth: int = MAX_DEPTH
@@ -66,7 +67,7 @@ class _Session:
     encodings: dict[str, str] = field(default_factory=dict)
 
     def check_time(self, protocol: str | None) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.deadline is not None and time.thread_time() >= self.deadline:
             raise BudgetExceeded("max_seconds", f"decoding took longer than {self.budget.max_seconds} s",
                                  protocol=protocol)
 
@@ -83,7 +84,7 @@ def session(budget: Budget | None) -> Iterator[_Session]:
         yield outer
         return
     b = budget or _DEFAULT
-    s = _Session(b, None if b.max_seconds is None else time.monotonic() + b.max_seconds)
+    s = _Session(b, None if b.max_seconds is None else time.thread_time() + b.max_seconds)
     token = _SESSION.set(s)
     try:
         yield s
