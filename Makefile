@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv mutation seed-sweep
+.PHONY: chromium demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv mutation seed-sweep
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,12 +57,23 @@ $(KSERVE_VENV)/.installed:
 	touch $@
 servers-venv: $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed
 
+# headless Chromium for the report page test (tests/unit/test_report_browser.py): a Debian
+# package, installed as the stack installs its Debian packages (as root, or with sudo)
+CHROMIUM_STAMP := $(VENV)/.installed-chromium
+$(CHROMIUM_STAMP): | $(VENV)/bin/python
+	command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium || \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium; }; }
+	touch $@
+
+chromium: $(CHROMIUM_STAMP)
+
 ## make demo: set up, then run the main job on the embedded default (no servers)
 demo: $(CORE)
 	$(VENV)/bin/inferwatch demo --data-dir inferwatch-demo
 
 ## make test: set up everything (venv, packages, the service stack) and run every test
-test: $(STAMP) $(NANNYML_STAMP) servers-venv
+test: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP) servers-venv
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; \
 	  $(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench && \
@@ -84,7 +95,7 @@ mutation: $(STAMP)
 seed-sweep: $(STAMP)
 	nice $(PY) bench/seed_sweep.py --seeds 20
 
-unit: $(STAMP) $(NANNYML_STAMP)
+unit: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP)
 	INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -m "not integration"
 
 integration: $(STAMP) servers-venv

@@ -1,0 +1,75 @@
+"""The report page in a real browser: headless Chromium (Debian's ``chromium``, installed by
+``make test``/``make unit``) with no network renders report.html, and every plot is drawn: each
+``<img>`` decoded at the size its PNG header states (read here from the base64 data, an oracle
+independent of the browser)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from inferwatch.report_command import report
+from tests.optional import in_ci
+
+_PROBE = """<script>window.addEventListener("load", () => {
+  const p = document.createElement("pre"); p.id = "iw-images";
+  p.textContent = JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]));
+  document.body.appendChild(p);
+});</script>"""
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if in_ci():
+            pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def _png_size(data_uri: str) -> tuple[int, int]:
+    raw = base64.b64decode(data_uri.split(",", 1)[1])
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+    return struct.unpack(">II", raw[16:24])
+
+
+def test_every_plot_of_the_report_is_drawn_in_headless_chromium(tmp_path):
+    browser = _chromium()
+    rng = np.random.default_rng(3)
+    cols = lambda n, s: pd.DataFrame({  # noqa: E731
+        "age": rng.normal(40 + s, 10, n), "score": rng.normal(s, 1, n),
+        "colour": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2] if not s else [0.2, 0.3, 0.5])})
+    cols(2000, 0).to_parquet(tmp_path / "ref.parquet")
+    pd.concat([cols(600, 0), cols(600, 2)], ignore_index=True).to_parquet(tmp_path / "cur.parquet")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(report, ["--input", str(tmp_path / "cur.parquet"), "--reference",
+                                    str(tmp_path / "ref.parquet"), "--window", "400", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    # p-values per feature, p-value per window, and one distribution per drifted feature at least
+    assert len(sources) >= 3
+    assert all(s.startswith("data:image/png;base64,") for s in sources)  # nothing to fetch
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", _PROBE + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
+           probed.as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="iw-images">(.*?)</pre>', done.stdout, re.S)
+    assert found, f"the probe did not run: {done.stdout[-500:]} {done.stderr[-1000:]}"
+    drawn = orjson.loads(found.group(1).replace("&quot;", '"'))
+    assert len(drawn) == len(sources)
+    for (complete, width, height), src in zip(drawn, sources, strict=True):
+        assert complete and (width, height) == _png_size(src) and width > 0 and height > 0
