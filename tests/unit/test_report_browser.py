@@ -6,6 +6,7 @@ independent of the browser)."""
 from __future__ import annotations
 
 import base64
+import io
 import re
 import shutil
 import struct
@@ -20,9 +21,20 @@ from click.testing import CliRunner
 from inferwatch.report_command import report
 from tests.optional import in_ci
 
+# per image: decoded?, natural size, and the pixels the browser drew that are not background
+# (painted onto a canvas: a data: image does not taint it)
 _PROBE = """<script>window.addEventListener("load", () => {
+  const inked = (img) => {
+    const c = document.createElement("canvas"); c.width = img.naturalWidth; c.height = img.naturalHeight;
+    if (!c.width || !c.height) return 0;
+    const g = c.getContext("2d"); g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+    for (let k = 0; k < d.length; k += 4) if (d[k + 3] > 0 && d[k] + d[k + 1] + d[k + 2] < 600) n++;
+    return n;
+  };
   const p = document.createElement("pre"); p.id = "iw-images";
-  p.textContent = JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]));
+  p.textContent = JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight,
+                                                              inked(i)]));
   document.body.appendChild(p);
 });</script>"""
 
@@ -40,6 +52,17 @@ def _png_size(data_uri: str) -> tuple[int, int]:
     raw = base64.b64decode(data_uri.split(",", 1)[1])
     assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
     return struct.unpack(">II", raw[16:24])
+
+
+def _inked(data_uri: str) -> int:
+    """Pixels of the PNG that are not background, decoded here by matplotlib (the same rule
+    as the probe's: opaque and darker than light grey)."""
+    from matplotlib.image import imread
+
+    px = np.round(imread(io.BytesIO(base64.b64decode(data_uri.split(",", 1)[1])), format="png") * 255)
+    rgb = px[..., :3].sum(axis=-1)
+    alpha = px[..., 3] if px.shape[-1] == 4 else np.full(rgb.shape, 255.0)
+    return int(((alpha > 0) & (rgb < 600)).sum())
 
 
 def test_every_plot_of_the_report_is_drawn_in_headless_chromium(tmp_path):
@@ -71,5 +94,8 @@ def test_every_plot_of_the_report_is_drawn_in_headless_chromium(tmp_path):
     assert found, f"the probe did not run: {done.stdout[-500:]} {done.stderr[-1000:]}"
     drawn = orjson.loads(found.group(1).replace("&quot;", '"'))
     assert len(drawn) == len(sources)
-    for (complete, width, height), src in zip(drawn, sources, strict=True):
+    for (complete, width, height, inked), src in zip(drawn, sources, strict=True):
         assert complete and (width, height) == _png_size(src) and width > 0 and height > 0
+        expected = _inked(src)
+        assert expected > 0.005 * width * height  # a plot, not a blank canvas
+        assert abs(inked - expected) <= 0.02 * expected, (inked, expected)  # all of it drawn
