@@ -477,7 +477,7 @@ class ElasticsearchAuthProxy(Service):
 
     name = "esproxy"
     ports = ("elasticsearch_tls",)
-    start_timeout = 30.0
+    start_timeout = 180.0  # healthy only once the node behind it is: as long as Elasticsearch may take
 
     def prepare(self, cfg: StackConfig) -> None:
         from stack._tls import ensure
