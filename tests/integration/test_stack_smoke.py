@@ -359,7 +359,9 @@ def test_rules_loaded_and_deadletter_alert_reaches_alertmanager(
     series = f'inferwatch_records_deadlettered_total{{source="{source}",stage="decode"}}'
     _push(pushgateway, push_job, f"# TYPE inferwatch_records_deadlettered_total counter\n{series} 0\n")
     _wait_for("the zero sample", lambda: _prom_query(prometheus, series))
-    time.sleep(2)  # let a few scrapes see 0 so that the next value is an increase
+    # wait (bounded) until two scrapes have seen 0, so that the next value is an increase
+    _wait_for("two scrapes of the zero sample",
+              lambda: _prom_query(prometheus, f"count_over_time({series}[5m]) >= 2"), timeout=120)
     _push(pushgateway, push_job, f"# TYPE inferwatch_records_deadlettered_total counter\n{series} 3\n")
 
     def in_alertmanager() -> list[dict[str, Any]]:
