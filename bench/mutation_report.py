@@ -30,16 +30,16 @@ def main() -> int:
             continue
         mod, status = module_of(m["name"]), m["status"]
         by_module[mod][status] += 1
-        if status == "survived":
+        if status in ("survived", "no tests"):
             survivors[mod].append(line.split(":")[0].strip())
-    print(f"{'module':40s} {'killed':>6s} {'survived':>8s} {'other':>5s} {'not run':>7s} {'score':>6s}")
+    print(f"{'module':40s} {'killed':>6s} {'survived':>8s} {'no tests':>8s} {'other':>5s} {'not run':>7s} {'score':>6s}")
     for mod, c in sorted(by_module.items()):
         killed = c["killed"] + c["timeout"]
         not_run = c["not checked"]
         run = sum(c.values()) - not_run - c["skipped"]
-        other = run - killed - c["survived"]
+        other = run - killed - c["survived"] - c["no tests"]  # (no tests: no selected test reaches it)
         score = f"{100 * killed / run:.0f}%" if run else "-"
-        print(f"{mod:40s} {killed:6d} {c['survived']:8d} {other:5d} {not_run:7d} {score:>6s}")
+        print(f"{mod:40s} {killed:6d} {c['survived']:8d} {c['no tests']:8d} {other:5d} {not_run:7d} {score:>6s}")
     for mod, names in sorted(survivors.items()):
         print(f"\nsurvivors in {mod} (mutmut show NAME):")
         for n in names:

@@ -23,7 +23,7 @@ from detectors.drift.jensen_shannon import JSDrift
 from detectors.drift.ks import KSDrift
 from detectors.drift.psi import PSIDrift
 from detectors.drift.wasserstein import WassersteinDrift
-from detectors.runtime.windows import TimeWindow
+from detectors.runtime.windows import CountWindow, TimeWindow, window_from_state
 from inferwatch.config import load_config
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
@@ -268,3 +268,40 @@ def test_a_durable_audit_write_is_committed_after_it_returns(tmp_path) -> None:
     assert store.lag_at_write == [5]  # nothing was committed while the write ran
     assert lg.group_lag(topic, group) == 0 and worker.documents == 5
     lg.close()
+
+
+# --- window state and validation (mutation survivors of detectors/runtime/windows.py) ----------------
+
+
+def _closed(ws) -> list[tuple]:
+    return [(c.rows, c.start, c.end, c.size, c.seen) for c in ws]
+
+
+@pytest.mark.parametrize("make", [lambda: TimeWindow(seconds=60, step=20, max_rows=5),
+                                  lambda: CountWindow(size=6, step=2)])
+def test_window_state_round_trip_continues_identically(make) -> None:
+    """A window restored from its JSON state closes exactly the windows the original closes
+    (panes, sampled rows, times, late-row counts), and so does a restore of a fresh one."""
+    import json
+
+    fresh = make()
+    assert _closed(window_from_state(json.loads(json.dumps(fresh.state()))).flush()) == _closed(fresh.flush())
+    a = make()
+    for s in range(0, 90, 3):
+        a.add({"x": list(range(s, s + 4)), "y": [str(s)] * 4}, T0 + timedelta(seconds=s))
+    a.add({"x": [-1, -2]}, T0)  # late rows (time windows), a missing column
+    b = window_from_state(json.loads(json.dumps(a.state())))
+    assert type(b) is type(a) and b.state() == a.state()
+    for s in range(90, 200, 7):
+        batch, at = {"x": [s, s + 1]}, T0 + timedelta(seconds=s)
+        assert _closed(b.add(batch, at)) == _closed(a.add(batch, at))
+    assert _closed(b.advance(T0 + timedelta(seconds=400))) == _closed(a.advance(T0 + timedelta(seconds=400)))
+    assert _closed(b.flush()) == _closed(a.flush())
+    assert getattr(b, "late_rows", 0) == getattr(a, "late_rows", 0)
+
+
+def test_window_sizes_must_be_positive() -> None:
+    for bad in (lambda: CountWindow(size=0), lambda: CountWindow(size=-3), lambda: TimeWindow(seconds=0),
+                lambda: TimeWindow(seconds=10, step=0), lambda: TimeWindow(seconds=10, max_rows=0)):
+        with pytest.raises(ValueError):
+            bad()
