@@ -20,7 +20,7 @@ detector tests, log appends and commit for detect; fetch, decode, document build
 serialisation, bulk I/O (the client's side) and commit for audit. The timer's own cost per
 call is measured and printed.
 
-    python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--detect-batch 500,5000]
+    python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--detect-batch 500,5000] [--fetch]
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pandas as pd
 
-import inferwatch.workers as workers_mod
 from inferwatch.config import Config
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
@@ -162,12 +161,12 @@ def run_detect(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float
     worker.connected = True
     assert worker.consumer is not None
     _join(worker.consumer)
-    saved = workers_mod._decode_entries
+    saved = InferenceRecord.__dict__["from_json"]
     if stages is not None:
         c, m = worker.consumer, worker.monitor
         c.poll = stages.wrap("fetch", c.poll)  # type: ignore[method-assign]
         c.commit = stages.wrap("commit + checkpoint", c.commit)  # type: ignore[method-assign]
-        workers_mod._decode_entries = stages.wrap("decode", saved)  # type: ignore[assignment]
+        InferenceRecord.from_json = stages.wrap("decode", InferenceRecord.from_json)  # type: ignore[method-assign]
         worker.seen.first = stages.wrap("dedup", worker.seen.first)  # type: ignore[method-assign]
         m.process = stages.wrap("windows + detectors", m.process)  # type: ignore[attr-defined]
         m._run = stages.wrap("  of which detector tests", m._run)  # type: ignore[attr-defined]
@@ -180,7 +179,7 @@ def run_detect(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float
         worker.checkpoint()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     finally:
-        workers_mod._decode_entries = saved
+        InferenceRecord.from_json = saved  # type: ignore[method-assign]
         worker.close()
         lg.close()
     return wall, cpu, len(worker.detections)
@@ -217,6 +216,31 @@ def run_audit(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float]
     return wall, cpu
 
 
+def fetch_only(cfg: Config, n: int, variant: dict[str, Any], group: str) -> float:
+    """CPU seconds of reading the records topic to its end through the log's consumer alone."""
+    kcfg = cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update=variant)})
+    lg = build_log(kcfg)
+    c = lg.consumer(kcfg.log.records_topic, group)
+    try:
+        _join(c)
+        got = 0
+        c0 = time.process_time()
+        while got < n:
+            got += len(c.poll(kcfg.audit.batch_size, timeout=1.0))
+        return time.process_time() - c0
+    finally:
+        c.close()
+        lg.close()
+
+
+FETCH_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("defaults", {}),
+    ("max_poll_records 10000", {"max_poll_records": 10_000}),
+    ("fetch_min_bytes 1 MiB, max wait 100 ms", {"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": 100}),
+    ("small fetches (1 MiB, 256 KiB/partition)", {"fetch_max_bytes": 1 << 20, "max_partition_fetch_bytes": 1 << 18}),
+]
+
+
 def print_stages(title: str, st: Stages, n: int, cost: float) -> None:
     print(f"  {title}: CPU µs per record by stage (thread CPU; timer cost {cost * 1e6:.2f} µs per call "
           "included)")
@@ -230,6 +254,7 @@ def main() -> None:
     ap.add_argument("--logs", default="kafka,sqlite")
     ap.add_argument("--detect-batch", default="500,5000", help="detect.batch_size values to compare")
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--fetch", action="store_true", help="also: the Kafka consumer alone under fetch settings")
     args = ap.parse_args()
     tune_gc()  # what every worker process does
     cost = timer_cost()
@@ -271,6 +296,16 @@ def main() -> None:
                     dw, dc = res[f"detect batch {b}"]
                     print(f"  detect role, batch {b:5d}: {n / dw:9.0f} rec/s  {dc / n * 1e6:7.1f} µs CPU/record"
                           f"   ratio detect/audit: wall {aw / dw:.2f}, CPU {ac / dc:.2f}  (goal >= 1)")
+                if args.fetch and kind == "kafka":
+                    print("  Kafka consumer alone, CPU µs per record (best of 2, alternated):")
+                    best: dict[str, float] = {}
+                    for rep in range(2):
+                        for name, variant in FETCH_VARIANTS:
+                            t = fetch_only(cfg, n, variant, f"bd-fetch-{tag}-{len(best)}-{rep}-{name[:8]}")
+                            best[name] = min(best.get(name, t), t)
+                    for name, _ in FETCH_VARIANTS:
+                        print(f"    {name:42s} {best[name] / n * 1e6:8.1f} µs   "
+                              f"(ratio to defaults {best[name] / best['defaults']:.2f})")
                 if not args.no_stages:
                     st = Stages()
                     run_audit(cfg.model_copy(update={"audit": cfg.audit.model_copy(

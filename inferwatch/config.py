@@ -89,6 +89,13 @@ class KafkaConfig(_Section):
     linger_ms: int = 5
     batch_size: int = 262144
     max_poll_records: int = 5000
+    #: consumer fetch sizes: how much one fetch response may bring in all and per partition
+    #: (large: a busy stream is read in few round trips; bench/bench_detect.py --fetch compares)
+    fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    #: a fetch waits for this many bytes, at most fetch_max_wait_ms (kafka-python's defaults: 1, 500)
+    fetch_min_bytes: int = Field(1, ge=1)
+    fetch_max_wait_ms: int = Field(500, ge=0)
     #: static group membership: a stable id per process (e.g. ``detect-1``); a restarted member
     #: with the same id gets its partitions back without a rebalance
     group_instance_id: str | None = None

@@ -70,10 +70,16 @@ class SeenKeys:
         """True the first time ``key`` is seen within the horizon (and remember it); False for a copy.
 
         ``now`` is the entry's log time (seconds)."""
-        if self.seen(key, now):
+        h = _digest(key)
+        if now > self._newest:
+            self._newest = now
+        self._evict()
+        if h in self._seen:
             self.duplicates += 1
             return False
-        self.add(key, now)
+        self._seen[h] = now
+        if len(self._seen) > self.max_keys:
+            self._seen.popitem(last=False)
         return True
 
     def seen(self, key: str, now: float) -> bool:

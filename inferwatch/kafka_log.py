@@ -219,8 +219,9 @@ class KafkaConsumerLog(Consumer):
             self._consumer = kafka.KafkaConsumer(
                 **_client_config(cfg), group_id=group, enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=cfg.max_poll_records,
-                isolation_level="read_committed", max_partition_fetch_bytes=8 * 1024 * 1024,
-                fetch_max_bytes=64 * 1024 * 1024, metadata_max_age_ms=30_000,
+                isolation_level="read_committed", max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+                fetch_max_bytes=cfg.fetch_max_bytes, fetch_min_bytes=cfg.fetch_min_bytes,
+                fetch_max_wait_ms=cfg.fetch_max_wait_ms, metadata_max_age_ms=30_000,
                 session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=cfg.heartbeat_interval_ms,
                 # static membership: a restarted member with the same id takes its partitions back at once
                 **({"group_instance_id": f"{cfg.group_instance_id}.{group}"} if cfg.group_instance_id else {}),

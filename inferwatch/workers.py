@@ -444,14 +444,19 @@ class DetectWorker(Worker):
         recs: list[InferenceRecord] = []
         bad: list[DeadLetter] = []
         copies = 0
+        parse, first = InferenceRecord.from_json, self.seen.first
         for e in entries:
-            got, unreadable = _decode_entries([e], InferenceRecord.from_json)
-            bad += unreadable
-            for r in got:  # a copy of a record already counted (a client's resend) is skipped
-                if self.seen.first(record_key(r), e.timestamp):
-                    recs.append(r)
-                else:
-                    copies += 1
+            try:
+                r = parse(e.value)
+            except Exception as exc:  # a corrupt log message becomes a dead letter, never a crash
+                bad.append(DeadLetter(raw=e.value, source=f"log:{e.topic}", reason=f"unreadable log message: {exc}",
+                                      stage="audit", id=f"{e.topic}-{e.partition}-{e.offset}"))
+                continue
+            # a copy of a record already counted (a client's resend) is skipped
+            if first(record_key(r), e.timestamp):
+                recs.append(r)
+            else:
+                copies += 1
         if copies:
             self.metrics.duplicates.labels(stage="detect").inc(copies)
         dets = self.monitor.process(recs)

@@ -70,7 +70,7 @@ class _Pane:
                     self.rows[k] = [None] * self.stored
             for k, col in self.rows.items():
                 src = table.get(k)
-                col.extend(list(src[:room]) if src is not None else [None] * room)
+                col.extend(src[:room] if src is not None else [None] * room)
             self.stored += room
         self.seen += room
         for i in range(room, n):  # reservoir sampling (Algorithm R), deterministic
@@ -160,7 +160,8 @@ class CountWindow:
         while i < n:
             pane = self._panes[-1]
             take = min(self.step - pane.stored, n - i)
-            chunk = {k: list(v[i : i + take]) for k, v in table.items()}
+            # the pane copies what it keeps: a record that fits whole is handed over as it is
+            chunk = table if i == 0 and take == n else {k: v[i : i + take] for k, v in table.items()}
             pane.add(chunk, take, timestamp, None)
             i += take
             if pane.stored == self.step:
