@@ -185,6 +185,14 @@ def run_detect(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float
     return wall, cpu, len(worker.detections)
 
 
+def audit_config(cfg: Config, run: str) -> Config:
+    """A fresh group and fresh indices (a second run into the same indices would be a replay)."""
+    return cfg.model_copy(update={
+        "audit": cfg.audit.model_copy(update={"group": f"{cfg.audit.group}-{run}",
+                                              "path": f"{cfg.data_dir}/audit-{run}.db"}),
+        "elasticsearch": cfg.elasticsearch.model_copy(update={"index_prefix": f"{cfg.elasticsearch.index_prefix}-{run}"})})
+
+
 def run_audit(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float]:
     lg = build_log(cfg)
     store = build_audit_store(cfg, lg)
@@ -278,8 +286,7 @@ def main() -> None:
                 # plain runs for the rates (a fresh group each), alternated
                 res: dict[str, tuple[float, float]] = {}
                 for rep in range(2):
-                    wall, cpu = run_audit(cfg.model_copy(update={"audit": cfg.audit.model_copy(
-                        update={"group": f"{cfg.audit.group}-{rep}"})}), n, None)
+                    wall, cpu = run_audit(audit_config(cfg, str(rep)), n, None)
                     res["audit"] = min(res.get("audit", (wall, cpu)), (wall, cpu), key=lambda x: x[1])
                     for b in batches:
                         dcfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(
@@ -308,8 +315,7 @@ def main() -> None:
                               f"(ratio to defaults {best[name] / best['defaults']:.2f})")
                 if not args.no_stages:
                     st = Stages()
-                    run_audit(cfg.model_copy(update={"audit": cfg.audit.model_copy(
-                        update={"group": f"{cfg.audit.group}-st"})}), n, st)
+                    run_audit(audit_config(cfg, "st"), n, st)
                     print_stages("audit role", st, n, cost)
                     for b in batches:
                         st = Stages()
