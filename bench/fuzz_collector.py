@@ -156,8 +156,8 @@ def main() -> None:
             batch = [mutate(rng.choice(pool), rng) for _ in range(min(chunk, a.mutations - start))] if pool else []
             loop.run_until_complete(_send_all(h, batch))
             if (start // chunk) % 50 == 0:
-                print(json.dumps({"mutation_progress": h.tally.requests, "s": round(time.monotonic() - t0)}),
-                      flush=True)
+                tally = {k: v for k, v in h.tally.summary().items() if k != "examples"}
+                print(json.dumps({"mutation_progress": tally, "s": round(time.monotonic() - t0)}), flush=True)
             if sum(map(len, h.log.topics.values())) > 50_000:  # keep memory bounded
                 h.log.topics.clear()
         report["mutation"] = {**h.tally.summary(), "seconds": round(time.monotonic() - t0, 1)}
