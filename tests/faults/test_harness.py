@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.harness import FaultResult, TcpProxy, format_table
+from tests.waiting import wait_until
 
 
 class _Echo(socketserver.ThreadingTCPServer):
@@ -55,6 +56,9 @@ def test_proxy_forwards_both_ways(echo: tuple[str, int]) -> None:
     with TcpProxy(echo) as proxy:
         payload = bytes(range(256)) * 1000
         assert _roundtrip(proxy.port, payload) == payload
+        # a pump thread counts a chunk after it has passed it on, so the client can hold every byte
+        # before the last chunk is counted: wait (bounded) for the counters, then check them exactly
+        wait_until(lambda: proxy.bytes_down >= len(payload), 10, "the proxy's byte counters", every=0.01)
         assert proxy.bytes_up == len(payload) == proxy.bytes_down
 
 
