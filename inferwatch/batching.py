@@ -185,6 +185,8 @@ class BatchingSink:
                 elif status in RETRYABLE:
                     retry.append(a)
                     backoff = True
+                elif status == 404 and a.op == "delete":
+                    written += 1  # already gone: an idempotent replay
                 elif status == 409 and a.op == "create":
                     instead = self.on_conflict(a)
                     if instead is None:

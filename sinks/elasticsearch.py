@@ -4,7 +4,12 @@ Layout
 ------
 * ``<prefix>-records-<model>-YYYY.MM.DD`` — one document per row, ``_id`` = ``<record id>-<row>``;
   request and response halves merge by partial-document upsert (``doc_as_upsert``), so any
-  order and any number of replays give the same document.
+  order and any number of replays give the same document. A label (feedback) lands on its
+  prediction's document in whatever day's index that is.
+* ``<prefix>-records-<model>-waiting`` — labels that came before their prediction (its day is not
+  known yet); the prediction takes its label over when it is written, and the waiting copy is
+  deleted once the prediction's document is durable. Exact when a model's predictions and labels
+  share a log partition (records are keyed by model), as the log guarantees.
 * ``<prefix>-detections-YYYY.MM.DD`` — one document per detector window, ``_id`` = the
   detection's deterministic id. Outlier scores are also written onto the rows they scored.
 * ``<prefix>-deadletters-YYYY.MM.DD`` — the raw bytes (stored, not indexed) and the reason.
@@ -220,6 +225,7 @@ class ElasticsearchAuditStore(AuditStore):
                                           request_timeout=cfg.request_timeout, retry_on_timeout=True,
                                           max_retries=2, **auth)
         self._bulk = _Bulk(self)
+        self._waiting_models: dict[str, bool] = {}
         if setup:
             self.setup()
 
@@ -272,12 +278,22 @@ class ElasticsearchAuditStore(AuditStore):
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
     # -- writes -------------------------------------------------------------------------------
+    def waiting_index(self, model: str) -> str:
+        """Where labels that came before their prediction wait (one index per model, not per day:
+        the prediction's day is not known yet)."""
+        return f"{self.prefix}-records-{_safe(model)}-waiting"
+
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        return self._bulk.write(self._record_actions(records))
+        joined: list[WriteAction] = []
+        written = self._bulk.write(self._record_actions(records, joined))
+        if joined:  # the labels now sit on their predictions' documents (durable): the waiting copies go
+            self._bulk.write(joined)
+        return written
 
     def _rows_indices(self, records: Sequence[InferenceRecord]) -> dict[str, str]:
         """For the rows that feedback records label: the records index (any day) each existing row
-        document is in. One refresh and one search per model and 1,000 rows."""
+        document is in (a prediction's daily index before the waiting one). One refresh and one
+        search per model and 1,000 rows."""
         ids: dict[str, list[str]] = {}
         for m in records:
             if m.part == "feedback":
@@ -285,28 +301,76 @@ class ElasticsearchAuditStore(AuditStore):
         where: dict[str, str] = {}
         for model, rows in ids.items():
             pattern = f"{self.prefix}-records-{_safe(model)}-*"
+            waiting = self.waiting_index(model)
             self._read("refresh", pattern, functools.partial(
                 self.es.indices.refresh, index=pattern, ignore_unavailable=True, allow_no_indices=True))
             for k in range(0, len(rows), 1000):
                 chunk = rows[k:k + 1000]
                 resp = self._read("looking up labelled rows", pattern, functools.partial(
-                    self.es.search, index=pattern, size=len(chunk), query={"ids": {"values": chunk}},
+                    self.es.search, index=pattern, size=2 * len(chunk), query={"ids": {"values": chunk}},
                     source=False, ignore_unavailable=True, allow_no_indices=True))
-                where.update({h["_id"]: h["_index"] for h in resp["hits"]["hits"]})
+                for h in resp["hits"]["hits"]:
+                    if h["_index"] != waiting or h["_id"] not in where:
+                        where[h["_id"]] = h["_index"]
         return where
 
-    def _record_actions(self, records: Sequence[InferenceRecord]) -> Iterator[WriteAction]:
-        # a label lands on its prediction's document, in whatever day's index that is; a label that
-        # comes before its prediction waits in the feedback day's index (the prediction merges into
-        # it when both are from the same day)
+    def _has_waiting(self, model: str) -> bool:
+        """Whether labels of ``model`` may be waiting (asked once per model, then known: labels
+        and predictions of one model are on one partition, so this worker writes them itself)."""
+        known = self._waiting_models.get(model)
+        if known is None:
+            index = self.waiting_index(model)
+            known = bool(self._read("checking for waiting labels", index,
+                                    lambda: self.es.indices.exists(index=index)))
+            self._waiting_models[model] = known
+        return known
+
+    def _waiting_labels(self, records: Sequence[InferenceRecord]) -> dict[str, dict[str, Any]]:
+        """Labels waiting for the rows these prediction records write: row id -> the waiting
+        document's label fields (a realtime multi-get: no refresh needed)."""
+        rows: dict[str, list[str]] = {}
+        for m in records:
+            if m.part != "feedback" and self._has_waiting(m.model):
+                rows.setdefault(m.model, []).extend(row_id(m.id, i) for i in range(max(m.n_rows, 1)))
+        found: dict[str, dict[str, Any]] = {}
+        for model, ids in rows.items():
+            index = self.waiting_index(model)
+            for k in range(0, len(ids), 5000):
+                chunk = ids[k:k + 5000]
+                resp = self._read("looking up waiting labels", index, functools.partial(
+                    self.es.mget, index=index, ids=chunk, source_includes=["truth", "feedback_timestamp"]))
+                for d in resp["docs"]:
+                    if d.get("found"):
+                        found[d["_id"]] = dict(d.get("_source") or {})
+        return found
+
+    def _record_actions(self, records: Sequence[InferenceRecord],
+                        joined: list[WriteAction] | None = None) -> Iterator[WriteAction]:
+        # A label lands on its prediction's document, in whatever day's index that is. A label that
+        # comes before its prediction waits in the model's waiting index; its prediction takes it
+        # over when it is written (the waiting copy is deleted after, into ``joined``).
         where = self._rows_indices(records)
+        waiting = self._waiting_labels(records)
+        in_batch = {row_id(m.id, i): self.records_index(m.model, m.timestamp)
+                    for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))}
         for m in records:
             index = self.records_index(m.model, m.timestamp)
             complete = m.part == "both"
             docs = record_documents(m)
             for doc in docs:
                 if m.part == "feedback":
-                    index = where.get(doc["doc_id"], self.records_index(m.model, m.timestamp))
+                    wait = self.waiting_index(m.model)
+                    at = where.get(doc["doc_id"])
+                    index = at if at is not None and at != wait else in_batch.get(doc["doc_id"], wait)
+                    if index == wait:
+                        self._waiting_models[m.model] = True
+                else:
+                    label = waiting.get(doc["doc_id"])
+                    if label is not None:
+                        for key, value in label.items():
+                            doc.setdefault(key, value)
+                        if joined is not None:
+                            joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
                 doc["payload_text"] = _payload_text(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists

@@ -169,6 +169,38 @@ class AuditStoreContract:
         assert store.count(SearchQuery(id="req-fb")) == 3
         assert [store.get(f"req-fb-{i}")["truth"] for i in range(3)] == [{"label": 1}, {"label": 0}, {"label": 1}]
 
+    def test_labels_before_their_predictions_days_apart_end_on_the_prediction(self, store):
+        """Issue 14: a label that comes before its prediction, on another day (another daily index
+        in Elasticsearch), ends on the prediction's document: one document per row, whatever the
+        order, batching, halves or replays."""
+        later = datetime(2026, 1, 3, 12, tzinfo=UTC)  # the labels' day; the predictions are of 2026-01-01
+
+        def fb(i, truth):
+            return InferenceRecord(id=f"req-{i}", model="m", part="feedback", timestamp=later,
+                                   truth={"label": truth})
+
+        store.write_records([fb(10, [1, 0])])  # label first, its prediction in a later batch
+        store.write_records([_rec(10)])
+        store.write_records([fb(11, [0, None]), _rec(11)])  # both in one batch, the label first
+        store.write_records([fb(12, [1, 1])])  # label sent twice, prediction in two halves
+        store.write_records([fb(12, [1, 1])])
+        store.write_records([_rec(12, "response")])
+        store.write_records([_rec(12, "request")])
+        store.write_records([fb(13, [0, 1])])  # the prediction replayed after the join
+        store.write_records([_rec(13)])
+        store.write_records([_rec(13)])
+        store.write_records([_rec(14)])  # the other order: label after its prediction
+        store.write_records([fb(14, [1, 0])])
+        self.refresh(store)
+        want = {10: [1, 0], 11: [0, None], 12: [1, 1], 13: [0, 1], 14: [1, 0]}
+        for i, labels in want.items():
+            assert store.count(SearchQuery(id=f"req-{i}")) == 2, i
+            for row, label in enumerate(labels):
+                d = store.get(f"req-{i}-{row}")
+                assert d["output"] == {"y": [i % 2, 1 - i % 2][row]}, (i, row)
+                assert parse_timestamp(d["timestamp"]) == _rec(i).timestamp, (i, row)
+                assert d.get("truth") == (None if label is None else {"label": label}), (i, row)
+
     def test_response_half_keeps_the_request_timestamp(self, store):
         """Issue 16: the response half writes ``response_timestamp`` and leaves the request's
         ``timestamp`` alone, whichever half arrives first (plant caught: the response half

@@ -4,6 +4,7 @@ what only Elasticsearch does (templates, mapping errors to dead letters)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -110,3 +111,30 @@ def test_detection_documents_keep_untested_features_and_dropped_cells(es_store):
     assert extra["bad_values"] == {"a": 1, "b": 42} and extra["missing_values"]["a"] == 1
     assert "42 bad cells" in extra["untested"]["b"]
     assert extra["methods"]["a"] == "asymptotic" and extra["tests"]["k"] == "chi2"
+
+
+def test_a_waiting_label_joins_its_prediction_after_a_restart(stack_env):
+    """Issue 14: labels that came before their predictions wait in the model's waiting index; a
+    new store (a restarted audit worker, nothing cached) still finds them when the predictions
+    come days apart, and the waiting copies are gone once joined."""
+    first = _store(stack_env)
+    try:
+        labels = InferenceRecord(id="late", model="m", part="feedback", truth={"y": [1, 0, None]},
+                                 timestamp=datetime(2026, 3, 9, tzinfo=UTC))
+        assert first.write_records([labels]) == 2
+        cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=first.prefix)
+        second = ElasticsearchAuditStore(cfg)
+        pred = InferenceRecord(id="late", model="m", outputs={"label": [1, 1, 0]}, inputs={"x": [0.1, 0.2, 0.3]},
+                               timestamp=datetime(2026, 3, 1, 23, 59, tzinfo=UTC))
+        assert second.write_records([pred]) == 3
+        second.refresh()
+        hits = second.es.search(index=f"{first.prefix}-records-*", query={"term": {"record_id": "late"}},
+                                size=10)["hits"]["hits"]
+        assert sorted((h["_index"], h["_id"]) for h in hits) == [
+            (f"{first.prefix}-records-m-2026.03.01", f"late-{i}") for i in range(3)]
+        truth = {h["_id"]: h["_source"].get("truth") for h in hits}
+        assert truth == {"late-0": {"y": 1}, "late-1": {"y": 0}, "late-2": None}
+        assert second.es.count(index=second.waiting_index("m"))["count"] == 0
+        second.close()
+    finally:
+        _cleanup(first)

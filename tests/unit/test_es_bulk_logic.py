@@ -35,6 +35,11 @@ class ScriptedBulk:
             items.append({op: res})
         return {"errors": any(s >= 300 for s in statuses), "items": items}
 
+    class indices:  # the client's namespace: no label is waiting for these rows
+        @staticmethod
+        def exists(index):
+            return False
+
     def close(self):
         pass
 
