@@ -5,6 +5,7 @@ own module under ``detectors/`` that satisfies :class:`Detector`::
 
     det = KSDrift(p_val=0.05).fit(reference)     # reference: DataFrame or Table
     det.update(batch_1).update(batch_2)          # accumulate the current window
+    det.update(batch_3, ids=["r7-0", "r7-1"])    # rows with their ids (``<record id>-<row>``)
     detection = det.result()                     # a Detection for the window so far
     det.reset()                                  # next window, same reference
 
@@ -50,14 +51,10 @@ from inferwatch.record import Detection, Kind
 if TYPE_CHECKING:
     import pandas as pd  # only for the annotation: importing the registry stays cheap
 
-__all__ = ["ROW_ID", "TARGETS", "Data", "Detector", "DetectorRegistry", "DetectorType", "Target"]
+__all__ = ["TARGETS", "Data", "Detector", "DetectorRegistry", "DetectorType", "Target"]
 
 Data: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
 """What detectors take: a DataFrame or a :data:`~inferwatch.table.Table` (column -> values)."""
-
-ROW_ID = "__id__"
-"""The column in which the runtime passes each window row's id (``<record id>-<row>``) along
-with the features; detectors never test it, outlier detectors report it in ``row_ids``."""
 
 Target = Literal["inputs", "outputs"]
 TARGETS: tuple[Target, ...] = ("inputs", "outputs")
@@ -77,8 +74,13 @@ class Detector(Protocol):
         """Learn the reference (clears any window); returns self."""
         ...
 
-    def update(self, batch: Data) -> Self:
-        """Add a batch of rows to the current window; returns self."""
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
+        """Add a batch of rows to the current window; returns self.
+
+        ``ids`` are the rows' ids (``<record id>-<row>``, :func:`~inferwatch.record.row_id`), one
+        per row, when the caller knows them: the row identity is a field of the window, never a
+        column of ``batch``. Outlier detectors report them in ``Detection.row_ids``, performance
+        detectors join late labels by them, the others ignore them."""
         ...
 
     def result(self) -> Detection:

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inferwatch.batch import TableFile
-from inferwatch.detector import ROW_ID
 from inferwatch.errors import InferwatchError
 from inferwatch.record import Detection, InferenceRecord, row_id, utcnow
 from inferwatch.references import ReferenceStore
@@ -164,7 +163,7 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
             pos = 0
             while pos < len(frame):
                 if feed is None:
-                    feed = monitor.open_window(model, version, "inputs", [*table.columns, ROW_ID])
+                    feed = monitor.open_window(model, version, "inputs", table.columns)
                     if feed is None:
                         raise _no_reference(model, [version], references)
                     in_window = 0
@@ -172,10 +171,9 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
                 part = frame if take == len(frame) else frame.iloc[pos : pos + take]
                 if with_ids is None:  # row ids only for detectors that name rows (outliers)
                     with_ids = any(s.build().kind != "drift" for s in monitor.specs)
-                if with_ids:
-                    part = part.assign(**{ROW_ID: [row_id(f"{stem}-{g - g % _ID_CHUNK}", g % _ID_CHUNK)
-                                                   for g in range(total, total + take)]})
-                feed.update(part)
+                ids = [row_id(f"{stem}-{g - g % _ID_CHUNK}", g % _ID_CHUNK)
+                       for g in range(total, total + take)] if with_ids else None
+                feed.update(part, ids)
                 pos += take
                 total += take
                 in_window += take

@@ -387,7 +387,8 @@ def check_detector_contract(factory: Callable[..., Any], kwargs: dict[str, Any],
     ``factory(**kwargs)``, on a reference and a window whose rows differ from a reference of
     ``other_reference`` (fit / update / result give a typed Detection; reset keeps the
     reference; the detector pickles; merging partial windows equals the whole window, with the
-    empty window as identity; misuse raises DetectorError)."""
+    empty window as identity; row ids given to ``update`` change no decision and are the ids a
+    detector names rows by; misuse raises DetectorError)."""
     det = factory(**kwargs)
     assert isinstance(det, Detector)
     assert isinstance(det.name, str) and det.kind in ("drift", "outlier", "quality", "performance")
@@ -416,6 +417,17 @@ def check_detector_contract(factory: Callable[..., Any], kwargs: dict[str, Any],
     empty = factory(**kwargs).fit(ref)
     assert _key(empty.merge(det).result()) == _key(whole)
     assert _key(det.merge(empty).result()) == _key(whole)
+
+    # row ids are a field of the window, never a column: the same figures with them, and a
+    # detector that names rows (outliers) names them by these ids, across a merge too
+    ids = [f"req-{i}-0" for i in range(len(window))]
+    named = factory(**kwargs).fit(ref).update(window.iloc[:55], ids=ids[:55]).merge(
+        factory(**kwargs).fit(ref).update(window.iloc[55:].to_dict(orient="list"), ids=ids[55:])).result()
+    assert {k: v for k, v in _key(named).items() if k != "row_ids"} == \
+        {k: v for k, v in _key(whole).items() if k != "row_ids"}
+    assert named.row_ids == (ids if whole.row_ids else [])
+    if whole.row_ids:
+        assert whole.row_ids == [str(i) for i in range(len(window))]  # without ids: positions
 
     # reset keeps the reference
     assert det.reset() is det and det.window_size == 0

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from detectors.common._data import Columns
-from detectors.common._windowed import ROW_ID, WindowedDetector, numeric_matrix, window_columns
+from detectors.common._windowed import WindowedDetector, numeric_matrix, window_columns
 from detectors.common.state import ColumnBuffer
 from inferwatch.errors import DetectorError, require
 from inferwatch.record import Detection, Kind
@@ -93,8 +93,7 @@ class AlibiDetector(WindowedDetector):
             flags = _floats(data.get("is_outlier", []))
             scores = data.get("instance_score")
             det.is_outlier = bool(flags.any())
-            ids = cols.get(ROW_ID)
-            det.row_ids = [str(v) for v in ids] if ids is not None else [str(i) for i in range(window.n_rows)]
+            det.row_ids = window.row_ids()
             if scores is not None:
                 det.scores = _floats(scores).tolist()
             det.extra["outliers"] = np.flatnonzero(flags).tolist()

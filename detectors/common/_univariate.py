@@ -194,7 +194,7 @@ class FeatureDrift(MergeableWindow):
             raise DetectorError(f"{self.name}: call fit(reference) first")
         return self._ref
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         refs = self._check_fitted()
         self._window.append(batch, names=refs)  # only the fitted features are kept
         return self

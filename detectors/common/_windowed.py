@@ -16,11 +16,10 @@ import numpy as np
 from detectors.common._data import Columns, Data, as_float, columns
 from detectors.common._univariate import MergeableWindow, fingerprint
 from detectors.common.state import ColumnBuffer
-from inferwatch.detector import ROW_ID
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
-__all__ = ["ROW_ID", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
+__all__ = ["WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
 
 
 def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | None = None) -> np.ndarray:
@@ -41,8 +40,8 @@ def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | No
 
 
 def numeric_columns(cols: Columns) -> list[str]:
-    """Names of the numerical columns, :data:`ROW_ID` excepted."""
-    return [k for k, v in cols.items() if v.dtype.kind in "iuf" and k != ROW_ID]
+    """Names of the numerical columns."""
+    return [k for k, v in cols.items() if v.dtype.kind in "iuf"]
 
 
 def median_filled_matrix(cols: Columns, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +111,9 @@ class WindowedDetector(MergeableWindow):
         if not self._fitted:
             raise DetectorError(f"{self.name}: call fit(reference) first")
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         self._check_fitted()
-        self._window.append(batch)
+        self._window.append(batch, ids=ids)
         return self
 
     def result(self) -> Detection:

@@ -10,11 +10,18 @@ partitions or workers combine into the whole window.
 ([1.0, 2.0, 3.0], 3)
 >>> ColumnBuffer.zero().merge(a).column("x").tolist() == a.column("x").tolist()
 True
+
+Row ids travel beside the columns, never as one of them: a row appended without an id is
+known by its position in the window.
+
+>>> c = ColumnBuffer.zero().append({"x": [1.0, 2.0]}, ids=["r1-0", "r1-1"]).append({"x": [3.0]})
+>>> c.row_ids()
+['r1-0', 'r1-1', '2']
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,33 +36,51 @@ class ColumnBuffer:
     """Column chunks of the current window; a column absent from a chunk is padded.
 
     Padding uses ``nan`` for numeric columns and ``None`` otherwise, so row alignment
-    across columns is kept (outlier scores are per row).
+    across columns is kept (outlier scores are per row). ``ids`` holds each row's id
+    (``None`` for a row appended without one); it stays empty until an id is given.
     """
 
     chunks: list[dict[str, np.ndarray]] = field(default_factory=list)
     n_rows: int = 0
+    ids: list[str | None] = field(default_factory=list)
 
     @classmethod
     def zero(cls) -> ColumnBuffer:
         """The empty window (identity of :meth:`merge`)."""
         return cls()
 
-    def append(self, data: Data, names: Collection[str] | None = None) -> ColumnBuffer:
+    def append(self, data: Data, names: Collection[str] | None = None,
+               ids: Sequence[str] | None = None) -> ColumnBuffer:
         """Add a batch in place; returns self.
 
         With ``names`` only those columns are kept (the rows are all counted; a batch with
         none of them adds rows but no chunk, so padding then covers only kept chunks).
+        ``ids`` are the batch's row ids, one per row.
         """
         cols, n = columns_and_rows(data, names)
+        if ids is not None and len(ids) != n:
+            raise ValueError(f"{len(ids)} row ids for a batch of {n} rows")
         if n:
             if cols:
                 self.chunks.append(cols)
+            if ids is not None or self.ids:
+                self.ids.extend([None] * (self.n_rows - len(self.ids)))
+                self.ids.extend(ids if ids is not None else [None] * n)
             self.n_rows += n
         return self
 
     def merge(self, other: ColumnBuffer) -> ColumnBuffer:
         """A new buffer holding this window's rows followed by ``other``'s."""
-        return ColumnBuffer(self.chunks + other.chunks, self.n_rows + other.n_rows)
+        ids: list[str | None] = []
+        if self.ids or other.ids:
+            ids = [*self.ids, *[None] * (self.n_rows - len(self.ids)), *other.ids,
+                   *[None] * (other.n_rows - len(other.ids))]
+        return ColumnBuffer(self.chunks + other.chunks, self.n_rows + other.n_rows, ids)
+
+    def row_ids(self) -> list[str]:
+        """Each row's id, in order; a row without one is named by its position in the window."""
+        ids = self.ids
+        return [str(ids[i]) if i < len(ids) and ids[i] is not None else str(i) for i in range(self.n_rows)]
 
     def names(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -26,7 +26,6 @@ from scipy.stats import ks_2samp
 
 from detectors.common._data import Columns, probability
 from detectors.common._windowed import (
-    ROW_ID,
     WindowedDetector,
     numeric_columns,
     numeric_matrix,
@@ -83,7 +82,7 @@ class ConfidenceDrift(WindowedDetector):
         else:
             feats = numeric_columns(cols)
             if not feats:
-                feats = [k for k, v in cols.items() if v.dtype.kind == "O" and k != ROW_ID][:1]
+                feats = [k for k, v in cols.items() if v.dtype.kind == "O"][:1]
         if not feats:
             raise DetectorError(f"{self.name}: no probability column in the reference")
         self._fitted_features = feats

@@ -3,8 +3,8 @@
 A detector learns a score (higher = more unusual) on numerical reference features and a
 threshold: the ``1 - fpr`` quantile of the scores of held-out reference rows
 (``calibration`` fraction; 0 scores the fitting rows themselves). ``result()`` scores every
-window row: ``Detection.scores`` and ``row_ids`` hold them (row ids from the ``__id__``
-column when present, else the row position), ``is_outlier`` says whether any row is over
+window row: ``Detection.scores`` and ``row_ids`` hold them (the ids given to ``update``,
+else the row position), ``is_outlier`` says whether any row is over
 the threshold, ``extra["outliers"]`` lists the positions that are, and ``p_value`` is the
 binomial probability of at least that many outliers at the nominal ``fpr``.
 Missing cells are replaced by the reference median.
@@ -20,7 +20,6 @@ from scipy.stats import binom
 
 from detectors.common._data import Columns, probability
 from detectors.common._windowed import (
-    ROW_ID,
     WindowedDetector,
     median_filled_matrix,
     numeric_columns,
@@ -105,8 +104,7 @@ class OutlierDetector(WindowedDetector):
         scores = self.score(x)
         flags = scores > self.threshold
         k, n = int(flags.sum()), len(scores)
-        ids = cols.get(ROW_ID)
-        det.row_ids = [str(v) for v in ids] if ids is not None else [str(i) for i in range(n)]
+        det.row_ids = window.row_ids()
         det.scores = [float(s) for s in scores]
         det.is_outlier = bool(k)
         det.distance = float(scores.max())

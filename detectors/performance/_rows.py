@@ -1,6 +1,6 @@
 """Reading predictions, scores and labels out of a batch (private).
 
-A performance batch is a table of rows with any of: a row id (``__id__``), the predicted
+A performance batch is a table of rows (their ids are given beside it) with any of: the predicted
 label or value, class probabilities (one column per class, one column of lists, or for two
 classes one column with the positive class's probability) and the true label. A row with a
 label but no prediction is a label arriving on its own (late feedback).

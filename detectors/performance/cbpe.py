@@ -264,7 +264,7 @@ class CBPE:
         total = cal.sum(axis=1, keepdims=True)
         return np.divide(cal, total, out=np.full_like(cal, 1.0 / k), where=total != 0)
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         if self._state is None:
             raise DetectorError(f"{self.name}: call fit(reference) first")
         assert self.classes is not None

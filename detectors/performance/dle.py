@@ -86,7 +86,7 @@ class DLE:
         self._ref_abs_sd = float(np.abs(err).std(ddof=1))
         return self.reset()
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         if self._abs is None or self._sq is None:
             raise DetectorError(f"{self.name}: call fit(reference) first")
         cols, n = columns_and_rows(batch)

@@ -41,7 +41,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from detectors.common._windowed import ROW_ID
 from detectors.performance.realized import RealizedPerformance
 from detectors.performance.tracker import PerformanceTracker
 from detectors.performance.variants import VariantComparison
@@ -74,7 +73,7 @@ class PerformanceMonitor:
                                           max_waiting=self.max_waiting_labels)
         self.stats: Counter[str] = Counter()
 
-    def _rows(self, rec: InferenceRecord) -> dict[str, list[Any]] | None:
+    def _rows(self, rec: InferenceRecord) -> tuple[dict[str, list[Any]], list[str]] | None:
         out = rec.outputs or {}
         name = self.prediction or next(iter(out), None)
         scores = self.prototype.scores
@@ -82,13 +81,13 @@ class PerformanceMonitor:
         if name not in out and not any(c in out for c in score_cols):
             return None
         n = max(len(v) for v in out.values())
-        rows: dict[str, list[Any]] = {ROW_ID: [row_id(rec.id, i) for i in range(n)]}
+        rows: dict[str, list[Any]] = {}
         if name in out:
             rows[self.prototype.prediction] = list(out[name])
         for c in score_cols:
             if c in out:
                 rows[c] = list(out[c])
-        return rows
+        return rows, [row_id(rec.id, i) for i in range(n)]
 
     def process(self, records: Iterable[InferenceRecord]) -> list[Detection]:
         for rec in records:
@@ -96,12 +95,13 @@ class PerformanceMonitor:
             if self.models is not None and rec.model not in self.models:
                 continue
             if rec.outputs and rec.part != "feedback":  # a feedback event repeats the prediction it labels
-                rows = self._rows(rec)
-                if rows is None:
+                found = self._rows(rec)
+                if found is None:
                     self.stats["no_prediction_column"] += 1
                 else:
-                    self.tracker.predictions(rec.model, rec.version, rec.timestamp, rows)
-                    self.stats["predictions"] += len(rows["__id__"])
+                    rows, ids = found
+                    self.tracker.predictions(rec.model, rec.version, rec.timestamp, rows, ids)
+                    self.stats["predictions"] += len(ids)
             if rec.truth:
                 name = self.truth or next(iter(rec.truth))
                 col = rec.truth.get(name)

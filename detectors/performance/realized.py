@@ -1,6 +1,6 @@
 """Realized performance: a window's figures from the labels that have arrived.
 
-The window keeps its rows by row id (``__id__``, the Monitor's ``<record id>-<row>``), so a
+The window keeps its rows by row id (``update(batch, ids=...)``: ``<record id>-<row>``), so a
 label arriving later — in a batch of its own, with the id and the truth only — attaches to
 its prediction and revises the window's figures; a prediction and a label sent twice count
 once. Each result says how many of the window's predictions are labelled.
@@ -18,10 +18,10 @@ metric), once at least ``min_labelled`` rows are labelled. ``distance`` is the d
 
 >>> ref = {"prediction": [0, 1, 1, 0], "truth": [0, 1, 1, 0]}
 >>> det = RealizedPerformance(min_labelled=1).fit(ref)
->>> _ = det.update({"__id__": ["a", "b"], "prediction": [1, 0]})      # predictions first
+>>> _ = det.update({"prediction": [1, 0]}, ids=["a", "b"])      # predictions first
 >>> r = det.result(); (r.window_size, r.extra["labelled_share"])
 (2, 0.0)
->>> r = det.update({"__id__": ["a", "b"], "truth": [1, 1]}).result()  # labels later
+>>> r = det.update({"truth": [1, 1]}, ids=["a", "b"]).result()  # labels later
 >>> r.extra["metrics"]["accuracy"], r.extra["labelled_share"], r.is_drift
 (0.5, 1.0, True)
 """
@@ -35,7 +35,6 @@ from typing import Any, Self
 import numpy as np
 
 from detectors.common._data import Data, columns_and_rows
-from detectors.common._windowed import ROW_ID
 from detectors.performance._rows import is_missing, label_list, score_matrix, sorted_classes
 from detectors.performance._stats import ClassificationStats, RegressionStats
 from inferwatch.errors import DetectorError
@@ -117,11 +116,15 @@ class RealizedPerformance:
             self._reset_window()
         return self
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
+        """Add predictions, labels or both; ``ids`` (one per row) is how a label finds its
+        prediction: rows without ids are new rows, each its own."""
         self._check_fitted()
         cols, n = columns_and_rows(batch)
+        if ids is not None and len(ids) != n:
+            raise DetectorError(f"{self.name}: {len(ids)} row ids for a batch of {n} rows")
         if n:
-            self._add(cols, n)
+            self._add(cols, n, ids)
         return self
 
     def result(self) -> Detection:
@@ -228,8 +231,8 @@ class RealizedPerformance:
         if not self._fitted:
             raise DetectorError(f"{self.name}: call fit(reference) first")
 
-    def _add(self, cols: dict[str, np.ndarray], n: int) -> None:
-        ids = [str(v) for v in cols[ROW_ID].tolist()] if ROW_ID in cols else None
+    def _add(self, cols: dict[str, np.ndarray], n: int, given: Sequence[str] | None = None) -> None:
+        ids = [str(v) for v in given] if given is not None else None
         if ids is None:
             ids = [f"{self._anon}-{self._seq + i}" for i in range(n)]
             self._seq += n

@@ -15,8 +15,8 @@ nothing twice.
 >>> proto = RealizedPerformance(min_labelled=1).fit({"prediction": [0, 1], "truth": [0, 1]})
 >>> t = PerformanceTracker(proto, seconds=3600)
 >>> t.labels(["r1-0"], [1])                                    # the label comes first
->>> t.predictions("m", "v1", datetime(2026, 1, 1, 10, 5, tzinfo=UTC), {"__id__": ["r1-0", "r2-0"],
-...                                                                    "prediction": [1, 0]})
+>>> t.predictions("m", "v1", datetime(2026, 1, 1, 10, 5, tzinfo=UTC), {"prediction": [1, 0]},
+...               ids=["r1-0", "r2-0"])
 >>> [(d.window_size, d.extra["labelled"]) for d in t.revised()]
 [(2, 1)]
 >>> t.labels(["r2-0"], [1]); d = t.revised()[0]
@@ -36,7 +36,6 @@ import numpy as np
 import orjson
 
 from detectors.common._data import Data, columns_and_rows
-from detectors.common._windowed import ROW_ID
 from detectors.performance.realized import RealizedPerformance
 from inferwatch.record import Detection
 
@@ -75,16 +74,19 @@ class PerformanceTracker:
         epoch = ts.timestamp()
         return int(epoch // self.seconds * self.seconds)
 
-    def predictions(self, model: str, version: str | None, timestamp: datetime, rows: Data) -> None:
-        """Rows predicted at ``timestamp``; ``rows`` needs ``__id__`` for labels to find them. A row
+    def predictions(self, model: str, version: str | None, timestamp: datetime, rows: Data,
+                    ids: Sequence[str] | None = None) -> None:
+        """Rows predicted at ``timestamp``; labels find them by their ``ids`` (one per row). A row
         id already held by another window (the same prediction re-sent later) is not added again."""
         key = (model, version or "", self._slot(timestamp))
         cols, n = columns_and_rows(rows)
-        if ROW_ID in cols:  # a row already in another window (re-sent with a new time) stays there
-            keep = np.array([self._where.get(str(r), key) == key for r in cols[ROW_ID].tolist()], dtype=bool)
+        if ids is not None:  # a row already in another window (re-sent with a new time) stays there
+            ids = [str(r) for r in ids]
+            keep = np.array([self._where.get(r, key) == key for r in ids], dtype=bool)
             if not keep.all():
                 self.counts["resent_elsewhere"] += int((~keep).sum())
                 cols = {c: v[keep] for c, v in cols.items()}
+                ids = [r for r, k in zip(ids, keep.tolist(), strict=True) if k]
                 n = int(keep.sum())
         if not n:
             return
@@ -96,13 +98,13 @@ class PerformanceTracker:
         if key not in self._windows:  # older than every kept window
             return
         before = set(det.row_ids())
-        det.update(cols)
+        det.update(cols, ids=ids)
         new = [r for r in det.row_ids() if r not in before]
         for rid in new:
             self._where[rid] = key
         ready = [r for r in new if r in self._waiting]
         if ready:
-            det.update({"__id__": ready, det.truth: [self._waiting.pop(r)[0] for r in ready]})
+            det.update({det.truth: [self._waiting.pop(r)[0] for r in ready]}, ids=ready)
             self.counts["matched"] += len(ready)
         self._dirty.add(key)
 
@@ -126,7 +128,7 @@ class PerformanceTracker:
             vals.append(value)
         for key, (ids_, vals) in by_window.items():
             det = self._windows[key]
-            det.update({"__id__": ids_, det.truth: vals})
+            det.update({det.truth: vals}, ids=ids_)
             self.counts["matched"] += len(ids_)
             self._dirty.add(key)
 

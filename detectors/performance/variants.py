@@ -151,10 +151,10 @@ class VariantComparison:
         self._window = ColumnBuffer.zero()
         return self
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         if not self._fitted:
             raise DetectorError(f"{self.name}: call fit(reference) first")
-        self._window.append(batch)
+        self._window.append(batch, ids=ids)
         return self
 
     def reset(self) -> Self:
@@ -172,7 +172,7 @@ class VariantComparison:
 
     def _compare(self, cols: dict[str, np.ndarray], base: np.ndarray, chal: np.ndarray) -> dict[str, Any]:
         out: dict[str, Any] = {"rows": [int(base.sum()), int(chal.sum())]}
-        roles = {self.variant, self.prediction, self.truth, self.score, "__id__"}
+        roles = {self.variant, self.prediction, self.truth, self.score}
         feats = self.features if self.features is not None else [c for c in cols if c not in roles]
         tests: dict[str, float] = {}
         per_feature = {}

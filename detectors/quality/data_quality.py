@@ -31,7 +31,7 @@ import pandas as pd
 
 from detectors.common._categorical import is_categorical
 from detectors.common._data import Columns, as_float
-from detectors.common._windowed import ROW_ID, WindowedDetector
+from detectors.common._windowed import WindowedDetector
 from detectors.common.state import ColumnBuffer
 from inferwatch.record import Detection, Kind
 
@@ -98,7 +98,7 @@ class DataQuality(WindowedDetector):
         return _Profile(False, float(miss.mean()), lo, hi)
 
     def _fit(self, cols: Columns) -> None:
-        self._columns = [c for c in cols if c != ROW_ID]
+        self._columns = list(cols)
         feats = self.features if self.features is not None else self._columns
         missing = [f for f in feats if f not in cols]
         if missing:
@@ -111,7 +111,7 @@ class DataQuality(WindowedDetector):
             return det
         issues: list[dict[str, Any]] = []
         worst: dict[str, float] = {}
-        names = [c for c in window.names() if c != ROW_ID]
+        names = window.names()
         if self.schema:
             for c in self._columns:
                 if c not in names:

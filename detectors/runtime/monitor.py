@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ import orjson
 
 from detectors.runtime.config import DetectorSpec, parse_monitor_config
 from detectors.runtime.windows import ClosedWindow, Window, window_from_config, window_from_state
-from inferwatch.detector import ROW_ID, Detector, DetectorRegistry
+from inferwatch.detector import Detector, DetectorRegistry
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, InferenceRecord, row_id
 from inferwatch.references import ReferenceInfo, ReferenceStore
@@ -123,8 +123,8 @@ class Monitor:
                     continue
                 used = True
                 try:
-                    table = {**table, ROW_ID: [row_id(rec.id, i) for i in range(n_rows(table))]}
-                    closed = group.window.add(table, rec.timestamp)
+                    ids = [row_id(rec.id, i) for i in range(n_rows(table))]
+                    closed = group.window.add(table, rec.timestamp, ids)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self.stats["bad_rows"] += 1
                     out.append(self._quality(group, None, f"unusable {on} table: {exc}"))
@@ -160,7 +160,7 @@ class Monitor:
             # see only the output columns, input detectors all but the output columns.
             outputs = self._output_columns.get((group.model, group.version), set())
             if group.on == "outputs":
-                frame = frame[[c for c in frame.columns if c in window.rows and c != ROW_ID]]
+                frame = frame[[c for c in frame.columns if c in window.rows]]
             elif outputs:
                 frame = frame[[c for c in frame.columns if c not in outputs]]
             for spec in self.specs:
@@ -221,7 +221,7 @@ class Monitor:
         for det in detectors:
             expected.update(getattr(det, "fitted_features", None) or ())
         missing = sorted(expected - set(window.rows))
-        unexpected = sorted(set(window.rows) - set(group.reference.columns) - {ROW_ID})
+        unexpected = sorted(set(window.rows) - set(group.reference.columns))
         if missing or group.fit_errors:
             reason = []
             if missing:
@@ -243,7 +243,7 @@ class Monitor:
                 if i in errors:
                     raise errors[i]
                 if not fed:
-                    det.reset().update(window.rows)
+                    det.reset().update(window.rows, ids=window.ids())
                 res = det.result()
                 if res.is_drift is None and res.is_outlier is None:
                     continue  # nothing testable: the quality detection says why
@@ -310,14 +310,14 @@ class WindowFeed:
         self._errors: dict[int, Exception] = {}
         self.rows = 0
 
-    def update(self, batch: Any) -> None:
-        """Feed one batch (a DataFrame or a Table with the window's columns)."""
+    def update(self, batch: Any, ids: Sequence[str] | None = None) -> None:
+        """Feed one batch (a DataFrame or a Table with the window's columns) and its row ids."""
         n = len(batch) if hasattr(batch, "iloc") else n_rows(batch)
         self.rows += n
         for i, det in enumerate(self._detectors):
             if i not in self._errors:
                 try:
-                    det.update(batch)
+                    det.update(batch, ids=ids)
                 except (DetectorError, ValueError, TypeError) as exc:
                     self._errors[i] = exc
 

@@ -12,8 +12,9 @@
 
 Both are built from panes of ``step`` rows or seconds, so memory is bounded by
 ``size`` rows (count) or ``seconds/step * max_rows`` rows (time) whatever the stream
-length. ``add(table, timestamp)`` returns the windows it closed; ``state()`` /
-``from_state()`` give a JSON-able snapshot of the open panes.
+length. ``add(table, timestamp, ids)`` returns the windows it closed; a row's id
+(``<record id>-<row>``) travels beside its row, through sampling too (``ClosedWindow.row_ids``).
+``state()`` / ``from_state()`` give a JSON-able snapshot of the open panes.
 
 >>> from datetime import datetime, timezone
 >>> t = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -49,18 +50,29 @@ class ClosedWindow:
     """Rows in ``rows``."""
     seen: int
     """Rows that fell in the window (``>= size`` when a pane was sampled)."""
+    row_ids: list[str | None] = field(default_factory=list)
+    """Each row's id, in the order of ``rows`` (``None`` for a row added without one)."""
+
+    def ids(self) -> list[str] | None:
+        """:attr:`row_ids` for a detector's ``update``: ``None`` when no row has one, else each
+        row's id (a row without one named by its position in the window)."""
+        if not any(r is not None for r in self.row_ids):
+            return None
+        return [r if r is not None else str(i) for i, r in enumerate(self.row_ids)]
 
 
 @dataclass
 class _Pane:
     key: int
     rows: Table = field(default_factory=dict)
+    ids: list[str | None] = field(default_factory=list)
     stored: int = 0
     seen: int = 0
     t_min: datetime | None = None
     t_max: datetime | None = None
 
-    def add(self, table: Mapping[str, Sequence[Any]], n: int, ts: datetime, max_rows: int | None) -> None:
+    def add(self, table: Mapping[str, Sequence[Any]], n: int, ts: datetime, max_rows: int | None,
+            ids: Sequence[str | None] | None = None) -> None:
         self.t_min = ts if self.t_min is None or ts < self.t_min else self.t_min
         self.t_max = ts if self.t_max is None or ts > self.t_max else self.t_max
         room = n if max_rows is None else max(0, min(n, max_rows - self.stored))
@@ -71,12 +83,14 @@ class _Pane:
             for k, col in self.rows.items():
                 src = table.get(k)
                 col.extend(src[:room] if src is not None else [None] * room)
+            self.ids.extend(ids[:room] if ids is not None else [None] * room)
             self.stored += room
         self.seen += room
         for i in range(room, n):  # reservoir sampling (Algorithm R), deterministic
             self.seen += 1
             j = _rand(self.key, self.seen) % self.seen
             if max_rows is not None and j < max_rows:
+                self.ids[j] = ids[i] if ids is not None else None
                 for k, col in self.rows.items():
                     src = table.get(k)
                     col[j] = src[i] if src is not None else None
@@ -89,6 +103,7 @@ class _Pane:
         return {
             "key": self.key,
             "rows": self.rows,
+            "ids": self.ids,
             "stored": self.stored,
             "seen": self.seen,
             "t_min": self.t_min.isoformat() if self.t_min else None,
@@ -97,9 +112,13 @@ class _Pane:
 
     @classmethod
     def from_state(cls, d: Mapping[str, Any]) -> _Pane:
+        rows = {str(k): list(v) for k, v in d["rows"].items()}
+        # a checkpoint written before ids had their own field kept them as the column "__id__"
+        ids = d["ids"] if "ids" in d else rows.pop("__id__", None) or [None] * int(d["stored"])
         return cls(
             key=int(d["key"]),
-            rows={str(k): list(v) for k, v in d["rows"].items()},
+            rows=rows,
+            ids=list(ids),
             stored=int(d["stored"]),
             seen=int(d["seen"]),
             t_min=_ts(d["t_min"]),
@@ -119,6 +138,11 @@ def _rand(a: int, b: int) -> int:
     return z ^ (z >> 31)
 
 
+def _check_ids(ids: Sequence[str] | None, n: int) -> None:
+    if ids is not None and len(ids) != n:
+        raise ValueError(f"{len(ids)} row ids for {n} rows")
+
+
 def _close(panes: Sequence[_Pane], start: datetime | None = None, end: datetime | None = None) -> ClosedWindow:
     t_mins = [p.t_min for p in panes if p.t_min is not None]
     t_maxs = [p.t_max for p in panes if p.t_max is not None]
@@ -128,6 +152,7 @@ def _close(panes: Sequence[_Pane], start: datetime | None = None, end: datetime 
         end=end if end is not None else (max(t_maxs) if t_maxs else None),
         size=sum(p.stored for p in panes),
         seen=sum(p.seen for p in panes),
+        row_ids=[i for p in panes if p.stored for i in p.ids],
     )
 
 
@@ -149,20 +174,23 @@ class CountWindow:
     def buffered_rows(self) -> int:
         return sum(p.stored for p in self._panes)
 
-    def add(self, table: Mapping[str, Sequence[Any]] | None, timestamp: datetime) -> list[ClosedWindow]:
-        """Add a record's rows; returns the windows that closed."""
+    def add(self, table: Mapping[str, Sequence[Any]] | None, timestamp: datetime,
+            ids: Sequence[str] | None = None) -> list[ClosedWindow]:
+        """Add a record's rows (``ids``: their row ids); returns the windows that closed."""
         n = n_rows(table)
         out: list[ClosedWindow] = []
         if table is None or n == 0:
             return out
+        _check_ids(ids, n)
         i = 0
         per_window = self.size // self.step
         while i < n:
             pane = self._panes[-1]
             take = min(self.step - pane.stored, n - i)
             # the pane copies what it keeps: a record that fits whole is handed over as it is
-            chunk = table if i == 0 and take == n else {k: v[i : i + take] for k, v in table.items()}
-            pane.add(chunk, take, timestamp, None)
+            whole = i == 0 and take == n
+            chunk = table if whole else {k: v[i : i + take] for k, v in table.items()}
+            pane.add(chunk, take, timestamp, None, ids if whole or ids is None else ids[i : i + take])
             i += take
             if pane.stored == self.step:
                 if len(self._panes) >= per_window:
@@ -260,11 +288,13 @@ class TimeWindow:
         self._panes = [p for p in self._panes if p.key > key - per]
         return out
 
-    def add(self, table: Mapping[str, Sequence[Any]] | None, timestamp: datetime) -> list[ClosedWindow]:
-        """Add a record's rows; returns the windows that closed."""
+    def add(self, table: Mapping[str, Sequence[Any]] | None, timestamp: datetime,
+            ids: Sequence[str] | None = None) -> list[ClosedWindow]:
+        """Add a record's rows (``ids``: their row ids); returns the windows that closed."""
         n = n_rows(table)
         if table is None or n == 0:
             return []
+        _check_ids(ids, n)
         key = self._key(timestamp)
         floor = self._panes[-1].key if self._panes else (self._emitted + 1 if self._emitted is not None else key)
         out: list[ClosedWindow] = []
@@ -274,7 +304,7 @@ class TimeWindow:
         if not self._panes or key > self._panes[-1].key:
             out = self._close_through(key)
             self._panes.append(_Pane(key))
-        self._panes[-1].add(table, n, timestamp, self.max_rows)
+        self._panes[-1].add(table, n, timestamp, self.max_rows, ids)
         return out
 
     def advance(self, now: datetime) -> list[ClosedWindow]:

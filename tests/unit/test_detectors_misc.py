@@ -71,6 +71,38 @@ def test_time_windows_late_rows_sampling_and_state() -> None:
     assert TimeWindow(30).advance(T0) == []
 
 
+
+@pytest.mark.parametrize("make", [lambda: TimeWindow(seconds=60, max_rows=40), lambda: CountWindow(size=30, step=10)])
+def test_row_ids_follow_their_rows_through_sampling_and_checkpoints(make) -> None:
+    w = make()
+    closed = []
+    for r in range(20):  # each row's value names its id, so a misplaced id shows
+        n = 7
+        closed += w.add({"x": [r * 100 + i for i in range(n)]}, T0 + timedelta(seconds=r),
+                        [f"r{r}-{i}" for i in range(n)])
+        if r == 9:
+            w = type(w).from_state(w.state())  # a checkpoint mid-stream keeps the ids
+    closed += w.flush()
+    assert closed and sum(c.size for c in closed) > 0
+    for c in closed:
+        assert c.row_ids == [f"r{x // 100}-{x % 100}" for x in c.rows["x"]]
+        assert "__id__" not in c.rows and c.ids() == c.row_ids
+    with pytest.raises(ValueError, match="2 row ids for 1 rows"):
+        make().add({"x": [1]}, T0, ["a", "b"])
+
+
+def test_checkpoint_written_with_the_old_id_column_restores_its_ids() -> None:
+    w = CountWindow(size=4)
+    w.add({"x": [1, 2]}, T0, ["a-0", "a-1"])
+    state = w.state()
+    for pane in state["panes"]:  # the layout before row ids had a field of their own
+        pane["rows"]["__id__"] = pane.pop("ids")
+    (c,) = CountWindow.from_state(state).add({"x": [3, 4]}, T0, ["b-0", "b-1"])
+    assert c.row_ids == ["a-0", "a-1", "b-0", "b-1"] and set(c.rows) == {"x"}
+    anonymous = CountWindow(size=2)
+    (c,) = anonymous.add({"x": [1, 2]}, T0)
+    assert c.ids() is None
+
 # -- references -----------------------------------------------------------------------
 def test_reference_store_csv_parquet_versions(tmp_path) -> None:
     df = pd.DataFrame({"a": [1.0, 2.0], "c": ["x", "y"]})

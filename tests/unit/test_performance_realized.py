@@ -91,10 +91,10 @@ def feed(det: RealizedPerformance, truth, preds, scores, rng: np.random.Generato
         p = [events[j][1] for j in chunk if events[j][0] == "p"]
         t = [events[j][1] for j in chunk if events[j][0] == "t"]
         if p:
-            det.update({"__id__": [ids[i] for i in p], "prediction": [preds[i] for i in p],
-                        **{f"p{c}": scores[p, c] for c in range(k)}})
+            det.update({"prediction": [preds[i] for i in p],
+                        **{f"p{c}": scores[p, c] for c in range(k)}}, ids=[ids[i] for i in p])
         if t:
-            det.update({"__id__": [ids[i] for i in t], "truth": [truth[i] for i in t]})
+            det.update({"truth": [truth[i] for i in t]}, ids=[ids[i] for i in t])
 
 
 @SETTINGS
@@ -145,8 +145,8 @@ def test_classification_state_merges(case, parts) -> None:
     for j in range(parts):
         d = pickle.loads(pickle.dumps(proto))
         idx = np.flatnonzero(split == j)
-        d.update({"__id__": [f"r{i}" for i in idx], "prediction": [preds[i] for i in idx],
-                  "truth": [truth[i] for i in idx], **{c: scores[idx, m] for m, c in enumerate(cols)}})
+        d.update({"prediction": [preds[i] for i in idx],
+                  "truth": [truth[i] for i in idx], **{c: scores[idx, m] for m, c in enumerate(cols)}}, ids=[f"r{i}" for i in idx])
         dets.append(pickle.loads(pickle.dumps(d)))
         stats = stats.merge(d.stats())
     merged = dets[0]
@@ -182,9 +182,9 @@ def test_regression_equals_sklearn(case, parts) -> None:
     det = RealizedPerformance(task="regression", min_labelled=1).fit({"prediction": [0.0], "truth": [0.0]})
     order = rng.permutation(len(truth))
     for chunk in np.array_split(order, parts):  # labels first, then predictions, out of order
-        det.update({"__id__": [f"r{i}" for i in chunk], "truth": [truth[i] for i in chunk]})
+        det.update({"truth": [truth[i] for i in chunk]}, ids=[f"r{i}" for i in chunk])
     for chunk in np.array_split(rng.permutation(len(truth)), parts):
-        det.update({"__id__": [f"r{i}" for i in chunk], "prediction": [preds[i] for i in chunk]})
+        det.update({"prediction": [preds[i] for i in chunk]}, ids=[f"r{i}" for i in chunk])
     lab = [i for i, t in enumerate(truth) if t is not None]
     r = det.result()
     assert r.window_size == len(truth) and r.extra["labelled"] == len(lab)
@@ -239,11 +239,11 @@ def test_degradation_fires_against_the_reference_and_waits_for_labels() -> None:
     assert math.isclose(det.reference_metrics["accuracy"], skm.accuracy_score(y[:1000], good[:1000]))
     bad = np.where(rng.random(1000) < 0.75, y[1000:], 1 - y[1000:])
     ids = [f"x{i}" for i in range(1000)]
-    det.update({"__id__": ids, "prediction": bad})
+    det.update({"prediction": bad}, ids=ids)
     assert det.result().is_drift is None  # no label yet: no verdict
-    det.update({"__id__": ids[:50], "truth": y[1000:1050]})
+    det.update({"truth": y[1000:1050]}, ids=ids[:50])
     assert det.result().is_drift is None  # 50 < min_labelled
-    det.update({"__id__": ids, "truth": y[1000:]})
+    det.update({"truth": y[1000:]}, ids=ids)
     r = det.result()
     assert r.is_drift is True and r.extra["labelled_share"] == 1.0
     assert math.isclose(r.distance, det.reference_metrics["accuracy"] - skm.accuracy_score(y[1000:], bad))

@@ -32,8 +32,8 @@ def test_late_out_of_order_partial_labels_and_a_restart_match_sklearn_per_window
     tracker = PerformanceTracker(proto(), seconds=3600)
     tracker.labels([ids[i] for i in np.flatnonzero(early)], y[early].tolist())
     for i in range(0, n, 3):  # requests in time order
-        tracker.predictions("m", "v1", ts[i], {"__id__": ids[i:i + 3], "prediction": pred[i:i + 3],
-                                               "p": p[i:i + 3]})
+        tracker.predictions("m", "v1", ts[i], {"prediction": pred[i:i + 3],
+                                               "p": p[i:i + 3]}, ids=ids[i:i + 3])
     revised = tracker.revised()
     assert len(revised) == 4
     # a restart halfway through the late labels: snapshot, new tracker, restore
@@ -45,8 +45,8 @@ def test_late_out_of_order_partial_labels_and_a_restart_match_sklearn_per_window
     tracker.restore(snap)
     # the log is replayed from an older offset: the first labels and some predictions again
     tracker.labels([ids[i] for i in late[: half // 2]], y[late[: half // 2]].tolist())
-    tracker.predictions("m", "v1", ts[0], {"__id__": ids[0:3], "prediction": pred[0:3], "p": p[0:3]})
-    tracker.predictions("m", "v1", ts[-1], {"__id__": ids[3:6], "prediction": pred[3:6], "p": p[3:6]})  # re-sent later
+    tracker.predictions("m", "v1", ts[0], {"prediction": pred[0:3], "p": p[0:3]}, ids=ids[0:3])
+    tracker.predictions("m", "v1", ts[-1], {"prediction": pred[3:6], "p": p[3:6]}, ids=ids[3:6])  # re-sent later
     tracker.labels([ids[i] for i in late[half:]], y[late[half:]].tolist())
     by_window = {d.window_start: d for d in tracker.revised()}
     assert len(by_window) == 4
@@ -69,7 +69,7 @@ def test_labels_waiting_are_bounded_and_counted() -> None:
     tracker = PerformanceTracker(proto(), max_waiting=5)
     tracker.labels([f"x{i}" for i in range(8)], [1] * 8)
     assert tracker.waiting == 5 and tracker.counts["dropped_waiting"] == 3
-    tracker.predictions("m", None, T0, {"__id__": ["x0", "x7"], "prediction": [1, 1], "p": [0.9, 0.8]})
+    tracker.predictions("m", None, T0, {"prediction": [1, 1], "p": [0.9, 0.8]}, ids=["x0", "x7"])
     d = tracker.revised()[0]
     assert d.extra["labelled"] == 1  # x0 was dropped from the waiting labels, x7 matched
     assert tracker.waiting == 4
@@ -78,10 +78,10 @@ def test_labels_waiting_are_bounded_and_counted() -> None:
 def test_only_the_newest_windows_are_kept() -> None:
     tracker = PerformanceTracker(proto(), seconds=60, keep=3)
     for m in range(5):
-        tracker.predictions("m", "v", T0 + timedelta(minutes=m), {"__id__": [f"r{m}"], "prediction": [1], "p": [0.7]})
+        tracker.predictions("m", "v", T0 + timedelta(minutes=m), {"prediction": [1], "p": [0.7]}, ids=[f"r{m}"])
     assert [d.window_start for d in tracker.windows()] == [T0 + timedelta(minutes=m) for m in (2, 3, 4)]
     assert tracker.counts["windows_evicted"] == 2
     tracker.labels(["r0"], [1])  # its window is gone: the label waits (bounded) instead
     assert tracker.waiting == 1
-    tracker.predictions("m", "v", T0, {"__id__": ["old"], "prediction": [1], "p": [0.7]})
+    tracker.predictions("m", "v", T0, {"prediction": [1], "p": [0.7]}, ids=["old"])
     assert len(tracker.windows()) == 3  # a prediction older than every kept window opens none

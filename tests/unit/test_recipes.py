@@ -95,7 +95,7 @@ class MeanShiftDrift:
         self._ref = {c: (float(frame[c].mean()), float(frame[c].std())) for c in cols}
         return self.reset()
 
-    def update(self, batch: Any) -> Self:
+    def update(self, batch: Any, ids: Sequence[str] | None = None) -> Self:
         if self._ref is None:
             raise DetectorError(f"{self.name}: fit a reference first")
         frame = pd.DataFrame(batch)
