@@ -36,7 +36,7 @@ from inferwatch.metrics import Metrics
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import AuditWorker, tune_gc
-from sinks.elasticsearch import ElasticsearchAuditStore, _payload_text
+from sinks.elasticsearch import ElasticsearchAuditStore, _fulltext
 
 ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
 KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -67,7 +67,7 @@ def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> floa
     docs = []
     for r in recs:
         for doc in record_documents(r):
-            doc["payload_text"] = _payload_text(doc)
+            doc["fulltext"] = _fulltext(doc)
             docs.append(doc)
     t0 = time.perf_counter()
     lines = [orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
@@ -93,6 +93,8 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str) -> float:
     store = ElasticsearchAuditStore(cfg.elasticsearch)
     tune_gc()  # what `inferwatch run` does in every worker process
     worker = AuditWorker(cfg, lg, store, Metrics())
+    worker.ensure_connected()  # consumers are made on connect (what the run loop does first)
+    worker.connected = True
     while not worker.consumers[0][0].poll(1, timeout=1.0):  # join the group before timing
         pass
     worker.consumers[0][0].seek_to_committed()

@@ -30,7 +30,7 @@ import orjson
 from inferwatch.audit import record_documents
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
-from sinks.elasticsearch import ElasticsearchAuditStore, _payload_text
+from sinks.elasticsearch import ElasticsearchAuditStore, _fulltext
 
 
 def messages(n: int) -> list[bytes]:
@@ -47,7 +47,14 @@ def messages(n: int) -> list[bytes]:
     return out
 
 
+class _NullIndices:
+    def exists(self, **_: object) -> bool:  # no labels waiting for their predictions
+        return False
+
+
 class _NullClient:
+    indices = _NullIndices()
+
     def bulk(self, operations: bytes, **_: object) -> dict[str, object]:
         return {"errors": False}
 
@@ -69,7 +76,7 @@ def baseline(msgs: list[bytes]) -> float:
     docs = []
     for m in msgs:
         for d in record_documents(InferenceRecord.from_json(m)):
-            d["payload_text"] = _payload_text(d)
+            d["fulltext"] = _fulltext(d)
             docs.append(d)
     c0 = time.process_time()
     for m in msgs:

@@ -20,8 +20,14 @@ map every field explicitly. The decoded ``input``/``output``/``truth`` columns a
 field per column per model until the cluster's mapping limit breaks (a "mapping explosion");
 ``flattened`` keeps one field each whatever the schema, still answers exact, prefix and
 range queries per key (``input.city: Oslo``), and Kibana filters on it. Full-text search
-over the payload goes to ``payload_text``, a ``text`` field built from the row's values and
-raw bodies. The raw request and response are kept in ``_source`` verbatim but not indexed.
+over the payload goes to ``payload_text``, a ``text`` field that Elasticsearch fills itself
+(``copy_to``) from the parts under ``fulltext``: each section's columns and values as one JSON
+text (``fulltext.input``, ``.output``, ``.truth``; one C-speed serialisation per row instead of a
+Python string per value) and the raw bodies when they are text (``fulltext.request``,
+``.response``, the first 100,000 characters). The parts are kept in ``_source`` and not indexed
+themselves, so when the two halves of an exchange merge, the merged document's ``payload_text``
+holds both halves' words (a single pre-built field was overwritten by the later half). The raw
+request and response are kept in ``_source`` verbatim but not indexed.
 
 Writes
 ------
@@ -61,6 +67,9 @@ log = logging.getLogger("inferwatch.elasticsearch")
 
 _RAW = {"type": "text", "index": False}
 _KW = {"type": "keyword"}
+#: the parts of a record document's full text: ``fulltext.<part>``, copied into ``payload_text``
+_FULLTEXT_PARTS = ("input", "output", "truth", "request", "response")
+_FULLTEXT_MAPPING = {p: {"type": "text", "index": False, "copy_to": "payload_text"} for p in _FULLTEXT_PARTS}
 
 
 def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: int = 0,
@@ -83,7 +92,8 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
             "input": {"type": "flattened", "ignore_above": 1024},
             "output": {"type": "flattened", "ignore_above": 1024},
             "truth": {"type": "flattened", "ignore_above": 1024},
-            "payload_text": {"type": "text"},
+            "payload_text": {"type": "text"},  # filled from fulltext.* by copy_to, not in _source
+            "fulltext": {"properties": _FULLTEXT_MAPPING},
             "request": _RAW, "request_encoding": _KW, "response": _RAW, "response_encoding": _KW,
             "outlier": {"type": "object", "dynamic": True},
         },
@@ -139,15 +149,44 @@ def _day(ts: Any) -> str:
     return f"{ts.year:04d}.{ts.month:02d}.{ts.day:02d}"
 
 
-def _payload_text(doc: dict[str, Any]) -> str:
-    parts: list[str] = []
+_TEXT_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _fulltext(doc: dict[str, Any]) -> dict[str, str]:
+    """The full-text parts of a record document (what ``payload_text`` is made of).
+
+    Each section (``input``, ``output``, ``truth``) is its column names and values as JSON: the
+    standard analyser makes the same words of ``{"city":"Oslo","age":30}`` as of
+    ``city Oslo age 30``. Nested values are indented, because ``[1,2]`` would be one token.
+    Raw bodies that are text are included (the first 100,000 characters); base64 bodies are not.
+
+    >>> parts = _fulltext({"input": {"city": "Oslo", "xy": [1, 2]}, "request": "{}", "request_encoding": "text"})
+    >>> parts["request"]
+    '{}'
+    >>> print(parts["input"])
+    {
+      "city": "Oslo",
+      "xy": [
+        1,
+        2
+      ]
+    }
+    >>> _fulltext({"output": {"y": 0.5}, "response": "AAE=", "response_encoding": "base64"})
+    {'output': '{"y":0.5}'}
+    """
+    parts: dict[str, str] = {}
     for section in ("input", "output", "truth"):
-        for k, v in (doc.get(section) or {}).items():
-            parts.append(f"{k} {v}")
+        values = doc.get(section)
+        if values:
+            text = orjson.dumps(values, option=_TEXT_OPTS)
+            if b"[" in text or text.find(b"{", 1) > 0:  # nested: "[1,2]" is one token, indented it is two
+                text = orjson.dumps(values, option=_TEXT_OPTS | orjson.OPT_INDENT_2)
+            parts[section] = text.decode()
     for raw in ("request", "response"):
-        if doc.get(raw) and doc.get(f"{raw}_encoding", "text") == "text":
-            parts.append(str(doc[raw])[:100_000])
-    return " ".join(parts)
+        body = doc.get(raw)
+        if body and doc.get(f"{raw}_encoding", "text") == "text":
+            parts[raw] = str(body)[:100_000]
+    return parts
 
 
 def _dumps(obj: Any) -> bytes:
@@ -237,6 +276,10 @@ class ElasticsearchAuditStore(AuditStore):
                                               ilm_policy=self.cfg.ilm_policy,
                                               data_stream=self.cfg.data_stream).items():
                 self.es.indices.put_index_template(name=name, **body)
+            # records indices made by an older template (today's, before an upgrade) learn the
+            # fields added since; adding fields to a mapping is allowed, changing one is not
+            self.es.indices.put_mapping(index=f"{self.prefix}-records-*", allow_no_indices=True,
+                                        properties={"fulltext": {"properties": _FULLTEXT_MAPPING}})
         except Exception as exc:
             raise self._wrap(exc, "installing index templates") from exc
 
@@ -371,7 +414,7 @@ class ElasticsearchAuditStore(AuditStore):
                             doc.setdefault(key, value)
                         if joined is not None:
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
-                doc["payload_text"] = _payload_text(doc)
+                doc["fulltext"] = _fulltext(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge.
@@ -479,7 +522,8 @@ class ElasticsearchAuditStore(AuditStore):
         docs = []
         for h in resp["hits"]["hits"]:
             src = h["_source"]
-            src.pop("payload_text", None)
+            src.pop("fulltext", None)
+            src.pop("payload_text", None)  # documents written before fulltext
             src.pop("@timestamp", None)
             src.pop("drifted_features", None) if query.kind == "detections" else None
             docs.append(src)
@@ -499,7 +543,8 @@ class ElasticsearchAuditStore(AuditStore):
         if not hits:
             return None
         src = hits[0]["_source"]
-        src.pop("payload_text", None)
+        src.pop("fulltext", None)
+        src.pop("payload_text", None)  # documents written before fulltext
         return dict(src)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -65,6 +66,24 @@ def _fts_text(doc: dict[str, Any]) -> str:
         if doc.get(raw) and doc.get(f"{raw}_encoding", "text") == "text":
             parts.append(str(doc[raw]))
     return " ".join(parts)
+
+
+_BAREWORD = re.compile(r"\w+")
+
+
+def _fts_match(text: str) -> str:
+    """Search text as an FTS5 query. A word FTS5 cannot take bare (``3.25``, ``x-1``,
+    ``city:Oslo``) is quoted, so it matches as the phrase of its tokens instead of failing as a
+    syntax error; words and FTS5's own syntax (``"a phrase"``, ``pre*``, ``( )``) pass unchanged.
+
+    >>> _fts_match('3.25 fox "a b" pre* x-1')
+    '"3.25" fox "a b" pre* "x-1"'
+    """
+    out = []
+    for word in text.split():
+        bare = _BAREWORD.fullmatch(word.rstrip("*")) or any(c in word for c in '"()')
+        out.append(word if bare else '"' + word + '"')
+    return " ".join(out)
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +246,7 @@ class SQLiteAuditStore(AuditStore):
         if q.text:
             if table == "records":
                 clauses.append("rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)")
-                args.append(q.text)
+                args.append(_fts_match(q.text))
             else:
                 clauses.append("CAST(doc AS TEXT) LIKE ?")
                 args.append(f"%{q.text}%")

@@ -234,6 +234,31 @@ class AuditStoreContract:
         got = store.search(SearchQuery(text="fox"))
         assert [d["doc_id"] for d in got] == ["req-1-0"]
 
+    def test_full_text_covers_names_values_bodies_and_both_halves(self, store):
+        """Issue 12: full text finds a row by a column's name, by its values (numbers, words, a
+        number inside a nested value), by words of the raw bodies, and keeps both halves' words
+        when the halves merge, in either order (caught: the later half's text replaced the
+        earlier half's in Elasticsearch)."""
+        t = datetime(2026, 1, 1, tzinfo=UTC)
+
+        def halves(i):
+            req = InferenceRecord(id=f"ft-{i}", model="m", timestamp=t, part="request",
+                                  inputs={"petal_width": [3.25], "city": ["Trondheim"], "pos": [[17, 42]]},
+                                  request='{"note": "zebra"}')
+            resp = InferenceRecord(id=f"ft-{i}", model="m", timestamp=t, part="response",
+                                   outputs={"species": ["virginica"]}, response='{"why": "giraffe"}')
+            return req, resp
+
+        req1, resp1 = halves(1)
+        req2, resp2 = halves(2)
+        for r in (req1, resp1, resp2, req2):  # one exchange request first, the other response first
+            store.write_records([r])
+        store.write_records([_rec(3)])  # a document none of the words are in
+        self.refresh(store)
+        for word in ("petal_width", "3.25", "trondheim", "42", "zebra", "species", "virginica", "giraffe"):
+            assert sorted(d["doc_id"] for d in store.search(SearchQuery(text=word))) == ["ft-1-0", "ft-2-0"], word
+        assert store.count(SearchQuery(text="colour")) == 2  # _rec(3)'s two rows, by a column name
+
     def test_detections_and_outlier_scores(self, store):
         store.write_records([_rec(1)])
         self.refresh(store)

@@ -71,6 +71,56 @@ def test_templates_map_fields_explicitly(es_store):
     assert es_store.get("a-0")["request"] == '{"x": 1}'
 
 
+def test_kibana_full_text_finds_a_row_by_feature_name_and_value(es_store):
+    """Issue 12: the full text is filled by Elasticsearch (copy_to from ``fulltext.*``); a Kibana
+    search bar query (``query_string`` over every field, what Discover sends) and a ``match`` on
+    ``payload_text`` find a row by a column's value and by its name, the raw body's words too;
+    the copy_to target is not in the returned document."""
+    es = es_store.es
+    es_store.write_records([
+        InferenceRecord(id="a", model="m", inputs={"petal_width": [3.25], "city": ["Trondheim"]},
+                        outputs={"species": ["virginica"]}, request='{"note": "zebra"}'),
+        InferenceRecord(id="b", model="m", inputs={"sepal_length": [5.1], "city": ["Bergen"]},
+                        outputs={"species": ["setosa"]})])
+    es_store.refresh()
+    index = f"{es_store.prefix}-records-*"
+    for words, want in (("3.25", ["a-0"]), ("petal_width", ["a-0"]), ("Trondheim", ["a-0"]), ("zebra", ["a-0"]),
+                        ("sepal_length", ["b-0"]), ("setosa", ["b-0"]), ("species", ["a-0", "b-0"]),
+                        ("petal_width AND virginica", ["a-0"]), ("petal_width AND setosa", [])):
+        for query in ({"query_string": {"query": words, "analyze_wildcard": True}},
+                      {"query_string": {"query": words, "default_field": "payload_text"}}):
+            hits = es.search(index=index, query=query)["hits"]["hits"]
+            assert sorted(h["_id"] for h in hits) == want, (query, [h["_id"] for h in hits])
+    hits = es.search(index=index, query={"match_phrase": {"payload_text": "petal_width 3.25"}})["hits"]["hits"]
+    assert [h["_id"] for h in hits] == ["a-0"]
+    src = es.search(index=index, query={"ids": {"values": ["a-0"]}})["hits"]["hits"][0]["_source"]
+    assert "payload_text" not in src and src["fulltext"]["request"] == '{"note": "zebra"}'
+    assert "fulltext" not in es_store.get("a-0") and es_store.search(SearchQuery(text="zebra"))[0].keys() == \
+        es_store.get("a-0").keys()
+
+
+def test_an_index_made_by_the_older_template_takes_the_new_documents(stack_env):
+    """An upgrade during the day: today's records index has the mapping of before ``fulltext``
+    (strict: an unknown field would be a mapping error, every record a dead letter). Setting the
+    store up adds the new fields to it; records are written and found by their words."""
+    from sinks.elasticsearch import index_templates
+
+    letters: list = []
+    store = _store(stack_env, on_deadletter=letters.extend, setup=False)
+    try:
+        mapping = index_templates(store.prefix)[f"{store.prefix}-records"]["template"]["mappings"]
+        old = {**mapping, "properties": {k: v for k, v in mapping["properties"].items() if k != "fulltext"}}
+        from datetime import UTC, datetime
+
+        t = datetime(2026, 5, 4, tzinfo=UTC)
+        store.es.indices.create(index=store.records_index("m", t), mappings=old)
+        store.setup()
+        assert store.write_records([InferenceRecord(id="u", model="m", timestamp=t, inputs={"city": ["Tromso"]})]) == 1
+        store.refresh()
+        assert not letters and [d["doc_id"] for d in store.search(SearchQuery(text="tromso"))] == ["u-0"]
+    finally:
+        _cleanup(store)
+
 
 def test_mapping_errors_become_dead_letters(stack_env):
     got: list = []
