@@ -29,7 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detectors import OnlineCVMDrift, PageHinkley
 from detectors.common.corrections import correct
-from tests.validity import distance_null_rates, null_rates, power, real_table, splits, synthetic, upper_bound
+from tests.validity import (
+    distance_null_rates,
+    distance_power,
+    null_rates,
+    power,
+    real_table,
+    splits,
+    synthetic,
+    upper_bound,
+)
 
 ALPHA = 0.05
 DETECTORS = ["ks", "cvm", "anderson", "tabular", "chi2", "fet"]
@@ -81,6 +90,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--windows", type=int, default=400)
     ap.add_argument("--quick", action="store_true", help="fewer tables and windows")
+    ap.add_argument("--draws", type=int, default=199, help="null draws of the distance detectors' calibration")
+    ap.add_argument("--distance-only", action="store_true", help="only the distance detectors' section")
     ap.add_argument("--only", nargs="*", help="only these tables (null windows), e.g. digits iris")
     args = ap.parse_args()
     n = 100 if args.quick else args.windows
@@ -100,7 +111,7 @@ def main() -> int:
           f"'none' = per-feature share")
     print(f"{'table':14s} {'n_ref':>6s} {'m':>5s} {'detector':9s} {'bonferroni':>10s} {'fdr':>6s} {'none/feat':>9s} "
           f"{'bound':>6s}  methods")
-    for name, table, n_ref, m in plan:
+    for name, table, n_ref, m in [] if args.distance_only else plan:
         t0 = time.time()
         for o in null_rates(name, table, DETECTORS, n_ref, m, n, ALPHA, seed=11):
             bound = upper_bound(o.windows, ALPHA, 0.99)
@@ -115,11 +126,30 @@ def main() -> int:
         print(f"{'':14s} {'':6s} {'':5s} previous behaviour (scipy p-values, Bonferroni, {min(n, 100)} windows): "
               + ", ".join(f"{k} {v:.2f}" for k, v in old.items()) + f"   [{time.time() - t0:.0f} s]")
     print()
-    print("distance detectors (fixed default thresholds, no level): share of null windows firing")
-    for name, table, n_ref, m in [p for p in plan if p[0] in ("synthetic", "digits")]:
-        rates = distance_null_rates(table, n_ref, m, min(n, 100), seed=11)
-        print(f"  {name:10s} ref {n_ref:6d} window {m:5d}: " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))
+    print(f"distance detectors on null windows: share firing, calibrated default test at alpha = {ALPHA} "
+          f"(Bonferroni; {args.draws} null draws) | rule-of-thumb threshold; bound = 99% binomial upper quantile")
+    dist_plan = [("synthetic", syn, 200, 10), ("synthetic", syn, 500, 20), ("synthetic", syn, 2000, 200),
+                 ("synthetic", syn, 10_000, 1000), ("iris", real_table("iris"), 100, 20),
+                 ("diabetes", real_table("diabetes"), 300, 40), ("wine", real_table("wine"), 120, 20)]
+    if args.only:
+        dist_plan = [p for p in dist_plan if p[0] in args.only]
+    for name, table, n_ref, m in dist_plan:
+        t0 = time.process_time()
+        rates = distance_null_rates(table, n_ref, m, n, seed=11, alpha=ALPHA, draws=args.draws)
+        bound = upper_bound(n, ALPHA, 0.99)
+        over = [k for k, (cal, _) in rates.items() if cal > bound]
+        bad += bool(over)
+        print(f"  {name:10s} ref {n_ref:6d} window {m:5d}: "
+              + ", ".join(f"{k} {cal:.3f} | {rule:.2f}" for k, (cal, rule) in rates.items())
+              + f"   bound {bound:.3f}  [{time.process_time() - t0:.0f} s cpu]"
+              + (f"   ABOVE BOUND: {', '.join(over)}" if over else ""))
+    print("  power, 1 sd shift of one continuous column (synthetic table, fresh reference per window):")
+    for n_ref, m in ((200, 10), (500, 20), (1000, 100)):
+        pw = distance_power(n_ref, m, max(n // 4, 25), shift=1.0, seed=5, alpha=ALPHA, draws=args.draws)
+        print(f"    ref {n_ref:5d} window {m:4d}: " + ", ".join(f"{k} {v:.2f}" for k, v in pw.items()))
     print()
+    if args.distance_only:
+        return 1 if bad else 0
     print("power on shifted synthetic windows (Bonferroni), same windows for every detector:")
     for n_ref, m, shift in ((1000, 100, 1.0), (2000, 200, 0.7), (500, 20, 2.0)):
         fired = power(["ks", "cvm", "anderson", "tabular", "chi2"], n_ref, m, n // 2, shift, ALPHA, seed=5)

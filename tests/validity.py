@@ -36,6 +36,7 @@ __all__ = [
     "CORRECTIONS",
     "DETECTORS",
     "distance_null_rates",
+    "distance_power",
     "Outcome",
     "ks_asymptotic",
     "null_rates",
@@ -164,16 +165,44 @@ def null_rates(
     return [o for o in outs.values() if o.windows]
 
 
-def distance_null_rates(table: pd.DataFrame, n_ref: int, m: int, n_windows: int, seed: int = 0) -> dict[str, float]:
-    """Share of null windows where the distance detectors (no p-value, a fixed threshold
-    at their defaults) fire: they have no level, so this is reported, not bounded."""
+RULE_OF_THUMB = {"psi": 0.2, "js": 0.1, "hellinger": 0.1, "wasserstein": 0.1}
+"""The distance detectors' fixed thresholds (their defaults before they were calibrated)."""
+
+
+def _distance_makers() -> dict[str, type]:
     from detectors import HellingerDrift, JSDrift, PSIDrift, WassersteinDrift
 
-    makers = {"psi": PSIDrift, "js": JSDrift, "hellinger": HellingerDrift, "wasserstein": WassersteinDrift}
-    fired = dict.fromkeys(makers, 0)
+    return {"psi": PSIDrift, "js": JSDrift, "hellinger": HellingerDrift, "wasserstein": WassersteinDrift}
+
+
+def distance_null_rates(
+    table: pd.DataFrame, n_ref: int, m: int, n_windows: int, seed: int = 0, alpha: float = 0.05,
+    draws: int | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Per distance detector, the share of null windows firing (calibrated default test at
+    ``alpha``, rule-of-thumb threshold)."""
+    makers = _distance_makers()
+    fired = {k: [0, 0] for k in makers}
     for ref, win in splits(table, n_ref, m, n_windows, seed):
         for name, cls in makers.items():
-            fired[name] += bool(cls().fit(ref).update(win).result().is_drift)
+            fired[name][0] += bool(cls(p_val=alpha, draws=draws).fit(ref).update(win).result().is_drift)
+            fired[name][1] += bool(cls(threshold=RULE_OF_THUMB[name]).fit(ref).update(win).result().is_drift)
+    return {k: (v[0] / n_windows, v[1] / n_windows) for k, v in fired.items()}
+
+
+def distance_power(n_ref: int, m: int, n_windows: int, shift: float = 1.0, seed: int = 0, alpha: float = 0.05,
+                   draws: int | None = None) -> dict[str, float]:
+    """Per distance detector (default test), the share of windows firing when the synthetic
+    table's ``normal`` column is shifted by ``shift`` sds in the window (fresh reference each)."""
+    rng = np.random.default_rng(seed)
+    makers = _distance_makers()
+    fired = dict.fromkeys(makers, 0)
+    for _ in range(n_windows):
+        ref = synthetic(rng, n_ref)
+        win = synthetic(rng, m)
+        win["normal"] += shift
+        for name, cls in makers.items():
+            fired[name] += bool(cls(p_val=alpha, draws=draws).fit(ref).update(win).result().is_drift)
     return {k: v / n_windows for k, v in fired.items()}
 
 

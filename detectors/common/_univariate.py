@@ -95,7 +95,7 @@ class FeatureDrift(MergeableWindow):
     name: str = "feature-drift"
     kind: Kind = "drift"
     numeric_only: ClassVar[bool] = True
-    uses_p_values: ClassVar[bool] = True
+    uses_p_values: bool = True
 
     def __init__(
         self,

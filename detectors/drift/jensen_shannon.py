@@ -23,12 +23,22 @@ __all__ = ["JSDrift"]
 
 
 class JSDrift(BinnedDistance):
-    """Jensen-Shannon distance with a threshold; parameters ``threshold``, ``bins``, ``features``."""
+    """Jensen-Shannon distance per feature; parameters ``threshold`` (None: a test at ``p_val``, see
+    :mod:`detectors.drift._distance`), ``bins``, ``features``, ``p_val``, ``correction``, ``draws``."""
 
     name = "js"
 
-    def __init__(self, threshold: float = 0.1, bins: int = 10, features: Sequence[str] | None = None) -> None:
-        super().__init__(threshold=threshold, bins=bins, features=features)
+    def __init__(
+        self,
+        threshold: float | None = None,
+        bins: int = 10,
+        features: Sequence[str] | None = None,
+        p_val: float = 0.05,
+        correction: str = "bonferroni",
+        draws: int | None = None,
+    ) -> None:
+        super().__init__(threshold=threshold, bins=bins, features=features, p_val=p_val, correction=correction,
+                         draws=draws)
 
     def _distance(self, p: np.ndarray, q: np.ndarray) -> float:
         return float(jensenshannon(p, q, base=2))

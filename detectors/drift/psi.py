@@ -1,8 +1,10 @@
 """Population Stability Index per feature.
 
 ``PSI = sum_i (q_i - p_i) * ln(q_i / p_i)`` over reference-quantile bins (or categories),
-with ``eps`` added to empty bins. Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2
-significant (the default threshold).
+with ``eps`` added to empty bins. By default a level-``p_val`` test (the null distribution
+of PSI simulated from the reference, see :mod:`detectors.drift._distance`); with
+``threshold`` the rule of thumb instead (< 0.1 stable, 0.1-0.2 moderate, > 0.2
+significant), which has no level: on small windows it fires on null data by chance.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -23,18 +25,23 @@ __all__ = ["PSIDrift"]
 
 
 class PSIDrift(BinnedDistance):
-    """PSI with a threshold; parameters ``threshold``, ``bins``, ``eps``, ``features``."""
+    """PSI per feature; parameters ``threshold`` (None: a test at ``p_val``), ``bins``, ``eps``,
+    ``features``, ``p_val``, ``correction``, ``draws``."""
 
     name = "psi"
 
     def __init__(
         self,
-        threshold: float = 0.2,
+        threshold: float | None = None,
         bins: int = 10,
         eps: float = 1e-4,
         features: Sequence[str] | None = None,
+        p_val: float = 0.05,
+        correction: str = "bonferroni",
+        draws: int | None = None,
     ) -> None:
-        super().__init__(threshold=threshold, bins=bins, features=features)
+        super().__init__(threshold=threshold, bins=bins, features=features, p_val=p_val, correction=correction,
+                         draws=draws)
         self.eps = float(eps)
 
     def _distance(self, p: np.ndarray, q: np.ndarray) -> float:

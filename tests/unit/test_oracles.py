@@ -189,8 +189,13 @@ def _draw(rng: np.random.Generator, n: int, categorical: bool = True) -> dict[st
     return d
 
 
+# The rule-of-thumb thresholds (explicit ``threshold``; the default is a calibrated test, see
+# tests/unit/test_distance_calibration.py).
+RULE_OF_THUMB = {PSIDrift: 0.2, JSDrift: 0.1, HellingerDrift: 0.1, WassersteinDrift: 0.1}
+
+
 # False-failure probability of the null assertions below (5 windows of 5,000 rows against a
-# 20,000-row reference, every feature at the default threshold):
+# 20,000-row reference, every feature at its rule-of-thumb threshold):
 # * PSI ~ (1/n + 1/m) chi2_9 = 2.5e-4 chi2_9 under the null: > 0.2 needs chi2_9 > 800 (< 1e-100).
 # * Hellinger H^2 ~ (1/8)(1/n + 1/m) chi2_9: H > 0.1 needs chi2_9 > 320 (< 1e-60).
 # * Jensen-Shannon (base 2) JSD ~ (1/(8 ln 2))(1/n + 1/m) chi2_9: distance > 0.1 needs
@@ -204,7 +209,7 @@ def _draw(rng: np.random.Generator, n: int, categorical: bool = True) -> dict[st
 def test_distance_detectors_stay_quiet_on_null_windows_and_fire_on_a_shift(factory, categorical) -> None:
     """Plant caught: a distance detector reporting drift on every window (e.g. ``dist >= 0``)."""
     rng = np.random.default_rng(SEED + 3)
-    det = factory().fit(_draw(rng, 20_000, categorical))
+    det = factory(threshold=RULE_OF_THUMB[factory]).fit(_draw(rng, 20_000, categorical))
     for w in range(5):
         r = det.reset().update(_draw(rng, 5000, categorical)).result()
         assert not r.is_drift, (w, r.feature_distances)

@@ -1,0 +1,147 @@
+"""PSI, Jensen-Shannon, Hellinger and Wasserstein as level-alpha tests (their default).
+
+With no ``threshold`` the distance detectors calibrate the distance's null distribution from
+the reference (random reference/window splits, see ``detectors/drift/_distance.py``) and
+report Monte Carlo p-values through the usual correction. The oracle for validity is the
+definition of a level: on windows drawn from the reference population the share that fires
+is at most ``alpha``. Every window here is a fresh reference and a fresh window drawn
+independently from one population, so the number of windows that fire is a sum of independent
+Bernoulli trials with rate <= alpha when the test is valid; each bound below is the
+Binomial(N, alpha) quantile at 1 - 1e-3, so a valid test fails it with probability <= 1e-3.
+The old rule-of-thumb thresholds fire on most of these small null windows (bench/validity.py
+prints both).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from detectors import HellingerDrift, JSDrift, PSIDrift, WassersteinDrift
+from detectors.drift._distance import calibration_size
+
+SEED = 20261202
+ALPHA = 0.05
+FACTORIES = [PSIDrift, JSDrift, HellingerDrift, WassersteinDrift]
+
+
+def _population(rng: np.random.Generator, n: int, categorical: bool, shift: float = 0.0,
+                continuous: bool = True) -> dict[str, np.ndarray]:
+    """Continuous, count (ties) and one-decimal (ties) columns, and for the binned
+    distances a category column; ``shift`` moves ``normal`` by that many sds."""
+    d = {"normal": rng.normal(shift, 1.0, n)} if continuous else {}
+    d |= {
+        "counts": rng.poisson(2.0, n).astype(float),
+        "rounded": np.round(rng.normal(0.0, 1.0, n), 1),
+    }
+    if categorical:
+        d["colour"] = rng.choice(np.array(["red", "green", "blue", "grey"], dtype=object), n, p=[0.4, 0.3, 0.2, 0.1])
+    return d
+
+
+def _categorical(factory: type) -> bool:
+    return factory is not WassersteinDrift
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_the_default_test_holds_its_level_on_null_windows(factory) -> None:
+    """Plant caught: the rule-of-thumb threshold as the default (fires on most of these
+    windows), p-values from the window alone, ties not counted against drift. Small windows
+    of tie-heavy columns (the hard case; bench/validity.py runs more sizes and tables)."""
+    rng = np.random.default_rng(SEED)
+    windows, m, n = 100, 200, 20
+    cat = _categorical(factory)
+    fired = features_fired = features_tested = 0
+    for _ in range(windows):
+        det = factory(p_val=ALPHA, draws=99).fit(_population(rng, m, cat, continuous=False))
+        r = det.update(_population(rng, n, cat, continuous=False)).result()
+        fired += r.is_drift
+        p = np.array(list(r.feature_p_values.values()))
+        features_tested += len(p)
+        features_fired += int((p < ALPHA).sum())
+    # false-failure probability <= 1e-3 each (binomial quantiles at 1 - 1e-3; see the docstring)
+    assert fired <= binom.ppf(1 - 1e-3, windows, ALPHA), fired
+    # per feature, without the correction: the columns of a window are independent draws
+    assert features_fired <= binom.ppf(1 - 1e-3, features_tested, ALPHA), (features_fired, features_tested)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_a_one_sd_shift_fires_on_that_feature(factory) -> None:
+    """Not vacuous: a one-sd shift of ``normal`` in a 100-row window fires on ``normal``.
+    Probability of a miss: the shifted window's distance is more than 8 null sds above the
+    null mean at this size (measured: Wasserstein 1.0 vs null 0.12 +- 0.04 sd; PSI/JS/Hellinger
+    likewise far out), so the Monte Carlo p-value is 1/(draws + 1) unless a null draw lands
+    there (< 1e-6 per draw, summed over 3 windows x 400 draws: < 1e-3)."""
+    rng = np.random.default_rng(SEED + 1)
+    cat = _categorical(factory)
+    det = factory(p_val=ALPHA, draws=400).fit(_population(rng, 1000, cat))
+    for _ in range(3):
+        r = det.reset().update(_population(rng, 100, cat, shift=1.0)).result()
+        assert r.is_drift and r.feature_drift["normal"], r.feature_p_values
+        assert r.feature_p_values["normal"] == pytest.approx(1 / 401)
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_p_values_are_monte_carlo_p_values_through_the_correction(factory) -> None:
+    """p = (1 + k) / (draws + 1) for an integer k; the batch p-value and decision are
+    Bonferroni's over them (written out here); a larger distance never gets a larger p."""
+    rng = np.random.default_rng(SEED + 2)
+    cat = _categorical(factory)
+    draws = 249
+    det = factory(p_val=ALPHA, draws=draws).fit(_population(rng, 800, cat))
+    seen: list[tuple[float, float]] = []
+    for shift in (0.0, 0.1, 0.2, 0.3, 0.5):
+        r = det.reset().update(_population(rng, 80, cat, shift=shift)).result()
+        p = r.feature_p_values
+        for v in p.values():
+            k = v * (draws + 1) - 1
+            assert 0 <= round(k) <= draws and k == pytest.approx(round(k), abs=1e-9)
+        assert r.p_value == pytest.approx(min(1.0, len(p) * min(p.values())))
+        assert r.is_drift == (r.p_value < ALPHA) == any(v < ALPHA / len(p) for v in p.values())
+        assert r.feature_drift == {f: v < ALPHA / len(p) for f, v in p.items()}
+        assert r.threshold == ALPHA
+        seen.append((r.feature_distances["normal"], p["normal"]))
+    # all five windows have 80 rows: one calibration, so p is non-increasing in the distance
+    seen.sort()
+    assert all(b[1] <= a[1] for a, b in itertools.pairwise(seen)), seen
+
+
+@pytest.mark.parametrize("factory,threshold", [(PSIDrift, 0.2), (JSDrift, 0.1), (HellingerDrift, 0.1),
+                                               (WassersteinDrift, 0.1)], ids=lambda v: getattr(v, "__name__", str(v)))
+def test_an_explicit_threshold_decides_by_the_distance(factory, threshold: float) -> None:
+    rng = np.random.default_rng(SEED + 3)
+    cat = _categorical(factory)
+    det = factory(threshold=threshold).fit(_population(rng, 20_000, cat))
+    decisions = set()
+    for shift in (0.0, 0.3, 1.0):  # null distances at these sizes are far below the thresholds
+        r = det.reset().update(_population(rng, 5000, cat, shift=shift)).result()
+        assert r.feature_drift == {f: d > threshold for f, d in r.feature_distances.items()}
+        assert r.is_drift == any(d > threshold for d in r.feature_distances.values())
+        assert r.threshold == threshold and r.p_value is None
+        assert all(np.isnan(v) for v in r.feature_p_values.values())
+        decisions.add(r.is_drift)
+    assert decisions == {True, False}  # both sides of the threshold were exercised
+
+
+def test_window_sizes_are_calibrated_rounded_down() -> None:
+    sizes = range(1, 100_000, 7)
+    assert all(calibration_size(n) <= n and calibration_size(n) >= 0.9 * n for n in sizes)
+    assert all(calibration_size(n) == n for n in range(1, 101))
+    assert len({calibration_size(n) for n in range(1000, 10_000)}) == 90
+
+
+def test_a_reference_smaller_than_two_windows_still_gives_p_values() -> None:
+    rng = np.random.default_rng(SEED + 4)
+    det = WassersteinDrift(draws=199).fit(_population(rng, 60, False))
+    r = det.update(_population(rng, 50, False, shift=2.0)).result()
+    assert r.is_drift and r.feature_drift["normal"]
+    assert all(0 < v <= 1 for v in r.feature_p_values.values())
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": -1}, {"draws": 10}, {"p_val": 0}])
+def test_bad_parameters_are_refused(kwargs) -> None:
+    with pytest.raises(ValueError):
+        PSIDrift(**kwargs)
