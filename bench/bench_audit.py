@@ -36,7 +36,7 @@ from inferwatch.metrics import Metrics
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import AuditWorker, tune_gc
-from sinks.elasticsearch import ElasticsearchAuditStore, _fulltext
+from sinks.elasticsearch import ElasticsearchAuditStore, _with_fulltext
 
 ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
 KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -67,7 +67,7 @@ def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> floa
     docs = []
     for r in recs:
         for doc in record_documents(r):
-            doc["fulltext"] = _fulltext(doc)
+            _with_fulltext(doc)
             docs.append(doc)
     t0 = time.perf_counter()
     lines = [orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"

@@ -30,7 +30,7 @@ import orjson
 from inferwatch.audit import record_documents
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
-from sinks.elasticsearch import ElasticsearchAuditStore, _fulltext
+from sinks.elasticsearch import ElasticsearchAuditStore, _with_fulltext
 
 
 def messages(n: int) -> list[bytes]:
@@ -76,7 +76,7 @@ def baseline(msgs: list[bytes]) -> float:
     docs = []
     for m in msgs:
         for d in record_documents(InferenceRecord.from_json(m)):
-            d["fulltext"] = _fulltext(d)
+            _with_fulltext(d)
             docs.append(d)
     c0 = time.process_time()
     for m in msgs:

@@ -149,53 +149,68 @@ def _day(ts: Any) -> str:
     return f"{ts.year:04d}.{ts.month:02d}.{ts.day:02d}"
 
 
-_TEXT_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
 
-def _fulltext(doc: dict[str, Any]) -> dict[str, str]:
-    """The full-text parts of a record document (what ``payload_text`` is made of).
+def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
+    r"""A record document as it is sent: with its full-text parts (``fulltext``, what
+    ``payload_text`` is made of), each section serialised once.
 
     Each section (``input``, ``output``, ``truth``) is its column names and values as JSON: the
     standard analyser makes the same words of ``{"city":"Oslo","age":30}`` as of
-    ``city Oslo age 30``. Nested values are indented, because ``[1,2]`` would be one token.
-    Raw bodies that are text are included (the first 100,000 characters); base64 bodies are not.
+    ``city Oslo age 30``. That JSON also goes into the document as it is (an
+    ``orjson.Fragment``: the values are not formatted twice). Nested values are indented in the
+    text, because ``[1,2]`` would be one token. Raw bodies that are text are included (the first
+    100,000 characters); base64 bodies are not.
 
-    >>> parts = _fulltext({"input": {"city": "Oslo", "xy": [1, 2]}, "request": "{}", "request_encoding": "text"})
-    >>> parts["request"]
-    '{}'
-    >>> print(parts["input"])
+    >>> doc = _with_fulltext({"input": {"city": "Oslo", "age": 30}, "request": "{}", "request_encoding": "text"})
+    >>> _dumps(doc)
+    b'{"input":{"city":"Oslo","age":30},"request":"{}","request_encoding":"text","fulltext":{"input":"{\\"city\\":\\"Oslo\\",\\"age\\":30}","request":"{}"}}'
+    >>> print(_with_fulltext({"output": {"xy": [1, 2]}})["fulltext"]["output"])
     {
-      "city": "Oslo",
       "xy": [
         1,
         2
       ]
     }
-    >>> _fulltext({"output": {"y": 0.5}, "response": "AAE=", "response_encoding": "base64"})
+    >>> _with_fulltext({"output": {"y": 0.5}, "response": "AAE=", "response_encoding": "base64"})["fulltext"]
     {'output': '{"y":0.5}'}
     """
     parts: dict[str, str] = {}
     for section in ("input", "output", "truth"):
         values = doc.get(section)
         if values:
-            text = orjson.dumps(values, option=_TEXT_OPTS)
-            if b"[" in text or text.find(b"{", 1) > 0:  # nested: "[1,2]" is one token, indented it is two
-                text = orjson.dumps(values, option=_TEXT_OPTS | orjson.OPT_INDENT_2)
-            parts[section] = text.decode()
-    for raw in ("request", "response"):
-        body = doc.get(raw)
-        if body and doc.get(f"{raw}_encoding", "text") == "text":
-            parts[raw] = str(body)[:100_000]
-    return parts
+            raw = orjson.dumps(values, option=_OPTS)
+            if b"[" in raw or raw.find(b"{", 1) > 0:  # nested: "[1,2]" is one token, indented it is two
+                parts[section] = orjson.dumps(values, option=_OPTS | orjson.OPT_INDENT_2).decode()
+            else:
+                parts[section] = raw.decode()
+                doc[section] = orjson.Fragment(raw)
+    for body in ("request", "response"):
+        text = doc.get(body)
+        if text and doc.get(f"{body}_encoding", "text") == "text":
+            parts[body] = str(text)[:100_000]
+    doc["fulltext"] = parts
+    return doc
 
 
 def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
+    return orjson.dumps(obj, option=_OPTS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _head_start(op: str, index: str) -> bytes:
+    return b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(index) + b',"_id":'
 
 
 def _head(op: str, index: str, doc_id: str) -> bytes:
-    """``{"<op>":{"_index":...,"_id":...}}\n`` from a template (the bulk action line)."""
-    return b'{"' + op.encode() + b'":{"_index":' + orjson.dumps(index) + b',"_id":' + orjson.dumps(doc_id) + b"}}\n"
+    r"""``{"<op>":{"_index":...,"_id":...}}\n`` (the bulk action line; its start is the same for
+    every document of an index).
+
+    >>> _head("create", "ix", 'a"1')
+    b'{"create":{"_index":"ix","_id":"a\\"1"}}\n'
+    """
+    return _head_start(op, index) + orjson.dumps(doc_id) + b"}}\n"
 
 
 class _Bulk(BatchingSink):
@@ -395,7 +410,8 @@ class ElasticsearchAuditStore(AuditStore):
         where = self._rows_indices(records)
         waiting = self._waiting_labels(records)
         in_batch = {row_id(m.id, i): self.records_index(m.model, m.timestamp)
-                    for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))}
+                    for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))
+                    } if any(m.part == "feedback" for m in records) else {}  # what labels look up
         for m in records:
             index = self.records_index(m.model, m.timestamp)
             complete = m.part == "both"
@@ -414,7 +430,7 @@ class ElasticsearchAuditStore(AuditStore):
                             doc.setdefault(key, value)
                         if joined is not None:
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
-                doc["fulltext"] = _fulltext(doc)
+                _with_fulltext(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge.
