@@ -3,12 +3,15 @@
 Prints, from one run on the same Kafka topic contents and the same Elasticsearch node:
 
 1. inferwatch audit (Kafka -> AuditWorker -> bulk upserts) docs/s, divided by a raw ``_bulk``
-   loader sending the identical documents (the ceiling). Goal >= 0.8.
+   loader sending the identical documents (the ceiling). Goal >= 0.8. With each, the CPU this
+   process spent per document (``time.process_time``: every thread of the role or the loader,
+   not the broker's or the node's), and a third audit run with a per-stage CPU timer (fetch,
+   decode, document building, serialisation, bulk I/O, commit; bench_detect.Stages).
 2. inferwatch docs/s divided by the per-request style of Seldon Core's request logger (one
    upsert per document with refresh on write). Goal >= 20.
 3. End to end: collector POST -> document searchable, median and p99 at a fixed offered load.
 
-    python bench/bench_audit.py [--records 50000] [--rate 200] [--seconds 20]
+    python bench/bench_audit.py [--records 50000] [--rate 200] [--seconds 20] [--no-e2e] [--no-stages]
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import orjson
+from bench_detect import Stages, print_stages, timer_cost  # the bench directory
 from elasticsearch import Elasticsearch
 
 from inferwatch.audit import record_documents
@@ -61,25 +66,39 @@ def cleanup(es: Elasticsearch, prefix: str) -> None:
         es.indices.delete(index=",".join(names))
 
 
-def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> float:
+def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> tuple[float, float]:
     """The ceiling: a plain loader. The identical documents are built before the clock starts;
-    timed are only what any loader must do: serialise them and send `_bulk` index actions."""
+    timed are only what any loader must do: serialise them and send `_bulk` index actions.
+    Returns (wall seconds, CPU seconds of this process)."""
     docs = []
     for r in recs:
         for doc in record_documents(r):
             _with_fulltext(doc)
             docs.append(doc)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lines = [orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
              + orjson.dumps(doc, option=orjson.OPT_UTC_Z) + b"\n" for doc in docs]
     for i in range(0, len(lines), 2000):
         resp = es.bulk(operations=b"".join(lines[i:i + 2000]))  # type: ignore[arg-type]
         assert not resp["errors"]
     es.indices.refresh(index=index)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def inferwatch_audit(recs: list[InferenceRecord], tag: str) -> float:
+def _wrap_stages(worker: AuditWorker, store: ElasticsearchAuditStore, st: Stages) -> None:
+    """The per-stage CPU timer around the audit role's stages (as bench_detect.run_audit)."""
+    for c, kind in worker.consumers:
+        c.poll = st.wrap("fetch" if kind == "records" else "fetch (quiet topics)", c.poll)  # type: ignore[method-assign]
+        c.commit = st.wrap("commit", c.commit)  # type: ignore[method-assign]
+    worker._decode = st.wrap("decode", worker._decode)  # type: ignore[method-assign]
+    worker._write_retrying = st.wrap("writer thread, all", worker._write_retrying)  # type: ignore[method-assign]
+    store._record_actions = st.wrap_iter("  document building", store._record_actions)  # type: ignore[method-assign]
+    store._bulk.encode = st.wrap("  serialisation", store._bulk.encode)  # type: ignore[method-assign]
+    store._bulk.send = st.wrap("bulk I/O (client side, chunk thread)", store._bulk.send)  # type: ignore[method-assign]
+
+
+def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | None = None) -> tuple[float, float]:
+    """Kafka -> the audit role -> Elasticsearch; (wall seconds, CPU seconds of this process)."""
     cfg = load_config(None, env={}, overrides={
         "log.backend": "kafka", "log.records_topic": f"bench-{tag}.records",
         "log.detections_topic": f"bench-{tag}.detections", "log.deadletter_topic": f"bench-{tag}.deadletter",
@@ -98,17 +117,19 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str) -> float:
     while not worker.consumers[0][0].poll(1, timeout=1.0):  # join the group before timing
         pass
     worker.consumers[0][0].seek_to_committed()
-    t0 = time.perf_counter()
+    if stages is not None:
+        _wrap_stages(worker, store, stages)
+    t0, c0 = time.perf_counter(), time.process_time()
     while worker.documents < len(recs):
         worker.step()
     store.refresh()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     worker.close()
     assert store.es.count(index=f"bench-{tag}-iw-records-*")["count"] == len(recs)
     store.close()
     lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
     lg.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def seldon_style(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> float:
@@ -182,7 +203,11 @@ def main() -> None:
     ap.add_argument("--seldon-records", type=int, default=1_000)
     ap.add_argument("--rate", type=float, default=200.0, help="offered load for the end-to-end run (req/s)")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end latency run")
+    ap.add_argument("--no-stages", action="store_true", help="skip the audit run with the per-stage timer")
     args = ap.parse_args()
+    print(f"{args.records} records; load average {os.getloadavg()[0]:.1f} (2 cores here: CPU per record is the "
+          "figure to compare, wall rates move with the machine's load)")
     tag = uuid.uuid4().hex[:8]
     es = Elasticsearch(ES, request_timeout=120)
     recs = records(args.records, tag)
@@ -190,22 +215,32 @@ def main() -> None:
         update={"hosts": [ES], "index_prefix": f"bench-{tag}-raw"}))  # same templates for the ceiling
     try:
         # alternate the two, twice, and keep each one's best run: the node warms up as it goes
-        t_raw = t_iw = float("inf")
+        raw_runs, iw_runs = [], []
         for rep in range(2):
-            t_raw = min(t_raw, raw_bulk(es, recs, f"bench-{tag}-raw-records-x{rep}"))
-            t_iw = min(t_iw, inferwatch_audit(recs, f"{tag}{rep}"))
+            raw_runs.append(raw_bulk(es, recs, f"bench-{tag}-raw-records-x{rep}"))
+            iw_runs.append(inferwatch_audit(recs, f"{tag}{rep}"))
+        st = None
+        if not args.no_stages:
+            st = Stages()
+            inferwatch_audit(recs, f"{tag}st", st)
         seldon = recs[: args.seldon_records]
         t_seldon = seldon_style(es, seldon, f"bench-{tag}-raw-records-seldon")
     finally:
         cleanup(es, f"bench-{tag}")
-    iw = args.records / t_iw
-    raw = args.records / t_raw
-    sel = len(seldon) / t_seldon
-    print(f"raw _bulk ceiling      : {raw:10.0f} docs/s ({args.records} docs in {t_raw:.1f} s, best of 2)")
-    print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({args.records} docs in {t_iw:.1f} s, best of 2)")
+    n = args.records
+    (t_raw, c_raw), (t_iw, c_iw) = min(raw_runs), min(iw_runs)  # each one's best (fastest) run
+    iw, raw, sel = n / t_iw, n / t_raw, len(seldon) / t_seldon
+    print(f"raw _bulk ceiling      : {raw:10.0f} docs/s ({n} docs in {t_raw:.1f} s, best of 2)   "
+          f"{c_raw / n * 1e6:6.1f} µs CPU/doc (the loader's Python: serialise + send)")
+    print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({n} docs in {t_iw:.1f} s, best of 2)   "
+          f"{c_iw / n * 1e6:6.1f} µs CPU/doc (the audit role, every thread)")
     print(f"Seldon-style per doc   : {sel:10.0f} docs/s ({len(seldon)} docs in {t_seldon:.1f} s)")
     print(f"ratio inferwatch / raw _bulk      = {iw / raw:.2f}   (goal >= 0.8)")
     print(f"ratio inferwatch / Seldon-style   = {iw / sel:.1f}   (goal >= 20)")
+    if st is not None:
+        print_stages("audit role (third run)", st, n, timer_cost())
+    if args.no_e2e:
+        return
     lat = end_to_end(tag, args.rate, args.seconds)
     print(f"end to end at {args.rate:.0f} req/s for {args.seconds:.0f} s ({len(lat)} records): "
           f"median {statistics.median(lat) * 1000:.0f} ms, p99 {lat[int(0.99 * (len(lat) - 1))] * 1000:.0f} ms")

@@ -21,6 +21,9 @@ serialisation, bulk I/O (the client's side) and commit for audit. The timer's ow
 call is measured and printed.
 
     python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--detect-batch 500,5000] [--fetch]
+
+``--fetch`` also reads the topic with the Kafka consumer alone under fetch settings, and with
+confluent-kafka (``inferwatch[confluent]``) when it is installed: the client library's floor.
 """
 
 from __future__ import annotations
@@ -241,6 +244,40 @@ def fetch_only(cfg: Config, n: int, variant: dict[str, Any], group: str) -> floa
         lg.close()
 
 
+def fetch_confluent(cfg: Config, n: int, entries: bool) -> float:
+    """CPU seconds of reading the records topic to its end with confluent-kafka (librdkafka; its
+    threads count: process CPU), ``consume(num_messages=batch)`` on every partition assigned from
+    the beginning; with ``entries``, also a :class:`~inferwatch.log.LogEntry` per message (what a
+    log backend hands the roles). The floor a second Kafka client library would give the fetch."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from inferwatch.log import LogEntry
+
+    k = cfg.kafka
+    c = Consumer({"bootstrap.servers": k.bootstrap_servers, "group.id": f"bd-confluent-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.max.bytes": k.fetch_max_bytes,
+                  "max.partition.fetch.bytes": k.max_partition_fetch_bytes, "isolation.level": "read_committed"})
+    try:
+        parts = c.list_topics(cfg.log.records_topic, timeout=10).topics[cfg.log.records_topic].partitions
+        c0 = time.process_time()
+        c.assign([TopicPartition(cfg.log.records_topic, p, OFFSET_BEGINNING) for p in parts])
+        got = 0
+        while got < n:
+            msgs = c.consume(num_messages=cfg.audit.batch_size, timeout=1.0)
+            if entries:
+                out = []
+                for m in msgs:
+                    if m.error() is None:
+                        out.append(LogEntry(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
+                                            m.timestamp()[1] / 1000.0))
+                got += len(out)
+            else:
+                got += sum(1 for m in msgs if m.error() is None)
+        return time.process_time() - c0
+    finally:
+        c.close()
+
+
 FETCH_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("defaults", {}),
     ("max_poll_records 10000", {"max_poll_records": 10_000}),
@@ -313,6 +350,16 @@ def main() -> None:
                     for name, _ in FETCH_VARIANTS:
                         print(f"    {name:42s} {best[name] / n * 1e6:8.1f} µs   "
                               f"(ratio to defaults {best[name] / best['defaults']:.2f})")
+                    try:
+                        import confluent_kafka  # noqa: F401
+                    except ImportError:
+                        print("    (confluent-kafka not installed: pip install 'inferwatch[confluent]' to compare)")
+                    else:
+                        for label, entries in (("confluent-kafka consume()", False),
+                                               ("confluent-kafka consume() + LogEntry", True)):
+                            t = min(fetch_confluent(cfg, n, entries) for _ in range(2))
+                            print(f"    {label:42s} {t / n * 1e6:8.1f} µs   "
+                                  f"(ratio to kafka-python defaults {t / best['defaults']:.2f})")
                 if not args.no_stages:
                     st = Stages()
                     run_audit(audit_config(cfg, "st"), n, st)
