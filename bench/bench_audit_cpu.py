@@ -17,7 +17,6 @@ path independently of the machine's load on Elasticsearch.
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ import orjson
 from inferwatch.audit import record_documents
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
+from inferwatch.workers import tune_gc
 from sinks.elasticsearch import ElasticsearchAuditStore, _with_fulltext
 
 
@@ -93,8 +93,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     msgs = messages(args.records)
-    gc.freeze()  # what the stream workers do (inferwatch.workers.tune_gc)
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
+    tune_gc()  # what the stream workers do
     t_iw = t_base = float("inf")
     for _ in range(args.repeat):  # alternate, keep each one's best
         t_base = min(t_base, baseline(msgs))

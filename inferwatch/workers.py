@@ -57,6 +57,8 @@ class Monitor(Protocol):
 
 
 _GC_TUNED = False
+#: the gen-0 threshold of stream workers (see :func:`tune_gc`)
+GC_GEN0_THRESHOLD = 1_000_000
 
 
 def tune_gc() -> None:
@@ -66,6 +68,13 @@ def tune_gc() -> None:
     with the default gen-0 threshold of 700 the collector ran dozens of times per batch and,
     measured, took more time than decoding itself. Everything loaded at start-up is frozen out
     of collections; reference counting still frees each batch as soon as it is done.
+
+    The gen-0 count is the containers allocated and not yet freed, so a threshold above what
+    the batches in flight hold alive (two batches of 5,000 records of 50 one-row columns are
+    ~600,000 lists and dicts) lets a batch be freed before any collection looks at it: 1,000,000
+    measured as fast as no collector at all in the audit path (50,000: 10-15% more CPU, every
+    live batch scanned several times). Cyclic garbage, rare here, is still collected, after at
+    most a million net allocations.
     """
     global _GC_TUNED
     if _GC_TUNED:
@@ -73,7 +82,7 @@ def tune_gc() -> None:
     _GC_TUNED = True
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(50_000, gen1, gen2)
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class Worker:
