@@ -9,18 +9,30 @@ Timed on the same records in one run:
    ``orjson.dumps`` one prebuilt document per row with its action line.
 
 The ratio (inferwatch / baseline, lower is better) tracks the per-record overhead of the audit
-path independently of the machine's load on Elasticsearch.
+path independently of the machine's load on Elasticsearch. Then each stage alone, best of
+``--repeat`` (the floors the note on issue 12 compares with): ``orjson.loads`` of the messages
+(the parse any reader pays), ``InferenceRecord.from_json`` (parse + the record's checks and
+object), the row documents (``record_documents``), their full text and section JSON
+(``_with_fulltext``), and ``orjson.dumps`` of the finished documents with their action lines
+(the serialiser alone).
 
-    python bench/bench_audit_cpu.py [--records 30000] [--repeat 5]
+``--wide`` uses the records of bench_detect.py (50 features: 40 numeric, 10 categorical, no raw
+bodies) instead of 11 features with request and response bodies.
+
+    python bench/bench_audit_cpu.py [--records 30000] [--repeat 5] [--wide]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -87,12 +99,50 @@ def baseline(msgs: list[bytes]) -> float:
     return time.process_time() - c0
 
 
+def _all_with_fulltext(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_with_fulltext(d) for d in docs]
+
+
+def _serialise(docs: list[dict[str, Any]]) -> bytes:
+    return b"".join([b'{"create":{"_index":"x","_id":' + orjson.dumps(d["doc_id"]) + b"}}\n"
+                     + orjson.dumps(d, option=orjson.OPT_UTC_Z) + b"\n" for d in docs])
+
+
+def stages(msgs: list[bytes], repeat: int) -> dict[str, float]:
+    """CPU seconds of each stage alone over all messages, best of ``repeat``."""
+    recs = [InferenceRecord.from_json(m) for m in msgs]
+    best: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], object]) -> object:
+        c0 = time.process_time()
+        out = fn()
+        best[name] = min(best.get(name, float("inf")), time.process_time() - c0)
+        return out
+
+    for _ in range(repeat):
+        timed("parse alone (orjson.loads)", lambda: [orjson.loads(m) for m in msgs])
+        timed("decode (InferenceRecord.from_json)", lambda: [InferenceRecord.from_json(m) for m in msgs])
+        docs: Any = timed("row documents (record_documents)", lambda: [d for r in recs for d in record_documents(r)])
+        timed("full text + section JSON (_with_fulltext)", functools.partial(_all_with_fulltext, docs))
+        timed("serialiser alone (orjson.dumps, action lines)", functools.partial(_serialise, docs))
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=30_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--wide", action="store_true", help="bench_detect's 50-feature records")
     args = ap.parse_args()
-    msgs = messages(args.records)
+    if args.wide:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_detect import records
+
+        msgs = [r.to_json() for r in records(args.records, "cpu")]
+    else:
+        msgs = messages(args.records)
+    print(f"{args.records} records of {len(msgs[0])} bytes ({'50 features' if args.wide else '11 features + bodies'}); "
+          f"load average {os.getloadavg()[0]:.1f}")
     tune_gc()  # what the stream workers do
     t_iw = t_base = float("inf")
     for _ in range(args.repeat):  # alternate, keep each one's best
@@ -102,6 +152,9 @@ def main() -> None:
     print(f"baseline (parse + serialise) : {t_base * per:6.1f} µs CPU per record (best of {args.repeat})")
     print(f"inferwatch audit path        : {t_iw * per:6.1f} µs CPU per record (best of {args.repeat})")
     print(f"ratio inferwatch / baseline  = {t_iw / t_base:.2f}")
+    print(f"each stage alone, µs CPU per record (best of {args.repeat}):")
+    for name, t in stages(msgs, args.repeat).items():
+        print(f"  {name:48s} {t * per:6.1f}")
 
 
 if __name__ == "__main__":

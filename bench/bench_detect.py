@@ -268,7 +268,7 @@ def fetch_confluent(cfg: Config, n: int, entries: bool) -> float:
                 out = []
                 for m in msgs:
                     if m.error() is None:
-                        out.append(LogEntry(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
+                        out.append(LogEntry(m.topic(), m.partition(), m.offset(), m.key(), m.value(),  # type: ignore[arg-type]
                                             m.timestamp()[1] / 1000.0))
                 got += len(out)
             else:
