@@ -208,6 +208,10 @@ _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
 RECORD_FIELDS = _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 
 
+#: the extras that are part of a detection's identity (see :attr:`Detection.id`)
+_IDENTITY_EXTRAS = ("on", "partition", "window_seq", "record_id")
+
+
 @dataclass(slots=True)
 class Detection:
     """What every detector emits; exporters, alerts and reports read only this."""
@@ -240,7 +244,13 @@ class Detection:
 
     @property
     def id(self) -> str:
-        """Deterministic id: replays of the same window produce the same id."""
+        """Deterministic id: replays of the same window produce the same id, and two windows
+        never share one. Besides the detector, model, version, window times and size and the
+        reference, the window's identity extras take part: ``on`` (inputs or outputs),
+        ``partition`` (the log partition whose records filled it), ``window_seq`` (its number
+        among its group's windows: windows with equal times and sizes, e.g. of one batch's
+        rows, stay apart) and ``record_id`` (a quality finding about one record)."""
+        extra = self.extra
         key = "|".join(
             str(x)
             for x in (
@@ -252,6 +262,7 @@ class Detection:
                 self.window_size,
                 self.reference_id,
                 self.row_ids[0] if self.row_ids else None,
+                *(extra.get(k) for k in _IDENTITY_EXTRAS),
             )
         )
         return hashlib.sha1(key.encode()).hexdigest()[:20]

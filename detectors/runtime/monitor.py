@@ -60,6 +60,8 @@ class _Group:
     window: Window
     detectors: list[Detector] | None = None
     fit_errors: dict[str, str] = field(default_factory=dict)
+    #: windows closed so far: the next window's sequence number (part of its detections' ids)
+    closed: int = 0
 
 
 class Monitor:
@@ -127,7 +129,7 @@ class Monitor:
                     closed = group.window.add(table, rec.timestamp, ids)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self.stats["bad_rows"] += 1
-                    out.append(self._quality(group, None, f"unusable {on} table: {exc}"))
+                    out.append(self._quality(group, None, f"unusable {on} table: {exc}", record_id=rec.id))
                     continue
                 for window in closed:
                     out.extend(self._run(group, window))
@@ -184,6 +186,7 @@ class Monitor:
             det.window_end = window.end
             det.window_size = window.size
             det.extra.setdefault("rows_seen", window.seen)
+            det.extra.setdefault("window_seq", group.closed - 1)
         det.extra.setdefault("on", group.on)
         return det
 
@@ -216,6 +219,7 @@ class Monitor:
         (``fed``: the detectors already hold the window's rows; ``errors``: detectors, by
         position, whose update failed)."""
         self.stats["windows"] += 1
+        group.closed += 1  # this window is number group.closed - 1 of its group
         out: list[Detection] = []
         expected: set[str] = set()
         for det in detectors:
@@ -269,6 +273,7 @@ class Monitor:
                     "on": g.on,
                     "reference_id": g.reference.id,
                     "window": g.window.state(),
+                    "closed": g.closed,
                 }
                 for g in self._groups.values()
             ],
@@ -290,7 +295,8 @@ class Monitor:
         groups: dict[tuple[str, str | None, str], _Group] = {}
         for g in state["groups"]:
             info = self.references.get(g["reference_id"])
-            group = _Group(g["model"], g["version"], g["on"], info, window_from_state(g["window"]))
+            group = _Group(g["model"], g["version"], g["on"], info, window_from_state(g["window"]),
+                           closed=int(g.get("closed", 0)))
             groups[(group.model, group.version, group.on)] = group
         self._groups = groups
         self._output_columns = {(m, v): set(c) for m, v, c in state.get("output_columns", [])}

@@ -126,3 +126,44 @@ def test_restore_rejects_garbage(store: ReferenceStore) -> None:
         mon.restore(b"not json")
     with pytest.raises(DetectorError, match="window"):
         build_monitor({**CFG, "window": {"type": "count", "size": 5}}, store).restore(mon.snapshot())
+
+
+def test_windows_with_equal_times_and_sizes_keep_their_own_ids(store: ReferenceStore) -> None:
+    """Issue 11: one batch record of 300 rows fills three windows with the same start, end and
+    size; each keeps a detection of its own (ids were equal, so the audit store kept one), and
+    the ids are the same in a replay and after a restore from a snapshot taken between them."""
+    rng = np.random.default_rng(5)
+    recs = [InferenceRecord(id=f"b{i}", model="m", version="v1", timestamp=T0,
+                            inputs={"a": rng.normal(size=300).tolist(), "b": rng.normal(size=300).tolist()})
+            for i in range(2)]
+    first = build_monitor(CFG, store).process(recs)
+    assert len(first) == 6
+    assert {(d.window_start, d.window_end, d.window_size) for d in first} == {(T0, T0, 100)}
+    ids = [d.id for d in first]
+    assert len(set(ids)) == 6
+    assert [d.extra["window_seq"] for d in first] == list(range(6))
+    assert [d.id for d in build_monitor(CFG, store).process(recs)] == ids
+    resumed = build_monitor(CFG, store)
+    part1 = resumed.process(recs[:1])
+    restored = build_monitor(CFG, store)
+    restored.restore(resumed.snapshot())
+    assert [d.id for d in part1 + restored.process(recs[1:])] == ids
+
+
+def test_detection_ids_differ_by_each_identity_part() -> None:
+    from inferwatch.record import Detection
+
+    base = dict(detector="ks", kind="drift", model="m", version="v1", window_start=T0, window_end=T0,
+                window_size=100, reference_id="r")
+    plain = Detection(**base).id  # type: ignore[arg-type]
+    variants = [Detection(**{**base, "model": "m2"}), Detection(**{**base, "version": "v2"}),  # type: ignore[arg-type]
+                Detection(**{**base, "detector": "cvm"})]  # type: ignore[arg-type]
+    for k, v in (("on", "outputs"), ("partition", 1), ("window_seq", 3), ("record_id", "r9")):
+        d = Detection(**base)  # type: ignore[arg-type]
+        d.extra[k] = v
+        variants.append(d)
+    ids = [d.id for d in variants]
+    assert plain not in ids and len(set(ids)) == len(ids)
+    again = Detection(**base)  # type: ignore[arg-type]
+    again.extra["rows_seen"] = 5  # not part of the identity
+    assert again.id == plain
