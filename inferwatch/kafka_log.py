@@ -9,19 +9,26 @@
   after its sink has durably taken the batch. A rebalance that takes partitions away before the
   commit makes the commit fail for them; the new owner re-reads those entries (at-least-once,
   and idempotent sinks make the effect exactly-once).
-* State blobs (a detector's open windows) are stored with the offsets they belong to in a
-  compacted checkpoint topic; on restart the consumer seeks to the checkpoint's offsets, so the
-  state and the position always match.
+* State blobs (a detector's open windows) are per partition: each is a message of the
+  compacted checkpoint topic, keyed ``group|topic|partition``, holding the offset it belongs to;
+  the offset commit of that partition carries a pointer to it in its metadata (``iwcp:<offset in
+  the checkpoint topic>``; a position-only commit keeps the pointer). When partitions are
+  assigned (start, rebalance) or :meth:`KafkaConsumerLog.seek_to_committed` is called, each one
+  with a pointer is positioned at its state's offset and the state is kept for
+  :meth:`KafkaConsumerLog.committed_state`: state and position always match, whichever member
+  of the group gets the partition. Every checkpoint message is a consistent (state, offset) pair
+  (written before the commit that points to it), so even a member that lost its partitions and
+  wrote a late checkpoint cannot make the group skip or double-count: at worst a later owner
+  resumes from an older pair and reads again.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
-import orjson
 
 from inferwatch.config import KafkaConfig
 from inferwatch.errors import LogError
@@ -32,6 +39,32 @@ __all__ = ["CHECKPOINT_TOPIC", "KafkaConsumerLog", "KafkaLog"]
 log = logging.getLogger("inferwatch.kafka")
 
 CHECKPOINT_TOPIC = "inferwatch.checkpoints"
+
+#: a checkpoint message: magic, the partition offset the state belongs to, the state
+_CP_MAGIC = b"IWCP1"
+#: the offset commit's metadata that points at a partition's checkpoint message
+_CP_POINTER = "iwcp:"
+
+
+def _checkpoint_value(offset: int, state: bytes) -> bytes:
+    return _CP_MAGIC + struct.pack("<q", offset) + state
+
+
+def _parse_checkpoint(value: bytes | None) -> tuple[int, bytes] | None:
+    """(offset, state) of a checkpoint message; ``None`` for a reset marker or another format."""
+    if not value or not value.startswith(_CP_MAGIC):
+        return None
+    (offset,) = struct.unpack_from("<q", value, len(_CP_MAGIC))
+    return int(offset), bytes(value[len(_CP_MAGIC) + 8:])
+
+
+def _pointer(metadata: str | None) -> int | None:
+    if metadata and metadata.startswith(_CP_POINTER):
+        try:
+            return int(metadata[len(_CP_POINTER):])
+        except ValueError:
+            return None
+    return None
 
 
 def _client_config(cfg: KafkaConfig) -> dict[str, Any]:
@@ -100,7 +133,10 @@ class KafkaLog(Log):
             configs["retention.ms"] = str(cfg.retention_ms)
         if compacted:  # checkpoints hold open windows and recent record keys: allow large ones
             configs = {"cleanup.policy": "compact", "min.insync.replicas": configs["min.insync.replicas"],
-                       "max.message.bytes": str(16 * 1024 * 1024)}
+                       "max.message.bytes": str(16 * 1024 * 1024),
+                       # roll segments often: only closed segments are compacted, and a member
+                       # that falls back to scanning the topic reads what is not compacted yet
+                       "segment.ms": str(10 * 60 * 1000)}
         wanted = {t: {"num_partitions": 1 if compacted else cfg.partitions,
                       "replication_factor": cfg.replication_factor, "configs": configs}
                   for t in topics if t not in existing}
@@ -166,20 +202,24 @@ class KafkaLog(Log):
 
     def reset_group(self, topic: str, group: str) -> None:
         kafka = _kafka()
-        from kafka.admin import OffsetSpec
-
+        c = kafka.KafkaConsumer(**_client_config(self.cfg))
         try:
-            parts = self._end_offsets(topic)
-            specs = {kafka.TopicPartition(topic, p): OffsetSpec.EARLIEST for p in parts}
-            result = self.admin.reset_group_offsets(group, specs)
+            tps = [kafka.TopicPartition(topic, p) for p in (c.partitions_for_topic(topic) or set())]
+            begin = c.beginning_offsets(tps)
+            # offsets with empty metadata: no pointer to a checkpoint, the group's states are
+            # forgotten and the replay rebuilds them (the admin's reset would keep the metadata)
+            result = self.admin.alter_group_offsets(
+                group, {tp: kafka.OffsetAndMetadata(int(begin[tp]), "", -1) for tp in tps})
         except kafka.errors.KafkaError as exc:
             raise LogError(f"reset of {group}/{topic} failed: {exc}") from exc
-        errors = {tp.partition: r["error"] for tp, r in result.items() if r.get("error") not in (None, kafka.errors.NoError)}
+        finally:
+            c.close()
+        errors = {tp.partition: e for tp, e in result.items() if e not in (None, kafka.errors.NoError)}
         if errors:
             raise LogError(f"reset of {group}/{topic} failed for partitions {errors} (is the group still running?)")
-        # forget any checkpointed state of the group: the replay rebuilds it
+        # reset markers: a member's fallback scan of the checkpoint topic finds no older state either
         self.create_topics([CHECKPOINT_TOPIC], compacted=True)
-        self.append(CHECKPOINT_TOPIC, [(f"{group}|{topic}".encode(), orjson.dumps({"offsets": {}, "state": None}))])
+        self.append(CHECKPOINT_TOPIC, [(f"{group}|{topic}|{tp.partition}".encode(), b"") for tp in tps])
 
     def delete_topics(self, topics: Iterable[str]) -> None:
         self.admin.delete_topics(list(topics), raise_errors=False)
@@ -194,7 +234,7 @@ class KafkaLog(Log):
 
 
 class KafkaConsumerLog(Consumer):
-    """One member of a consumer group on one topic, with manual commits."""
+    """One member of a consumer group on one topic, with manual commits and per-partition states."""
 
     def __init__(self, owner: KafkaLog, topic: str, group: str):
         kafka = _kafka()
@@ -202,18 +242,24 @@ class KafkaConsumerLog(Consumer):
         self.owner = owner
         self.topic = topic
         self.group = group
-        self._checkpoint: dict[str, Any] | None = None
-        self._checkpoint_loaded = False
+        self.generation = 0
+        self._assignments = 0  # assignments seen by the listener; positioned in poll (not on the IO thread)
+        self._positioned = 0
+        self._assigned: frozenset[int] = frozenset()
+        #: partition -> (checkpoint message offset, state offset, state) of assigned partitions with a state
+        self._states: dict[int, tuple[int, int, bytes]] = {}
         cfg = owner.cfg
         consumer_self = self
 
         class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc,name-defined]
+            # runs on the client's IO thread: no blocking calls here, poll() does the positioning
             def on_partitions_revoked(self, revoked: Any) -> None:
                 if revoked:
                     log.info("%s: partitions revoked %s", group, sorted(tp.partition for tp in revoked))
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                consumer_self._on_assigned(assigned)
+                log.info("%s: partitions assigned %s", group, sorted(tp.partition for tp in assigned))
+                consumer_self._assignments += 1
 
         try:
             self._consumer = kafka.KafkaConsumer(
@@ -234,61 +280,131 @@ class KafkaConsumerLog(Consumer):
             self._consumer.subscribe([topic], listener=_Listener())
         except kafka.errors.KafkaError as exc:
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
-        self._buffer: list[LogEntry] = []
         self._committed: dict[int, int] = {}
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _key(self) -> bytes:
-        return f"{self.group}|{self.topic}".encode()
+    def _cp_key(self, partition: int) -> bytes:
+        return f"{self.group}|{self.topic}|{partition}".encode()
 
-    def _load_checkpoint(self) -> dict[str, Any] | None:
-        if self._checkpoint_loaded:
-            return self._checkpoint
-        self._checkpoint_loaded = True
+    def _read_checkpoints(self, pointers: Mapping[int, int]) -> dict[int, tuple[int, int, bytes]]:
+        """partition -> (message offset, state offset, state) for the checkpoint messages the
+        pointers name; a pointer whose message was compacted away (a newer one with the same key
+        exists: a late write of a member that lost the partition) falls back to the newest
+        message of the key, which is a consistent pair as well."""
+        if not pointers:
+            return {}
         kafka = self.kafka
-        self.owner.create_topics([CHECKPOINT_TOPIC], compacted=True)
-        c = kafka.KafkaConsumer(**_client_config(self.owner.cfg), enable_auto_commit=False)
+        out: dict[int, tuple[int, int, bytes]] = {}
+        c = kafka.KafkaConsumer(**_client_config(self.owner.cfg), enable_auto_commit=False,
+                                max_partition_fetch_bytes=32 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
         try:
             tp = kafka.TopicPartition(CHECKPOINT_TOPIC, 0)
             c.assign([tp])
-            c.seek_to_beginning(tp)
             end = c.end_offsets([tp])[tp]
-            deadline = time.monotonic() + 30
-            while c.position(tp) < end and time.monotonic() < deadline:
-                for msgs in c.poll(timeout_ms=500).values():
-                    for m in msgs:
-                        if m.key == self._key():
-                            self._checkpoint = orjson.loads(m.value) if m.value else None
+            missing: set[int] = set()
+            for partition, ptr in sorted(pointers.items(), key=lambda kv: kv[1]):
+                if ptr >= end:
+                    missing.add(partition)
+                    continue
+                c.seek(tp, ptr)
+                msg = self._next_message(c, tp)
+                cp = _parse_checkpoint(msg.value) if msg is not None and msg.offset == ptr \
+                    and msg.key == self._cp_key(partition) else None
+                if cp is None:
+                    missing.add(partition)
+                else:
+                    out[partition] = (ptr, cp[0], cp[1])
+            if missing:
+                log.warning("%s: checkpoint of partitions %s compacted away; using the newest of each",
+                            self.group, sorted(missing))
+                keys = {self._cp_key(p): p for p in missing}
+                c.seek_to_beginning(tp)
+                deadline = time.monotonic() + 120
+                while c.position(tp) < end:
+                    if time.monotonic() > deadline:
+                        raise LogError(f"reading {CHECKPOINT_TOPIC} took too long")
+                    for msgs in c.poll(timeout_ms=500).values():
+                        for m in msgs:
+                            if m.key in keys:
+                                cp = _parse_checkpoint(m.value)
+                                p = keys[m.key]
+                                if cp is None:
+                                    out.pop(p, None)
+                                else:
+                                    out[p] = (m.offset, cp[0], cp[1])
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"reading the checkpoints of {self.group}/{self.topic} failed: {exc}") from exc
         finally:
             c.close()
-        return self._checkpoint
+        return out
 
-    def _on_assigned(self, assigned: Any) -> None:
-        parts = sorted(tp.partition for tp in assigned)
-        log.info("%s: partitions assigned %s", self.group, parts)
-        self._committed = {p: o for p, o in self._committed.items() if p in parts}
-        self._buffer.clear()
-        cp = self._checkpoint
-        if cp:
-            offsets = {int(p): int(o) for p, o in cp["offsets"].items()}
-            for tp in assigned:
-                if tp.partition in offsets:
-                    self._consumer.seek(tp, offsets[tp.partition])
+    @staticmethod
+    def _next_message(c: Any, tp: Any) -> Any:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for msgs in c.poll(timeout_ms=500, max_records=1).values():
+                if msgs:
+                    return msgs[0]
+        raise LogError(f"no checkpoint message in {CHECKPOINT_TOPIC} at offset {c.position(tp)} within 30 s")
 
-    def committed_state(self) -> bytes | None:
-        cp = self._load_checkpoint()
-        if not cp or cp.get("state") is None:
-            self._checkpoint = cp if cp and cp.get("offsets") else None
-            return None
-        import base64
+    def _committed_metadata(self, partitions: Iterable[int]) -> dict[int, Any]:
+        kafka = self.kafka
+        out = {}
+        for p in partitions:
+            om = self._consumer.committed(kafka.TopicPartition(self.topic, p), metadata=True)
+            if om is not None:
+                out[p] = om
+        return out
 
-        return base64.b64decode(cp["state"])
+    def _position(self) -> None:
+        """Position every assigned partition: one with a state at its state's offset, the
+        others at the committed offset (or the start); a new generation."""
+        kafka = self.kafka
+        try:
+            assigned = {tp.partition: tp for tp in self._consumer.assignment() if tp.topic == self.topic}
+            committed = self._committed_metadata(assigned)
+            pointers = {p: ptr for p, om in committed.items() if (ptr := _pointer(om.metadata)) is not None}
+            self._states = self._read_checkpoints(pointers)
+            for p, tp in assigned.items():
+                if p in self._states:
+                    self._consumer.seek(tp, self._states[p][1])
+                elif p in committed and committed[p].offset >= 0:
+                    self._consumer.seek(tp, committed[p].offset)
+                else:
+                    self._consumer.seek_to_beginning(tp)
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"positioning {self.group}/{self.topic} failed: {exc}") from exc
+        self._assigned = frozenset(assigned)
+        self._committed = {p: om.offset for p, om in committed.items() if om.offset >= 0}
+        self.generation += 1
+
+    def assigned(self) -> frozenset[int]:
+        return self._assigned
+
+    def committed_state(self, partition: int = 0) -> bytes | None:
+        if self.generation and partition in self._assigned:
+            cached = self._states.get(partition)
+            return cached[2] if cached else None
+        try:
+            om = self._committed_metadata([partition]).get(partition)
+            ptr = _pointer(om.metadata) if om is not None else None
+            found = self._read_checkpoints({partition: ptr} if ptr is not None else {})
+        except self.kafka.errors.KafkaError as exc:
+            raise LogError(f"reading the state of {self.group}/{self.topic} failed: {exc}") from exc
+        return found[partition][2] if partition in found else None
 
     # -- consuming ------------------------------------------------------------------------
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[LogEntry]:
         kafka = self.kafka
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+            assignments = self._assignments
+            if assignments != self._positioned:
+                # (re)assigned in or around this poll: what it brought may come from the old
+                # positions; every partition is positioned afresh (states decide) and read again
+                self._positioned = assignments
+                self._position()
+                return []
         except kafka.errors.KafkaError as exc:
             raise LogError(f"poll of {self.topic!r} failed: {exc}") from exc
         out: list[LogEntry] = []
@@ -297,41 +413,45 @@ class KafkaConsumerLog(Consumer):
                 out.append(LogEntry(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000.0))
         return out
 
-    def commit(self, entries: Sequence[LogEntry], state: bytes | None = None) -> None:
+    def commit(self, entries: Sequence[LogEntry], states: Mapping[int, bytes] | None = None) -> None:
         kafka = self.kafka
-        offsets: dict[Any, Any] = {}
+        nxt: dict[int, int] = {}
         for e in entries:
-            tp = kafka.TopicPartition(e.topic, e.partition)
-            nxt = e.offset + 1
-            if tp not in offsets or offsets[tp].offset < nxt:
-                offsets[tp] = kafka.OffsetAndMetadata(nxt, "", -1)
-        if state is not None:
-            import base64
-
-            previous = dict((self._checkpoint or {}).get("offsets", {}))
-            previous.update({str(tp.partition): om.offset for tp, om in offsets.items()})
-            self._checkpoint = {"offsets": previous, "state": base64.b64encode(state).decode()}
-            self.owner.append(CHECKPOINT_TOPIC, [(self._key(), orjson.dumps(self._checkpoint))])
+            if e.offset + 1 > nxt.get(e.partition, -1):
+                nxt[e.partition] = e.offset + 1
+        states = states or {}
+        if set(states) - set(nxt):
+            raise ValueError(f"states of partitions {sorted(set(states) - set(nxt))} without entries to commit")
+        try:
+            if states:  # the states first, durably; then the offsets that point to them
+                producer = self.owner.producer
+                futures = {p: producer.send(CHECKPOINT_TOPIC, key=self._cp_key(p), value=_checkpoint_value(nxt[p], st))
+                           for p, st in states.items()}
+                producer.flush()
+                for p, f in futures.items():
+                    self._states[p] = (int(f.get(timeout=0).offset), nxt[p], states[p])
+            offsets = {}
+            for p, o in nxt.items():
+                cached = self._states.get(p)  # a position-only commit keeps the pointer to the state
+                offsets[kafka.TopicPartition(self.topic, p)] = kafka.OffsetAndMetadata(
+                    o, f"{_CP_POINTER}{cached[0]}" if cached else "", -1)
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"checkpoint of {self.group}/{self.topic} failed: {exc}") from exc
         if not offsets:
             return
         try:
             self._consumer.commit(offsets)
             self._committed.update({tp.partition: om.offset for tp, om in offsets.items()})
         except kafka.errors.CommitFailedError as exc:
-            # the group rebalanced: these partitions belong to another member now, which will
-            # re-read the uncommitted entries; rewind ours so nothing is skipped either way
+            # the group rebalanced: these partitions belong to another member now, which resumes
+            # from their last committed states; ours are repositioned (a new generation)
             log.warning("%s: commit failed after a rebalance (%s); entries will be re-read", self.group, exc)
             self.seek_to_committed()
         except kafka.errors.KafkaError as exc:
             raise LogError(f"commit of {self.group}/{self.topic} failed: {exc}") from exc
 
     def seek_to_committed(self) -> None:
-        for tp in self._consumer.assignment():
-            committed = self._consumer.committed(tp)
-            if committed is None:
-                self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        self._position()
 
     def lag(self) -> int:
         """Entries after the group's committed position. For assigned partitions this uses the

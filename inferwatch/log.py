@@ -11,8 +11,18 @@ Semantics both implementations keep:
 * each consumer group has its own committed position per partition; ``commit`` moves it
   to just past the given entries, and only the caller decides when (after its sink has
   durably taken the batch). A consumer that dies before committing re-reads the batch.
-* ``commit(entries, state=...)`` stores an opaque state blob (a detector's open windows)
-  atomically with the position, so a restart resumes both together.
+* ``commit(entries, states={partition: blob})`` stores an opaque state blob per partition (a
+  detector's open windows over that partition's records) atomically with that partition's new
+  position. A stateful consumer resumes a partition from the position stored *with its state*:
+  after a restart, a rebalance that (re)assigns the partition, or :meth:`Consumer.seek_to_committed`,
+  :meth:`Consumer.committed_state` gives the state and the next poll reads from the position it
+  belongs to. A later position-only commit moves the group's committed position (and its lag)
+  but not the state's: what came after the state is read again, never skipped, and the state
+  never counts an entry twice.
+* a consumer group shares a topic's partitions among its members; :attr:`Consumer.generation`
+  changes whenever the log reassigned or repositioned this member's partitions, and a stateful
+  caller then restores each partition's state from :meth:`Consumer.committed_state` before
+  using the entries that follow (their positions match those states).
 
 >>> import tempfile, os
 >>> from inferwatch.sqlite_log import SQLiteLog
@@ -32,7 +42,7 @@ from __future__ import annotations
 import sys
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,17 +73,29 @@ class Consumer(ABC):
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[LogEntry]:
         """Up to ``max_records`` entries after the current position (waits up to ``timeout`` s)."""
 
-    @abstractmethod
-    def commit(self, entries: Sequence[LogEntry], state: bytes | None = None) -> None:
-        """Durably move the group's position past ``entries`` (and store ``state`` with it)."""
+    #: changes whenever the log (re)assigned or repositioned this member's partitions (a
+    #: rebalance, :meth:`seek_to_committed`); the entries of a poll belong to the generation the
+    #: attribute has right after that poll
+    generation: int = 0
 
     @abstractmethod
-    def committed_state(self) -> bytes | None:
-        """The state blob stored by the last ``commit`` of this group, if any."""
+    def commit(self, entries: Sequence[LogEntry], states: Mapping[int, bytes] | None = None) -> None:
+        """Durably move the group's position past ``entries``; each of ``states`` (partition ->
+        blob) is stored with the new position of its partition, which must have entries here."""
+
+    @abstractmethod
+    def committed_state(self, partition: int = 0) -> bytes | None:
+        """The state stored with ``partition``'s last stateful ``commit`` of this group, if any;
+        for an assigned partition, the one its position was set from."""
+
+    @abstractmethod
+    def assigned(self) -> frozenset[int]:
+        """The partitions this member holds (as of the last poll)."""
 
     @abstractmethod
     def seek_to_committed(self) -> None:
-        """Forget uncommitted progress: the next poll re-reads from the committed position."""
+        """Forget uncommitted progress: the next poll re-reads each partition from the position
+        stored with its state, or from the committed position when it has none."""
 
     @abstractmethod
     def lag(self) -> int:

@@ -102,7 +102,7 @@ class Pipeline:
                                             store_factory=lambda: wiring.build_audit_store(cfg, self.log)))
         if "detect" in self.roles:
             sinks = wiring.build_sinks(cfg, self.metrics, self.log)
-            self.workers.append(DetectWorker(cfg, self.log, wiring.build_monitor(cfg),
+            self.workers.append(DetectWorker(cfg, self.log, lambda: wiring.build_monitor(cfg),
                                              sinks=[s for s in sinks if s.inline], on_detection=on_detection,
                                              metrics=self.metrics))
             self.workers += [SinkWorker(cfg, self.log, s, metrics=self.metrics) for s in sinks if not s.inline]

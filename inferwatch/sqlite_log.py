@@ -1,6 +1,9 @@
 """The embedded log: one SQLite table used as an append-only log with consumer groups (WAL mode).
 
-See :mod:`inferwatch.log` for the semantics every log keeps.
+See :mod:`inferwatch.log` for the semantics every log keeps. A group's row in ``offsets`` holds
+its committed position (``next_seq``) and, with a state, the position stored with that state
+(``state_seq``): a stateful consumer resumes from ``state_seq``, so a position-only commit after
+a stateful one never makes it skip what the state has not seen.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     next_seq INTEGER NOT NULL,
     state BLOB,
+    state_seq INTEGER,
     updated REAL NOT NULL,
     PRIMARY KEY (grp, topic)
 );
@@ -50,6 +54,13 @@ class SQLiteLog(Log):
         self.path = str(path)
         self._lock = threading.RLock()
         self._conn = open_db(self.path, _SCHEMA, LogError, "log")
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(offsets)")}
+        if "state_seq" not in columns:  # a log made before states kept their own position
+            try:
+                self._conn.execute("ALTER TABLE offsets ADD COLUMN state_seq INTEGER")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise LogError(f"cannot upgrade the log {self.path}: {exc}") from exc
 
     def create_topics(self, topics: Iterable[str]) -> None:
         with self._lock:
@@ -96,7 +107,8 @@ class SQLiteLog(Log):
 
 
 class SQLiteConsumer(Consumer):
-    """A consumer group member on a :class:`SQLiteLog` (its own connection)."""
+    """A consumer group member on a :class:`SQLiteLog` (its own connection). The log has one
+    partition, 0, always assigned to every member."""
 
     def __init__(self, log: SQLiteLog, topic: str, group: str):
         self.topic = topic
@@ -104,17 +116,40 @@ class SQLiteConsumer(Consumer):
         self._conn = connect(log.path)
         self._conn.executescript(_SCHEMA)
         self._lock = threading.RLock()
-        self._position = self._committed()
+        self._position = self._resume_position()
+        self.generation = 1
 
     def _execute(self, sql: str, args: tuple[object, ...]) -> list[Any]:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
+    def _row(self) -> tuple[int, bytes | None, int | None] | None:
+        """(committed position, state, the state's position) of the group, if it committed."""
+        try:
+            row = self._execute("SELECT next_seq, state, state_seq FROM offsets WHERE grp=? AND topic=?",
+                                (self.group, self.topic))
+        except sqlite3.Error as exc:
+            raise LogError(f"reading the position of {self.group}/{self.topic} failed: {exc}") from exc
+        if not row:
+            return None
+        nxt, state, state_seq = row[0]
+        return int(nxt), None if state is None else bytes(state), None if state_seq is None else int(state_seq)
+
     def _committed(self) -> int:
-        row = self._execute(
-            "SELECT next_seq FROM offsets WHERE grp=? AND topic=?", (self.group, self.topic)
-        )
-        return int(row[0][0]) if row else 0
+        row = self._row()
+        return row[0] if row else 0
+
+    def _resume_position(self) -> int:
+        """Where reading resumes: the position stored with the state, else the committed one (a
+        state stored before states kept their position resumes at the committed one)."""
+        row = self._row()
+        if row is None:
+            return 0
+        nxt, state, state_seq = row
+        return state_seq if state is not None and state_seq is not None else nxt
+
+    def assigned(self) -> frozenset[int]:
+        return frozenset((0,))
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[LogEntry]:
         deadline = time.monotonic() + timeout
@@ -133,28 +168,35 @@ class SQLiteConsumer(Consumer):
             self._position = int(rows[-1][0]) + 1
         return [LogEntry(self.topic, 0, int(s), k, v, float(ts)) for s, k, v, ts in rows]
 
-    def commit(self, entries: Sequence[LogEntry], state: bytes | None = None) -> None:
-        if not entries and state is None:
+    def commit(self, entries: Sequence[LogEntry], states: Mapping[int, bytes] | None = None) -> None:
+        states = states or {}
+        if set(states) - {0}:
+            raise ValueError(f"the SQLite log has partition 0 only, not {sorted(set(states) - {0})}")
+        state = states.get(0)
+        if state is not None and not entries:
+            raise ValueError("a state is stored with the position after its partition's entries: none given")
+        if not entries:
             return
-        nxt = max((e.offset for e in entries), default=self._committed() - 1) + 1
+        nxt = max(e.offset for e in entries) + 1
         try:
+            # a position-only commit keeps the earlier state and the position stored with it
             self._execute(
-                "INSERT INTO offsets(grp, topic, next_seq, state, updated) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO offsets(grp, topic, next_seq, state, state_seq, updated) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(grp, topic) DO UPDATE SET next_seq=excluded.next_seq, "
+                "state_seq=CASE WHEN excluded.state IS NULL THEN offsets.state_seq ELSE excluded.state_seq END, "
                 "state=coalesce(excluded.state, offsets.state), updated=excluded.updated",
-                (self.group, self.topic, nxt, state, time.time()),
+                (self.group, self.topic, nxt, state, None if state is None else nxt, time.time()),
             )
         except sqlite3.Error as exc:
             raise LogError(f"commit of {self.group}/{self.topic} failed: {exc}") from exc
 
-    def committed_state(self) -> bytes | None:
-        row = self._execute(
-            "SELECT state FROM offsets WHERE grp=? AND topic=?", (self.group, self.topic)
-        )
-        return bytes(row[0][0]) if row and row[0][0] is not None else None
+    def committed_state(self, partition: int = 0) -> bytes | None:
+        row = self._row() if partition == 0 else None
+        return row[1] if row else None
 
     def seek_to_committed(self) -> None:
-        self._position = self._committed()
+        self._position = self._resume_position()
+        self.generation += 1
 
     def lag(self) -> int:
         ((n,),) = self._execute(

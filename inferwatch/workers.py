@@ -19,6 +19,7 @@ horizon is checkpointed with the windows. Built by :class:`inferwatch.pipeline.P
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import random
@@ -26,7 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
@@ -385,58 +387,111 @@ class AuditWorker(Worker):
             self.consumers = []
 
 
+@dataclass
+class _PartitionState:
+    """What the detect worker keeps for one log partition: its own windows and recent keys,
+    restored from the state committed with that partition's position."""
+
+    monitor: Monitor
+    seen: SeenKeys
+    last: LogEntry | None = None  # the last processed entry, not checkpointed yet
+
+
 class DetectWorker(Worker):
     """Runs the detectors over the record stream; detections go to the log, then to the sinks
-    (metrics, alerts), then the position is committed together with the open windows."""
+    (metrics, alerts), then the position is committed together with the open windows.
+
+    State is per log partition: every partition this member holds has its own monitor (windows
+    per model, version and partition) and dedup horizon, restored from the state committed with
+    that partition's position when the partition is (re)assigned, and checkpointed with its
+    offsets. Several detect processes in one consumer group thus each carry the windows of their
+    own partitions; one that leaves or dies hands them on through the checkpoints, and the
+    member that gets a partition next resumes its windows where they were checkpointed. Records
+    are keyed by model, so a model's records (and a record's copies) are on one partition and
+    its windows are the model's.
+
+    ``monitor`` is a factory of fresh monitors (or one monitor, copied for each partition)."""
 
     name = "detect"
 
-    def __init__(self, cfg: Config, lg: Log, monitor: Monitor, *, sinks: Sequence[DetectionSink] = (),
-                 on_detection: Callable[[Detection], None] | None = None, metrics: Metrics | None = None):
+    def __init__(self, cfg: Config, lg: Log, monitor: Monitor | Callable[[], Monitor], *,
+                 sinks: Sequence[DetectionSink] = (), on_detection: Callable[[Detection], None] | None = None,
+                 metrics: Metrics | None = None):
         super().__init__(metrics)
-        self.cfg, self.log, self.monitor, self.sinks = cfg, lg, monitor, list(sinks)
+        self.cfg, self.log, self.sinks = cfg, lg, list(sinks)
+        if hasattr(monitor, "process"):
+            template = copy.deepcopy(cast(Monitor, monitor))
+            self._new_monitor: Callable[[], Monitor] = lambda: copy.deepcopy(template)
+        else:
+            self._new_monitor = cast(Callable[[], Monitor], monitor)
         self.on_detection = on_detection
-        self._initial = monitor.snapshot()  # what a group with no checkpoint starts from
-        d = cfg.detect
-        self.seen = SeenKeys(d.dedup_keys, d.dedup_age_s)
         self.consumer: Consumer | None = None
         self.detections: list[Detection] = []
-        self._uncommitted: dict[int, LogEntry] = {}  # the last processed entry of each partition
+        self.partitions: dict[int, _PartitionState] = {}
+        self._generation: int | None = None
         self._last_checkpoint = time.monotonic()
 
+    @property
+    def seen_duplicates(self) -> int:
+        return sum(ps.seen.duplicates for ps in self.partitions.values())
+
     def connect(self) -> None:
-        self._uncommitted.clear()
-        consumer = self.log.consumer(self.cfg.log.records_topic, self.cfg.detect.group)
-        try:
-            monitor_state, seen_state = _split_state(consumer.committed_state())
-            self.monitor.restore(monitor_state if monitor_state is not None else self._initial)
-            self.seen = SeenKeys(self.cfg.detect.dedup_keys, self.cfg.detect.dedup_age_s)
-            if seen_state is not None:
-                self.seen.restore(seen_state)
-        except BaseException:
-            consumer.close()
-            raise
-        if monitor_state is not None:
-            log.info("detect: restored open windows (and %d recent record keys) from the last checkpoint",
-                     len(self.seen))
-        self.consumer = consumer
+        self.partitions.clear()
+        self._generation = None
+        self.consumer = self.log.consumer(self.cfg.log.records_topic, self.cfg.detect.group)
 
     def disconnect(self) -> None:
-        self._uncommitted.clear()  # processed but not checkpointed: read (and recognised) again
+        self.partitions.clear()  # processed but not checkpointed: read (and recognised) again
+        self._generation = None
         consumer, self.consumer = self.consumer, None
         if consumer is not None:
             consumer.close()
 
-    def checkpoint(self) -> None:
-        """Commit the position with the open windows and the recent record keys.
+    def _partition(self, p: int) -> _PartitionState:
+        """The state of partition ``p``: restored from the state committed with its position."""
+        ps = self.partitions.get(p)
+        if ps is not None:
+            return ps
+        assert self.consumer is not None
+        d = self.cfg.detect
+        ps = _PartitionState(self._new_monitor(), SeenKeys(d.dedup_keys, d.dedup_age_s))
+        monitor_state, seen_state = _split_state(self.consumer.committed_state(p))
+        if monitor_state is not None:
+            ps.monitor.restore(monitor_state)
+        if seen_state is not None:
+            ps.seen.restore(seen_state)
+        if monitor_state is not None:
+            log.info("detect: partition %d: restored open windows (and %d recent record keys) from its checkpoint",
+                     p, len(ps.seen))
+        self.partitions[p] = ps
+        return ps
 
-        Done at most every ``detect.checkpoint_interval_s`` (the state can be large): a crash
-        re-reads what came after, whose copies are recognised and whose detections have the
-        same ids as before."""
-        if self._uncommitted and self.consumer is not None:
-            self.consumer.commit(list(self._uncommitted.values()),
-                                 state=_join_state(self.monitor.snapshot(), self.seen.snapshot()))
-            self._uncommitted.clear()
+    def _sync(self) -> None:
+        """After the log (re)assigned or repositioned the partitions, every state is restored
+        again from the checkpoints the new positions belong to."""
+        assert self.consumer is not None
+        if self.consumer.generation != self._generation:
+            if self._generation is not None:
+                log.info("detect: partitions now %s (generation %d)", sorted(self.consumer.assigned()),
+                         self.consumer.generation)
+            self._generation = self.consumer.generation
+            self.partitions.clear()
+
+    def checkpoint(self) -> None:
+        """Commit each partition's position with its open windows and recent record keys.
+
+        Done at most every ``detect.checkpoint_interval_s`` (states can be large) and after a
+        batch that closed a window: a crash re-reads what came after, whose copies are
+        recognised and whose detections have the same ids as before."""
+        if self.consumer is not None:
+            dirty = {p: ps for p, ps in self.partitions.items() if ps.last is not None}
+            if dirty:
+                self.consumer.commit([ps.last for ps in dirty.values() if ps.last is not None],
+                                     states={p: _join_state(ps.monitor.snapshot(), ps.seen.snapshot())
+                                             for p, ps in dirty.items()})
+                for ps in dirty.values():
+                    ps.last = None
+                self._sync()  # a commit that failed after a rebalance repositioned the partitions
         self._last_checkpoint = time.monotonic()
 
     def _checkpoint_due(self) -> bool:
@@ -446,29 +501,42 @@ class DetectWorker(Worker):
         self.ensure_connected()
         assert self.consumer is not None
         entries = self.consumer.poll(self.cfg.detect.batch_size, timeout=0.2)
+        self._sync()
         if not entries:
-            if self._uncommitted and self._checkpoint_due():
+            if self._checkpoint_due():
                 self.checkpoint()
             return 0
-        recs: list[InferenceRecord] = []
+        by_partition: dict[int, list[LogEntry]] = {}
+        for e in entries:
+            by_partition.setdefault(e.partition, []).append(e)
+        dets: list[Detection] = []
         bad: list[DeadLetter] = []
         copies = 0
-        parse, first = InferenceRecord.from_json, self.seen.first
-        for e in entries:
-            try:
-                r = parse(e.value)
-            except Exception as exc:  # a corrupt log message becomes a dead letter, never a crash
-                bad.append(DeadLetter(raw=e.value, source=f"log:{e.topic}", reason=f"unreadable log message: {exc}",
-                                      stage="audit", id=f"{e.topic}-{e.partition}-{e.offset}"))
-                continue
-            # a copy of a record already counted (a client's resend) is skipped
-            if first(record_key(r), e.timestamp):
-                recs.append(r)
-            else:
-                copies += 1
+        parse = InferenceRecord.from_json
+        for p, part_entries in by_partition.items():
+            ps = self._partition(p)
+            first = ps.seen.first
+            recs: list[InferenceRecord] = []
+            for e in part_entries:
+                try:
+                    r = parse(e.value)
+                except Exception as exc:  # a corrupt log message becomes a dead letter, never a crash
+                    bad.append(DeadLetter(raw=e.value, source=f"log:{e.topic}",
+                                          reason=f"unreadable log message: {exc}",
+                                          stage="audit", id=f"{e.topic}-{e.partition}-{e.offset}"))
+                    continue
+                # a copy of a record already counted (a client's resend) is skipped
+                if first(record_key(r), e.timestamp):
+                    recs.append(r)
+                else:
+                    copies += 1
+            found = ps.monitor.process(recs)
+            for d in found:
+                d.extra.setdefault("partition", p)
+            dets += found
+            ps.last = part_entries[-1]
         if copies:
             self.metrics.duplicates.labels(stage="detect").inc(copies)
-        dets = self.monitor.process(recs)
         if bad:
             self.log.append(self.cfg.log.deadletter_topic, [(b"detect", dl.to_json()) for dl in bad])
         if dets:
@@ -485,17 +553,13 @@ class DetectWorker(Worker):
                 sink.write(dets)
             self.detections.extend(dets)
             del self.detections[:-1000]
-        for e in entries:
-            last = self._uncommitted.get(e.partition)
-            if last is None or e.offset > last.offset:
-                self._uncommitted[e.partition] = e
-        if self._checkpoint_due():
+        if dets or self._checkpoint_due():
             self.checkpoint()
         return len(entries)
 
     def close(self) -> None:
         try:
-            if self.connected:
+            if self.connected and self.consumer is not None:
                 self.checkpoint()
         except Exception as exc:  # the log is down at shutdown: what came after the last checkpoint is re-read
             log.warning("detect: no checkpoint at shutdown (%s); the last entries will be read again", exc)

@@ -63,30 +63,79 @@ class LogContract:
         group = "g-" + uuid.uuid4().hex
         c = log.consumer(topic, group)
         assert c.committed_state() is None
-        c.commit(_drain(c, 1), state=b"\x00window-state")
+        (entry,) = _drain(c, 1)
+        assert c.committed_state(entry.partition) is None
+        c.commit([entry], states={entry.partition: b"\x00window-state"})
         c.close()
         c = log.consumer(topic, group)
-        assert c.committed_state() == b"\x00window-state"
-        assert c.poll(10, timeout=0.2) == []
+        assert c.committed_state(entry.partition) == b"\x00window-state"
+        assert _read_all(c) == []  # resumes after the entry the state has seen
+        assert entry.partition in c.assigned()
+        assert c.committed_state(entry.partition) == b"\x00window-state"
         c.close()
 
-    def test_a_commit_without_state_keeps_the_saved_state(self, log, topic):
-        """Issue 16: a position-only commit (state=None) must not erase the state committed
-        before it (plant caught: SQLite ``state=excluded.state`` instead of the coalesce)."""
+    def test_a_commit_without_state_keeps_the_state_and_its_position(self, log, topic):
+        """Issue 11: after a stateful commit and then a position-only commit, a stateful consumer
+        resumes from the position stored with the state and reads the later entries again: it
+        neither skips what the state has not seen nor loses the state (issue 16: the SQLite
+        ``state=excluded.state`` plant erased it). The committed position (the lag) still moved."""
         log.append(topic, [(b"k", str(i).encode()) for i in range(3)])
         group = "g-" + uuid.uuid4().hex
         c = log.consumer(topic, group)
         batch = _drain(c, 3)
         assert len(batch) == 3
-        c.commit(batch[:1], state=b"open-windows")
+        p = batch[0].partition
+        c.commit(batch[:1], states={p: b"open-windows"})
         c.commit(batch[1:])  # position only
         c.close()
         c = log.consumer(topic, group)
-        assert c.committed_state() == b"open-windows"
-        # the position: SQLite resumes after all three; Kafka resumes at the offsets stored with
-        # the state (so state and position match) and re-reads the two. Neither skips any.
-        again = [e.value for e in c.poll(10, timeout=0.5)]
-        assert again in ([], [b"1", b"2"]), again
+        assert c.committed_state(p) == b"open-windows"
+        assert c.lag() == 0
+        assert [e.value for e in _read_all(c)] == [b"1", b"2"]
+        assert c.committed_state(p) == b"open-windows"
+        c.close()
+
+    def test_seek_to_committed_returns_to_the_state_position(self, log, topic):
+        log.append(topic, [(b"k", str(i).encode()) for i in range(6)])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        batch = _drain(c, 4)
+        p = batch[0].partition
+        c.commit(batch[:2], states={p: b"after-1"})
+        c.commit(batch[2:3])  # position only: the state still belongs after entry 1
+        generation = c.generation
+        c.seek_to_committed()
+        assert c.generation != generation  # a stateful caller must restore its state now
+        assert c.committed_state(p) == b"after-1"
+        assert [e.value for e in _drain(c, 4)] == [b"2", b"3", b"4", b"5"]
+        c.close()
+
+    def test_a_state_needs_entries_of_its_partition(self, log, topic):
+        log.append(topic, [(b"k", b"a")])
+        c = log.consumer(topic, "g-" + uuid.uuid4().hex)
+        (entry,) = _drain(c, 1)
+        with pytest.raises(ValueError):
+            c.commit([], states={entry.partition: b"s"})
+        with pytest.raises(ValueError):
+            c.commit([entry], states={entry.partition + 1: b"s"})
+        c.close()
+
+    def test_each_partition_keeps_its_own_state(self, log, topic):
+        """A state per partition, stored with that partition's position: restoring one never
+        hands over another's (one checkpoint per group and topic let members overwrite each
+        other's windows)."""
+        log.append(topic, [(f"model-{i % 7}".encode(), str(i).encode()) for i in range(70)])
+        group = "g-" + uuid.uuid4().hex
+        c = log.consumer(topic, group)
+        entries = _drain(c, 70)
+        assert sorted(int(e.value) for e in entries) == list(range(70))
+        parts = sorted({e.partition for e in entries})
+        c.commit(entries, states={p: f"state-of-{p}".encode() for p in parts})
+        c.close()
+        c = log.consumer(topic, group)
+        assert _read_all(c) == []
+        assert c.assigned() >= set(parts)
+        assert {p: c.committed_state(p) for p in parts} == {p: f"state-of-{p}".encode() for p in parts}
         c.close()
 
     def test_seek_to_committed_rewinds(self, log, topic):
@@ -102,7 +151,8 @@ class LogContract:
         log.append(topic, [(b"k", str(i).encode()) for i in range(8)])
         group = "g-" + uuid.uuid4().hex
         c = log.consumer(topic, group)
-        c.commit(_drain(c, 8), state=b"s")
+        entries = _drain(c, 8)
+        c.commit(entries, states={p: b"s" for p in {e.partition for e in entries}})
         c.close()
         assert log.group_lag(topic, group) == 0
         log.append(topic, [(b"k", b"8")])
@@ -110,9 +160,27 @@ class LogContract:
         log.reset_group(topic, group)
         assert log.group_lag(topic, group) == 9
         c = log.consumer(topic, group)
-        assert c.committed_state() is None
+        assert all(c.committed_state(p) is None for p in {e.partition for e in entries})
         assert sorted(int(e.value) for e in _drain(c, 9)) == list(range(9))
         c.close()
+
+
+def _read_all(consumer, rounds=100, quiet_polls=3):
+    """Everything ``consumer`` reads once it holds its partitions, until ``quiet_polls`` polls in
+    a row bring nothing (bounded): for checks that something is *not* read again."""
+    out = []
+    for _ in range(rounds):
+        out += consumer.poll(100, timeout=0.5)
+        if consumer.generation > 0 and consumer.assigned():
+            break
+    quiet = 0
+    for _ in range(rounds):
+        got = consumer.poll(100, timeout=0.5)
+        out += got
+        quiet = 0 if got else quiet + 1
+        if quiet >= quiet_polls:
+            break
+    return out
 
 
 def _drain(consumer, n, rounds=100):
