@@ -347,11 +347,13 @@ class FaultResult:
     recovery_s: float | None = None
     roles_up: bool = True
     note: str = ""
+    #: every window's detection found once (by window number), not only the right count
+    windows_ok: bool = True
 
     @property
     def ok(self) -> bool:
         dets_ok = self.detections_expected is None or self.detections_expected == self.detections_found
-        return self.lost == 0 and self.duplicated == 0 and dets_ok and self.roles_up
+        return self.lost == 0 and self.duplicated == 0 and dets_ok and self.windows_ok and self.roles_up
 
 
 #: results of the session's fault scenarios, printed by tests/faults/conftest.py

@@ -110,8 +110,9 @@ class Rig:
     detect_instances: int = 1
     audit_instances: int = 1
     #: records spread over this many models (partitions are keyed by model); detections are
-    #: expected for the first, the only one with a reference
+    #: expected for the first ``detect_models`` of them, the ones with a reference
     models: int = 1
+    detect_models: int = 1
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     roles: dict[str, Role] = field(default_factory=dict)
     proxy: TcpProxy | None = None
@@ -145,11 +146,12 @@ class Rig:
                     "INFERWATCH_LOG_LEVEL": "INFO"}
         ref = self.work / f"ref-{self.tag}.csv"
         _reference(ref)
-        out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "reference", "add", MODEL, str(ref)],
-                             env={**os.environ, **self.env, "PYTHONPATH": str(REPO)}, capture_output=True,
-                             text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"reference add failed: {out.stderr[-2000:]}")
+        for model in self.reference_models:
+            out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "reference", "add", model, str(ref)],
+                                 env={**os.environ, **self.env, "PYTHONPATH": str(REPO)}, capture_output=True,
+                                 text=True, timeout=120)
+            if out.returncode != 0:
+                raise RuntimeError(f"reference add failed: {out.stderr[-2000:]}")
         self.ports = {"collector": free_port()}
         logs = self.work / f"logs-{self.tag}"
         self.roles["collector"] = Role(["collector"], {**self.env, "INFERWATCH_COLLECTOR_PORT": str(self.ports["collector"])},
@@ -198,14 +200,30 @@ class Rig:
         return all(r.running for r in self.roles.values())
 
     # -- traffic -----------------------------------------------------------------------------------
+    def model_of(self, i: int) -> str:
+        return MODEL if i % self.models == 0 else f"{MODEL}-{i % self.models}"
+
+    @property
+    def reference_models(self) -> list[str]:
+        return [self.model_of(i) for i in range(self.detect_models)]
+
     def record(self, i: int) -> dict[str, Any]:
         rng = random.Random(i)
         ts = (T0 + timedelta(seconds=i)).isoformat()
-        model = MODEL if i % self.models == 0 else f"{MODEL}-{i % self.models}"
-        return {"id": f"{self.tag}-{i}", "model": model, "timestamp": ts, "inputs": {"x": [rng.gauss(0, 1)]}}
+        return {"id": f"{self.tag}-{i}", "model": self.model_of(i), "timestamp": ts,
+                "inputs": {"x": [rng.gauss(0, 1)]}}
+
+    def _expected_windows(self, acked: set[str]) -> dict[str, int]:
+        """Model -> full windows of its acknowledged records (one detection each)."""
+        per_model: dict[str, int] = {m: 0 for m in self.reference_models}
+        for a in acked:
+            m = self.model_of(int(a.rsplit("-", 1)[1]))
+            if m in per_model:
+                per_model[m] += 1
+        return {m: n // WINDOW for m, n in per_model.items()}
 
     def _expected_detections(self, acked: set[str]) -> int:
-        return sum(1 for a in acked if int(a.rsplit("-", 1)[1]) % self.models == 0) // WINDOW
+        return sum(self._expected_windows(acked).values())
 
     def start_sending(self, rate: float = 100.0, batch: int = 10) -> None:
         assert self.sender is not None
@@ -260,9 +278,25 @@ class Rig:
         es = self._es()
         try:
             es.indices.refresh(index=f"{self.prefix}-detections*", ignore_unavailable=True, allow_no_indices=True)
-            q = {"bool": {"filter": [{"term": {"model": MODEL}}, {"term": {"detector": "ks"}}]}}
+            q = {"bool": {"filter": [{"terms": {"model": self.reference_models}}, {"term": {"detector": "ks"}}]}}
             return int(es.count(index=f"{self.prefix}-detections*", query=q, ignore_unavailable=True,
                                 allow_no_indices=True)["count"])
+        finally:
+            es.close()
+
+    def detection_windows(self) -> dict[str, list[int]]:
+        """Model -> the window numbers (``extra.window_seq``) of its ks detection documents, one
+        entry per document: a window with two documents (two ids) appears twice."""
+        es = self._es()
+        try:
+            q = {"bool": {"filter": [{"terms": {"model": self.reference_models}}, {"term": {"detector": "ks"}}]}}
+            res = es.search(index=f"{self.prefix}-detections*", query=q, size=10_000, source=["model", "extra"],
+                            ignore_unavailable=True, allow_no_indices=True)
+            out: dict[str, list[int]] = {}
+            for h in res["hits"]["hits"]:
+                src = h["_source"]
+                out.setdefault(src["model"], []).append(int(src["extra"]["window_seq"]))
+            return {m: sorted(v) for m, v in out.items()}
         finally:
             es.close()
 
@@ -288,10 +322,17 @@ class Rig:
         lost = len(acked - ids.keys())
         duplicated = sum(n - 1 for n in ids.values() if n > 1)
         expected = self._expected_detections(acked)
+        # every model's windows numbered 0..n-1, each once: none lost, none with two ids
+        windows = self.detection_windows()
+        wanted = {m: list(range(n)) for m, n in self._expected_windows(acked).items() if n}
+        det_dups = sum(len(v) - len(set(v)) for v in windows.values())
+        if windows != wanted:
+            note = (note + "; " if note else "") + f"windows {windows} != expected {wanted}"
         extra = [f"{k}: {v}" for k, v in sorted(self.sender.answers.items())]
         return FaultResult(fault, sent=len(self.sender.sent), acknowledged=len(acked), audited=len(ids.keys() & acked),
-                           duplicated=duplicated + max(0, dets - expected), lost=lost, detections_expected=expected,
+                           duplicated=duplicated + det_dups, lost=lost, detections_expected=expected,
                            detections_found=dets, recovery_s=recovery_s, roles_up=self.roles_up(),
+                           windows_ok=windows == wanted,
                            note=(note + "; " if note else "") + "answers " + ", ".join(extra))
 
     def close(self) -> None:

@@ -169,3 +169,28 @@ def test_roles_started_while_kafka_is_down(rig_factory: list[Rig], fault_stack: 
     time.sleep(5)
     rig.stop_sending()
     _record(rig.result("roles started with kafka down 30s", recovery))
+
+
+def test_detect_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_stack: FaultStack,
+                                                 tmp_path: Path) -> None:
+    """Two detect processes in one consumer group (static members) beside three audit processes,
+    over six models that all have a reference: one detect member leaves gracefully and one is
+    SIGKILLed mid-stream, then both rejoin; every model's windows are detected once each
+    (window numbers 0..n-1, one document per window: the per-partition checkpoints hand the
+    open windows over, and a window computed again after the kill has the same id)."""
+    rig = _rig(rig_factory, fault_stack, tmp_path, "detect x2 scale-out", detect_instances=2, audit_instances=3,
+               models=6, detect_models=6)
+    rig.start()
+    rig.wait_ready()
+    rig.start_sending(rate=200)
+    time.sleep(10)
+    rig.roles["detect2"].stop(60)  # graceful leave
+    time.sleep(15)  # longer than the session timeout: detect1 takes its partitions and windows
+    rig.roles["detect1"].kill()  # crash, mid-window
+    rig.roles["detect2"].start()
+    time.sleep(15)
+    rig.roles["detect1"].start()
+    recovery = rig.wait_ready(timeout=180)
+    time.sleep(10)
+    rig.stop_sending()
+    _record(rig.result("detect x2 (+audit x3): leave, SIGKILL, rejoin", recovery))
