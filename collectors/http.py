@@ -73,7 +73,7 @@ from inferwatch.codecs.limits import BudgetExceeded, check_depth
 from inferwatch.config import CollectorConfig
 from inferwatch.errors import DecodeError, InferwatchError
 from inferwatch.httpauth import TokenAuth, uvicorn_tls
-from inferwatch.ingest import Envelope, Ingestor, Outcome
+from inferwatch.ingest import Envelope, Ingestor, Outcome, derived_id
 from inferwatch.metrics import CONTENT_TYPE
 from inferwatch.record import DeadLetter, Part, parse_timestamp
 
@@ -279,6 +279,18 @@ class _Routes:
         self.ready_check = ready
         self.admission = Admission(self.cfg.max_inflight_requests, self.cfg.max_inflight_bytes,
                                    self.cfg.retry_after_s)
+        self.id_key = (self.cfg.id_key or "inferwatch-idempotency-key").encode()
+
+    def default_ids(self, request: Request, envelopes: list[Envelope]) -> None:
+        """Ids for the records of a request that bring none: derived from its ``Idempotency-Key``
+        header (and body), or from the body alone with ``collector.id_from_content``; otherwise
+        each attempt gets new ids (see :func:`~inferwatch.ingest.derived_id`)."""
+        key = request.headers.get("idempotency-key")
+        if not key and not self.cfg.id_from_content:
+            return
+        route = request.url.path
+        for i, env in enumerate(envelopes):
+            env.default_id = derived_id(self.id_key, route, key, i, env)
 
     def busy(self, reason: str, why: str, retry_after: float | None = None) -> Response:
         """503 with Retry-After (whole seconds, at least 1)."""
@@ -352,8 +364,10 @@ class _Routes:
         return JSONResponse({"error": reason, "deadletter": dl.id}, status_code=status)
 
     async def accept(self, envelopes: list[Envelope], slots: list[Slot] | None = None, *, batch: bool,
-                     deadline: float) -> Response:
+                     deadline: float, request: Request | None = None) -> Response:
         """Ingest and answer each item (see :func:`_answer`); 503 when the log failed."""
+        if request is not None:
+            self.default_ids(request, envelopes)
         refused = [dl for _, dl in slots or [] if dl is not None]
         try:
             outcomes = await self.ingestor.ingest_each(envelopes, refused, deadline=deadline)
@@ -381,7 +395,7 @@ class _Routes:
                 status = exc.status if isinstance(exc, BudgetExceeded) else 400
                 return await self.reject(status, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
                                          count=True)
-            return await self.accept(envs, slots, batch=True, deadline=deadline)
+            return await self.accept(envs, slots, batch=True, deadline=deadline, request=request)
         try:
             env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
         except (ValueError, orjson.JSONDecodeError) as exc:
@@ -391,7 +405,7 @@ class _Routes:
             return await self.reject(
                 400, "not a CloudEvent: binary mode needs the Ce-Type, Ce-Id, Ce-Source and Ce-Specversion "
                 "headers, or send Content-Type: application/cloudevents+json", body, "cloudevents", count=True)
-        return await self.accept([env], batch=False, deadline=deadline)
+        return await self.accept([env], batch=False, deadline=deadline, request=request)
 
     def _single(self, body: bytes, headers: dict[str, str], query: dict[str, str], ctype: str) -> Envelope | None:
         """A structured or binary event; ``None`` when the request is no CloudEvent at all."""
@@ -431,7 +445,7 @@ class _Routes:
         except DecodeError as exc:
             status = exc.status if isinstance(exc, BudgetExceeded) else 400
             return await self.reject(status, str(exc), body, "json", count=True)
-        return await self.accept(envs, slots, batch=batch, deadline=deadline)
+        return await self.accept(envs, slots, batch=batch, deadline=deadline, request=request)
 
     def _check_count(self, n: int, what: str) -> None:
         limit = self.cfg.max_events

@@ -23,7 +23,15 @@ from typing import Any, Literal, Protocol
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from inferwatch.errors import ConfigError
 from inferwatch.masking import MASK, register, secret_field
@@ -205,6 +213,22 @@ class CollectorConfig(_Section):
     skip_headers: list[str] = ["seldon-skip-logging", "inferwatch-skip-logging"]
     #: keys of recently acknowledged records: a resend answered 202 without appending again
     recent_keys: int = Field(100_000, ge=1)
+    #: a record that brings no id of its own gets a new one per attempt, so a client's resend
+    #: after a timeout is a second record. Exactly once needs a client id (the record's ``id``,
+    #: ``Ce-Id``/``Ce-Requestid``, ``X-Request-Id``), or an ``Idempotency-Key`` header (the
+    #: same key and body give the same ids), or ``id_from_content``: ids derived from a keyed
+    #: hash (HMAC-SHA256 with ``id_key``) of the route, the item's place in the request, its
+    #: header fields and body. Opt-in, because two genuinely separate identical requests then
+    #: count once.
+    id_from_content: bool = False
+    id_key: str | None = secret_field()
+
+    @model_validator(mode="after")
+    def _content_ids_need_a_key(self) -> CollectorConfig:
+        if self.id_from_content and not self.id_key:
+            raise ValueError("collector.id_from_content needs collector.id_key (the key of the ids' hash; "
+                             "the same on every collector and across restarts)")
+        return self
 
 
 class MetricsConfig(_Section):

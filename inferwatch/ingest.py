@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -64,7 +66,7 @@ from inferwatch.record import (
 from inferwatch.redact import Redactor
 from inferwatch.table import Table, from_rows
 
-__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "to_record"]
+__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "derived_id", "to_record"]
 
 log = logging.getLogger("inferwatch.collector")
 T = TypeVar("T")
@@ -88,6 +90,9 @@ class Envelope:
     fields: dict[str, Any] = field(default_factory=dict)
     content_type: str | None = None
     truth_payload: Any = None
+    #: the id of a record that brings none (from the request's ``Idempotency-Key`` or content,
+    #: see :func:`derived_id`); ``None``: a new UUIDv7
+    default_id: str | None = None
 
     def __post_init__(self) -> None:
         unknown = self.fields.keys() - RECORD_FIELDS
@@ -209,7 +214,7 @@ def to_record(env: Envelope, default_protocol: str | None = None, budget: Budget
         raise DecodeError("no model name: set the Ce-Inferenceservicename/Ce-Modelid header, "
                           "the 'model' query parameter or the payload's model_name")
     f["model"] = str(model)
-    f["id"] = str(f.get("id") or payload.get("id") or new_id())
+    f["id"] = str(f.get("id") or payload.get("id") or env.default_id or new_id())
     if len(f["id"].encode()) > MAX_ID_BYTES:  # stores key documents by it (Elasticsearch: 512 bytes)
         raise DecodeError(f"the record id is longer than {MAX_ID_BYTES} bytes", protocol="json-record")
     version = f.get("version")
@@ -232,6 +237,28 @@ def to_record(env: Envelope, default_protocol: str | None = None, budget: Budget
         return InferenceRecord(**f)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"invalid record: {exc}", protocol="json-record") from None
+
+
+def derived_id(key: bytes, route: str, idempotency_key: str | None, index: int, env: Envelope) -> str:
+    """The id of the ``index``-th record of a request that brings no id of its own: a keyed hash
+    (HMAC-SHA256) of the route, the request's ``Idempotency-Key``, the item's place, its header
+    fields (but their time, which a client may stamp per attempt) and its bytes. A resend of the
+    same request gets the same ids; another key or another body, other ids. Keyed, so an id
+    reveals nothing of a body (it is computed before personal data is redacted).
+
+    >>> e = Envelope(source="json", raw=b'{"model": "m", "inputs": {"x": [1]}}', fields={"model": "m"})
+    >>> a = derived_id(b"k", "/v1/records", "key-1", 0, e)
+    >>> a == derived_id(b"k", "/v1/records", "key-1", 0, e), a == derived_id(b"k", "/v1/records", "key-2", 0, e)
+    (True, False)
+    """
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    fields = {k: v for k, v in env.fields.items() if k not in ("timestamp", "id")}
+    for part in (route.encode(), (idempotency_key or "").encode(), str(index).encode(),
+                 orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=repr),
+                 env.raw):
+        mac.update(len(part).to_bytes(8, "little"))
+        mac.update(part)
+    return "h-" + mac.hexdigest()[:40]
 
 
 class BatchAppender:
