@@ -60,7 +60,7 @@ def test_idempotency_key_makes_a_resend_the_same_records(tmp_path):
 
 
 def test_a_changed_body_under_the_same_key_is_another_record(tmp_path):
-    cfg, pipe = _collector(tmp_path, "b")
+    _, pipe = _collector(tmp_path, "b")
     try:
         a = _post(pipe, ITEMS[:1], {"Idempotency-Key": "k"}).json()["ids"]
         b = _post(pipe, [{"model": "m", "inputs": {"x": [9.0, 2.0]}}], {"Idempotency-Key": "k"}).json()["ids"]
@@ -71,7 +71,7 @@ def test_a_changed_body_under_the_same_key_is_another_record(tmp_path):
 
 def test_ids_from_content_survive_a_collector_restart_and_depend_on_the_key(tmp_path):
     over = {"collector.id_from_content": True, "collector.id_key": "s3cret"}
-    cfg, pipe = _collector(tmp_path, "c", **over)
+    _, pipe = _collector(tmp_path, "c", **over)
     try:
         before = _post(pipe, ITEMS).json()["ids"]
     finally:
@@ -85,7 +85,7 @@ def test_ids_from_content_survive_a_collector_restart_and_depend_on_the_key(tmp_
     # the new process does not remember the first attempt, so the log holds both copies: with
     # the same ids, which the detectors' horizon and the audit store's document ids count once
     assert sorted(r.id for r in _logged(cfg2)) == sorted(before + after)
-    cfg3, pipe = _collector(tmp_path, "d", **{**over, "collector.id_key": "another"})
+    _, pipe = _collector(tmp_path, "d", **{**over, "collector.id_key": "another"})
     try:
         keyed = _post(pipe, ITEMS).json()["ids"]
     finally:
