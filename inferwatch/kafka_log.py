@@ -248,6 +248,7 @@ class KafkaConsumerLog(Consumer):
         self._assigned: frozenset[int] = frozenset()
         #: partition -> (checkpoint message offset, state offset, state) of assigned partitions with a state
         self._states: dict[int, tuple[int, int, bytes]] = {}
+        self._checkpoint_topic_ready = False
         cfg = owner.cfg
         consumer_self = self
 
@@ -424,6 +425,9 @@ class KafkaConsumerLog(Consumer):
             raise ValueError(f"states of partitions {sorted(set(states) - set(nxt))} without entries to commit")
         try:
             if states:  # the states first, durably; then the offsets that point to them
+                if not self._checkpoint_topic_ready:
+                    self.owner.create_topics([CHECKPOINT_TOPIC], compacted=True)
+                    self._checkpoint_topic_ready = True
                 producer = self.owner.producer
                 futures = {p: producer.send(CHECKPOINT_TOPIC, key=self._cp_key(p), value=_checkpoint_value(nxt[p], st))
                            for p, st in states.items()}
