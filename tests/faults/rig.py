@@ -113,6 +113,8 @@ class Rig:
     #: expected for the first ``detect_models`` of them, the ones with a reference
     models: int = 1
     detect_models: int = 1
+    #: rows in a detect window
+    window: int = WINDOW
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     roles: dict[str, Role] = field(default_factory=dict)
     proxy: TcpProxy | None = None
@@ -140,7 +142,7 @@ class Rig:
                     "INFERWATCH_AUDIT_GROUP": f"{self.prefix}-audit", "INFERWATCH_DETECT_GROUP": f"{self.prefix}-detect",
                     "INFERWATCH_ELASTICSEARCH_INDEX_PREFIX": self.prefix, "INFERWATCH_DATA_DIR": str(self.data),
                     "INFERWATCH_ELASTICSEARCH_REQUEST_TIMEOUT": "10", "INFERWATCH_ELASTICSEARCH_MAX_BACKOFF_S": "2",
-                    "INFERWATCH_DETECT_WINDOW": json.dumps({"type": "count", "size": WINDOW}),
+                    "INFERWATCH_DETECT_WINDOW": json.dumps({"type": "count", "size": self.window}),
                     "INFERWATCH_DETECT_DETECTORS": json.dumps([{"type": "ks", "p_val": 0.05}]),
                     "INFERWATCH_DETECT_BATCH_SIZE": "100", "INFERWATCH_COLLECTOR_APPEND_DEADLINE_S": "3",
                     "INFERWATCH_LOG_LEVEL": "INFO"}
@@ -220,7 +222,7 @@ class Rig:
             m = self.model_of(int(a.rsplit("-", 1)[1]))
             if m in per_model:
                 per_model[m] += 1
-        return {m: n // WINDOW for m, n in per_model.items()}
+        return {m: n // self.window for m, n in per_model.items()}
 
     def _expected_detections(self, acked: set[str]) -> int:
         return sum(self._expected_windows(acked).values())

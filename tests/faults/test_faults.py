@@ -179,10 +179,10 @@ def test_detect_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_s
     (window numbers 0..n-1, one document per window: the per-partition checkpoints hand the
     open windows over, and a window computed again after the kill has the same id)."""
     rig = _rig(rig_factory, fault_stack, tmp_path, "detect x2 scale-out", detect_instances=2, audit_instances=3,
-               models=6, detect_models=6)
+               models=6, detect_models=6, window=100)
     rig.start()
     rig.wait_ready()
-    rig.start_sending(rate=200)
+    rig.start_sending(rate=500, batch=50)
     time.sleep(10)
     rig.roles["detect2"].stop(60)  # graceful leave
     time.sleep(15)  # longer than the session timeout: detect1 takes its partitions and windows

@@ -177,31 +177,45 @@ def test_elasticsearch_refuses_missing_or_wrong_credentials_and_unverified_tls(s
 
 
 def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str, str], tmp_path: Path) -> None:
-    """Collector + audit roles over SASL_SSL Kafka and HTTPS Elasticsearch at DEBUG level: the
-    records arrive, and no log line, no command output and no error holds a credential."""
+    """Collector + audit roles over SASL_SSL Kafka and HTTPS Elasticsearch at DEBUG level, the
+    collector itself behind TLS (the stack's certificate for 127.0.0.1) and a bearer token: the
+    records arrive, requests without the token or without TLS are refused, and no log line, no
+    command output and no error holds a credential."""
+    import secrets as secrets_module
+
     from elasticsearch import Elasticsearch
 
     tag = uuid.uuid4().hex[:8]
     port = free_port()
+    token = "tok-" + secrets_module.token_hex(16)
+    tls = Path(secure_env["INFERWATCH_STACK_DIR"]) / "secure"
     env = {**secure_env, "INFERWATCH_LOG_BACKEND": "kafka", "INFERWATCH_AUDIT_BACKEND": "elasticsearch",
            "INFERWATCH_LOG_RECORDS_TOPIC": f"iwsec-{tag}.records",
            "INFERWATCH_LOG_DETECTIONS_TOPIC": f"iwsec-{tag}.detections",
            "INFERWATCH_LOG_DEADLETTER_TOPIC": f"iwsec-{tag}.deadletter",
            "INFERWATCH_AUDIT_GROUP": f"iwsec-{tag}", "INFERWATCH_ELASTICSEARCH_INDEX_PREFIX": f"iwsec-{tag}",
            "INFERWATCH_COLLECTOR_PORT": str(port), "INFERWATCH_DATA_DIR": str(tmp_path / "data"),
-           "INFERWATCH_LOG_LEVEL": "DEBUG", "INFERWATCH_KAFKA_PARTITIONS": "1"}
+           "INFERWATCH_LOG_LEVEL": "DEBUG", "INFERWATCH_KAFKA_PARTITIONS": "1",
+           "INFERWATCH_COLLECTOR_AUTH_TOKENS": token, "INFERWATCH_COLLECTOR_TLS_CERTFILE": str(tls / "server.crt"),
+           "INFERWATCH_COLLECTOR_TLS_KEYFILE": str(tls / "server.key")}
     creds = _creds(secure_env)
-    secrets = [creds["kafka_password"], creds["es_password"], creds["kafka_admin_password"],
+    secrets = [creds["kafka_password"], creds["es_password"], creds["kafka_admin_password"], token,
                base64.b64encode(f"{creds['es_username']}:{creds['es_password']}".encode()).decode()]
     role = Role(["collector", "audit"], env, tmp_path / "logs")
     es = Elasticsearch(secure_env["INFERWATCH_ELASTICSEARCH_HOSTS"], ca_certs=secure_env["INFERWATCH_ELASTICSEARCH_CA_CERTS"],
                        basic_auth=(creds["es_username"], creds["es_password"]))
+    ca = str(tls / "ca.pem")
+    auth = {"Authorization": f"Bearer {token}"}
     try:
         role.start()
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _get(url + "/readyz") == 200, 90, "the collector to be ready")
+        url = f"https://127.0.0.1:{port}"
+        wait_until(lambda: _get(url + "/readyz", headers=auth, verify=ca) == 200, 90, "the collector to be ready")
         records = [{"id": f"{tag}-{i}", "model": "secure", "inputs": {"x": [float(i)]}} for i in range(20)]
-        assert httpx.post(url + "/v1/records", json=records, timeout=30).status_code == 202
+        assert httpx.post(url + "/v1/records", json=records, timeout=30, verify=ca).status_code == 401
+        assert httpx.post(url + "/v1/records", json=records, timeout=30, verify=ca,
+                          headers={"Authorization": "Bearer " + token[:-2]}).status_code == 401
+        assert _get(url.replace("https", "http") + "/healthz") == 0  # no plain HTTP
+        assert httpx.post(url + "/v1/records", json=records, timeout=30, verify=ca, headers=auth).status_code == 202
 
         def audited() -> int:
             es.indices.refresh(index=f"iwsec-{tag}-records-*", ignore_unavailable=True, allow_no_indices=True)
@@ -216,15 +230,15 @@ def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str
                            env={**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
     texts = {"role log": role.log_text(), "inferwatch config": shown.stdout + shown.stderr}
     # the log did record the run (at DEBUG level), and the configuration was printed, masked
-    assert "audit started" in texts["role log"] and "collector listening" in texts["role log"]
+    assert "audit started" in texts["role log"] and "collector listening on https" in texts["role log"]
     assert "****" in texts["inferwatch config"]
     for where, text in texts.items():
         for s in secrets:
             assert s not in text, f"a credential appears in the {where}"
 
 
-def _get(url: str) -> int:
+def _get(url: str, **kw: Any) -> int:
     try:
-        return httpx.get(url, timeout=2).status_code
+        return httpx.get(url, timeout=2, **kw).status_code
     except httpx.HTTPError:
         return 0
