@@ -164,8 +164,20 @@ def main() -> int:
     unbounded = {"INFERWATCH_COLLECTOR_MAX_INFLIGHT_REQUESTS": "1000000",
                  "INFERWATCH_COLLECTOR_MAX_INFLIGHT_BYTES": str(1 << 40),
                  "INFERWATCH_COLLECTOR_APPEND_DEADLINE_S": "120"}
-    base = run("baseline: no shedding", unbounded, args.seconds, args.connections, args.records, base_env)
-    bounded = run("bounded: defaults", {}, args.seconds, args.connections, args.records, base_env)
+    try:
+        base = run("baseline: no shedding", unbounded, args.seconds, args.connections, args.records, base_env)
+        bounded = run("bounded: defaults", {}, args.seconds, args.connections, args.records, base_env)
+    finally:
+        if args.kafka:  # the flood's topics hold hundreds of megabytes: do not leave them on the broker
+            from kafka import KafkaAdminClient
+
+            admin = KafkaAdminClient(bootstrap_servers=base_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"].split(","))
+            try:
+                admin.delete_topics([base_env[f"INFERWATCH_LOG_{t}_TOPIC"] for t in ("RECORDS", "DEADLETTER",
+                                                                                       "DETECTIONS")],
+                                    raise_errors=False)
+            finally:
+                admin.close()
     print(f"\npeak RSS bounded / baseline: {bounded['peak'] / max(base['peak'], 1):.2f}; "
           f"growth over rest bounded / baseline: "
           f"{(bounded['peak'] - bounded['rest']) / max(base['peak'] - base['rest'], 1):.2f}; "

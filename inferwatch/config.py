@@ -96,6 +96,9 @@ class KafkaConfig(_Section):
     compression_type: Literal["gzip", "snappy", "lz4", "zstd", "none"] = "lz4"
     linger_ms: int = 5
     batch_size: int = 262144
+    #: an append not acknowledged within this many seconds fails, and the producer is made
+    #: anew (after a long broker outage kafka-python's producer stayed disconnected for good)
+    append_timeout_s: float = Field(30.0, gt=0)
     max_poll_records: int = 5000
     #: consumer fetch sizes: how much one fetch response may bring in all and per partition
     #: (large: a busy stream is read in few round trips; bench/bench_detect.py --fetch compares)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -97,22 +98,39 @@ class KafkaLog(Log):
         self.cfg = cfg
         self._producer: Any = None
         self._admin: Any = None
+        self._producer_lock = threading.Lock()
 
     @property
     def producer(self) -> Any:
-        if self._producer is None:
-            kafka = _kafka()
-            cfg = self.cfg
-            try:
-                self._producer = kafka.KafkaProducer(
-                    **_client_config(cfg), acks="all", enable_idempotence=True,
-                    compression_type=None if cfg.compression_type == "none" else cfg.compression_type,
-                    linger_ms=cfg.linger_ms, batch_size=cfg.batch_size, max_request_size=16 * 1024 * 1024,
-                    retries=2**31 - 1, delivery_timeout_ms=120_000,
-                )
-            except kafka.errors.KafkaError as exc:
-                raise LogError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {exc}") from exc
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                kafka = _kafka()
+                cfg = self.cfg
+                try:
+                    self._producer = kafka.KafkaProducer(
+                        **_client_config(cfg), acks="all", enable_idempotence=True,
+                        compression_type=None if cfg.compression_type == "none" else cfg.compression_type,
+                        linger_ms=cfg.linger_ms, batch_size=cfg.batch_size, max_request_size=16 * 1024 * 1024,
+                        retries=2**31 - 1, delivery_timeout_ms=120_000,
+                    )
+                except kafka.errors.KafkaError as exc:
+                    raise LogError(f"cannot connect to Kafka at {cfg.bootstrap_servers}: {exc}") from exc
+            return self._producer
+
+    def producer_failed(self, producer: Any) -> None:
+        """Drop ``producer`` after a failed or timed-out append: the next append makes a new one.
+        (After a five-minute broker outage kafka-python's producer never reconnected: every
+        later append timed out while new clients worked.) Its unsent messages fail, and their
+        callers retry."""
+        with self._producer_lock:
+            if self._producer is not producer or producer is None:
+                return  # another thread replaced it already
+            self._producer = None
+        log.warning("Kafka producer dropped after a failed append; the next append connects anew")
+        try:
+            producer.close(timeout=0)
+        except Exception:  # a broken producer may not even close cleanly; it is dropped either way
+            log.debug("closing the failed producer", exc_info=True)
 
     @property
     def admin(self) -> Any:
@@ -157,12 +175,14 @@ class KafkaLog(Log):
         if not items:
             return
         kafka = _kafka()
+        producer = self.producer
         try:
-            futures = [self.producer.send(topic, key=k, value=v) for k, v in items]
-            self.producer.flush()
+            futures = [producer.send(topic, key=k, value=v) for k, v in items]
+            producer.flush(timeout=self.cfg.append_timeout_s)
             for f in futures:
                 f.get(timeout=0)
-        except kafka.errors.KafkaError as exc:
+        except (kafka.errors.KafkaError, AssertionError) as exc:  # AssertionError: a closed producer
+            self.producer_failed(producer)
             raise LogError(f"append to {topic!r} failed: {exc}") from exc
 
     def consumer(self, topic: str, group: str) -> KafkaConsumerLog:
@@ -429,17 +449,21 @@ class KafkaConsumerLog(Consumer):
                     self.owner.create_topics([CHECKPOINT_TOPIC], compacted=True)
                     self._checkpoint_topic_ready = True
                 producer = self.owner.producer
-                futures = {p: producer.send(CHECKPOINT_TOPIC, key=self._cp_key(p), value=_checkpoint_value(nxt[p], st))
-                           for p, st in states.items()}
-                producer.flush()
-                for p, f in futures.items():
-                    self._states[p] = (int(f.get(timeout=0).offset), nxt[p], states[p])
+                try:
+                    futures = {p: producer.send(CHECKPOINT_TOPIC, key=self._cp_key(p),
+                                                value=_checkpoint_value(nxt[p], st)) for p, st in states.items()}
+                    producer.flush(timeout=self.owner.cfg.append_timeout_s)
+                    for p, f in futures.items():
+                        self._states[p] = (int(f.get(timeout=0).offset), nxt[p], states[p])
+                except (kafka.errors.KafkaError, AssertionError):
+                    self.owner.producer_failed(producer)
+                    raise
             offsets = {}
             for p, o in nxt.items():
                 cached = self._states.get(p)  # a position-only commit keeps the pointer to the state
                 offsets[kafka.TopicPartition(self.topic, p)] = kafka.OffsetAndMetadata(
                     o, f"{_CP_POINTER}{cached[0]}" if cached else "", -1)
-        except kafka.errors.KafkaError as exc:
+        except (kafka.errors.KafkaError, AssertionError) as exc:
             raise LogError(f"checkpoint of {self.group}/{self.topic} failed: {exc}") from exc
         if not offsets:
             return
