@@ -121,6 +121,9 @@ class Rig:
     ports: dict[str, int] = field(default_factory=dict)
     sender: Sender | None = None
     _stop_sending: threading.Event = field(default_factory=threading.Event)
+    #: set when the scenario is torn down: a send still retrying gives up (a failed scenario's
+    #: collector may never answer again)
+    _abort: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     sent_count: int = 0
 
@@ -235,7 +238,7 @@ class Rig:
             i = 0
             while not self._stop_sending.is_set():
                 t0 = time.monotonic()
-                self.sender.send([self.record(j) for j in range(i, i + batch)])
+                self.sender.send([self.record(j) for j in range(i, i + batch)], stop=self._abort.is_set)
                 i += batch
                 self.sent_count = i
                 pause = batch / rate - (time.monotonic() - t0)
@@ -338,6 +341,7 @@ class Rig:
                            note=(note + "; " if note else "") + "answers " + ", ".join(extra))
 
     def close(self) -> None:
+        self._abort.set()
         self.stop_sending()
         for r in self.roles.values():
             if r.running:
