@@ -209,11 +209,12 @@ def run_audit(cfg: Config, n: int, stages: Stages | None) -> tuple[float, float]
             c.commit = stages.wrap("commit", c.commit)  # type: ignore[method-assign]
         worker._decode = stages.wrap("decode", worker._decode)  # type: ignore[method-assign]
         worker._write_retrying = stages.wrap("writer thread, all", worker._write_retrying)  # type: ignore[method-assign]
-        bulk = getattr(store, "_bulk", None)
-        if bulk is not None:  # Elasticsearch: the stages of the batching sink
+        if hasattr(store, "_record_actions"):  # Elasticsearch: document building, lines, the _bulk calls
+            import sinks.elasticsearch as es_store
+
             store._record_actions = stages.wrap_iter("  document building", store._record_actions)  # type: ignore[attr-defined]
-            bulk.encode = stages.wrap("  serialisation", bulk.encode)
-            bulk.send = stages.wrap("bulk I/O (client side, chunk thread)", bulk.send)
+            es_store._line = stages.wrap("  serialisation", es_store._line)  # type: ignore[assignment]
+            es_store._Bulk.send = stages.wrap("bulk I/O (client side)", es_store._Bulk.send)  # type: ignore[method-assign]
     try:
         w0, c0 = time.perf_counter(), time.process_time()
         while worker.documents < n:

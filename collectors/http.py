@@ -48,8 +48,10 @@ are percent-decoded (HTTP binding, section 3.1.3.2).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 import logging
 import math
 import threading
@@ -57,7 +59,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.applications import Starlette
@@ -73,13 +75,14 @@ from inferwatch.codecs.limits import BudgetExceeded, check_depth
 from inferwatch.config import CollectorConfig
 from inferwatch.errors import DecodeError, InferwatchError
 from inferwatch.httpauth import TokenAuth, uvicorn_tls
-from inferwatch.ingest import Envelope, Ingestor, Outcome, derived_id
+from inferwatch.ingest import Envelope, Ingestor, Outcome, derived_id, gc_paused
 from inferwatch.metrics import CONTENT_TYPE
 from inferwatch.record import DeadLetter, Part, parse_timestamp
 
 __all__ = ["HTTPCollector", "create_app", "envelope_from_cloudevent", "envelope_from_json"]
 
 log = logging.getLogger("inferwatch.collector")
+T = TypeVar("T")
 
 _PARTS: dict[str, Part] = {"request": "request", "response": "response", "feedback": "feedback"}
 _CE_META = ("modelid", "component", "source", "type", "inferenceservicename", "metadata", "specversion", "id")
@@ -248,7 +251,9 @@ def envelope_from_json(item: Any) -> Envelope:
         raise DecodeError("a record must be a JSON object", protocol="json-record")
     if not item.get("model"):
         raise DecodeError("the record has no 'model'", protocol="json-record")
-    check_depth(item, "json-record", "the record")  # bounded below orjson's 255 levels
+    # nesting bounded below orjson's 255 levels: the item's containers (its text fields are checked
+    # as text by the ingest path; the depth check never needs the record id)
+    check_depth({k: v for k, v in item.items() if isinstance(v, dict | list)}, "json-record", "the record")
     fields = {k: item[k] for k in _JSON_FIELDS if k in item}
     return Envelope(source="json", raw=orjson.dumps(item), fields=fields, truth_payload=item.get("truth_payload"))
 
@@ -260,6 +265,11 @@ def _item_bytes(item: Any, body: bytes) -> bytes:
         return orjson.dumps(item)
     except (orjson.JSONEncodeError, TypeError):
         return body[:PREFIX_KEEP]
+
+
+def _gc_free(fn: Callable[..., T], *args: Any) -> T:
+    with gc_paused():
+        return fn(*args)
 
 
 #: ``(index into the envelopes, None)`` for an item read as an envelope, ``(None, letter)`` for
@@ -291,6 +301,16 @@ class _Routes:
         route = request.url.path
         for i, env in enumerate(envelopes):
             env.default_id = derived_id(self.id_key, route, key, i, env)
+
+    async def parse(self, fn: Callable[..., T], size: int, *args: Any) -> T:
+        """``fn(*args)`` — reading a body into envelopes — in place for a body of at most
+        ``collector.inline_decode_bytes``, else on the ingest path's decode threads (which bound how
+        many decode at once) with the cyclic garbage collector paused. The collector hands its own
+        function to the threads: the ingest path never calls back into the collector."""
+        if size <= self.cfg.inline_decode_bytes:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.ingestor.decode_pool,
+                                                                functools.partial(_gc_free, fn, *args))
 
     def busy(self, reason: str, why: str, retry_after: float | None = None) -> Response:
         """503 with Retry-After (whole seconds, at least 1)."""
@@ -390,14 +410,14 @@ class _Routes:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/cloudevents-batch+json":
             try:
-                envs, slots = await self.ingestor.offload(self._batch, len(body), body, headers, query)
+                envs, slots = await self.parse(self._batch, len(body), body, headers, query)
             except (ValueError, orjson.JSONDecodeError) as exc:
                 status = exc.status if isinstance(exc, BudgetExceeded) else 400
                 return await self.reject(status, f"invalid CloudEvents batch: {exc}", body, "cloudevents",
                                          count=True)
             return await self.accept(envs, slots, batch=True, deadline=deadline, request=request)
         try:
-            env = await self.ingestor.offload(self._single, len(body), body, headers, query, ctype)
+            env = await self.parse(self._single, len(body), body, headers, query, ctype)
         except (ValueError, orjson.JSONDecodeError) as exc:
             status = exc.status if isinstance(exc, BudgetExceeded) else 400
             return await self.reject(status, f"invalid CloudEvent: {exc}", body, "cloudevents", count=True)
@@ -438,9 +458,9 @@ class _Routes:
 
     async def _records(self, request: Request, body: bytes, deadline: float) -> Response:
         try:
-            items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
+            items = await self.parse(loads, len(body), body, "body is not JSON")
             batch = isinstance(items, list)
-            envs, slots = await self.ingestor.offload(self._record_items, len(body), items if batch else [items],
+            envs, slots = await self.parse(self._record_items, len(body), items if batch else [items],
                                                       body)
         except DecodeError as exc:
             status = exc.status if isinstance(exc, BudgetExceeded) else 400
@@ -471,11 +491,11 @@ class _Routes:
         if isinstance(body, Response):
             return body
         try:
-            items = await self.ingestor.offload(loads, len(body), body, "body is not JSON")
+            items = await self.parse(loads, len(body), body, "body is not JSON")
             batch = isinstance(items, list)
             items = items if batch else [items]
             self._check_count(len(items), "feedback items in the list")
-            envs, refused = await self.ingestor.offload(
+            envs, refused = await self.parse(
                 lambda: feedback_envelopes(items, model=request.query_params.get("model")), len(body))
         except DecodeError as exc:
             status = exc.status if isinstance(exc, BudgetExceeded) else 400

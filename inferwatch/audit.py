@@ -1,17 +1,11 @@
 """The audit store interface and the audit document shape shared by every implementation.
 
-An :class:`InferenceRecord` of N rows becomes N documents ``<record id>-<row>``. The request
-and response halves of one exchange produce the same document ids, and each half writes only
-the fields it knows, so storing both (in any order, any number of times) merges them into one
-document: writes are idempotent upserts.
-
-The raw bodies are kept verbatim on the first row's document (``<id>-0``) only, so a batch of
-a thousand rows does not store its body a thousand times; every row carries ``n_rows``.
-
->>> from inferwatch.record import InferenceRecord
->>> docs = record_documents(InferenceRecord(id="r1", model="m", inputs={"x": [1, 2]}, part="request"))
->>> [(d["doc_id"], d["input"]) for d in docs]
-[('r1-0', {'x': 1}), ('r1-1', {'x': 2})]
+An :class:`InferenceRecord` of N rows becomes N documents ``<record id>-<row>``
+(:func:`~inferwatch.record.record_documents`, beside the row ids in :mod:`inferwatch.record`:
+a record id goes to its documents without coming here). The request and response halves of one
+exchange produce the same document ids, and each half writes only the fields it knows, so
+storing both (in any order, any number of times) merges them into one document: writes are
+idempotent upserts.
 """
 
 from __future__ import annotations
@@ -22,8 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_row_id, row_id
-from inferwatch.table import n_rows
+from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_row_id, record_documents
 
 __all__ = ["AuditStore", "SearchQuery", "outlier_documents", "record_documents", "reference_from_audit"]
 
@@ -49,44 +42,6 @@ class SearchQuery:
     limit: int = 100
 
 
-def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
-    """The partial audit documents of one record (``None`` fields left out, so upserts merge)."""
-    r = record
-    inputs, outputs, truth = r.inputs, r.outputs, r.truth
-    n_in, n_out, n_truth = n_rows(inputs), n_rows(outputs), n_rows(truth)
-    n = max(n_in, n_out, n_truth, 1)
-    if r.part == "feedback" and truth and not inputs and not outputs:
-        # labels alone (the feedback endpoint and topic): only the labelled rows' truth, beside what
-        # the prediction wrote (its row count and source stay); a label may come before its row
-        return [{"doc_id": row_id(r.id, i), "record_id": r.id, "row": i, "model": r.model,
-                 "truth": {k: v[i] for k, v in truth.items()}, _TIME_FIELD["feedback"]: r.timestamp}
-                for i in range(n_truth) if any(v[i] is not None for v in truth.values())]
-    base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
-    for key in _COPIED:
-        value = getattr(r, key)
-        if value is not None:
-            base[key] = value
-    if r.meta:
-        base["meta"] = r.meta
-    base[_TIME_FIELD.get(r.part, "timestamp")] = r.timestamp
-    docs = []
-    for i in range(n):
-        doc = dict(base, doc_id=row_id(r.id, i), row=i)
-        if inputs and i < n_in:
-            doc["input"] = {k: v[i] for k, v in inputs.items()}
-        if outputs and i < n_out:
-            doc["output"] = {k: v[i] for k, v in outputs.items()}
-        if truth and i < n_truth and any(v[i] is not None for v in truth.values()):
-            doc["truth"] = {k: v[i] for k, v in truth.items()}
-        if i == 0:
-            if r.request is not None:
-                doc["request"], doc["request_encoding"] = r.request, r.request_encoding or "text"
-            if r.response is not None:
-                doc["response"], doc["response_encoding"] = r.response, r.response_encoding or "text"
-        docs.append(doc)
-    return docs
-
-
 def outlier_documents(detection: Detection) -> list[dict[str, Any]]:
     """The partial row documents an outlier detection writes: each scored row's ``outlier``
     entry, with enough of the row (``doc_id``, ``record_id``, ``row``, ``model``) to stand alone
@@ -106,12 +61,6 @@ def outlier_documents(detection: Detection) -> list[dict[str, Any]]:
         docs.append({"doc_id": rid, "record_id": record_id, "row": row, "model": detection.model,
                      "outlier": {detection.detector: {"score": score, "is_outlier": flag}}})
     return docs
-
-
-_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms",
-           "input_schema", "output_schema")
-_TIME_FIELD = {"request": "timestamp", "both": "timestamp", "response": "response_timestamp",
-               "feedback": "feedback_timestamp"}
 
 
 class AuditStore(ABC):

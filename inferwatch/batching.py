@@ -1,52 +1,61 @@
-"""The one batching sink: bounded chunks, retry with backoff, dead letters, durable on return.
+"""The one batching engine: bounded chunks, retry with backoff, refused requests split, durable on return.
 
-A store (Elasticsearch, SQLite) or a remote sink (Alertmanager) only *maps* what it is given to
-:class:`WriteAction` s and says how one chunk is sent (:meth:`BatchingSink.send`). This engine does
-the rest, the same way for every one of them:
+A store (Elasticsearch, SQLite) or a remote sink (Alertmanager) maps what it is given to
+:class:`WriteAction` s and encodes them; it hands the engine their sizes and a :class:`Transport`
+that sends a chunk of its actions named by their positions. The engine never holds an action, a
+document or an id — only positions, sizes and statuses — and decides the same way for every one:
 
-* chunks of at most ``chunk_actions`` actions or ``chunk_bytes`` encoded bytes;
-* with ``overlap``, the next chunk is encoded while the previous one is sent (at most two in
-  memory); :meth:`BatchingSink.write` returns only when every chunk is durable;
-* per-item outcomes, HTTP-style: ``< 300`` written; ``409`` on a ``create`` — the document is
-  there already (a replay), or, when the sink has a :meth:`~BatchingSink.on_conflict`
-  replacement (merge into it), that is sent at once; ``429``/``5xx`` retried with jittered
+* chunks of at most ``chunk_actions`` positions or ``chunk_bytes`` encoded bytes;
+* per-item outcomes, HTTP-style: ``< 300`` written; ``429``/``5xx`` retried with jittered
   exponential backoff, and after ``max_retries`` :class:`~inferwatch.errors.BackpressureError`
-  (the caller keeps its batch: its log position is not committed); anything else is refused:
-  the action's ``origin`` becomes a :class:`~inferwatch.record.DeadLetter` with the reason (an
-  action without origin may not be refused: :class:`~inferwatch.errors.AuditStoreError`).
+  (the caller keeps its batch: its log position is not committed); any other status the
+  transport reads (:meth:`Transport.settle`): done already (a ``create`` whose document is there,
+  a ``delete`` of one gone: idempotent replays), replaced (a ``create`` the store turns into a
+  merge: sent again at once), or refused;
+* a whole request refused for what it carries (:class:`~inferwatch.errors.RequestRefused`: a
+  ``400``, a ``413`` over the service's request size) is split in halves, each sent on its own,
+  down to the one action the service refuses by itself, which is refused with the service's
+  reason: one bad document never holds the others back nor stops the caller.
 
-The caller commits its log position after ``write`` returned — commit after flush.
+:meth:`BatchingSink.write` returns an :class:`Outcome` (how many were written, which positions
+were refused and why) once every position is durable or refused; the caller keeps the refused
+ones as dead letters (:meth:`~inferwatch.record.DeadLetter.refused`) and commits its log
+position after that — commit after flush.
 
->>> class Memory(BatchingSink):
-...     def __init__(self):
-...         super().__init__(name="mem", chunk_actions=2)
-...         self.docs, self.calls = {}, 0
-...     def send(self, chunk):
+>>> class Memory:                      # a transport: the actions stay with it
+...     def __init__(self, docs):
+...         self.docs, self.kept, self.calls = docs, {}, 0
+...     def send(self, positions):
 ...         self.calls += 1
-...         self.docs.update((a.id, a.doc) for a in chunk)
-...         return None  # every item written
->>> sink = Memory()
->>> sink.write(WriteAction("index", "t", str(i), {"n": i}) for i in range(5)), sink.calls
-(5, 3)
+...         if any(self.docs[p] == "too big" for p in positions):
+...             raise RequestRefused(413, "request too large")
+...         self.kept.update((p, self.docs[p]) for p in positions)
+...         return None                # every item written
+...     def settle(self, position, status):
+...         return "refused"
+>>> mem = Memory(["a", "b", "too big", "c", "d"])
+>>> out = BatchingSink(name="mem", chunk_actions=4).write([1] * 5, mem)
+>>> out.written, out.refused, sorted(mem.kept)
+(4, [(2, '413 request too large')], [0, 1, 3, 4])
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import orjson
 
-from inferwatch.errors import AuditStoreError, BackpressureError
+from inferwatch.errors import AuditStoreError, BackpressureError, RequestRefused
 from inferwatch.record import DeadLetter
 
-__all__ = ["RETRYABLE", "BatchingSink", "ItemStatus", "Op", "WriteAction"]
+__all__ = ["RETRYABLE", "BatchingSink", "ItemStatus", "Op", "Outcome", "Settled", "Transport", "WriteAction",
+           "refused_letters"]
 
 log = logging.getLogger("inferwatch.batching")
 
@@ -56,19 +65,20 @@ RETRYABLE = frozenset({429, 500, 502, 503, 504})
 Op = Literal["index", "create", "update", "delete"]
 #: one item's outcome: an HTTP-style status and, when refused, the reason
 ItemStatus = tuple[int, str]
+#: what an item status means for one position (:meth:`Transport.settle`)
+Settled = Literal["written", "again", "refused"]
 
 
 @dataclass(slots=True)
 class WriteAction:
-    """One document write, what a store's mapping produces and the engine sends.
+    """One document write, what a store's mapping produces and its transport sends.
 
     ``op`` ``index`` (replace), ``create`` (only if absent), ``update`` (``doc`` is the update
     body: partial document, upsert); ``target`` the index or table; ``id`` the document id
     (deterministic: replays overwrite, never duplicate); ``origin`` what a dead letter keeps if
     the store refuses the document (bytes, or an object with ``to_json``); ``None`` means a
     refusal is an error. ``merge``: on a ``create`` whose id exists, merge into the existing
-    document instead (:meth:`BatchingSink.on_conflict`). ``encoded`` is filled by
-    :meth:`BatchingSink.encode`.
+    document instead.
     """
 
     op: Op
@@ -77,129 +87,98 @@ class WriteAction:
     doc: Any = None
     origin: Any = None
     merge: bool = False
-    encoded: bytes = b""
 
 
-def _origin_bytes(origin: Any) -> bytes:
-    if isinstance(origin, bytes):
-        return origin
-    if hasattr(origin, "to_json"):
-        return bytes(origin.to_json())
-    return orjson.dumps(origin, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+class Transport(Protocol):
+    """How a store or a remote sink sends a chunk of its actions, named by their positions in
+    the write (``0 .. len(sizes) - 1``); the actions themselves stay with it."""
+
+    def send(self, positions: Sequence[int]) -> Sequence[ItemStatus] | None:
+        """Send these actions as one request; per-item statuses in order, or ``None`` when every
+        item was written. Raise :class:`~inferwatch.errors.BackpressureError` when the whole call
+        should be retried later, :class:`~inferwatch.errors.RequestRefused` when the service refused
+        the whole request for what it carries (the engine then splits it)."""
+        ...
+
+    def settle(self, position: int, status: int) -> Settled:
+        """What an item's status (``>= 300``, not retryable) means: ``"written"`` (done already: a
+        create whose document is there, a delete of one gone), ``"again"`` (the transport replaced
+        the action, a create by its merge: send it again) or ``"refused"``."""
+        ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one write: ``written`` actions, and the ``refused`` positions with the reason."""
+
+    written: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
 
 
 class BatchingSink:
-    """Subclasses implement :meth:`send` (and :meth:`encode` when the wire form matters for
-    chunk sizes); see the module docstring for what the engine guarantees."""
+    """The engine (see the module docstring); one per store or sink, any number of writes."""
 
-    def __init__(self, *, name: str, letter_prefix: str | None = None, chunk_actions: int = 2000, chunk_bytes: int = 5 * 1024 * 1024,
-                 max_retries: int = 10, max_backoff_s: float = 30.0, overlap: bool = False,
-                 on_deadletter: Callable[[list[DeadLetter]], None] | None = None,
+    def __init__(self, *, name: str, chunk_actions: int = 2000, chunk_bytes: int = 5 * 1024 * 1024,
+                 max_retries: int = 10, max_backoff_s: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep):
         self.name = name
-        self.letter_prefix = letter_prefix or name
         self.chunk_actions = chunk_actions
         self.chunk_bytes = chunk_bytes
         self.max_retries = max_retries
         self.max_backoff_s = max_backoff_s
-        self.on_deadletter = on_deadletter
         self.sleep = sleep
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-send") if overlap else None
 
-    # -- what a sink provides ----------------------------------------------------------------
-    def encode(self, action: WriteAction) -> bytes:
-        """The action's wire form (its length counts toward ``chunk_bytes``)."""
-        return b""
-
-    def send(self, chunk: Sequence[WriteAction]) -> Sequence[ItemStatus] | None:
-        """Send one chunk; per-item statuses in order, or ``None`` when every item was written.
-        Raise :class:`BackpressureError` when the whole call should be retried later."""
-        raise NotImplementedError
-
-    def on_conflict(self, action: WriteAction) -> WriteAction | None:
-        """What to send instead of a ``create`` whose id exists (``None``: it is already there)."""
-        return None
-
-    def store_deadletters(self, letters: list[DeadLetter]) -> None:
-        """Keep refused documents (the store's own dead-letter place); ``on_deadletter`` is told too."""
-
-    # -- the engine --------------------------------------------------------------------------
-    def write(self, actions: Iterable[WriteAction]) -> int:
-        """Send every action; returns how many were written, once all are durable or dead letters."""
-        written = 0
-        letters: list[DeadLetter] = []
-        inflight: deque[Future[tuple[int, list[DeadLetter]]]] = deque()
-
-        def collect(result: tuple[int, list[DeadLetter]]) -> None:
-            nonlocal written
-            written += result[0]
-            letters.extend(result[1])
-
-        def submit(chunk: list[WriteAction]) -> None:
-            if self._pool is None:
-                collect(self._send_chunk(chunk))
-                return
-            while inflight:
-                collect(inflight.popleft().result())
-            inflight.append(self._pool.submit(self._send_chunk, chunk))
-
-        chunk: list[WriteAction] = []
+    def write(self, sizes: Sequence[int], transport: Transport) -> Outcome:
+        """Send positions ``0 .. len(sizes) - 1`` (``sizes``: each action's encoded bytes) through
+        ``transport``; returns once every one is durable or refused."""
+        out = Outcome()
+        chunk: list[int] = []
         size = 0
-        try:
-            for a in actions:
-                a.encoded = line = self.encode(a)
-                if chunk and (len(chunk) >= self.chunk_actions or size + len(line) > self.chunk_bytes):
-                    submit(chunk)
-                    chunk, size = [], 0
-                chunk.append(a)
-                size += len(line)
-            if chunk:
-                submit(chunk)
-            while inflight:
-                collect(inflight.popleft().result())
-        finally:
-            for fut in inflight:  # an error: let the rest finish (writes are idempotent), then raise
-                fut.exception()
-        if letters:
-            log.error("%d documents refused by %s; sent to the dead letters", len(letters), self.name)
-            self.store_deadletters(letters)
-            if self.on_deadletter is not None:
-                self.on_deadletter(letters)
-        return written
+        for position, n in enumerate(sizes):
+            if chunk and (len(chunk) >= self.chunk_actions or size + n > self.chunk_bytes):
+                self._send(chunk, transport, out)
+                chunk, size = [], 0
+            chunk.append(position)
+            size += n
+        if chunk:
+            self._send(chunk, transport, out)
+        return out
 
-    def _send_chunk(self, chunk: list[WriteAction]) -> tuple[int, list[DeadLetter]]:
+    def _send(self, chunk: list[int], transport: Transport, out: Outcome) -> None:
         pending = chunk
         attempt = 0
-        written = 0
-        letters: list[DeadLetter] = []
         while pending:
-            statuses = self.send(pending)
+            try:
+                statuses = transport.send(pending)
+            except RequestRefused as exc:
+                if len(pending) == 1:
+                    out.refused.append((pending[0], f"{exc.status} {exc.reason}"[:2000]))
+                    return
+                half = len(pending) // 2
+                log.warning("%s refused a request of %d actions (%d %s); sending it in halves", self.name,
+                            len(pending), exc.status, exc.reason[:200])
+                self._send(pending[:half], transport, out)
+                self._send(pending[half:], transport, out)
+                return
             if statuses is None:
-                written += len(pending)
-                break
-            retry: list[WriteAction] = []
+                out.written += len(pending)
+                return
+            retry: list[int] = []
             backoff = False
-            for a, (status, reason) in zip(pending, statuses, strict=True):
+            for position, (status, reason) in zip(pending, statuses, strict=True):
                 if status < 300:
-                    written += 1
+                    out.written += 1
                 elif status in RETRYABLE:
-                    retry.append(a)
+                    retry.append(position)
                     backoff = True
-                elif status == 404 and a.op == "delete":
-                    written += 1  # already gone: an idempotent replay
-                elif status == 409 and a.op == "create":
-                    instead = self.on_conflict(a)
-                    if instead is None:
-                        written += 1  # already there: an idempotent replay
-                    else:
-                        instead.encoded = self.encode(instead)
-                        retry.append(instead)
-                elif a.origin is not None:
-                    letters.append(DeadLetter(raw=_origin_bytes(a.origin), source=self.name, stage="index",
-                                              reason=reason[:2000], id=f"{self.letter_prefix}-{a.id}"))
                 else:
-                    raise AuditStoreError(f"{self.name} refused {a.op} of {a.id!r}, which may not be refused: "
-                                          f"{status} {reason}")
+                    what = transport.settle(position, status)
+                    if what == "written":
+                        out.written += 1  # done already: an idempotent replay
+                    elif what == "again":
+                        retry.append(position)
+                    else:
+                        out.refused.append((position, reason[:2000]))
             pending = retry
             if pending and backoff:
                 attempt += 1
@@ -210,8 +189,35 @@ class BatchingSink:
                 log.warning("%d %s items rejected with 429/5xx; retry %d in %.2fs", len(pending), self.name,
                             attempt, delay)
                 self.sleep(delay)
-        return written, letters
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+
+def _origin_bytes(origin: Any) -> bytes:
+    if isinstance(origin, bytes):
+        return origin
+    if hasattr(origin, "to_json"):
+        return bytes(origin.to_json())
+    return orjson.dumps(origin, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _letter_id(prefix: str, doc_id: str) -> str:
+    """``<prefix>-<document id>``; for a document id too long to be an id itself (a reason it may
+    have been refused) its first 100 characters and a digest of the whole: still deterministic."""
+    letter_id = f"{prefix}-{doc_id}"
+    if len(letter_id.encode()) <= 256:
+        return letter_id
+    return f"{prefix}-{doc_id[:100]}~{hashlib.blake2b(doc_id.encode(), digest_size=16).hexdigest()}"
+
+
+def refused_letters(actions: Sequence[WriteAction], outcome: Outcome, *, source: str, prefix: str) -> list[DeadLetter]:
+    """The dead letters of a write's refused actions: each one's ``origin`` and the service's reason,
+    id ``<prefix>-<action id>`` (a digest past 256 bytes). An action without origin may not be refused: that is an
+    :class:`~inferwatch.errors.AuditStoreError` (the caller keeps its batch)."""
+    letters = []
+    for position, reason in outcome.refused:
+        a = actions[position]
+        if a.origin is None:
+            raise AuditStoreError(f"{source} refused {a.op} of {a.id!r}, which may not be refused: {reason}")
+        letters.append(DeadLetter(raw=_origin_bytes(a.origin), source=source, stage="index", reason=reason,
+                                  id=_letter_id(prefix, a.id)))
+    log.error("%d documents refused by %s; sent to the dead letters", len(letters), source)
+    return letters

@@ -8,8 +8,7 @@ bounded by count (``max_keys``) and by age (``max_age_s``, measured in log time,
 decides exactly as the live run did), and its :meth:`snapshot` is checkpointed with the
 consumer's position, so a restarted consumer still recognises copies of what it counted before.
 
-A key is the record's identity: model, version, id and part (a request half and its response
-half share an id and are different records; so are the nodes of a Seldon graph).
+A key is a record's :meth:`~inferwatch.record.InferenceRecord.identity` (64 bits) or any text.
 
 >>> seen = SeenKeys(max_keys=3)
 >>> [seen.first(k, now=t) for t, k in enumerate(["a", "b", "a", "c", "d", "a"])]
@@ -26,28 +25,15 @@ import hashlib
 import struct
 from array import array
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
 
-import orjson
-
-__all__ = ["SeenKeys", "record_key"]
+__all__ = ["SeenKeys"]
 
 _MAGIC = b"IWSK1"
 
 
-def record_key(rec: Any) -> str:
-    """The identity of a record (an :class:`~inferwatch.record.InferenceRecord` or its JSON mapping)."""
-    get = rec.get if isinstance(rec, Mapping) else (lambda k: getattr(rec, k, None))
-    key = f"{get('model')}\x00{get('version') or ''}\x00{get('id')}\x00{get('part') or 'both'}"
-    if get("part") == "feedback":
-        # several feedback events label one request (other rows, corrected labels): each is its own
-        # record; only the same labels again are a copy
-        key += "\x00" + orjson.dumps(get("truth"), option=orjson.OPT_SORT_KEYS).decode()
-    return key
-
-
-def _digest(key: str) -> int:
+def _digest(key: str | int) -> int:
+    if isinstance(key, int):  # a record's identity: 64 bits already
+        return key
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
@@ -66,7 +52,7 @@ class SeenKeys:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def first(self, key: str, now: float) -> bool:
+    def first(self, key: str | int, now: float) -> bool:
         """True the first time ``key`` is seen within the horizon (and remember it); False for a copy.
 
         ``now`` is the entry's log time (seconds)."""
@@ -82,13 +68,13 @@ class SeenKeys:
             self._seen.popitem(last=False)
         return True
 
-    def seen(self, key: str, now: float) -> bool:
+    def seen(self, key: str | int, now: float) -> bool:
         """Whether ``key`` is within the horizon (without remembering it)."""
         self._newest = max(self._newest, now)
         self._evict()
         return _digest(key) in self._seen
 
-    def add(self, key: str, now: float) -> None:
+    def add(self, key: str | int, now: float) -> None:
         """Remember ``key`` (e.g. once the work it stands for is durable)."""
         h = _digest(key)
         self._newest = max(self._newest, now)

@@ -8,7 +8,8 @@
     ├── MissingExtraError      an optional dependency is not installed
     ├── LogError               the log (SQLite or Kafka) failed
     ├── AuditStoreError        the audit store (SQLite or Elasticsearch) failed
-    │   └── BackpressureError  the store asks us to slow down (HTTP 429, outage)
+    │   ├── BackpressureError  the store asks us to slow down (HTTP 429, outage)
+    │   └── RequestRefused     a whole request refused for what it carries (HTTP 400, 413)
     └── DetectorError          a detector was misused (update before fit, bad shapes)
 
 Client errors from kafka-python and elasticsearch are wrapped at the boundary with
@@ -26,6 +27,7 @@ __all__ = [
     "InferwatchError",
     "LogError",
     "MissingExtraError",
+    "RequestRefused",
     "require",
 ]
 
@@ -78,6 +80,16 @@ class AuditStoreError(InferwatchError):
 
 class BackpressureError(AuditStoreError):
     """The audit store is overloaded or unavailable; retry later, keep the data."""
+
+
+class RequestRefused(AuditStoreError):
+    """A service refused a whole write request for what it carries (``status`` 400, or 413 over its
+    request size): the batching engine splits the request to find the one document refused."""
+
+    def __init__(self, status: int, reason: str):
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}")
 
 
 class DetectorError(InferwatchError):

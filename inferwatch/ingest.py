@@ -50,7 +50,7 @@ from inferwatch.codecs import Budget, BudgetExceeded, decode
 from inferwatch.codecs.base import describe
 from inferwatch.codecs.limits import check_depth
 from inferwatch.config import Config
-from inferwatch.dedup import SeenKeys, record_key
+from inferwatch.dedup import SeenKeys
 from inferwatch.errors import DecodeError, LogError
 from inferwatch.log import KeyValue, Log
 from inferwatch.metrics import Metrics
@@ -66,7 +66,8 @@ from inferwatch.record import (
 from inferwatch.redact import Redactor
 from inferwatch.table import Table, from_rows
 
-__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "derived_id", "to_record"]
+__all__ = ["BatchAppender", "Collector", "Envelope", "Ingestor", "Outcome", "derived_id", "gc_paused",
+           "to_record"]
 
 log = logging.getLogger("inferwatch.collector")
 T = TypeVar("T")
@@ -339,7 +340,7 @@ _gc_users = 0
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while deliveries decode. Decoding allocates millions of
     short-lived, acyclic containers that reference counting frees; a collection in the middle
     would walk all of them while holding the GIL, and the event loop (``/healthz`` included)
@@ -359,7 +360,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _without_gc(fn: Callable[..., T], *args: Any) -> T:
-    with _gc_paused():
+    with gc_paused():
         return fn(*args)
 
 
@@ -400,13 +401,19 @@ class Ingestor:
         self._limits = (c.max_depth, c.max_columns, c.max_cells)
 
     @property
+    def decode_pool(self) -> ThreadPoolExecutor:
+        """The ``collector.decode_workers`` threads large deliveries decode on (a collector reads
+        a large body into envelopes there too)."""
+        return self._pool
+
+    @property
     def log_ok(self) -> bool:
         """False while the log is failing (the collector is then not ready)."""
         return not self.breaker.open
 
     async def offload(self, fn: Callable[..., T], size: int, *args: Any) -> T:
         """``fn(*args)`` on a decode thread when ``size`` bytes are worth it, else in place; with
-        the cyclic garbage collector paused while it runs (:func:`_gc_paused`)."""
+        the cyclic garbage collector paused while it runs (:func:`gc_paused`)."""
         if size <= self.cfg.collector.inline_decode_bytes:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, _without_gc, fn, *args)
@@ -501,7 +508,7 @@ class Ingestor:
                       rec_items: list[KeyValue], dl_items: list[KeyValue]) -> None:
         topics = self.cfg.log
         now = time.monotonic()
-        keys = [record_key(r) for r in records]
+        keys = [r.identity() for r in records]
         fresh = [i for i, k in enumerate(keys) if not self.recent.seen(k, now)]
         if len(fresh) < len(records):  # a resend of records acknowledged a moment ago
             self.metrics.duplicates.labels(stage="collector").inc(len(records) - len(fresh))
@@ -524,7 +531,7 @@ class Ingestor:
             n = per_model.setdefault((r.model, r.version or ""), [0, 0])
             n[0] += 1
             n[1] += r.n_rows
-            self.metrics.observe_outputs(r)
+            self.metrics.observe_outputs(r.model, r.version, r.outputs)
             if r.part == "feedback" and r.truth:
                 labels = sum(1 for col in r.truth.values() for v in col if v is not None)
                 self.metrics.feedback_labels.labels(model=r.model, version=r.version or "").inc(labels)

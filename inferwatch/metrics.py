@@ -24,8 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client.exposition import push_to_gateway
 
-from inferwatch.record import Detection, InferenceRecord
+from inferwatch.record import Detection
 from inferwatch.series_cap import OTHER, SeriesCap
+from inferwatch.table import Table
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -261,14 +262,15 @@ class Metrics:
             self.quality_violations.labels(model=d.model, version=version, check=check, feature=name).inc()
 
     # -- records --------------------------------------------------------------------------------
-    def observe_outputs(self, r: InferenceRecord) -> None:
-        """The prediction distribution: numeric outputs into a histogram, categorical ones (strings,
-        booleans, integers) counted per class. One pass per column, one update per bucket or class."""
-        if not r.outputs:
+    def observe_outputs(self, model: str, version: str | None, outputs: Table | None) -> None:
+        """The prediction distribution of one record's ``outputs``: numeric outputs into a histogram,
+        categorical ones (strings, booleans, integers) counted per class. One pass per column, one
+        update per bucket or class."""
+        if not outputs:
             return
-        version = r.version or ""
-        for column, values in r.outputs.items():
-            output = self._outputs.admit((r.model, version), column)
+        version = version or ""
+        for column, values in outputs.items():
+            output = self._outputs.admit((model, version), column)
             numbers: list[float] = []
             classes: Counter_[str] = Counter_()
             for v in values:
@@ -279,10 +281,10 @@ class Metrics:
                 elif isinstance(v, Real) and not math.isnan(float(v)):
                     numbers.append(float(v))
             if numbers:
-                _observe_many(self.prediction_value.labels(model=r.model, version=version, output=output), numbers)
+                _observe_many(self.prediction_value.labels(model=model, version=version, output=output), numbers)
             for value, n in classes.items():
-                cls = self._classes.admit((r.model, version, output), value)
-                self.predicted_class.labels(model=r.model, version=version, output=output, **{"class": cls}).inc(n)
+                cls = self._classes.admit((model, version, output), value)
+                self.predicted_class.labels(model=model, version=version, output=output, **{"class": cls}).inc(n)
 
     def observe_searchable(self, store: str, appended_at: Sequence[float], now: float) -> None:
         """Audit documents written ``now`` for records appended to the log at ``appended_at``."""

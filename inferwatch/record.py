@@ -164,6 +164,16 @@ class InferenceRecord:
         """Audit document ids, one per row: ``<id>-<row>``."""
         return [row_id(self.id, i) for i in range(self.n_rows)]
 
+    def identity(self) -> int:
+        """What makes this record itself, as 64 bits (a copy, resent or replayed, has the same):
+        model, version, id and part — a request half and its response half share an id and are
+        different records, so are the nodes of a Seldon graph — and, for feedback, its labels
+        (several feedback events label one request; only the same labels again are a copy)."""
+        key = f"{self.model}\x00{self.version or ''}\x00{self.id}\x00{self.part or 'both'}"
+        if self.part == "feedback":
+            key += "\x00" + orjson.dumps(self.truth, option=orjson.OPT_SORT_KEYS).decode()
+        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
     def request_bytes(self) -> bytes | None:
         return decode_body(self.request, self.request_encoding)
 
@@ -210,6 +220,58 @@ class InferenceRecord:
 
 
 _LIST = {list}
+
+
+_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms",
+           "input_schema", "output_schema")
+_TIME_FIELD = {"request": "timestamp", "both": "timestamp", "response": "response_timestamp",
+               "feedback": "feedback_timestamp"}
+
+
+def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
+    """The partial audit documents of one record (``None`` fields left out, so upserts merge), one
+    per row, ``doc_id`` = :func:`row_id`. The raw bodies are kept verbatim on the first row's
+    document (``<id>-0``) only, so a batch of a thousand rows does not store its body a thousand
+    times; every row carries ``n_rows``.
+
+    >>> docs = record_documents(InferenceRecord(id="r1", model="m", inputs={"x": [1, 2]}, part="request"))
+    >>> [(d["doc_id"], d["input"]) for d in docs]
+    [('r1-0', {'x': 1}), ('r1-1', {'x': 2})]
+    """
+    r = record
+    inputs, outputs, truth = r.inputs, r.outputs, r.truth
+    n_in, n_out, n_truth = n_rows(inputs), n_rows(outputs), n_rows(truth)
+    n = max(n_in, n_out, n_truth, 1)
+    if r.part == "feedback" and truth and not inputs and not outputs:
+        # labels alone (the feedback endpoint and topic): only the labelled rows' truth, beside what
+        # the prediction wrote (its row count and source stay); a label may come before its row
+        return [{"doc_id": row_id(r.id, i), "record_id": r.id, "row": i, "model": r.model,
+                 "truth": {k: v[i] for k, v in truth.items()}, _TIME_FIELD["feedback"]: r.timestamp}
+                for i in range(n_truth) if any(v[i] is not None for v in truth.values())]
+    base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
+    for key in _COPIED:
+        value = getattr(r, key)
+        if value is not None:
+            base[key] = value
+    if r.meta:
+        base["meta"] = r.meta
+    base[_TIME_FIELD.get(r.part, "timestamp")] = r.timestamp
+    docs = []
+    for i in range(n):
+        doc = dict(base, doc_id=row_id(r.id, i), row=i)
+        if inputs and i < n_in:
+            doc["input"] = {k: v[i] for k, v in inputs.items()}
+        if outputs and i < n_out:
+            doc["output"] = {k: v[i] for k, v in outputs.items()}
+        if truth and i < n_truth and any(v[i] is not None for v in truth.values()):
+            doc["truth"] = {k: v[i] for k, v in truth.items()}
+        if i == 0:
+            if r.request is not None:
+                doc["request"], doc["request_encoding"] = r.request, r.request_encoding or "text"
+            if r.response is not None:
+                doc["response"], doc["response_encoding"] = r.response, r.response_encoding or "text"
+        docs.append(doc)
+    return docs
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
 _RECORD_FIELD_LIST = list(_RECORD_FIELDS)
 RECORD_FIELDS = _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)

@@ -32,7 +32,7 @@ from typing import Any, Protocol, cast
 
 from inferwatch.audit import AuditStore
 from inferwatch.config import Config
-from inferwatch.dedup import SeenKeys, record_key
+from inferwatch.dedup import SeenKeys
 from inferwatch.errors import BackpressureError, InferwatchError
 from inferwatch.log import Consumer, Log, LogEntry
 from inferwatch.metrics import Metrics
@@ -526,7 +526,7 @@ class DetectWorker(Worker):
                                           stage="audit", id=f"{e.topic}-{e.partition}-{e.offset}"))
                     continue
                 # a copy of a record already counted (a client's resend) is skipped
-                if first(record_key(r), e.timestamp):
+                if first(r.identity(), e.timestamp):
                     recs.append(r)
                 else:
                     copies += 1

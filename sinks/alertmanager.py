@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from inferwatch.batching import BatchingSink, ItemStatus, WriteAction
-from inferwatch.errors import BackpressureError
+from inferwatch.batching import BatchingSink, ItemStatus, Settled, WriteAction, refused_letters
+from inferwatch.errors import BackpressureError, RequestRefused
 from inferwatch.record import DeadLetter, Detection
 
 __all__ = ["AlertSink", "detection_alert"]
@@ -73,17 +73,20 @@ def detection_alert(d: Detection, resolve_after_s: float = 300.0, *, extra_label
     }
 
 
-class _Post(BatchingSink):
-    """Alertmanager's v2 API and/or a webhook as a :class:`~inferwatch.batching.BatchingSink`."""
+class _Post:
+    """One write's alerts as the engine's :class:`~inferwatch.batching.Transport`: Alertmanager's v2
+    API and/or a webhook. A 400 or 413 refuses the whole post: the engine splits it until the
+    alert refused is alone."""
 
-    def __init__(self, owner: AlertSink, max_retries: int, max_backoff_s: float,
-                 on_deadletter: Callable[[list[DeadLetter]], None] | None):
-        super().__init__(name="alertmanager", chunk_actions=500, max_retries=max_retries,
-                         max_backoff_s=max_backoff_s, on_deadletter=on_deadletter)
+    def __init__(self, owner: AlertSink, actions: list[WriteAction]):
         self.owner = owner
+        self.actions = actions
 
-    def send(self, chunk: Sequence[WriteAction]) -> list[ItemStatus] | None:
-        alerts = [a.doc for a in chunk]
+    def settle(self, position: int, status: int) -> Settled:
+        return "refused"
+
+    def send(self, positions: Sequence[int]) -> list[ItemStatus] | None:
+        alerts = [self.actions[p].doc for p in positions]
         client, am, hook = self.owner._client, self.owner.alertmanager_url, self.owner.webhook_url
         try:
             if am:
@@ -93,7 +96,9 @@ class _Post(BatchingSink):
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
             log.warning("alerts answered %d: %s", status, exc.response.text[:500])
-            return [(status, f"HTTP {status}: {exc.response.text[:500]}")] * len(chunk)
+            if status in (400, 413):
+                raise RequestRefused(status, f"HTTP {status}: {exc.response.text[:500]}") from exc
+            return [(status, f"HTTP {status}: {exc.response.text[:500]}")] * len(positions)
         except httpx.HTTPError as exc:
             raise BackpressureError(f"cannot post alerts: {exc}") from exc
         log.info("posted %d alert(s)", len(alerts))
@@ -124,7 +129,9 @@ class AlertSink:
         self.extra_labels = dict(extra_labels or {})
         self._active: set[tuple[tuple[str, str], ...]] = set()  # label sets this sink made active
         self._client = httpx.Client(timeout=timeout)
-        self._post = _Post(self, max_retries, max_backoff_s, on_deadletter)
+        self.on_deadletter = on_deadletter
+        self._engine = BatchingSink(name="alertmanager", chunk_actions=500, max_retries=max_retries,
+                                    max_backoff_s=max_backoff_s)
 
     @property
     def enabled(self) -> bool:
@@ -153,10 +160,14 @@ class AlertSink:
             actions.append(WriteAction("index", "alerts", d.id, doc, d))
         if not actions:
             return 0
-        n = self._post.write(actions)
+        post = _Post(self, actions)
+        out = self._engine.write([0] * len(actions), post)
+        if out.refused:
+            letters = refused_letters(actions, out, source="alertmanager", prefix="alertmanager")
+            if self.on_deadletter is not None:
+                self.on_deadletter(letters)
         self._active = active
-        return n
+        return out.written
 
     def close(self) -> None:
-        self._post.close()
         self._client.close()

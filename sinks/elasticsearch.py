@@ -31,11 +31,14 @@ request and response are kept in ``_source`` verbatim but not indexed.
 
 Writes
 ------
-Bulk requests of at most ``chunk_actions`` actions or ``chunk_bytes`` bytes. Item-level
-429 and 5xx are retried with jittered exponential backoff; item-level mapping or parse
-errors become dead letters (index and, through ``on_deadletter``, the dead-letter topic).
-When the node is unreachable or keeps answering 429, :class:`BackpressureError` tells the
-caller to keep its batch and retry later: the log holds the data; nothing is dropped.
+Bulk requests of at most ``chunk_actions`` actions or ``chunk_bytes`` bytes, through the
+batching engine (:mod:`inferwatch.batching`). Item-level 429 and 5xx are retried with jittered
+exponential backoff; item-level mapping or parse errors become dead letters (index and, through
+``on_deadletter``, the dead-letter topic). A whole request refused for what it carries (a 400,
+a 413 over ``http.max_content_length`` or a proxy's limit) is split until the one document the
+cluster refuses is alone, and that one becomes a dead letter with the cluster's reason. When the
+node is unreachable or keeps answering 429, :class:`BackpressureError` tells the caller to keep
+its batch and retry later: the log holds the data; nothing is dropped.
 
 Options for clusters that have them: ``ilm_policy`` names an ILM policy in the templates;
 ``data_stream`` writes detections and dead letters (append-only by nature) to data streams.
@@ -56,9 +59,18 @@ from typing import Any
 import orjson
 
 from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
-from inferwatch.batching import RETRYABLE, BatchingSink, ItemStatus, Op, WriteAction
+from inferwatch.batching import (
+    RETRYABLE,
+    BatchingSink,
+    ItemStatus,
+    Op,
+    Outcome,
+    Settled,
+    WriteAction,
+    refused_letters,
+)
 from inferwatch.config import ElasticsearchConfig
-from inferwatch.errors import AuditStoreError, BackpressureError
+from inferwatch.errors import AuditStoreError, BackpressureError, RequestRefused
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp, row_id
 
 __all__ = ["ElasticsearchAuditStore", "index_templates"]
@@ -213,26 +225,50 @@ def _head(op: str, index: str, doc_id: str) -> bytes:
     return _head_start(op, index) + orjson.dumps(doc_id) + b"}}\n"
 
 
-class _Bulk(BatchingSink):
-    """The ``_bulk`` API as a :class:`~inferwatch.batching.BatchingSink`: NDJSON chunks, item statuses."""
+#: how much of a dead letter's bytes is kept when the cluster refuses the whole letter
+CUT_BYTES = 1024
 
-    def __init__(self, store: ElasticsearchAuditStore):
-        cfg = store.cfg
-        super().__init__(name="elasticsearch", letter_prefix="es", chunk_actions=cfg.chunk_actions,
-                         chunk_bytes=cfg.chunk_bytes, max_retries=cfg.max_retries, max_backoff_s=cfg.max_backoff_s,
-                         overlap=True, on_deadletter=store.on_deadletter)
+
+def _cut(dl: DeadLetter, reason: str) -> DeadLetter:
+    return DeadLetter(raw=dl.raw[:CUT_BYTES], source=dl.source, stage=dl.stage, id=dl.id, timestamp=dl.timestamp,
+                      meta=dl.meta, reason=f"{dl.reason} [only the first {CUT_BYTES} of {len(dl.raw)} bytes kept "
+                                           f"here, the store refused the whole letter: {reason[:300]}]")
+
+
+def _error_text(exc: Exception) -> str:
+    """``<type>: <reason>`` of an error answer (as item errors read), else the error's text."""
+    body = getattr(exc, "body", None)
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return f"{err.get('type')}: {err.get('reason', '')}"
+    return str(exc)
+
+
+def _line(a: WriteAction) -> bytes:
+    """One action's NDJSON: the action line and, but for a delete, its document."""
+    return _head(a.op, a.target, a.id) + (_dumps(a.doc) + b"\n" if a.doc is not None else b"")
+
+
+class _Bulk:
+    """One write's ``_bulk`` requests: the engine's :class:`~inferwatch.batching.Transport` over
+    these actions' NDJSON lines (the actions stay here; the engine names them by position)."""
+
+    def __init__(self, store: ElasticsearchAuditStore, actions: list[WriteAction]):
         self.store = store
+        self.actions = actions
+        self.lines = [_line(a) for a in actions]
 
-    def encode(self, a: WriteAction) -> bytes:
-        return _head(a.op, a.target, a.id) + (_dumps(a.doc) + b"\n" if a.doc is not None else b"")
-
-    def send(self, chunk: Sequence[WriteAction]) -> list[ItemStatus] | None:
+    def send(self, positions: Sequence[int]) -> list[ItemStatus] | None:
+        lines = self.lines
         try:
             # only what the item loop reads comes back: not the ids, versions and shard counts
-            resp = self.store.es.bulk(operations=b"".join(a.encoded for a in chunk),  # type: ignore[arg-type]
+            resp = self.store.es.bulk(operations=b"".join([lines[p] for p in positions]),  # type: ignore[arg-type]
                                       refresh=False, filter_path="errors,items.*.status,items.*.error")
         except Exception as exc:
-            raise self.store._wrap(exc, f"bulk of {len(chunk)} actions") from exc
+            status = getattr(getattr(exc, "meta", None), "status", None)
+            if status in (400, 413):  # the request itself refused for what it carries: the engine splits it
+                raise RequestRefused(status, _error_text(exc)) from exc
+            raise self.store._wrap(exc, f"bulk of {len(positions)} actions") from exc
         if not resp.get("errors"):
             return None
         out: list[ItemStatus] = []
@@ -243,13 +279,17 @@ class _Bulk(BatchingSink):
             out.append((status, f"{err.get('type', status)}: {err.get('reason', '')}" if status >= 300 else ""))
         return out
 
-    def on_conflict(self, a: WriteAction) -> WriteAction | None:
+    def settle(self, position: int, status: int) -> Settled:
+        a = self.actions[position]
+        if status == 404 and a.op == "delete":
+            return "written"  # gone already: a replay
+        if status != 409 or a.op != "create":
+            return "refused"
         if not a.merge:
-            return None
-        return WriteAction("update", a.target, a.id, {"doc": a.doc, "doc_as_upsert": True}, a.origin)
-
-    def store_deadletters(self, letters: list[DeadLetter]) -> None:
-        self.store.write_deadletters(letters)
+            return "written"  # there already: a replay
+        merge = WriteAction("update", a.target, a.id, {"doc": a.doc, "doc_as_upsert": True}, a.origin)
+        self.actions[position], self.lines[position] = merge, _line(merge)
+        return "again"
 
 
 class ElasticsearchAuditStore(AuditStore):
@@ -278,7 +318,8 @@ class ElasticsearchAuditStore(AuditStore):
         self.es = client or Elasticsearch(cfg.hosts, verify_certs=cfg.verify_certs,
                                           request_timeout=cfg.request_timeout, retry_on_timeout=True,
                                           max_retries=2, **auth)
-        self._bulk = _Bulk(self)
+        self._engine = BatchingSink(name="elasticsearch", chunk_actions=cfg.chunk_actions, chunk_bytes=cfg.chunk_bytes,
+                                    max_retries=cfg.max_retries, max_backoff_s=cfg.max_backoff_s)
         self._waiting_models: dict[str, bool] = {}
         if setup:
             self.setup()
@@ -336,6 +377,17 @@ class ElasticsearchAuditStore(AuditStore):
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
     # -- writes -------------------------------------------------------------------------------
+    def _write(self, actions: list[WriteAction]) -> int:
+        """Send the actions through the engine; what the cluster refuses becomes dead letters."""
+        bulk = _Bulk(self, actions)
+        out = self._engine.write([len(line) for line in bulk.lines], bulk)
+        if out.refused:
+            letters = refused_letters(bulk.actions, out, source="elasticsearch", prefix="es")
+            self.write_deadletters(letters)
+            if self.on_deadletter is not None:
+                self.on_deadletter(letters)
+        return out.written
+
     def waiting_index(self, model: str) -> str:
         """Where labels that came before their prediction wait (one index per model, not per day:
         the prediction's day is not known yet)."""
@@ -343,9 +395,9 @@ class ElasticsearchAuditStore(AuditStore):
 
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
         joined: list[WriteAction] = []
-        written = self._bulk.write(self._record_actions(records, joined))
+        written = self._write(list(self._record_actions(records, joined)))
         if joined:  # the labels now sit on their predictions' documents (durable): the waiting copies go
-            self._bulk.write(joined)
+            self._write(joined)
         return written
 
     def _rows_indices(self, records: Sequence[InferenceRecord]) -> dict[str, str]:
@@ -447,7 +499,7 @@ class ElasticsearchAuditStore(AuditStore):
             doc["@timestamp"] = d.window_end or d.timestamp
             doc["drifted_features"] = d.drifted_features
             actions.append(WriteAction(op, self._stream_or_daily("detections", doc["@timestamp"]), d.id, doc, d))
-        n = self._bulk.write(actions)
+        n = self._write(actions)
         outliers = [d for d in detections if d.kind == "outlier" and d.row_ids]
         if outliers:
             self._attach_scores(outliers)
@@ -478,16 +530,31 @@ class ElasticsearchAuditStore(AuditStore):
                 rid = stub["doc_id"]
                 index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
                 actions.append(WriteAction("update", index, rid, {"doc": {"outlier": stub["outlier"]}, "upsert": stub}))
-        self._bulk.write(actions)
+        self._write(actions)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
+        """Index the dead letters. One the cluster refuses whole (over its request size limit) is
+        kept cut to the first :data:`CUT_BYTES` of its bytes, the reason saying so; the whole
+        letter stays on the log's dead-letter topic."""
+        out = self._write_letters(letters)
+        if not out.refused:
+            return out.written
+        cut = [_cut(letters[p], reason) for p, reason in out.refused]
+        again = self._write_letters(cut)
+        if again.refused:
+            raise AuditStoreError(f"Elasticsearch refused dead letters even cut to {CUT_BYTES} bytes: "
+                                  f"{again.refused[0][1]}")
+        return out.written + again.written
+
+    def _write_letters(self, letters: Sequence[DeadLetter]) -> Outcome:
         op: Op = "create" if self.cfg.data_stream else "index"
         actions = []
         for dl in letters:
             doc = dl.to_dict()
             doc["@timestamp"] = dl.timestamp
             actions.append(WriteAction(op, self._stream_or_daily("deadletters", dl.timestamp), dl.id, doc))
-        return self._bulk.write(actions)
+        bulk = _Bulk(self, actions)
+        return self._engine.write([len(line) for line in bulk.lines], bulk)
 
     def refresh(self) -> None:
         """Make everything written so far searchable (tests and batch jobs; never per write)."""
@@ -564,5 +631,4 @@ class ElasticsearchAuditStore(AuditStore):
         return dict(src)
 
     def close(self) -> None:
-        self._bulk.close()
         self.es.close()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from inferwatch.audit import AuditStore, SearchQuery, outlier_documents, record_documents
-from inferwatch.batching import BatchingSink, WriteAction
+from inferwatch.batching import BatchingSink, Settled, WriteAction
 from inferwatch.errors import AuditStoreError, BackpressureError
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 from inferwatch.sqlite import immediate, open_db
@@ -151,19 +151,24 @@ _PUT: dict[str, Callable[[sqlite3.Connection, Any], None]] = {
     "records": _put_record, "detections": _put_detection, "outliers": _put_outlier, "deadletters": _put_deadletter}
 
 
-class _Transactions(BatchingSink):
-    """SQLite as a :class:`~inferwatch.batching.BatchingSink`: each chunk is one write transaction;
-    a database locked by another writer past ``busy_timeout`` is backpressure (retried)."""
+class _Transactions:
+    """One write's actions as the engine's :class:`~inferwatch.batching.Transport`: each chunk is
+    one write transaction; a database locked by another writer past ``busy_timeout`` is
+    backpressure (retried)."""
 
-    def __init__(self, store: SQLiteAuditStore):
-        super().__init__(name="sqlite", max_retries=5, max_backoff_s=5.0)
+    def __init__(self, store: SQLiteAuditStore, actions: list[WriteAction]):
         self.store = store
+        self.actions = actions
 
-    def send(self, chunk: Sequence[WriteAction]) -> None:
+    def settle(self, position: int, status: int) -> Settled:
+        return "refused"  # upserts: SQLite never answers 409
+
+    def send(self, positions: Sequence[int]) -> None:
         store = self.store
         try:
             with store._lock, immediate(store._conn) as conn:
-                for a in chunk:
+                for p in positions:
+                    a = self.actions[p]
                     _PUT[a.target](conn, a.doc)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
@@ -197,12 +202,15 @@ class SQLiteAuditStore(AuditStore):
         self.path = str(path)
         self._lock = threading.RLock()
         self._conn = open_db(self.path, _SCHEMA, AuditStoreError, "audit store")
-        self._sink = _Transactions(self)
+        self._engine = BatchingSink(name="sqlite", max_retries=5, max_backoff_s=5.0)
 
-    # -- writes: documents mapped to actions; the batching sink runs each chunk as one transaction --
+    # -- writes: documents mapped to actions; the batching engine runs each chunk as one transaction --
+    def _write(self, actions: list[WriteAction]) -> int:
+        return self._engine.write([0] * len(actions), _Transactions(self, actions)).written  # by count alone
+
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        return self._sink.write(WriteAction("update", "records", doc["doc_id"], doc)
-                                for r in records for doc in record_documents(r))
+        return self._write([WriteAction("update", "records", doc["doc_id"], doc)
+                            for r in records for doc in record_documents(r)])
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         actions = []
@@ -210,11 +218,11 @@ class SQLiteAuditStore(AuditStore):
             actions.append(WriteAction("index", "detections", d.id, d))
             if d.kind == "outlier":
                 actions += [WriteAction("update", "outliers", stub["doc_id"], (d, stub)) for stub in outlier_documents(d)]
-        self._sink.write(actions)
+        self._write(actions)
         return len(detections)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:
-        return self._sink.write(WriteAction("index", "deadletters", dl.id, dl) for dl in letters)
+        return self._write([WriteAction("index", "deadletters", dl.id, dl) for dl in letters])
 
     # -- reads ----------------------------------------------------------------------------
     def _where(self, q: SearchQuery) -> tuple[str, str, list[Any]]:

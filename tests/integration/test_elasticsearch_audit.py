@@ -3,9 +3,12 @@ what only Elasticsearch does (templates, mapping errors to dead letters)."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from inferwatch.audit import SearchQuery
@@ -188,3 +191,88 @@ def test_a_waiting_label_joins_its_prediction_after_a_restart(stack_env):
         second.close()
     finally:
         _cleanup(first)
+
+
+def test_a_request_the_cluster_refuses_whole_is_split_and_only_its_refused_document_dead_lettered(stack_env):
+    """Elasticsearch refuses a whole ``_bulk`` request (400) when one action in it is invalid — here a
+    document id over its 512-byte limit (a record built past the collector's cap). The store splits
+    the request until that action is alone: every other document is written, the refused one is a
+    dead letter with the cluster's reason, and the write returns (the worker goes on)."""
+    got: list = []
+    store = _store(stack_env, on_deadletter=got.extend)
+    try:
+        records = [InferenceRecord(id=f"ok-{i}", model="m", inputs={"x": [i]}) for i in range(9)]
+        records.insert(5, InferenceRecord(id="x" * 600, model="m", inputs={"x": [99]}))
+        assert store.write_records(records) == 9
+        store.refresh()
+        assert all(store.get(f"ok-{i}-0") is not None for i in range(9))
+        assert store.count(SearchQuery()) == 9
+        assert len(got) == 1 and got[0].reason.startswith("400 ") and "512" in got[0].reason
+        assert InferenceRecord.from_json(got[0].raw).id == "x" * 600
+        assert [d["id"] for d in store.search(SearchQuery(kind="deadletters"))] == [got[0].id]
+    finally:
+        _cleanup(store)
+
+
+class _SizeLimit(http.server.BaseHTTPRequestHandler):
+    """A loopback proxy in front of the real node that answers 413 to a body over ``limit`` bytes
+    (what Elasticsearch does past ``http.max_content_length``, and proxies do at their own limits)."""
+
+    target = ""
+    limit = 0
+    sizes: list[int] = []
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.command in ("POST", "PUT") and self.path.split("?")[0].endswith("/_bulk"):
+            self.sizes.append(len(body))
+            if len(body) > self.limit:
+                self.send_response(413)
+                self.send_header("content-length", "0")
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.end_headers()
+                return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        resp = httpx.request(self.command, self.target + self.path, content=body, headers=headers, timeout=30)
+        self.send_response(resp.status_code)
+        for k, v in resp.headers.items():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(resp.content)))
+        self.end_headers()
+        self.wfile.write(resp.content)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_request_over_the_size_limit_is_split_and_an_oversize_document_dead_lettered(stack_env):
+    hosts = stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]
+    _SizeLimit.target = hosts.rstrip("/")
+    _SizeLimit.limit, _SizeLimit.sizes = 20_000, []
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SizeLimit)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    got: list = []
+    prefix = "iwt-" + uuid.uuid4().hex[:10]
+    cfg = ElasticsearchConfig(hosts=[f"http://127.0.0.1:{proxy.server_address[1]}"], index_prefix=prefix)
+    store = ElasticsearchAuditStore(cfg, on_deadletter=got.extend)
+    direct = ElasticsearchAuditStore(ElasticsearchConfig(hosts=[hosts], index_prefix=prefix), setup=False)
+    try:
+        records = [InferenceRecord(id=f"r{i}", model="m", inputs={"x": [i]}, request="y" * 400) for i in range(30)]
+        records.insert(17, InferenceRecord(id="huge", model="m", inputs={"x": [0]}, request="z" * 50_000))
+        assert store.write_records(records) == 30
+        direct.refresh()
+        assert direct.count(SearchQuery()) == 30 and direct.get("huge-0") is None
+        assert [(dl.id, dl.reason[:4]) for dl in got] == [("es-huge-0", "413 ")]
+        assert InferenceRecord.from_json(got[0].raw).request == "z" * 50_000  # the whole record, to the log
+        # the letter itself is over the limit too: the store keeps its reason and first KiB
+        (kept,) = direct.search(SearchQuery(kind="deadletters"))
+        assert kept["id"] == "es-huge-0" and "only the first 1024" in kept["reason"]
+        assert _SizeLimit.sizes[0] > _SizeLimit.limit  # the first request was the whole chunk, refused
+        assert len(_SizeLimit.sizes) < 31  # split in halves, not one document per request
+    finally:
+        store.close()
+        proxy.shutdown()
+        _cleanup(direct)

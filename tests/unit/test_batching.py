@@ -1,4 +1,4 @@
-"""The one batching sink, as pure logic, and the disciplines built on it: alerts through it
+"""The one batching engine, as pure logic, and the disciplines built on it: alerts through it
 (retry, dead letters) and a sink consumer that commits only after its sink took the batch."""
 
 from __future__ import annotations
@@ -6,81 +6,119 @@ from __future__ import annotations
 import http.server
 import threading
 
+import orjson
 import pytest
 
-from inferwatch.batching import BatchingSink, WriteAction
+from inferwatch.batching import BatchingSink, WriteAction, refused_letters
 from inferwatch.config import load_config
-from inferwatch.errors import AuditStoreError, BackpressureError
+from inferwatch.errors import AuditStoreError, BackpressureError, RequestRefused
 from inferwatch.record import DeadLetter, Detection
 from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.workers import SinkWorker
 from sinks.alertmanager import AlertSink
 
 
-class Scripted(BatchingSink):
-    """Answers each send with the next scripted statuses (all written when the script is out)."""
+class Scripted:
+    """A transport over ``actions`` answering each send with the next scripted statuses (all
+    written when the script is out); ``refuse`` are ids whose presence refuses a whole request,
+    as a service refuses an oversized or malformed request (413 / 400)."""
 
-    def __init__(self, script, **kw):
-        self.letters: list[DeadLetter] = []
-        super().__init__(name="scripted", max_backoff_s=0.0, on_deadletter=self.letters.extend,
-                         sleep=lambda s: None, **kw)
+    def __init__(self, actions, script=(), refuse=()):
+        self.actions = list(actions)
         self.script = list(script)
+        self.refuse = set(refuse)
         self.calls: list[list[tuple[str, str]]] = []
+        self.kept: dict[str, object] = {}
 
-    def encode(self, a):
-        return a.id.encode() * 10
-
-    def send(self, chunk):
+    def send(self, positions):
+        chunk = [self.actions[p] for p in positions]
         self.calls.append([(a.op, a.id) for a in chunk])
+        if self.refuse & {a.id for a in chunk}:
+            raise RequestRefused(413, "request entity too large")
         if not self.script:
+            self.kept.update((a.id, a.doc) for a in chunk)
             return None
         return [(s, f"status {s}") for s in self.script.pop(0)]
 
-    def on_conflict(self, a):
-        return WriteAction("update", a.target, a.id, a.doc, a.origin) if a.merge else None
+    def settle(self, position, status):
+        a = self.actions[position]
+        if status != 409 or a.op != "create":
+            return "refused"
+        if not a.merge:
+            return "written"
+        self.actions[position] = WriteAction("update", a.target, a.id, a.doc, a.origin)
+        return "again"
+
+
+def _engine(**kw):
+    return BatchingSink(name="scripted", max_backoff_s=0.0, sleep=lambda s: None, **kw)
 
 
 def _actions(n, **kw):
     return [WriteAction("create", "t", f"d{i}", {"i": i}, **kw) for i in range(n)]
 
 
+def _sizes(actions):
+    return [len(a.id) * 10 for a in actions]
+
+
 def test_chunks_by_count_and_by_bytes():
-    sink = Scripted([], chunk_actions=3)
-    assert sink.write(_actions(7)) == 7
-    assert [len(c) for c in sink.calls] == [3, 3, 1]
-    sink = Scripted([], chunk_bytes=45)  # each action encodes to 20 bytes: two fit, a third does not
-    assert sink.write(_actions(5)) == 5
-    assert [len(c) for c in sink.calls] == [2, 2, 1]
+    t = Scripted(_actions(7))
+    assert _engine(chunk_actions=3).write(_sizes(t.actions), t).written == 7
+    assert [len(c) for c in t.calls] == [3, 3, 1]
+    t = Scripted(_actions(5))  # each action is 20 bytes: two fit, a third does not
+    assert _engine(chunk_bytes=45).write(_sizes(t.actions), t).written == 5
+    assert [len(c) for c in t.calls] == [2, 2, 1]
 
 
 def test_retryable_items_only_are_sent_again_then_backpressure():
-    sink = Scripted([[201, 429, 503], [201, 500]])
-    assert sink.write(_actions(3)) == 3
-    assert [[i for _, i in c] for c in sink.calls] == [["d0", "d1", "d2"], ["d1", "d2"], ["d2"]]
-    stuck = Scripted([[429]] * 20, max_retries=3)
+    t = Scripted(_actions(3), [[201, 429, 503], [201, 500]])
+    assert _engine().write(_sizes(t.actions), t).written == 3
+    assert [[i for _, i in c] for c in t.calls] == [["d0", "d1", "d2"], ["d1", "d2"], ["d2"]]
+    stuck = Scripted(_actions(1), [[429]] * 20)
     with pytest.raises(BackpressureError, match="still rejected"):
-        stuck.write(_actions(1))
+        _engine(max_retries=3).write([1], stuck)
     assert len(stuck.calls) == 4
 
 
-def test_conflicts_merge_or_count_as_there_and_refusals_become_dead_letters():
-    sink = Scripted([[409, 409, 400]])
+def test_conflicts_merge_or_count_as_there_and_refusals_are_reported():
     acts = [WriteAction("create", "t", "a", {}, b"A", merge=True), WriteAction("create", "t", "b", {}, b"B"),
             WriteAction("create", "t", "c", {}, b"C")]
-    assert sink.write(acts) == 2
-    assert sink.calls[1] == [("update", "a")]  # the merge, sent at once
-    assert [(dl.raw, dl.id, dl.reason) for dl in sink.letters] == [(b"C", "scripted-c", "status 400")]
+    t = Scripted(acts, [[409, 409, 400]])
+    out = _engine().write(_sizes(acts), t)
+    assert (out.written, out.refused) == (2, [(2, "status 400")])
+    assert t.calls[1] == [("update", "a")]  # the merge, sent at once
+    letters = refused_letters(t.actions, out, source="scripted", prefix="s")
+    assert [(dl.raw, dl.id, dl.reason, dl.stage) for dl in letters] == [(b"C", "s-c", "status 400", "index")]
 
 
 def test_a_refused_action_without_origin_is_an_error():
+    t = Scripted(_actions(1), [[400]])
+    out = _engine().write([1], t)
     with pytest.raises(AuditStoreError, match="may not be refused"):
-        Scripted([[400]]).write(_actions(1))
+        refused_letters(t.actions, out, source="scripted", prefix="s")
 
 
-def test_overlap_returns_only_when_every_chunk_is_durable():
-    sink = Scripted([], chunk_actions=2, overlap=True)
-    assert sink.write(_actions(9)) == 9 and len(sink.calls) == 5
-    sink.close()
+@pytest.mark.parametrize("n, bad", [(1, [0]), (2, [1]), (9, [4]), (64, [0, 37, 63]), (13, list(range(13)))])
+def test_a_whole_request_refused_is_split_until_the_refused_action_is_alone(n, bad):
+    acts = _actions(n, origin=b"x")
+    t = Scripted(acts, refuse={f"d{i}" for i in bad})
+    out = _engine(chunk_actions=16).write(_sizes(acts), t)
+    assert sorted(p for p, _ in out.refused) == bad
+    assert all(reason == "413 request entity too large" for _, reason in out.refused)
+    assert out.written == n - len(bad) and sorted(t.kept) == sorted(f"d{i}" for i in range(n) if i not in bad)
+    chunks = -(-n // 16)  # a binary search for the refused ones, not one request per action
+    assert len(t.calls) <= chunks + 2 * len(bad) * 4
+
+
+def test_a_split_keeps_retrying_what_the_service_pushed_back():
+    acts = _actions(4, origin=b"x")
+    t = Scripted(acts, refuse={"d3"})
+    t.script = [[201, 503]]  # the first half, once d3's half is split off: d1 pushed back once
+    out = _engine().write(_sizes(acts), t)
+    assert (out.written, [p for p, _ in out.refused]) == (3, [3])
+    assert [[i for _, i in c] for c in t.calls] == [["d0", "d1", "d2", "d3"], ["d0", "d1"], ["d1"],
+                                                     ["d2", "d3"], ["d2"], ["d3"]]
 
 
 class _Alertmanager(http.server.BaseHTTPRequestHandler):
@@ -122,6 +160,18 @@ def test_alerts_are_retried_and_refused_ones_become_dead_letters(alertmanager):
     am.statuses = [400]
     assert sink.write([_det(2)]) == 0
     assert [dl.source for dl in letters] == ["alertmanager"] and Detection.from_json(letters[0].raw).window_size == 3
+    sink.close()
+
+
+def test_an_alert_post_refused_whole_is_split_to_the_refused_alert(alertmanager):
+    url, am = alertmanager
+    letters: list[DeadLetter] = []
+    sink = AlertSink(url, max_backoff_s=0.01, on_deadletter=letters.extend)
+    am.statuses = [400, 200, 400]  # both alerts refused together; the first alone passes, the second does not
+    assert sink.write([_det(0), _det(1)]) == 1
+    assert [len(orjson.loads(b)) for b in am.bodies] == [2, 1, 1]
+    assert len(letters) == 1 and Detection.from_json(letters[0].raw).window_size == 2
+    assert letters[0].reason == "400 HTTP 400: bad alert"
     sink.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferwatch.dedup import SeenKeys, record_key
+from inferwatch.dedup import SeenKeys
 from inferwatch.record import InferenceRecord
 
 events = st.lists(st.tuples(st.sampled_from([f"k{i}" for i in range(40)]), st.floats(0, 5)), max_size=300)
@@ -65,10 +65,17 @@ def test_within_a_large_horizon_each_distinct_key_counts_once() -> None:
     assert sum(seen.first(k, now=0.0) for k in keys) == 700
 
 
-def test_record_key_separates_halves_models_and_versions() -> None:
+def test_record_identity_separates_halves_models_versions_and_labels() -> None:
     base = InferenceRecord(id="x", model="m", version="1", part="request")
     others = [InferenceRecord(id="x", model="m", version="1", part="response"),
               InferenceRecord(id="x", model="n", version="1", part="request"),
-              InferenceRecord(id="x", model="m", version="2", part="request")]
-    assert len({record_key(base), *map(record_key, others)}) == 4
-    assert record_key(base) == record_key(base.to_dict()) == record_key(InferenceRecord.from_json(base.to_json()))
+              InferenceRecord(id="x", model="m", version="2", part="request"),
+              InferenceRecord(id="y", model="m", version="1", part="request")]
+    assert len({base.identity(), *(r.identity() for r in others)}) == 5
+    assert base.identity() == InferenceRecord.from_json(base.to_json()).identity()
+    label = InferenceRecord(id="x", model="m", part="feedback", truth={"y": [1]})
+    assert label.identity() != InferenceRecord(id="x", model="m", part="feedback", truth={"y": [0]}).identity()
+    # the digest of the key text the horizon kept before identities: old checkpoints stay valid
+    seen = SeenKeys()
+    seen.add("m\x001\x00x\x00request", now=0.0)
+    assert not seen.first(base.identity(), now=0.0)

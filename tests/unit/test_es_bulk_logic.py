@@ -155,3 +155,37 @@ def test_a_read_that_stays_unavailable_is_backpressure_not_a_crash():
     with pytest.raises(BackpressureError, match="while search"):
         store.search(SearchQuery(kind="deadletters"))
     assert client.searches == 3
+
+
+class RefusingBulk(ScriptedBulk):
+    """Refuses a whole ``_bulk`` request (``status``) when it holds the action for ``bad``, as the
+    cluster does for an invalid action (400) or a body over its size limit (413)."""
+
+    def __init__(self, bad: str, status: int):
+        super().__init__([])
+        self.bad, self.status = bad, status
+
+    def bulk(self, operations, **kw):
+        from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+        from elasticsearch import ApiError
+
+        if f'"_id":"{self.bad}"'.encode() in operations:
+            self.calls.append([])
+            meta = ApiResponseMeta(status=self.status, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+                                   node=NodeConfig("http", "127.0.0.1", 9200))
+            raise ApiError("refused", meta=meta, body={"error": {"type": "refused", "reason": f"because {self.bad}"}})
+        return super().bulk(operations, **kw)
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_request_refused_whole_is_split_and_only_the_refused_document_dead_lettered(status):
+    client = RefusingBulk("r5-0", status)
+    letters: list = []
+    store = ElasticsearchAuditStore(ElasticsearchConfig(max_backoff_s=0.01), client=client,
+                                    on_deadletter=letters.extend, setup=False)
+    assert store.write_records(_recs(8)) == 7  # returns: no error for the caller, nothing else held back
+    written = {a[next(iter(a))]["_id"] for call in client.calls for a in call}
+    assert written == {f"r{i}-0" for i in range(8) if i != 5} | {letters[0].id}
+    assert len(letters) == 1 and letters[0].reason.startswith(f"{status} ") and "r5-0" in letters[0].reason
+    assert InferenceRecord.from_json(letters[0].raw).id == "r5" and letters[0].stage == "index"
+    assert len(client.calls) <= 1 + 2 * 3 + 1  # halves: a search for the refused one, not one request each

@@ -79,7 +79,7 @@ def test_prediction_distribution():
     m = Metrics(series_cap=2)
     r = InferenceRecord(id="r1", model="m", version="v1", outputs={
         "proba": [0.05, 0.95, None, math.nan], "label": ["cat", "dog", "cat", "bird"], "flag": [True, False, True, True]})
-    m.observe_outputs(r)
+    m.observe_outputs(r.model, r.version, r.outputs)
     base = {"model": "m", "version": "v1"}
     assert _get(m, "inferwatch_prediction_value_count", output="proba", **base) == 2
     assert _get(m, "inferwatch_prediction_value_bucket", output="proba", le="0.1", **base) == 1
