@@ -19,7 +19,7 @@ from detectors.common.state import ColumnBuffer
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection, Kind
 
-__all__ = ["WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
+__all__ = ["ReferenceSampleDetector", "WindowedDetector", "median_filled_matrix", "numeric_columns", "numeric_matrix", "subsample_rows", "window_columns"]
 
 
 def numeric_matrix(cols: Columns, features: Sequence[str], fill: np.ndarray | None = None) -> np.ndarray:
@@ -122,3 +122,39 @@ class WindowedDetector(MergeableWindow):
 
     def _detection(self) -> Detection:
         return Detection(detector=self.name, kind=self.kind, model="", window_size=self._window.n_rows)
+
+
+class ReferenceSampleDetector(WindowedDetector):
+    """Base of the multivariate tests that keep the reference as a matrix: its numerical
+    ``features`` (default: all), missing cells as the reference median, at most
+    ``max_reference`` rows (a seeded random subsample). Subclasses learn more from that matrix
+    in :meth:`_fit_reference` and read a window with :meth:`_window_matrix`."""
+
+    def __init__(self, features: Sequence[str] | None, max_reference: int, seed: int) -> None:
+        super().__init__()
+        self.features: list[str] | None = list(features) if features is not None else None
+        self.max_reference = int(max_reference)
+        self.seed = int(seed)
+        self._x_ref = np.empty((0, 0))
+        self._fitted_features: list[str] = []
+        self._median = np.empty(0)
+
+    @property
+    def fitted_features(self) -> list[str]:
+        return list(self._fitted_features)
+
+    def _fit(self, cols: Columns) -> None:
+        feats = self._numeric_features(cols, self.features)
+        x, self._median = median_filled_matrix(cols, feats)
+        self._x_ref = subsample_rows(x, self.max_reference, self.seed)
+        self._fitted_features = feats
+        self._fit_reference(self._x_ref)
+
+    def _fit_reference(self, x: np.ndarray) -> None:
+        """What more a subclass learns from the reference matrix."""
+
+    def _window_matrix(self, window: ColumnBuffer, det: Detection) -> np.ndarray | None:
+        """The window's rows x fitted features (missing cells: the reference median); ``None``
+        when a feature is absent (listed in ``det``)."""
+        cols = window_columns(window, self._fitted_features, det)
+        return None if cols is None else numeric_matrix(cols, self._fitted_features, fill=self._median)

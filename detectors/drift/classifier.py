@@ -28,21 +28,15 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from detectors.common._data import Columns, probability
-from detectors.common._windowed import (
-    WindowedDetector,
-    median_filled_matrix,
-    numeric_matrix,
-    subsample_rows,
-    window_columns,
-)
+from detectors.common._data import probability
+from detectors.common._windowed import ReferenceSampleDetector
 from detectors.common.state import ColumnBuffer
 from inferwatch.record import Detection
 
 __all__ = ["ClassifierDrift"]
 
 
-class ClassifierDrift(WindowedDetector):
+class ClassifierDrift(ReferenceSampleDetector):
     """Parameters: ``p_val``, ``model`` (sklearn classifier), ``n_folds``, ``features``,
     ``max_reference``, ``seed``."""
 
@@ -57,29 +51,12 @@ class ClassifierDrift(WindowedDetector):
         max_reference: int = 2000,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(features, max_reference, seed)
         if int(n_folds) < 2:
             raise ValueError(f"n_folds must be at least 2, got {n_folds!r}")
         self.p_val = probability("p_val", p_val)
         self.model = model
         self.n_folds = int(n_folds)
-        self.features: list[str] | None = list(features) if features is not None else None
-        self.max_reference = int(max_reference)
-        self.seed = int(seed)
-        self._x_ref = np.empty((0, 0))
-        self._fitted_features: list[str] = []
-        self._median = np.empty(0)
-
-    @property
-    def fitted_features(self) -> list[str]:
-        return list(self._fitted_features)
-
-    def _fit(self, cols: Columns) -> None:
-        feats = self._numeric_features(cols, self.features)
-        x, self._median = median_filled_matrix(cols, feats)
-        x = subsample_rows(x, self.max_reference, self.seed)
-        self._x_ref = x
-        self._fitted_features = feats
 
     def _result(self, window: ColumnBuffer) -> Detection:
         det = self._detection()
@@ -87,10 +64,9 @@ class ClassifierDrift(WindowedDetector):
         m = window.n_rows
         if m < self.n_folds:
             return det
-        cols = window_columns(window, self._fitted_features, det)
-        if cols is None:
+        y_win = self._window_matrix(window, det)
+        if y_win is None:
             return det
-        y_win = numeric_matrix(cols, self._fitted_features, fill=self._median)
         x = np.vstack([self._x_ref, y_win])
         y = np.r_[np.zeros(len(self._x_ref)), np.ones(m)]
         model = (

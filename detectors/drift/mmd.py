@@ -24,14 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from detectors.common._data import Columns, probability
-from detectors.common._windowed import (
-    WindowedDetector,
-    median_filled_matrix,
-    numeric_matrix,
-    subsample_rows,
-    window_columns,
-)
+from detectors.common._data import probability
+from detectors.common._windowed import ReferenceSampleDetector
 from detectors.common.state import ColumnBuffer
 from inferwatch.record import Detection
 
@@ -54,7 +48,7 @@ def sigma_median(x: np.ndarray) -> float:
     return sigma if sigma > 0 else 1.0
 
 
-class MMDDrift(WindowedDetector):
+class MMDDrift(ReferenceSampleDetector):
     """Parameters: ``p_val``, ``n_permutations``, ``sigma`` (default: median heuristic),
     ``features`` (default: all numerical columns), ``max_reference``, ``seed``."""
 
@@ -69,35 +63,20 @@ class MMDDrift(WindowedDetector):
         max_reference: int = 5000,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(features, max_reference, seed)
         if int(n_permutations) < 1:
             raise ValueError(f"n_permutations must be positive, got {n_permutations!r}")
         self.p_val = probability("p_val", p_val)
         self.n_permutations = int(n_permutations)
         self.sigma = sigma
-        self.features: list[str] | None = list(features) if features is not None else None
-        self.max_reference = int(max_reference)
-        self.seed = int(seed)
-        self._x_ref = np.empty((0, 0))
         self._sigma = 1.0
         self._k_rr = np.empty((0, 0))
         self._perm_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._fitted_features: list[str] = []
-        self._median = np.empty(0)
-
-    @property
-    def fitted_features(self) -> list[str]:
-        return list(self._fitted_features)
 
     def _kernel(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.exp(-sq_dists(x, y) / (2.0 * self._sigma**2))
 
-    def _fit(self, cols: Columns) -> None:
-        feats = self._numeric_features(cols, self.features)
-        x, self._median = median_filled_matrix(cols, feats)
-        x = subsample_rows(x, self.max_reference, self.seed)
-        self._fitted_features = feats
-        self._x_ref = x
+    def _fit_reference(self, x: np.ndarray) -> None:
         self._sigma = float(self.sigma) if self.sigma is not None else sigma_median(x)
         k = self._kernel(x, x)
         np.fill_diagonal(k, 0.0)
@@ -125,10 +104,9 @@ class MMDDrift(WindowedDetector):
         m = window.n_rows
         if m < 2:
             return det
-        cols = window_columns(window, self._fitted_features, det)
-        if cols is None:
+        y = self._window_matrix(window, det)
+        if y is None:
             return det
-        y = numeric_matrix(cols, self._fitted_features, fill=self._median)
         n = len(self._x_ref)
         k_xr = self._kernel(y, self._x_ref)  # m x n
         k_xx = self._kernel(y, y)

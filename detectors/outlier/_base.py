@@ -35,16 +35,21 @@ __all__ = ["OutlierDetector"]
 
 class OutlierDetector(WindowedDetector):
     kind: Kind = "outlier"
+    #: ``calibration`` when none is given: a detector whose reference scores are honest on the
+    #: fitting rows themselves (per-feature ranges) says 0
+    default_calibration: float = 0.5
 
     def __init__(
         self,
         fpr: float = 0.01,
         features: Sequence[str] | None = None,
         threshold: float | None = None,
-        calibration: float = 0.5,
+        calibration: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if calibration is None:
+            calibration = self.default_calibration
         if not 0.0 <= float(calibration) < 1.0:
             raise ValueError(f"calibration must be in [0, 1), got {calibration!r}")
         self.fpr = probability("fpr", fpr)

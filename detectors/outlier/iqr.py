@@ -11,8 +11,6 @@ scores, or a fixed ``threshold`` (1.5 is Tukey's fence).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from detectors.outlier._base import OutlierDetector
@@ -24,19 +22,9 @@ class IQROutlier(OutlierDetector):
     """Parameters: ``fpr``, ``features``, ``threshold``, ``calibration`` (default 0), ``seed``."""
 
     name = "iqr"
-
-    def __init__(
-        self,
-        fpr: float = 0.01,
-        features: Sequence[str] | None = None,
-        threshold: float | None = None,
-        calibration: float = 0.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(fpr=fpr, features=features, threshold=threshold, calibration=calibration, seed=seed)
-        self._q1 = np.empty(0)
-        self._q3 = np.empty(0)
-        self._iqr = np.empty(0)
+    default_calibration = 0.0
+    # the fitted quartiles (replaced, never changed in place, by _fit_model)
+    _q1 = _q3 = _iqr = np.empty(0)
 
     def _fit_model(self, x: np.ndarray) -> None:
         self._q1, self._q3 = np.quantile(x, [0.25, 0.75], axis=0)

@@ -11,8 +11,6 @@ scores, or a fixed ``threshold`` (e.g. 3.0).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from detectors.outlier._base import OutlierDetector
@@ -25,18 +23,9 @@ class ZScoreOutlier(OutlierDetector):
     reference scores itself), ``seed``."""
 
     name = "zscore"
-
-    def __init__(
-        self,
-        fpr: float = 0.01,
-        features: Sequence[str] | None = None,
-        threshold: float | None = None,
-        calibration: float = 0.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(fpr=fpr, features=features, threshold=threshold, calibration=calibration, seed=seed)
-        self._mean = np.empty(0)
-        self._std = np.empty(0)
+    default_calibration = 0.0
+    # the fitted mean and spread (replaced, never changed in place, by _fit_model)
+    _mean = _std = np.empty(0)
 
     def _fit_model(self, x: np.ndarray) -> None:
         self._mean = x.mean(axis=0)

@@ -17,29 +17,14 @@ from inferwatch.audit import SearchQuery
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import DeadLetter
 from tests import realclients as rc
+from tests.pipelines import collector_fixtures
 
 SELDON = "io.seldon.serving.inference"
 KSERVE = "org.kubeflow.serving.inference"
 
 
-@pytest.fixture
-def pipe(tmp_path):
-    from inferwatch.config import load_config
-
-    # a long decoding budget: these tests hold decodes on purpose and the machine is shared
-    cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "d"), "collector.port": 0, "collector.max_body_bytes": 2_000_000,
-        "collector.decode_seconds": 120})
-    p = Pipeline(cfg, ["collector", "audit"])
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def client(pipe):
-    with httpx.Client(base_url=f"http://127.0.0.1:{pipe.bound_port}", timeout=30) as c:
-        yield c
+# a long decoding budget: these tests hold decodes on purpose and the machine is shared
+pipe, client = collector_fixtures({"collector.max_body_bytes": 2_000_000, "collector.decode_seconds": 120}, timeout=30)
 
 
 def _store(pipe):

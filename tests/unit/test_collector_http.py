@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import base64
 
-import httpx
 import orjson
 import pytest
 
 from inferwatch.audit import SearchQuery
-from inferwatch.pipeline import Pipeline
 from inferwatch.record import DeadLetter
+from tests.pipelines import collector_fixtures
 
-
-@pytest.fixture
-def pipe(tmp_path):
-    from inferwatch.config import load_config
-
-    cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "d"), "collector.port": 0, "collector.max_body_bytes": 100_000})
-    p = Pipeline(cfg, ["collector", "audit"])
-    p.start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def client(pipe):
-    with httpx.Client(base_url=f"http://127.0.0.1:{pipe.bound_port}", timeout=10) as c:
-        yield c
+pipe, client = collector_fixtures({"collector.max_body_bytes": 100_000}, timeout=10)
 
 
 def _idle(pipe):
