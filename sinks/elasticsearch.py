@@ -49,10 +49,11 @@ by id, and merging the two halves of an exchange needs exactly that.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -377,16 +378,21 @@ class ElasticsearchAuditStore(AuditStore):
         return f"{self.prefix}-{name}-default" if self.cfg.data_stream else f"{self.prefix}-{name}-{_day(ts)}"
 
     # -- writes -------------------------------------------------------------------------------
-    def _write(self, actions: list[WriteAction]) -> int:
-        """Send the actions through the engine; what the cluster refuses becomes dead letters."""
-        bulk = _Bulk(self, actions)
-        out = self._engine.write([len(line) for line in bulk.lines], bulk)
-        if out.refused:
-            letters = refused_letters(bulk.actions, out, source="elasticsearch", prefix="es")
-            self.write_deadletters(letters)
-            if self.on_deadletter is not None:
-                self.on_deadletter(letters)
-        return out.written
+    def _write(self, actions: Iterable[WriteAction]) -> int:
+        """Send the actions through the engine, ``chunk_actions`` at a time (only those and their
+        lines are held); what the cluster refuses becomes dead letters."""
+        written = 0
+        it = iter(actions)
+        while part := list(itertools.islice(it, self.cfg.chunk_actions)):
+            bulk = _Bulk(self, part)
+            out = self._engine.write([len(line) for line in bulk.lines], bulk)
+            if out.refused:
+                letters = refused_letters(bulk.actions, out, source="elasticsearch", prefix="es")
+                self.write_deadletters(letters)
+                if self.on_deadletter is not None:
+                    self.on_deadletter(letters)
+            written += out.written
+        return written
 
     def waiting_index(self, model: str) -> str:
         """Where labels that came before their prediction wait (one index per model, not per day:
@@ -395,7 +401,7 @@ class ElasticsearchAuditStore(AuditStore):
 
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
         joined: list[WriteAction] = []
-        written = self._write(list(self._record_actions(records, joined)))
+        written = self._write(self._record_actions(records, joined))
         if joined:  # the labels now sit on their predictions' documents (durable): the waiting copies go
             self._write(joined)
         return written

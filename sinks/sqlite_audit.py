@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,12 +206,17 @@ class SQLiteAuditStore(AuditStore):
         self._engine = BatchingSink(name="sqlite", max_retries=5, max_backoff_s=5.0)
 
     # -- writes: documents mapped to actions; the batching engine runs each chunk as one transaction --
-    def _write(self, actions: list[WriteAction]) -> int:
-        return self._engine.write([0] * len(actions), _Transactions(self, actions)).written  # by count alone
+    def _write(self, actions: Iterable[WriteAction]) -> int:
+        """Each ``chunk`` actions one transaction (by count alone: SQLite has no request size)."""
+        written = 0
+        it = iter(actions)
+        while part := list(itertools.islice(it, self._engine.chunk_actions)):
+            written += self._engine.write([0] * len(part), _Transactions(self, part)).written
+        return written
 
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        return self._write([WriteAction("update", "records", doc["doc_id"], doc)
-                            for r in records for doc in record_documents(r)])
+        return self._write(WriteAction("update", "records", doc["doc_id"], doc)
+                           for r in records for doc in record_documents(r))
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         actions = []
