@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed-full
 
-.PHONY: chromium demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv mutation seed-sweep
+.PHONY: chromium demo test venv servers-venv lint typecheck unit integration faults stack-up stack-down bench clean nannyml-venv evidently-venv mutation seed-sweep
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ $(NANNYML_STAMP):
 	touch $(NANNYML_STAMP)
 
 nannyml-venv: $(NANNYML_STAMP)
+
+# Evidently 0.7, what bench/bench_report_scale.py compares `inferwatch report` with on the same
+# files (DataDriftPreset), in a venv of its own: it pulls litestar, plotly, nltk and telemetry
+# packages the main venv has no use for (pip --dry-run: it would not move numpy/pandas, but adds ~30)
+EVIDENTLY_VENV ?= .venv-evidently
+EVIDENTLY_STAMP := $(EVIDENTLY_VENV)/.installed
+$(EVIDENTLY_STAMP):
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/pip install -q --upgrade pip
+	$(EVIDENTLY_VENV)/bin/pip install -q 'evidently==0.7.23' 'numpy<2' 'pandas<3' 'pyarrow<21'
+	touch $(EVIDENTLY_STAMP)
+
+evidently-venv: $(EVIDENTLY_STAMP)
 
 # real model servers the proxy tests run as subprocesses, each in a venv of its own: their pins
 # (starlette, protobuf, cloudevents 1.x, grpcio) would break the main venv's

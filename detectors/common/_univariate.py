@@ -60,6 +60,49 @@ def fingerprint(cols: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+GROUP_VALUES = 4_000_000
+"""Values (about 32 MB of float64) prepared and tested together in :meth:`FeatureDrift.result`."""
+
+
+class _Report:
+    """What a Detection says about the features it could not test, and the values it used."""
+
+    def __init__(self, det: Detection) -> None:
+        self.det = det
+        det.extra["untested"] = {}
+        det.extra["values_tested"] = {}
+        det.extra["missing_values"] = {}
+        det.extra["bad_values"] = {}
+
+    def missing(self, f: str, why: str) -> None:
+        self.det.extra.setdefault("missing_features", []).append(f)
+        self.det.extra["untested"][f] = why
+
+    def invalid(self, f: str, why: str) -> None:
+        self.det.extra.setdefault("invalid_features", []).append(f)
+        self.det.extra["untested"][f] = why
+
+    def add(self, f: str, prepared: Any, n_miss: int, bad: int, size: int | None = None) -> int:
+        """Record one feature's cells; its number of values to test (0: not tested)."""
+        extra = self.det.extra
+        extra["missing_values"][f] = int(n_miss)
+        if bad:
+            extra["bad_values"][f] = int(bad)
+        if prepared is None:
+            self.invalid(f, "values of the wrong kind for this test")
+            return 0
+        if size is None:
+            size = sum(prepared.values()) if isinstance(prepared, dict) else len(prepared)
+        if size == 0:
+            if bad:
+                self.invalid(f, f"no value could be read as a number ({bad} bad cells)")
+            else:
+                self.missing(f, "every value missing")
+            return 0
+        extra["values_tested"][f] = int(size)
+        return int(size)
+
+
 class MergeableWindow(abc.ABC):
     """What both detector bases do with their window (:class:`ColumnBuffer`): its size,
     ``reset``, and ``merge`` with a detector of the same type fitted on the same reference."""
@@ -199,68 +242,86 @@ class FeatureDrift(MergeableWindow):
         self._window.append(batch, names=refs)  # only the fitted features are kept
         return self
 
+    def _begin(self) -> None:
+        """Called at the start of :meth:`result` (subclasses reset what their tests record)."""
+        self._methods = None
+
+    def _window_has(self, name: str) -> bool:
+        return self._window.has(name)
+
     def result(self) -> Detection:
+        """Test every fitted feature, a group at a time (:data:`GROUP_VALUES`): a group's
+        columns are prepared, tested and released before the next group is read, so a large
+        window is never held twice (raw and prepared) whole. A window of at most
+        :data:`GROUP_VALUES` values is one group."""
         refs = self._check_fitted()
+        det, report = self._detection(self._window.n_rows)
+        present = [f for f in refs if self._window.has(f)]
+        total = sum(self._window.n_rows for _ in present)
+        budget = total if total <= GROUP_VALUES else GROUP_VALUES
+        self._n_tests = len(present)  # a cap on Monte Carlo draws; exact when every present feature is tested
+        self._begin()
         tested: list[str] = []
-        missing: list[str] = []
-        invalid: list[str] = []
-        untested: dict[str, str] = {}
-        n_missing_values: dict[str, int] = {}
-        n_bad: dict[str, int] = {}
-        n_values: dict[str, int] = {}
-        ref_states: list[Any] = []
-        values: list[Any] = []
+        ps: list[np.ndarray] = []
+        ds: list[np.ndarray] = []
+        methods: list[str] = []
+        group: list[tuple[str, Any, Any]] = []
+        held = 0
+
+        def flush() -> None:
+            nonlocal held
+            if group:
+                if total <= GROUP_VALUES:
+                    self._n_tests = len(group)  # one group: the count of tested features, as always
+                self._methods = None
+                p, d = self._test([g[1] for g in group], [g[2] for g in group])
+                tested.extend(g[0] for g in group)
+                ps.append(np.asarray(p, dtype=float))
+                ds.append(np.asarray(d, dtype=float))
+                methods.extend(self._methods if self._methods is not None else [""] * len(group))
+                group.clear()
+            held = 0
+
         for f, state in refs.items():
             if not self._window.has(f):
-                missing.append(f)
-                untested[f] = "absent from the window"
+                report.missing(f, "absent from the window")
                 continue
             raw = self._window.column(f)
             bad = 0
             if self._numeric_state(state) and raw.dtype.kind not in "biuf":
                 raw, bad = coerce_float(raw)
-            n_missing_values[f] = n_missing(raw) - bad
-            if bad:
-                n_bad[f] = bad
             prepared = self._prepare(raw)
-            if prepared is None:
-                invalid.append(f)
-                untested[f] = "values of the wrong kind for this test"
-                continue
-            size = sum(prepared.values()) if isinstance(prepared, dict) else len(prepared)
-            if size == 0:
-                if bad:
-                    invalid.append(f)
-                    untested[f] = f"no value could be read as a number ({bad} bad cells)"
-                else:
-                    missing.append(f)
-                    untested[f] = "every value missing"
-                continue
-            tested.append(f)
-            n_values[f] = int(size)
-            ref_states.append(state)
-            values.append(prepared)
-        det = Detection(detector=self.name, kind=self.kind, model="", window_size=self._window.n_rows)
-        det.threshold = self.p_val
-        det.extra["correction"] = self.correction
-        if missing:
-            det.extra["missing_features"] = missing
-        if invalid:
-            det.extra["invalid_features"] = invalid
-        det.extra["untested"] = untested
-        det.extra["values_tested"] = n_values
-        det.extra["missing_values"] = n_missing_values
-        det.extra["bad_values"] = n_bad
-        det.extra["n_tested"] = 0
-        if self._ref_bad:
-            det.extra["reference_bad_values"] = dict(self._ref_bad)
+            n_miss = n_missing(raw) - bad
+            del raw
+            size = report.add(f, prepared, n_miss, bad)
+            if size:
+                group.append((f, state, prepared))
+                held += size
+                if held >= budget:
+                    flush()
+        flush()
         if not tested:
             return det
         self._n_tests = len(tested)
-        self._methods = None
-        p, dist = self._test(ref_states, values)
-        if self._methods is not None:
-            det.extra["methods"] = dict(zip(tested, self._methods, strict=True))
+        p = np.concatenate(ps)
+        dist = np.concatenate(ds)
+        return self._finish(det, tested, p, dist, methods if any(methods) else None)
+
+    def _detection(self, n_rows: int) -> tuple[Detection, _Report]:
+        det = Detection(detector=self.name, kind=self.kind, model="", window_size=n_rows)
+        det.threshold = self.p_val
+        det.extra["correction"] = self.correction
+        det.extra["n_tested"] = 0
+        if self._ref_bad:
+            det.extra["reference_bad_values"] = dict(self._ref_bad)
+        return det, _Report(det)
+
+    def _finish(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray,
+                methods: list[str] | None) -> Detection:
+        """The Detection of tested features' p-values and distances (``methods``: how each
+        p-value was computed, when known)."""
+        if methods is not None:
+            det.extra["methods"] = dict(zip(tested, methods, strict=True))
         for f, pv in zip(tested, p, strict=True):
             if np.isnan(pv) and self.uses_p_values:
                 det.extra["untested"][f] = "no p-value (fewer than two distinct pooled values for this test)"

@@ -16,6 +16,18 @@ features, one correction over all), with the choice made per feature and window:
   untied reference, and conditional on the pooled sample (permutation) when values
   repeat (``detectors.cvm``).
 
+Large windows in bounded memory (what ``inferwatch report`` uses over millions of rows):
+``counts_after=N`` keeps a window of more than ``N`` rows as counts instead of values
+(``detectors.common._counts``): category counts, and per numerical feature the window's
+counts below and at each distinct reference value, from which the KS statistic is scipy's
+exactly; memory is then bounded by the reference, whatever the window's length, and windows
+merge by adding counts. ``bins=B`` (*binned* mode) counts numerical values in ``B`` bins at
+the reference's quantiles instead: the KS statistic over those edges is a lower bound of the
+exact one, so the p-value is conservative (``methods`` says ``binned-asymptotic``); what
+a cluster's histogram aggregation gives. In both modes windows of at most ``SMALL_WINDOW``
+values are tested with KS too (no values are kept for Cramér-von Mises), and ``tests`` may
+not ask for ``cvm`` or ``anderson``.
+
 ``tests={"feature": "cvm", ...}`` overrides the choice (``ks``, ``cvm``, ``anderson``,
 ``chi2``, ``fet``). ``extra["tests"]`` of the Detection says which test ran,
 ``extra["methods"]`` how its p-value was computed. The batch report
@@ -32,17 +44,22 @@ features, one correction over all), with the choice made per feature and window:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 from scipy.stats import fisher_exact
 
 from detectors.common._categorical import chi2_pvalues, count, drop_missing, is_categorical
-from detectors.common._data import coerce_float, looks_numeric
+from detectors.common._counts import CategoryCounts, EdgeCounts, ks_statistic, quantile_edges
+from detectors.common._data import Data, coerce_float, columns_and_rows, looks_numeric, n_missing
 from detectors.common._discrete import NumericRef, numeric_ref
 from detectors.common._univariate import FeatureDrift
+from detectors.drift._kstwo import kstwo_sf
+from inferwatch.errors import DetectorError
 from detectors.drift.anderson import anderson_pvalues
 from detectors.drift.cvm import cvm_pvalues
 from detectors.drift.ks import ks_pvalues
@@ -64,13 +81,40 @@ class _State:
     ref: NumericRef | None = None
 
 
+@dataclass
+class _Counted:
+    """A window kept as counts: per fitted feature its counts, missing and bad cells, and the
+    rows in which the column was present (absent rows count as missing, as padding does)."""
+
+    n_rows: int = 0
+    features: dict[str, EdgeCounts | CategoryCounts] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    bad: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: _Counted) -> _Counted:
+        out = _Counted(self.n_rows + other.n_rows)
+        for f in dict.fromkeys([*self.features, *other.features]):
+            a, b = self.features.get(f), other.features.get(f)
+            if a is not None and b is not None:
+                out.features[f] = a.merge(b)  # type: ignore[arg-type]
+            else:
+                out.features[f] = copy.deepcopy(a if b is None else b)
+            for mine, theirs, dst in ((self.missing, other.missing, out.missing), (self.bad, other.bad, out.bad),
+                                      (self.seen, other.seen, out.seen)):
+                dst[f] = mine.get(f, 0) + theirs.get(f, 0)
+        return out
+
+
 class TabularDrift(FeatureDrift):
     """Automatic per-feature tests with one multiple-testing correction.
 
     Parameters: ``p_val``, ``correction`` (``"bonferroni"``, ``"fdr"`` or ``"none"``),
     ``features`` (default: all columns), ``tests`` (per-feature override),
     ``max_categories`` (numerical columns with at most this many distinct reference
-    values are tested as categories; 0 disables).
+    values are tested as categories; 0 disables), ``counts_after`` (a window of more rows
+    is kept as counts: bounded memory, same p-values), ``bins`` (binned mode: numerical
+    features counted in this many reference-quantile bins, conservative KS).
     """
 
     name = "tabular"
@@ -83,6 +127,8 @@ class TabularDrift(FeatureDrift):
         features: Sequence[str] | None = None,
         tests: Mapping[str, str] | None = None,
         max_categories: int = 10,
+        counts_after: int | None = None,
+        bins: int | None = None,
     ) -> None:
         super().__init__(p_val=p_val, correction=correction, features=features)
         bad = {f: t for f, t in (tests or {}).items() if t not in TESTS}
@@ -90,9 +136,20 @@ class TabularDrift(FeatureDrift):
             raise ValueError(f"tests: unknown test(s) {bad}; choose from {TESTS}")
         if int(max_categories) < 0:
             raise ValueError(f"max_categories must be at least 0, got {max_categories!r}")
+        if counts_after is not None and int(counts_after) < 0:
+            raise ValueError(f"counts_after must be at least 0, got {counts_after!r}")
+        if bins is not None and int(bins) < 2:
+            raise ValueError(f"bins must be at least 2, got {bins!r}")
         self.tests = dict(tests or {})
         self.max_categories = int(max_categories)
+        self.counts_after = None if counts_after is None else int(counts_after)
+        self.bins = None if bins is None else int(bins)
+        if (self.counts_after is not None or self.bins) and {"cvm", "anderson"} & set(self.tests.values()):
+            raise ValueError("tests: cvm and anderson need the window's values; they cannot run on counts "
+                             "(counts_after/bins)")
         self._chosen: dict[str, str] = {}
+        self._counted: _Counted | None = None
+        self._rng = np.random.default_rng(0)
 
     def _accepts(self, values: np.ndarray) -> bool:
         return True
@@ -124,19 +181,17 @@ class TabularDrift(FeatureDrift):
             raise ValueError(f"feature {name!r} is not numerical; cannot use {forced!r}") from exc
         return _State(name, False, True, ref=numeric_ref(v))
 
-    def _choose(self, st: _State, x: np.ndarray, counts: dict[Any, int] | None = None) -> str:
-        """The test for this feature and window (``counts``: the window's category counts,
-        computed here when not given)."""
+    def _choose(self, st: _State, n: int, counts: dict[Any, int] | None) -> str:
+        """The test for this feature and window of ``n`` values (``counts``: the window's
+        category counts, for a categorical feature)."""
         forced = self.tests.get(st.name)
         if forced:
             return forced
         if st.categorical:
-            assert st.counts is not None
-            if counts is None:
-                counts = count(x) if len(x) else {}
+            assert st.counts is not None and counts is not None
             cats = set(st.counts) | set(counts)
             if len(cats) == 2:
-                n_ref, n = sum(st.counts.values()), len(x)
+                n_ref = sum(st.counts.values())
                 one = sorted(cats, key=str)[1]
                 ones, xs = st.counts.get(one, 0), counts.get(one, 0)
                 col = np.array([ones + xs, n_ref + n - ones - xs], dtype=float)
@@ -144,47 +199,67 @@ class TabularDrift(FeatureDrift):
                 if expected.min() < 5:
                     return "fet"
             return "chi2"
-        return "cvm" if len(x) <= SMALL_WINDOW else "ks"
+        return "cvm" if n <= SMALL_WINDOW and self._counted is None else "ks"
 
-    def _fet(self, st: _State, x: np.ndarray) -> tuple[float, float]:
+    def _fet(self, st: _State, xc: dict[Any, int]) -> tuple[float, float]:
         counts = st.counts or {}
-        xc = count(x)
+        n = sum(xc.values())
         cats = sorted(set(counts) | set(xc), key=str)
         if len(cats) > 2:
             raise ValueError(f"feature {st.name!r}: Fisher's exact test needs a binary feature, got {cats}")
         one = cats[-1]
         ones_ref, n_ref = counts.get(one, 0), sum(counts.values())
         ones = xc.get(one, 0)
-        res = fisher_exact([[ones, ones_ref], [len(x) - ones, n_ref - ones_ref]])
+        res = fisher_exact([[ones, ones_ref], [n - ones, n_ref - ones_ref]])
         return float(res[1]), float(res[0])
 
-    def _test(self, refs: list[_State], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _begin(self) -> None:
+        super()._begin()
+        self._chosen = {}
+        self._rng = np.random.default_rng(0)
+
+    def _test(self, refs: list[_State], values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Values are arrays, or (counts mode) :class:`CategoryCounts` / :class:`EdgeCounts`."""
         p = np.full(len(refs), np.nan)
         d = np.full(len(refs), np.nan)
         methods = ["asymptotic"] * len(refs)
-        self._chosen = {}
-        rng = np.random.default_rng(0)
+        rng = self._rng
         b_max = self._permutations(self._n_tests)
         by_test: dict[str, list[int]] = {}
         chi_counts: dict[int, dict[Any, int]] = {}
         for i, (st, x) in enumerate(zip(refs, values, strict=True)):
-            counts = (count(x) if len(x) else {}) if st.categorical else None
-            test = self._choose(st, x, counts)
+            if isinstance(x, CategoryCounts):
+                counts: dict[Any, int] | None = x.counts
+            else:
+                counts = (count(x) if len(x) else {}) if st.categorical and not isinstance(x, EdgeCounts) else None
+            n = x.n if isinstance(x, (CategoryCounts, EdgeCounts)) else len(x)
+            test = self._choose(st, n, counts)
             self._chosen[st.name] = test
             if test in ("ks", "cvm", "anderson") and st.ref is None:
                 raise ValueError(f"feature {st.name!r} is categorical; cannot use {test!r}")
+            if isinstance(x, EdgeCounts) and test != "ks" or isinstance(x, CategoryCounts) and test == "ks":
+                raise ValueError(f"feature {st.name!r}: {test!r} cannot run on this window's counts")
             by_test.setdefault(test, []).append(i)
-            if test == "chi2":
+            if test in ("chi2", "fet"):
                 chi_counts[i] = counts if counts is not None else count(x)
         numeric = {"ks": ks_pvalues, "cvm": cvm_pvalues, "anderson": anderson_pvalues}
         for test, idx in by_test.items():
+            counted = [i for i in idx if isinstance(values[i], EdgeCounts)]
+            if counted:
+                pv, dv, mv = self._ks_counts([refs[i] for i in counted], [values[i] for i in counted])
+                p[counted], d[counted] = pv, dv
+                for i, meth in zip(counted, mv, strict=True):
+                    methods[i] = meth
+                idx = [i for i in idx if not isinstance(values[i], EdgeCounts)]
+                if not idx:
+                    continue
             if test in numeric:
                 xs = [values[i].astype(np.float64) for i in idx]
                 pv, dv, mv = numeric[test]([refs[i].ref for i in idx], xs, rng, b_max)  # type: ignore[misc]
             elif test == "chi2":
                 pv, dv, mv = chi2_pvalues([refs[i].counts or {} for i in idx], [chi_counts[i] for i in idx], rng, b_max)
             else:  # fet
-                pd_ = [self._fet(refs[i], values[i]) for i in idx]
+                pd_ = [self._fet(refs[i], chi_counts[i]) for i in idx]
                 pv, dv, mv = np.array([a for a, _ in pd_]), np.array([b for _, b in pd_]), ["exact"] * len(idx)
             p[idx], d[idx] = pv, dv
             for i, meth in zip(idx, mv, strict=True):
@@ -192,7 +267,137 @@ class TabularDrift(FeatureDrift):
         self._methods = methods
         return p, d
 
+    @staticmethod
+    def _ks_counts(refs: list[_State], ws: list[EdgeCounts]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """KS from counts: scipy's statistic (exact mode) or its lower bound over the bins."""
+        m = np.array([float(len(st.ref.sorted)) for st in refs if st.ref is not None])
+        n = np.array([float(w.n) for w in ws])
+        d = np.array([ks_statistic(st.ref.sorted, w) for st, w in zip(refs, ws, strict=True)
+                      if st.ref is not None])
+        p = np.clip(kstwo_sf(d, np.round(m * n / (m + n))), 0.0, 1.0)
+        methods = ["binned-asymptotic" if w.is_binned else
+                   "asymptotic-conservative" if (st.ref is not None and st.ref.atoms.tied) or w.tied else "asymptotic"
+                   for st, w in zip(refs, ws, strict=True)]
+        return p, d, methods
+
     def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:
         det = super()._decide(det, tested, p, dist)
         det.extra["tests"] = dict(self._chosen)
+        if self._counted is not None:
+            det.extra["window_kept_as"] = "binned counts" if self.bins else "counts"
         return det
+
+    # -- counts mode -------------------------------------------------------------------
+    @property
+    def window_size(self) -> int:
+        return self._window.n_rows + (self._counted.n_rows if self._counted is not None else 0)
+
+    def reset(self) -> Self:
+        super().reset()
+        self._counted = None
+        return self
+
+    def _counting(self) -> bool:
+        return self.counts_after is not None or bool(self.bins)
+
+    def _fresh(self, st: _State) -> EdgeCounts | CategoryCounts:
+        if st.categorical or st.ref is None:
+            return CategoryCounts()
+        if self.bins:
+            return EdgeCounts.binned(quantile_edges(st.ref.sorted, self.bins))
+        a = st.ref.atoms.values
+        return EdgeCounts(a, np.zeros(len(a) + 1, np.int64), np.zeros(len(a), np.int64))
+
+    def _fold(self, counted: _Counted, data: Data) -> None:
+        """Add a batch's fitted columns to ``counted``."""
+        refs = self._check_fitted()
+        cat_dtype = {}
+        if isinstance(data, pd.DataFrame):  # categorical columns counted by their codes, not cell by cell
+            cat_dtype = {str(c): data[c] for c in data.columns
+                         if isinstance(data[c].dtype, pd.CategoricalDtype) and str(c) in refs}
+        cols, n = columns_and_rows(data, [f for f in refs if f not in cat_dtype])
+        counted.n_rows += n
+        for f, series in cat_dtype.items():
+            st = refs[f]
+            if not st.categorical or st.numeric:
+                cols[f] = np.asarray(series.to_numpy())  # numbers as categories: counted as values below
+                continue
+            w = counted.features.get(f) or counted.features.setdefault(f, self._fresh(st))
+            vc = series.value_counts(sort=False, dropna=True)
+            assert isinstance(w, CategoryCounts)
+            w.add({k: int(v) for k, v in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True) if v})
+            counted.missing[f] = counted.missing.get(f, 0) + int(series.isna().sum())
+            counted.seen[f] = counted.seen.get(f, 0) + n
+        for f, arr in cols.items():
+            st = refs[f]
+            bad = 0
+            if st.numeric and arr.dtype.kind not in "biuf":
+                arr, bad = coerce_float(arr)
+            miss = n_missing(arr) - bad
+            x = drop_missing(arr)
+            w = counted.features.get(f) or counted.features.setdefault(f, self._fresh(st))
+            if isinstance(w, EdgeCounts):
+                try:
+                    w.add(np.asarray(x, dtype=np.float64))
+                except (TypeError, ValueError) as exc:
+                    raise DetectorError(f"{self.name}: feature {f!r} holds values that are not numbers") from exc
+            else:
+                w.add(count(x) if len(x) else {})
+            counted.missing[f] = counted.missing.get(f, 0) + miss
+            if bad:
+                counted.bad[f] = counted.bad.get(f, 0) + bad
+            counted.seen[f] = counted.seen.get(f, 0) + len(arr)
+
+    def _as_counts(self) -> _Counted:
+        """This window as counts (its raw rows folded in), without changing it."""
+        out = _Counted() if self._counted is None else self._counted.merge(_Counted())
+        for chunk in self._window.chunks:
+            self._fold(out, chunk)
+        out.n_rows += self._window.n_rows - sum(len(next(iter(c.values()))) for c in self._window.chunks)
+        return out
+
+    def update(self, batch: Data) -> Self:
+        if not self._counting():
+            return super().update(batch)
+        self._check_fitted()
+        if self._counted is None:
+            super().update(batch)
+            if self.bins or self._window.n_rows > (self.counts_after or 0):
+                self._counted = self._as_counts()
+                super().reset()
+            return self
+        self._fold(self._counted, batch)
+        return self
+
+    def merge(self, other: Self) -> Self:
+        if self._counted is None and other._counted is None:
+            return super().merge(other)
+        new = super().merge(other)
+        new._counted = self._as_counts().merge(other._as_counts())
+        new._window = type(self._window).zero()
+        return new
+
+    def result(self) -> Detection:
+        if self._counted is None:
+            return super().result()
+        refs = self._check_fitted()
+        c = self._counted
+        det, report = self._detection(c.n_rows)
+        self._begin()
+        tested: list[str] = []
+        states: list[_State] = []
+        windows: list[Any] = []
+        for f, st in refs.items():
+            if f not in c.features:
+                report.missing(f, "absent from the window")
+                continue
+            w = c.features[f]
+            if report.add(f, w, c.missing.get(f, 0) + c.n_rows - c.seen.get(f, 0), c.bad.get(f, 0), size=w.n):
+                tested.append(f)
+                states.append(st)
+                windows.append(w)
+        if not tested:
+            return det
+        self._n_tests = len(tested)
+        p, d = self._test(states, windows)
+        return self._finish(det, tested, p, d, self._methods)
