@@ -30,9 +30,52 @@ from inferwatch.table import Table, concat, n_rows
 from inferwatch.wiring import monitor_from
 from sinks.report import BatchReport
 
-__all__ = ["DEFAULT_DETECTORS", "run_report", "run_report_table"]
+__all__ = ["COUNTS_AFTER", "DEFAULT_BINS", "DEFAULT_DETECTORS", "MODES", "run_report", "run_report_table",
+           "scaled_detectors"]
 
 DEFAULT_DETECTORS: list[dict[str, Any]] = [{"type": "tabular", "p_val": 0.05, "correction": "bonferroni"}]
+
+MODES = ("exact", "binned")
+COUNTS_AFTER = 50_000
+"""Windows of more rows are kept as counts by the tabular detector (same p-values, memory
+bounded by the reference: ``detectors.TabularDrift(counts_after=...)``)."""
+DEFAULT_BINS = 100
+"""Reference-quantile bins per numerical feature in binned mode."""
+
+
+def scaled_detectors(entries: list[dict[str, Any]], mode: str = "exact",
+                     bins: int = DEFAULT_BINS) -> list[dict[str, Any]]:
+    """The detector entries of a report over many rows: the tabular detector keeps a large
+    window as counts (``exact``: the same p-values as on the values) or bins its numerical
+    features at ``bins`` reference quantiles (``binned``: KS on the CDF at the bin edges, a
+    lower bound of the exact statistic, so conservative p-values; chi-squared unchanged).
+    Other detectors test the window's values either way."""
+    if mode not in MODES:
+        raise InferwatchError(f"mode must be one of {MODES}, got {mode!r}")
+    out = []
+    for e in entries:
+        e = dict(e)
+        if e.get("type") == "tabular":
+            if mode == "binned":
+                e.setdefault("bins", bins)
+            elif "bins" not in e:
+                e.setdefault("counts_after", COUNTS_AFTER)
+        out.append(e)
+    return out
+
+
+def mode_note(mode: str, detectors: list[dict[str, Any]]) -> str:
+    """What the report says about how its p-values were computed."""
+    binned = [d for d in detectors if d.get("bins")]
+    if mode == "binned" and binned:
+        return (f"binned mode: numerical features counted in {binned[0]['bins']} bins at the reference's quantiles; "
+                "KS is evaluated on the CDFs at the bin edges only, a lower bound of the exact statistic, so its "
+                "p-values are conservative and approximate (fewer alarms, less power for shifts inside a bin); "
+                "chi-squared on category counts is exact")
+    if mode == "binned":
+        return "binned mode asked, but no detector here supports it: every test ran on the values (exact)"
+    return "exact mode: every test on the window's values (large windows kept as counts at the reference's " \
+           "distinct values, which gives the same statistics)"
 
 
 def _frame(tables: list[Table]) -> Any:
@@ -134,7 +177,8 @@ _ID_CHUNK = 1000  # rows per record id, as inferwatch.batch.load_input cuts a ta
 
 def run_report_table(table: TableFile, model: str, references: ReferenceStore, *, version: str | None = None,
                      detectors: list[dict[str, Any]] | None = None, window: int | None = None,
-                     source: dict[str, Any] | None = None, progress: bool = False) -> BatchReport:
+                     source: dict[str, Any] | None = None, progress: bool = False, mode: str = "exact",
+                     bins: int = DEFAULT_BINS) -> BatchReport:
     """:func:`run_report` over a CSV or Parquet file read in record batches.
 
     Each batch goes straight to the detectors of the open window (``Monitor.open_window``),
@@ -146,7 +190,7 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
     info = references.latest(model, version)
     if info is None:
         raise _no_reference(model, [version], references)
-    entries = detectors or DEFAULT_DETECTORS
+    entries = scaled_detectors(detectors or DEFAULT_DETECTORS, mode, bins)
     monitor = monitor_from({"window": {"type": "count", "size": window or 1}, "detectors": entries}, references)
     targets = sorted({s.on for s in monitor.specs})
     if "inputs" not in targets:
@@ -196,13 +240,16 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
         source=source or {"input": str(table.path), "format": "table"},
         window=window,
         detectors=[{"type": s.type, "name": s.name, "on": s.on, **s.params} for s in monitor.specs],
+        mode=mode,
+        notes=[mode_note(mode, entries)],
     )
 
 
 def run_report(records: Sequence[InferenceRecord], model: str, references: ReferenceStore, *,
                detectors: list[dict[str, Any]] | None = None, window: int | None = None,
                source: dict[str, Any] | None = None, progress: bool = False,
-               performance: dict[str, Any] | None = None) -> BatchReport:
+               performance: dict[str, Any] | None = None, mode: str = "exact",
+               bins: int = DEFAULT_BINS) -> BatchReport:
     """Run the detectors over ``records`` of ``model`` in count windows; a :class:`sinks.report.BatchReport`.
 
     ``references`` is a :class:`~inferwatch.references.ReferenceStore`. Raises
@@ -227,7 +274,8 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Refer
                      "no reference for them")
     used = [r for r in records if refs.get(r.version) is not None]
     total = sum(r.n_rows for r in used)
-    entries = detectors or DEFAULT_DETECTORS
+    entries = scaled_detectors(detectors or DEFAULT_DETECTORS, mode, bins)
+    notes.append(mode_note(mode, entries))
     monitor = monitor_from({"window": {"type": "count", "size": window or max(total, 1)},
                              "detectors": entries}, references)
     targets = sorted({s.on for s in monitor.specs})
@@ -268,6 +316,7 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Refer
         detectors=[{"type": s.type, "name": s.name, "on": s.on, **s.params} for s in monitor.specs],
         skipped_rows=skipped,
         notes=notes,
+        mode=mode,
     )
 
 

@@ -56,6 +56,13 @@ def _when(value: str | None, name: str) -> datetime | None:
 @click.option("--detector", "-d", "detector_names", multiple=True, metavar="TYPE",
               help="Detector type to run (ks, cvm, chi2, tabular, psi, mmd, ...); repeat the option. "
                    "Default: the config's detect.detectors, else tabular.")
+@click.option("--mode", type=click.Choice(["exact", "binned"]), default="exact", show_default=True,
+              help="exact: every test on the rows' values (large windows kept as counts that give the same "
+                   "statistics); binned: numerical features counted in --bins reference-quantile bins (KS on the "
+                   "CDF at the bin edges: conservative, approximate; from Elasticsearch, counted inside the cluster "
+                   "with aggregations).")
+@click.option("--bins", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Bins per numerical feature in --mode binned.")
 @click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("inferwatch-report"), show_default=True, help="Folder for report.json and report.html.")
 @click.option("--top", type=click.IntRange(min=0), default=6, show_default=True,
@@ -66,7 +73,7 @@ def _when(value: str | None, name: str) -> datetime | None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def report(config_path: Path | None, model: str | None, model_version: str | None, since: str | None,
            until: str | None, limit: int, input_path: Path | None, reference_path: Path | None,
-           window: int | None, detector_names: tuple[str, ...], out_dir: Path, top: int,
+           window: int | None, detector_names: tuple[str, ...], mode: str, bins: int, out_dir: Path, top: int,
            pushgateway_url: str | None, fail_on_drift: bool, quiet: bool) -> None:
     """Drift report over a batch: the audit store's rows of a model, or a file.
 
@@ -127,10 +134,10 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
             show = not quiet and sys.stderr.isatty()
             if table is not None:
                 result = run_report_table(table, model, references, version=model_version, detectors=entries,
-                                          window=window, source=source, progress=show)
+                                          window=window, source=source, progress=show, mode=mode, bins=bins)
             else:
                 result = run_report(records, model, references, detectors=entries, window=window, source=source,
-                                    progress=show, performance=cfg.detect.performance)
+                                    progress=show, performance=cfg.detect.performance, mode=mode, bins=bins)
             json_path, html_path = write_report(result, out_dir, top=top)
         except InferwatchError as exc:
             raise click.ClickException(str(exc)) from exc

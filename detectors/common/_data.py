@@ -162,5 +162,11 @@ def looks_numeric(arr: np.ndarray) -> bool:
     present = [v for v in arr.tolist() if not (v is None or (isinstance(v, float) and v != v))]
     if not present or any(isinstance(v, _BOOL) for v in present):
         return False
+    allowed = (1 - NUMERIC_SHARE) * len(present)
+    head = int(allowed) + 1
+    if head < len(present):  # more bad cells than allowed in the head alone: decided without the rest
+        _, bad = coerce_float(np.array(present[:head], dtype=object))
+        if bad > allowed:
+            return False
     _, bad = coerce_float(np.array(present, dtype=object))
-    return bad <= (1 - NUMERIC_SHARE) * len(present) and bad < len(present)
+    return bad <= allowed and bad < len(present)

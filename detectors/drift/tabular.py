@@ -306,7 +306,7 @@ class TabularDrift(FeatureDrift):
         if self.bins:
             return EdgeCounts.binned(quantile_edges(st.ref.sorted, self.bins))
         a = st.ref.atoms.values
-        return EdgeCounts(a, np.zeros(len(a) + 1, np.int64), np.zeros(len(a), np.int64))
+        return EdgeCounts(a, np.zeros(len(a), np.int64), np.zeros(len(a), np.int64))
 
     def _fold(self, counted: _Counted, data: Data) -> None:
         """Add a batch's fitted columns to ``counted``."""

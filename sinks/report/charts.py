@@ -105,6 +105,15 @@ def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
+def _shares(s: pd.Series) -> pd.Series:
+    counts = s.value_counts(dropna=True)
+    counts = counts[counts > 0]
+    counts.index = counts.index.astype(str)
+    counts = counts.groupby(level=0, sort=False).sum()  # 1 and "1" are one bar, as before
+    total = counts.sum()
+    return (counts / total if total else counts).sort_values(ascending=False)
+
+
 def distribution_chart(feature: str, ref: pd.Series, cur: pd.Series, subtitle: str) -> str | None:
     """Overlaid histograms (numerical) or side-by-side bars of shares (categorical)."""
     fig = _figure(4.6, 3.0)
@@ -125,8 +134,10 @@ def distribution_chart(feature: str, ref: pd.Series, cur: pd.Series, subtitle: s
         ax.hist(c, bins=bins, density=True, alpha=0.5, color=_RED, label=f"current (n={len(c)})")
         ax.set_ylabel("density", fontsize=8)
     else:
-        rs = ref.dropna().astype(str).value_counts(normalize=True)
-        cs = cur.dropna().astype(str).value_counts(normalize=True)
+        # counted first, the keys made text after: a column of millions of rows (a categorical
+        # read from Parquet) never becomes millions of Python strings
+        rs = _shares(ref)
+        cs = _shares(cur)
         if rs.empty and cs.empty:
             return None
         cats = (rs.add(cs, fill_value=0).sort_values(ascending=False).index[:_MAX_CATEGORIES]).tolist()

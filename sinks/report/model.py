@@ -49,6 +49,9 @@ class BatchReport:
     performance: list[Detection] = field(default_factory=list)
     """Performance per window of prediction time: realized (labelled rows), or estimated (CBPE)."""
     generated_at: datetime = field(default_factory=utcnow)
+    mode: str = "exact"
+    """How the p-values were computed: ``exact`` (on the values, or counts that give the same
+    statistics) or ``binned`` (numerical features in reference-quantile bins: conservative)."""
 
     @property
     def drift(self) -> bool:
@@ -150,6 +153,7 @@ def _summary(report: BatchReport, windows: list[dict[str, Any]], features: list[
     fired = {(w["version"], w["on"], w["rows"][0]) for w in windows if w["fired"]}
     return {
         "model": report.model,
+        "mode": report.mode,
         "drift": report.drift,
         "rows": report.rows,
         "skipped_rows": report.skipped_rows,
@@ -209,6 +213,7 @@ def report_dict(report: BatchReport) -> dict[str, Any]:
         "model": report.model,
         "source": report.source,
         "window": report.window,
+        "mode": report.mode,
         "detectors": report.detectors,
         "references": [info.to_dict() for info, _ in report.references.values()],
         "notes": report.notes,

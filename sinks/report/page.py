@@ -73,7 +73,8 @@ def render_html(report: BatchReport, top: int = 6) -> str:
     src = report.source
     src_text = ", ".join(f"{k}: {v}" for k, v in src.items() if v not in (None, "", []))
     w(f"<p class=\"meta\">Generated {_e(_fmt_time(report.generated_at))} UTC · {s['rows']} rows · "
-      f"{'whole batch as one window' if report.window is None else f'windows of {report.window} rows'}"
+      f"{'whole batch as one window' if report.window is None else f'windows of {report.window} rows'} · "
+      f"<strong>{_e(report.mode)} tests</strong>"
       f"{' · ' + _e(src_text) if src_text else ''}</p>")
     if report.drift:
         feats = ", ".join(s["drifted_features"][:12]) + (" …" if len(s["drifted_features"]) > 12 else "")
