@@ -1,26 +1,33 @@
-"""``inferwatch report`` over large files: wall time and peak memory, against the in-memory path.
+"""``inferwatch report`` over large files: wall time and peak memory, exact and binned modes, and
+Evidently 0.7's DataDriftPreset on the same files in the same run.
 
-Generates (in a temporary folder) a current batch of ``--rows`` rows x 50 features (40 numerical,
-10 categorical; the second half of a few features shifted) and a ``--ref-rows`` reference, as
-Parquet and as CSV, then runs in subprocesses, each measured alone (wall time, and the child's
+Generates (in ``--dir``, a temporary folder by default) current batches of each of ``--sizes``
+rows x 50 features (40 numerical, 10 categorical; the second half of num0, num1 and cat0
+shifted) and a ``--ref-rows`` reference, as Parquet (and CSV with ``--formats parquet,csv``),
+then runs each of these in a subprocess of its own, measured alone (wall time, and the child's
 peak RSS from ``os.wait4``):
 
-1. ``inferwatch report --input FILE --reference REF`` (the batched read: record batches straight
-   to the window's detectors, inferwatch.report.run_report_table);
-2. baseline, at ``--baseline-rows`` rows (it holds the whole table as Python lists, ~4 GiB at 1M
-   rows, more than a shared machine can spare): the in-memory path the command used before,
-   ``load_input`` -> ``run_report`` -> ``write_report``, and the batched command on the same file.
+1. ``inferwatch report --input FILE --reference REF --mode exact`` (record batches, the
+   tabular detector's window kept as counts: the same p-values as on the values) and
+   ``--mode binned`` (``--bins`` reference-quantile bins: conservative KS);
+2. Evidently 0.7's ``Report([DataDriftPreset()])`` on the same files, whole in pandas as its API
+   takes them (``bench/evidently_drift.py`` with the interpreter of ``make evidently-venv``;
+   ``--evidently-max-rows`` bounds the sizes it is run on: it holds both frames in memory);
+3. with ``--baseline-rows N``: the in-memory path the command used before (``load_input`` ->
+   ``run_report`` -> ``write_report``: the whole table as Python lists) at N rows.
 
-The ratios (batched / in-memory, lower is better) at the baseline size are what to compare between
-runs; the absolute figures depend on the machine's load, printed beside them.
+Printed: a table of wall s / peak RSS MiB / rows per second, the time per row of each size
+relative to the smallest (linear growth = 1.0), the ratio Evidently / ours at each size, and
+the largest difference between exact and binned p-values per feature kind.
 
-    python bench/bench_report_scale.py [--rows 1000000] [--ref-rows 100000] [--baseline-rows 100000]
-        [--formats parquet,csv] [--window N] [--no-baseline]
+    python bench/bench_report_scale.py [--sizes 1000000,10000000] [--ref-rows 100000]
+        [--formats parquet,csv] [--modes exact,binned] [--window N] [--evidently PYTHON]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -101,9 +108,9 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out.decode()
 
 
-def batched(inp: Path, ref: Path, out: Path, window: int | None) -> tuple[float, float, str]:
+def ours(inp: Path, ref: Path, out: Path, window: int | None, mode: str, bins: int) -> tuple[float, float, str]:
     cmd = [sys.executable, "-c", "from inferwatch.cli import main; main()", "report", "--input", str(inp),
-           "--reference", str(ref), "--out", str(out), "--quiet"]
+           "--reference", str(ref), "--out", str(out), "--quiet", "--mode", mode, "--bins", str(bins)]
     return measure(cmd + (["--window", str(window)] if window else []))
 
 
@@ -111,40 +118,93 @@ def in_memory(inp: Path, ref: Path, out: Path) -> tuple[float, float, str]:
     return measure([sys.executable, "-c", _OLD_PATH, str(inp), str(ref), str(out)])
 
 
+def evidently(python: str, inp: Path, ref: Path, out: Path) -> tuple[float, float, str]:
+    return measure([python, str(ROOT / "bench" / "evidently_drift.py"), str(inp), str(ref), str(out)])
+
+
+def p_values(out: Path) -> dict[str, tuple[float | None, str]]:
+    """feature -> (lowest p-value, test) from a report.json."""
+    doc = json.loads((out / "report.json").read_text())
+    return {f["feature"]: (f["min_p_value"], f["test"]) for f in doc["features"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--sizes", default="1000000,10000000")
     ap.add_argument("--ref-rows", type=int, default=100_000)
-    ap.add_argument("--baseline-rows", type=int, default=100_000)
-    ap.add_argument("--formats", default="parquet,csv")
+    ap.add_argument("--baseline-rows", type=int, default=0, help="also run the old in-memory path at this size")
+    ap.add_argument("--formats", default="parquet")
+    ap.add_argument("--modes", default="exact,binned")
+    ap.add_argument("--bins", type=int, default=100)
     ap.add_argument("--window", type=int, default=None, help="rows per window (default: the whole batch)")
-    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--evidently", default=str(ROOT / ".venv-evidently" / "bin" / "python"),
+                    help="python of the Evidently venv (make evidently-venv); '' to skip")
+    ap.add_argument("--evidently-max-rows", type=int, default=1_000_000)
+    ap.add_argument("--dir", default=None, help="keep the generated files here (reused when present)")
     args = ap.parse_args()
-    formats = args.formats.split(",")
-    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    sizes = [int(x) for x in args.sizes.split(",")]
+    formats, modes = args.formats.split(","), args.modes.split(",")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        d = Path(tmp)
-        ref = write_files(d, "reference", args.ref_rows, 1, False, ["parquet"])["parquet"]
+        d = Path(args.dir or tmp)
+        d.mkdir(parents=True, exist_ok=True)
+
+        def files(name: str, rows: int, seed: int, drift: bool, fmts: list[str]) -> dict[str, Path]:
+            have = {f: d / f"{name}.{f}" for f in fmts}
+            if all(p.exists() for p in have.values()):
+                return have
+            return write_files(d, name, rows, seed, drift, fmts)
+
+        ref = files(f"reference-{args.ref_rows}", args.ref_rows, 1, False, ["parquet"])["parquet"]
         rows: list[tuple[str, str, int, float, float]] = []
-        if not args.no_baseline:
-            small = write_files(d, "small", args.baseline_rows, 2, True, formats)
+        diffs: list[str] = []
+        if args.baseline_rows:
+            small = files(f"current-{args.baseline_rows}", args.baseline_rows, 2, True, formats)
             for fmt, path in small.items():
-                w_old, m_old, _ = in_memory(path, ref, d / f"old-{fmt}")
-                w_new, m_new, _ = batched(path, ref, d / f"new-small-{fmt}", args.window)
-                rows += [("in-memory (before)", fmt, args.baseline_rows, w_old, m_old),
-                         ("batched", fmt, args.baseline_rows, w_new, m_new)]
-                print(f"{fmt} {args.baseline_rows} rows: batched/in-memory wall {w_new / w_old:.2f}, "
-                      f"peak RSS {m_new / m_old:.2f}", flush=True)
-        big = write_files(d, "current", args.rows, 3, True, formats)
-        for fmt, path in big.items():
-            wall, peak, out = batched(path, ref, d / f"new-{fmt}", args.window)
-            rows.append(("batched", fmt, args.rows, wall, peak))
-            print(f"{fmt} {args.rows} rows: {wall:.1f} s, peak RSS {peak:.0f} MiB; {out.splitlines()[0]}", flush=True)
+                w, m, _ = in_memory(path, ref, d / f"old-{fmt}")
+                rows.append(("in-memory (before)", fmt, args.baseline_rows, w, m))
+        for n in sizes:
+            cur = files(f"current-{n}", n, 3, True, formats)
+            for fmt, path in cur.items():
+                for mode in modes:
+                    out = d / f"out-{n}-{fmt}-{mode}"
+                    wall, peak, text = ours(path, ref, out, args.window, mode, args.bins)
+                    rows.append((f"inferwatch {mode}", fmt, n, wall, peak))
+                    print(f"{fmt} {n} rows {mode}: {wall:.1f} s, peak RSS {peak:.0f} MiB; {text.splitlines()[0]}",
+                          flush=True)
+                if {"exact", "binned"} <= set(modes):
+                    e, b = p_values(d / f"out-{n}-{fmt}-exact"), p_values(d / f"out-{n}-{fmt}-binned")
+                    for test in sorted({t for _, t in e.values()}):
+                        pairs = [(f, e[f][0], b[f][0]) for f in e if e[f][1] == test and f in b
+                                 and e[f][0] is not None and b[f][0] is not None]
+                        if pairs:
+                            f, pe, pb = max(pairs, key=lambda x: abs(x[1] - x[2]))
+                            diffs.append(f"{fmt} {n} rows, {test}: largest |p exact - p binned| = {abs(pe - pb):.3g} "
+                                         f"({f}: {pe:.3g} vs {pb:.3g}); binned >= exact for "
+                                         f"{sum(pb >= pe for _, pe, pb in pairs)} of {len(pairs)} features")
+            if args.evidently and Path(args.evidently).exists() and n <= args.evidently_max_rows:
+                for fmt, path in cur.items():
+                    wall, peak, text = evidently(args.evidently, path, ref, d / f"evidently-{n}-{fmt}.html")
+                    rows.append(("evidently 0.7", fmt, n, wall, peak))
+                    res = json.loads(text.strip().splitlines()[-1])
+                    print(f"{fmt} {n} rows evidently: {wall:.1f} s, peak RSS {peak:.0f} MiB; drifted "
+                          f"{res['drifted']} ({', '.join(res['methods'])})", flush=True)
     print(f"\n{'path':<20} {'format':<8} {'rows':>10} {'wall s':>8} {'peak RSS MiB':>13} {'rows/s':>10}")
     for name, fmt, n, wall, peak in rows:
         print(f"{name:<20} {fmt:<8} {n:>10} {wall:>8.1f} {peak:>13.0f} {n / wall:>10.0f}")
+    by = {(name, fmt, n): wall for name, fmt, n, wall, _ in rows}
+    for name, fmt, n, wall, _ in rows:
+        first = by.get((name, fmt, sizes[0]))
+        if n != sizes[0] and first:
+            print(f"{name} {fmt}: time per row at {n} / at {sizes[0]} = {(wall / n) / (first / sizes[0]):.2f}")
+        ev = by.get(("evidently 0.7", fmt, n))
+        if ev and name.startswith("inferwatch"):
+            print(f"{name} {fmt} {n} rows: Evidently / ours wall = {ev / wall:.1f}")
+    for line in diffs:
+        print(line)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
-          f"features: {N_NUM} numerical + {N_CAT} categorical, reference {args.ref_rows} rows"
+          f"features: {N_NUM} numerical + {N_CAT} categorical, reference {args.ref_rows} rows, bins {args.bins}"
           + (f", windows of {args.window} rows" if args.window else ", the whole batch as one window"))
 
 

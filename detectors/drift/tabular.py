@@ -59,10 +59,10 @@ from detectors.common._data import Data, coerce_float, columns_and_rows, looks_n
 from detectors.common._discrete import NumericRef, numeric_ref
 from detectors.common._univariate import FeatureDrift
 from detectors.drift._kstwo import kstwo_sf
-from inferwatch.errors import DetectorError
 from detectors.drift.anderson import anderson_pvalues
 from detectors.drift.cvm import cvm_pvalues
 from detectors.drift.ks import ks_pvalues
+from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 
 __all__ = ["TabularDrift"]
@@ -99,7 +99,9 @@ class _Counted:
             if a is not None and b is not None:
                 out.features[f] = a.merge(b)  # type: ignore[arg-type]
             else:
-                out.features[f] = copy.deepcopy(a if b is None else b)
+                one = a if b is None else b
+                assert one is not None
+                out.features[f] = copy.deepcopy(one)
             for mine, theirs, dst in ((self.missing, other.missing, out.missing), (self.bad, other.bad, out.bad),
                                       (self.seen, other.seen, out.seen)):
                 dst[f] = mine.get(f, 0) + theirs.get(f, 0)
@@ -237,7 +239,7 @@ class TabularDrift(FeatureDrift):
             self._chosen[st.name] = test
             if test in ("ks", "cvm", "anderson") and st.ref is None:
                 raise ValueError(f"feature {st.name!r} is categorical; cannot use {test!r}")
-            if isinstance(x, EdgeCounts) and test != "ks" or isinstance(x, CategoryCounts) and test == "ks":
+            if (isinstance(x, EdgeCounts) and test != "ks") or (isinstance(x, CategoryCounts) and test == "ks"):
                 raise ValueError(f"feature {st.name!r}: {test!r} cannot run on this window's counts")
             by_test.setdefault(test, []).append(i)
             if test in ("chi2", "fet"):
