@@ -24,14 +24,14 @@ from typing import Any
 
 from inferwatch.batch import TableFile
 from inferwatch.errors import InferwatchError
-from inferwatch.record import Detection, InferenceRecord, row_id, utcnow
+from inferwatch.record import Detection, InferenceRecord, parse_timestamp, row_id, utcnow
 from inferwatch.references import ReferenceStore
 from inferwatch.table import Table, concat, n_rows
 from inferwatch.wiring import monitor_from
 from sinks.report import BatchReport
 
 __all__ = ["COUNTS_AFTER", "DEFAULT_BINS", "DEFAULT_DETECTORS", "MODES", "run_report", "run_report_table",
-           "scaled_detectors"]
+           "run_report_audit", "scaled_detectors"]
 
 DEFAULT_DETECTORS: list[dict[str, Any]] = [{"type": "tabular", "p_val": 0.05, "correction": "bonferroni"}]
 
@@ -320,3 +320,145 @@ def run_report(records: Sequence[InferenceRecord], model: str, references: Refer
     )
 
 
+
+
+def _slot(ts: Any, every_s: float | None) -> int:
+    if every_s is None:
+        return 0
+    t = parse_timestamp(ts) if isinstance(ts, str) else ts
+    return int(t.timestamp() // every_s) if isinstance(t, datetime) else -1
+
+
+def run_report_audit(store: Any, model: str, references: ReferenceStore, *, version: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     detectors: list[dict[str, Any]] | None = None, window: int | None = None,
+                     every: str | None = None, mode: str = "exact", bins: int = DEFAULT_BINS,
+                     limit: int | None = None, progress: bool = False) -> BatchReport:
+    """:func:`run_report` over *every* audited row of ``model`` in the time range, from a store
+    that streams them (``store.row_pages``: Elasticsearch) or counts them itself
+    (``store.aggregate``).
+
+    * ``mode="exact"``: the rows are read page by page (a point in time and ``search_after``)
+      straight into the windows' detectors, which keep large windows as counts: memory is
+      bounded by a page and the reference, whatever the range holds;
+    * ``mode="binned"``: nothing but counts leaves the cluster — per time bucket, each
+      numerical feature's counts in the reference-quantile bins (``range`` aggregations) and
+      each categorical feature's category counts (``terms``); the tabular detector's binned
+      tests give the p-values (KS on the CDF at the bin edges: conservative).
+
+    Windows: the whole range, ``window`` rows (exact mode), or ``every`` time bucket (``1h``,
+    ``1d``: a ``date_histogram`` in binned mode). ``limit``: at most this many rows (exact mode,
+    oldest first). The report has no distribution plots (they need the rows' values).
+    """
+    info = references.latest(model, version)
+    if info is None:
+        raise _no_reference(model, [version], references)
+    entries = scaled_detectors(detectors or DEFAULT_DETECTORS, mode, bins)
+    monitor = monitor_from({"window": {"type": "count", "size": window or 1}, "detectors": entries}, references)
+    if "inputs" not in {s.on for s in monitor.specs}:
+        raise InferwatchError("reports from the audit store over a whole time range test the inputs; "
+                              "the detectors given test only outputs")
+    columns = [c for c in info.columns if c != ROW_ID]
+    notes = [mode_note(mode, entries)]
+    source: dict[str, Any] = {"audit": type(store).__name__, "since": since.isoformat() if since else None,
+                              "until": until.isoformat() if until else None, "mode": mode}
+    detections: list[Detection] = []
+    total = 0
+    if mode == "binned":
+        if window:
+            raise InferwatchError("--window counts rows in order; binned mode counts inside the cluster: "
+                                  "use --every for time buckets, or --mode exact")
+        feed = monitor.open_window(model, version, "inputs", columns)
+        if feed is None:
+            raise _no_reference(model, [version], references)
+        dets: list[Any] = feed.detectors
+        if not all(hasattr(d, "count_plan") for d in dets):
+            raise InferwatchError("binned mode counts inside the cluster, which only the tabular detector can "
+                                  f"test; {[s.type for s in monitor.specs]} need the rows: use --mode exact")
+        plans = [d.count_plan() for d in dets]
+        buckets = [store.aggregate(model, numeric=n, categorical=c, version=version, since=since, until=until,
+                                   every=every) for n, c in plans]
+        for i, slot in enumerate(buckets[0] if buckets else []):
+            for d, b in zip(dets, buckets, strict=True):
+                s = b[i]
+                d.update_counts(s["rows"], s["cells"], s["categories"], s["present"], s["numbers"])
+                if any(s["other"].values()):
+                    notes.append(f"{s['start']}: more than 10,000 categories in {sorted(f for f, n in s['other'].items() if n)}; "
+                                 "the rest were not tested")
+            feed.rows = slot["rows"]
+            total += slot["rows"]
+            detections += feed.close(slot["start"], slot["end"])
+        source["documents"] = total
+    else:
+        import pandas as pd
+
+        every_s = _interval_ms(every) / 1000 if every else None
+        feed = None
+        key: Any = None
+        start = end = None
+        with _progress(progress) as bar:
+            task = bar.add_task(f"audited rows of {model} read", total=None)
+            for page in store.row_pages(model, version=version, since=since, until=until):
+                if limit is not None:
+                    page = page[: max(limit - total, 0)]
+                    if not page:
+                        break
+                frame = pd.DataFrame.from_records([d.get("input") or {} for d in page])
+                frame.columns = [str(c) for c in frame.columns]
+                stamps = [d.get("timestamp") for d in page]
+                slots = [((total + i) // window if window else _slot(t, every_s)) for i, t in enumerate(stamps)]
+                pos = 0
+                while pos < len(page):
+                    cut = pos
+                    while cut < len(page) and slots[cut] == slots[pos]:
+                        cut += 1
+                    if feed is not None and slots[pos] != key:
+                        detections += feed.close(start, end)
+                        feed = None
+                    if feed is None:
+                        feed = monitor.open_window(model, version, "inputs", columns)
+                        if feed is None:
+                            raise _no_reference(model, [version], references)
+                        key, start = slots[pos], _ts_or_none(stamps[pos])
+                    feed.update(frame.iloc[pos:cut])
+                    end = _ts_or_none(stamps[cut - 1])
+                    pos = cut
+                total += len(page)
+                bar.update(task, completed=total)
+            if feed is not None:
+                detections += feed.close(start, end)
+        source["documents"] = total
+    if not total:
+        raise InferwatchError(f"no audited rows for model {model!r}"
+                              + (f" between {since or 'the start'} and {until or 'now'}" if since or until else ""))
+    ref_ids = dict.fromkeys(d.reference_id for d in detections if d.reference_id)
+    return BatchReport(
+        model=model,
+        detections=detections,
+        rows=total,
+        references={i: (references.get(i), references.load(i)) for i in ref_ids if i},
+        source=source,
+        window=window,
+        detectors=[{"type": s.type, "name": s.name, "on": s.on, **s.params} for s in monitor.specs],
+        notes=[*notes, "distribution plots need the rows' values: none drawn for a report from the audit store"],
+        mode=mode,
+    )
+
+
+def _ts_or_none(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_timestamp(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _interval_ms(every: str) -> int:
+    """A fixed interval (``30s``, ``15m``, ``1h``, ``1d``) in milliseconds."""
+    import re
+
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", every.strip())
+    if not m:
+        raise InferwatchError(f"--every {every!r}: expected a number and ms, s, m, h or d (e.g. 1h)")
+    return int(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(2)]

@@ -43,8 +43,14 @@ def _when(value: str | None, name: str) -> datetime | None:
 @click.option("--version", "model_version", help="Only this model version.")
 @click.option("--since", help="Audit store: ISO-8601 start of the time range (inclusive).")
 @click.option("--until", help="Audit store: ISO-8601 end of the time range (inclusive).")
-@click.option("--limit", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Audit store: at most this many rows (the newest).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Audit store: at most this many rows. Elasticsearch: every row in the range by default "
+                   "(streamed, or counted in the cluster with --mode binned), the oldest N with --limit; "
+                   "SQLite: the newest N (default 100000; its rows are read into memory).")
+@click.option("--source", "source_backend", type=click.Choice(["elasticsearch", "sqlite"]), default=None,
+              help="Audit store to read (default: audit.backend of the configuration).")
+@click.option("--every", help="Audit store (Elasticsearch): one window per time bucket of this length "
+                              "(30m, 1h, 1d; a date_histogram in --mode binned), for drift over time.")
 @click.option("--input", "-i", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read rows from this file instead of the audit store: CSV or Parquet table, or JSON lines "
                    "of records, audit documents or rows.")
@@ -72,7 +78,7 @@ def _when(value: str | None, name: str) -> datetime | None:
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit with status {EXIT_DRIFT} when any window drifted.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def report(config_path: Path | None, model: str | None, model_version: str | None, since: str | None,
-           until: str | None, limit: int, input_path: Path | None, reference_path: Path | None,
+           until: str | None, limit: int | None, source_backend: str | None, every: str | None, input_path: Path | None, reference_path: Path | None,
            window: int | None, detector_names: tuple[str, ...], mode: str, bins: int, out_dir: Path, top: int,
            pushgateway_url: str | None, fail_on_drift: bool, quiet: bool) -> None:
     """Drift report over a batch: the audit store's rows of a model, or a file.
@@ -87,12 +93,14 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
     inferwatch report --input today.parquet --reference training.parquet --window 1000 --fail-on-drift
     """
     from inferwatch.references import ReferenceStore
-    from inferwatch.report import DEFAULT_DETECTORS, run_report, run_report_table
-    from inferwatch.wiring import load_config
+    from inferwatch.report import DEFAULT_DETECTORS, run_report, run_report_audit, run_report_table
+    from inferwatch.wiring import build_audit_store, load_config
     from sinks.report import REPORT_JOB, push_report_metrics, report_dict, write_report
 
     try:
         cfg = load_config(config_path)
+        if source_backend:
+            cfg.audit.backend = source_backend
     except InferwatchError as exc:
         raise click.ClickException(str(exc)) from exc
     since_dt, until_dt = _when(since, "--since"), _when(until, "--until")
@@ -105,6 +113,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
         try:
             table = open_table(input_path) if input_path is not None else None
             records: list[InferenceRecord] = []
+            store = None
             if table is not None:  # read in record batches by run_report_table, never whole
                 model = model or table.path.name.split(".")[0] or "batch"
                 source = {"input": str(input_path), "format": "table"}
@@ -114,7 +123,13 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
                     records = [r for r in records if r.version == model_version]
             else:
                 assert model is not None
-                records, source = _audit_rows(cfg, model, model_version, since_dt, until_dt, limit)
+                if cfg.audit.backend == "elasticsearch":
+                    store = build_audit_store(cfg)  # streamed or counted in the cluster: all rows in range
+                    source = {}
+                else:
+                    if every:
+                        raise click.UsageError("--every needs the Elasticsearch audit store (--source elasticsearch)")
+                    records, source = _audit_rows(cfg, model, model_version, since_dt, until_dt, limit or 100_000)
             if reference_path is not None:
                 references = ReferenceStore(Path(tmp) / "references")
                 references.register(model, reference_path, source=str(reference_path))
@@ -122,7 +137,7 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
                 references = ReferenceStore(cfg.references_path)
             else:
                 references = ReferenceStore(Path(tmp) / "references")  # empty: the errors below say so
-            if table is None and not any(r.model == model for r in records):
+            if table is None and store is None and not any(r.model == model for r in records):
                 raise InferwatchError(_no_rows(model, model_version, input_path, since, until, records,
                                                references, cfg))
             if detector_names:
@@ -132,7 +147,13 @@ def report(config_path: Path | None, model: str | None, model_version: str | Non
             else:
                 entries = DEFAULT_DETECTORS
             show = not quiet and sys.stderr.isatty()
-            if table is not None:
+            if store is not None:
+                assert model is not None
+                with store:
+                    result = run_report_audit(store, model, references, version=model_version, since=since_dt,
+                                              until=until_dt, detectors=entries, window=window, every=every,
+                                              mode=mode, bins=bins, limit=limit, progress=show)
+            elif table is not None:
                 result = run_report_table(table, model, references, version=model_version, detectors=entries,
                                           window=window, source=source, progress=show, mode=mode, bins=bins)
             else:

@@ -51,6 +51,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -94,6 +95,8 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
         settings["index.lifecycle.name"] = ilm_policy
     records = {
         "dynamic": "strict",
+        "dynamic_templates": [{"input_numbers": {"path_match": "input_num.*",
+                                                 "mapping": {"type": "double", "index": False}}}],
         "properties": {
             "doc_id": _KW, "record_id": _KW, "row": {"type": "integer"}, "n_rows": {"type": "integer"},
             "model": _KW, "version": _KW, "namespace": _KW, "endpoint": _KW, "protocol": _KW,
@@ -103,6 +106,11 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
             "meta": {"type": "flattened"},
             "input_schema": {"type": "flattened"}, "output_schema": {"type": "flattened"},
             "input": {"type": "flattened", "ignore_above": 1024},
+            # the numerical inputs again as doubles (doc values only): what range and histogram
+            # aggregations need (a flattened field's values are keywords); the field count is
+            # bounded by the model's columns (one records index per model and day), and beyond
+            # the index's field limit new columns are left unmapped rather than refused
+            "input_num": {"type": "object", "dynamic": True, "subobjects": False},
             "output": {"type": "flattened", "ignore_above": 1024},
             "truth": {"type": "flattened", "ignore_above": 1024},
             "payload_text": {"type": "text"},  # filled from fulltext.* by copy_to, not in _source
@@ -136,13 +144,24 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
     out = {}
     for name, mapping, streamable in (("records", records, False), ("detections", detections, True),
                                       ("deadletters", deadletters, True)):
+        own = dict(settings)
+        if name == "records":
+            own["mapping.total_fields.ignore_dynamic_beyond_limit"] = True
         body: dict[str, Any] = {"index_patterns": [f"{prefix}-{name}-*"], "priority": 200,
-                                "template": {"settings": settings, "mappings": mapping},
+                                "template": {"settings": own, "mappings": mapping},
                                 "_meta": {"managed_by": "inferwatch"}}
         if data_stream and streamable:
             body["data_stream"] = {}
         out[f"{prefix}-{name}"] = body
     return out
+
+
+def _interval_ms(every: str | None) -> int:
+    """A fixed interval (``30s``, ``15m``, ``1h``, ``1d``) in milliseconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", str(every or "").strip())
+    if not m:
+        raise ValueError(f"interval {every!r}: expected a number and ms, s, m, h or d (e.g. 1h)")
+    return int(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(2)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -205,6 +224,14 @@ def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
             parts[body] = str(text)[:100_000]
     doc["fulltext"] = parts
     return doc
+
+
+def _numbers(values: Any) -> dict[str, float]:
+    """The finite numbers (not booleans) of a row's inputs: the ``input_num`` field."""
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def _dumps(obj: Any) -> bytes:
@@ -335,8 +362,11 @@ class ElasticsearchAuditStore(AuditStore):
                 self.es.indices.put_index_template(name=name, **body)
             # records indices made by an older template (today's, before an upgrade) learn the
             # fields added since; adding fields to a mapping is allowed, changing one is not
+            records = index_templates(self.prefix)[f"{self.prefix}-records"]["template"]["mappings"]
             self.es.indices.put_mapping(index=f"{self.prefix}-records-*", allow_no_indices=True,
-                                        properties={"fulltext": {"properties": _FULLTEXT_MAPPING}})
+                                        dynamic_templates=records["dynamic_templates"],
+                                        properties={"fulltext": {"properties": _FULLTEXT_MAPPING},
+                                                    "input_num": records["properties"]["input_num"]})
         except Exception as exc:
             raise self._wrap(exc, "installing index templates") from exc
 
@@ -488,6 +518,9 @@ class ElasticsearchAuditStore(AuditStore):
                             doc.setdefault(key, value)
                         if joined is not None:
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
+                nums = _numbers(doc.get("input"))  # before the section becomes a JSON fragment
+                if nums:
+                    doc["input_num"] = nums
                 _with_fulltext(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
@@ -613,6 +646,7 @@ class ElasticsearchAuditStore(AuditStore):
             src = h["_source"]
             src.pop("fulltext", None)
             src.pop("payload_text", None)  # documents written before fulltext
+            src.pop("input_num", None)
             src.pop("@timestamp", None)
             src.pop("drifted_features", None) if query.kind == "detections" else None
             docs.append(src)
@@ -634,7 +668,133 @@ class ElasticsearchAuditStore(AuditStore):
         src = hits[0]["_source"]
         src.pop("fulltext", None)
         src.pop("payload_text", None)  # documents written before fulltext
+        src.pop("input_num", None)
         return dict(src)
+
+    # -- whole time ranges: streamed rows, and distributions counted in the cluster ------------
+    def _rows_of(self, model: str) -> str:
+        """The model's records indices, without the labels waiting for their predictions."""
+        return f"{self.prefix}-records-{_safe(model)}-*,-{self.waiting_index(model)}"
+
+    def row_pages(self, model: str, *, version: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None, page: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+        """Every audited row of ``model`` in the time range, oldest first (``timestamp``, then
+        ``doc_id``), page by page: ``{"timestamp", "input"}`` per row. Read through a point in
+        time with ``search_after``: one consistent view, memory bounded by a page, no
+        ``max_result_window`` limit."""
+        _, query = self._query(SearchQuery(kind="records", model=model, version=version, since=since, until=until))
+        index = self._rows_of(model)
+        if not self._read("finding the indices", index, lambda: self.es.indices.exists(
+                index=index, allow_no_indices=False, ignore_unavailable=True)):
+            return
+        pit = self._read("opening a point in time", index, lambda: self.es.open_point_in_time(
+            index=index, keep_alive="5m", ignore_unavailable=True))["id"]
+        sort = [{"timestamp": {"order": "asc", "missing": "_last"}}, {"doc_id": {"order": "asc"}}]
+        after: list[Any] | None = None
+        try:
+            while True:
+                extra: dict[str, Any] = {"search_after": after} if after is not None else {}
+                resp = self._read("reading rows", index, functools.partial(
+                    self.es.search, pit={"id": pit, "keep_alive": "5m"}, query=query, size=page, sort=sort,
+                    source_includes=["timestamp", "input"], track_total_hits=False, **extra))
+                hits = resp["hits"]["hits"]
+                if not hits:
+                    return
+                pit = resp.get("pit_id", pit)
+                after = hits[-1]["sort"]
+                yield [h["_source"] for h in hits]
+                if len(hits) < page:
+                    return
+        finally:
+            try:
+                self.es.close_point_in_time(id=pit)
+            except Exception:  # expired or already gone: nothing to release
+                log.debug("closing point in time failed", exc_info=True)
+
+    def aggregate(self, model: str, *, numeric: dict[str, Sequence[float]], categorical: dict[str, bool],
+                  version: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                  every: str | None = None, max_categories: int = 10_000) -> list[dict[str, Any]]:
+        """Distributions of ``model``'s inputs counted inside the cluster, per time bucket.
+
+        ``numeric``: feature -> sorted edges; each feature's counts in ``[edges[k-1], edges[k])``
+        (a ``range`` aggregation on ``input_num.<feature>``). ``categorical``: feature -> whether
+        its categories are numbers (terms on ``input_num``) or text (terms on the flattened
+        ``input``). ``every``: a fixed ``date_histogram`` interval (``1h``, ``1d``), else one
+        bucket for the whole range. One bucket per time slot with rows::
+
+            {"start", "end", "rows", "cells": {f: [counts]}, "numbers": {f: values counted},
+             "present": {f: cells present}, "categories": {f: {category: count}}, "other": {f: n}}
+
+        ``present`` counts the cells of the feature in ``input`` (any type), so
+        ``rows - present`` is missing and, for a numerical feature, ``present - numbers`` is
+        cells that are not numbers. Requests are split so that no response holds more than
+        ~20,000 buckets (the cluster's ``search.max_buckets`` is 65,536 by default).
+        """
+        _, query = self._query(SearchQuery(kind="records", model=model, version=version, since=since, until=until))
+        index = self._rows_of(model)
+
+        def per_feature() -> Iterator[tuple[str, dict[str, Any], int]]:
+            for f, edges in numeric.items():
+                e = [float(x) for x in edges]
+                ranges = [{"to": e[0]}] + [{"from": a, "to": b} for a, b in itertools.pairwise(e)] \
+                    + [{"from": e[-1]}] if e else [{}]
+                yield f, {f"n|{f}": {"range": {"field": f"input_num.{f}", "ranges": ranges}},
+                          f"c|{f}": {"value_count": {"field": f"input.{f}"}}}, len(ranges) + 1
+            for f, numbers in categorical.items():
+                field = f"input_num.{f}" if numbers else f"input.{f}"
+                yield f, {f"t|{f}": {"terms": {"field": field, "size": max_categories}},
+                          f"c|{f}": {"value_count": {"field": f"input.{f}"}}}, 100
+
+        slots = 1
+        if every:
+            span = self._read("finding the time range", index, functools.partial(
+                self.es.search, index=index, query=query, size=0, ignore_unavailable=True, allow_no_indices=True,
+                aggs={"lo": {"min": {"field": "timestamp"}}, "hi": {"max": {"field": "timestamp"}}}))["aggregations"]
+            if span["lo"]["value"] is None:
+                return []
+            step = _interval_ms(every)
+            slots = int((span["hi"]["value"] // step) - (span["lo"]["value"] // step)) + 1
+        groups: list[dict[str, Any]] = [{}]
+        size = 0
+        for _, aggs, n in per_feature():
+            if groups[-1] and (size + n) * slots > 20_000:
+                groups.append({})
+                size = 0
+            groups[-1].update(aggs)
+            size += n
+        out: dict[Any, dict[str, Any]] = {}
+        for aggs in groups:
+            body = {"slots": {"date_histogram": {"field": "timestamp", "fixed_interval": every, "min_doc_count": 1},
+                              "aggs": aggs}} if every else aggs
+            resp = self._read("aggregating inputs", index, functools.partial(
+                self.es.search, index=index, query=query, size=0, aggs=body, track_total_hits=True,
+                ignore_unavailable=True, allow_no_indices=True))
+            if every:
+                slots_out = [(b["key"], b["doc_count"], b) for b in resp["aggregations"]["slots"]["buckets"]]
+            else:
+                total = resp["hits"]["total"]["value"]
+                slots_out = [(None, total, resp.get("aggregations") or {})] if total else []
+            for key, rows, b in slots_out:
+                slot = out.setdefault(key, {
+                    "start": datetime.fromtimestamp(key / 1000, UTC) if key is not None else since,
+                    "end": datetime.fromtimestamp((key + _interval_ms(every)) / 1000, UTC) if key is not None
+                    else until, "rows": int(rows), "cells": {}, "numbers": {}, "present": {}, "categories": {},
+                    "other": {}})
+                for name, agg in b.items():
+                    if not isinstance(agg, dict) or "|" not in name:
+                        continue
+                    kind, f = name.split("|", 1)
+                    if kind == "n":
+                        cells = [int(x["doc_count"]) for x in agg["buckets"]]
+                        slot["cells"][f] = cells
+                        slot["numbers"][f] = sum(cells)
+                    elif kind == "t":
+                        slot["categories"][f] = {x["key"]: int(x["doc_count"]) for x in agg["buckets"]}
+                        slot["other"][f] = int(agg.get("sum_other_doc_count", 0))
+                        slot["numbers"][f] = sum(slot["categories"][f].values()) + slot["other"][f]
+                    elif kind == "c":
+                        slot["present"][f] = int(agg["value"])
+        return [out[k] for k in sorted(out, key=lambda k: -1 if k is None else k)]
 
     def close(self) -> None:
         self.es.close()

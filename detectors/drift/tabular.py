@@ -379,6 +379,51 @@ class TabularDrift(FeatureDrift):
         new._window = type(self._window).zero()
         return new
 
+    def count_plan(self) -> tuple[dict[str, np.ndarray], dict[str, bool]]:
+        """What to count for :meth:`update_counts` (binned mode): numerical feature -> bin edges,
+        and categorical feature -> whether its categories are numbers."""
+        refs = self._check_fitted()
+        if not self.bins:
+            raise DetectorError(f"{self.name}: counts from outside need binned mode (bins=...)")
+        numeric: dict[str, np.ndarray] = {}
+        categorical: dict[str, bool] = {}
+        for f, st in refs.items():
+            w = self._fresh(st)
+            if isinstance(w, EdgeCounts):
+                numeric[f] = w.edges
+            else:
+                categorical[f] = st.numeric
+        return numeric, categorical
+
+    def update_counts(self, rows: int, cells: Mapping[str, Sequence[int]], categories: Mapping[str, Mapping[Any, int]],
+                      present: Mapping[str, int], numbers: Mapping[str, int]) -> Self:
+        """Add a window's counts made elsewhere (a cluster's aggregations, binned mode):
+        ``rows`` rows; per numerical feature its counts in the :meth:`count_plan` cells;
+        per categorical feature its category counts; ``present``: cells of the feature (any
+        type), ``numbers``: of those, the values counted (numbers for a numerical feature).
+        Features with no present cell are absent from the window."""
+        refs = self._check_fitted()
+        if self._counted is None:
+            self._counted = self._as_counts()
+            super().reset()
+        c = self._counted
+        c.n_rows += int(rows)
+        for f, st in refs.items():
+            n_present = int(present.get(f, 0))
+            if not n_present and f not in c.features:
+                continue
+            w = c.features.get(f) or c.features.setdefault(f, self._fresh(st))
+            if isinstance(w, EdgeCounts):
+                w.add_cells(np.asarray(cells.get(f, np.zeros(len(w.edges) + 1)), dtype=np.int64))
+            else:
+                w.add({k: int(v) for k, v in (categories.get(f) or {}).items()})
+            counted = int(numbers.get(f, 0))
+            c.missing[f] = c.missing.get(f, 0) + int(rows) - n_present
+            if n_present > counted:
+                c.bad[f] = c.bad.get(f, 0) + n_present - counted
+            c.seen[f] = c.seen.get(f, 0) + int(rows)
+        return self
+
     def result(self) -> Detection:
         if self._counted is None:
             return super().result()

@@ -316,6 +316,12 @@ class WindowFeed:
         self._errors: dict[int, Exception] = {}
         self.rows = 0
 
+    @property
+    def detectors(self) -> list[Detector]:
+        """The window's detectors, fitted (to feed them counts made elsewhere; add those rows to
+        :attr:`rows`)."""
+        return list(self._detectors)
+
     def update(self, batch: Any, ids: Sequence[str] | None = None) -> None:
         """Feed one batch (a DataFrame or a Table with the window's columns) and its row ids."""
         n = len(batch) if hasattr(batch, "iloc") else n_rows(batch)

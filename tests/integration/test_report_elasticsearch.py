@@ -1,0 +1,158 @@
+"""``inferwatch report`` from Elasticsearch over every row of a time range: exact (rows streamed
+through a point in time) and binned (distributions counted in the cluster with aggregations).
+
+30,000 audited rows (more than one page of the stream) written through the store's own bulk
+path; the oracles are the tabular detector run locally on the same values (itself checked
+against scipy and alibi-detect) and scipy's ``ks_2samp``. The several-million-row run is
+``bench/bench_report_es.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.stats import ks_2samp
+
+from detectors.drift.tabular import TabularDrift
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.record import InferenceRecord
+from inferwatch.references import ReferenceStore
+from inferwatch.report import run_report_audit
+from sinks.elasticsearch import ElasticsearchAuditStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+ROWS_PER_HOUR = 15_000
+
+
+def _frame(rng: np.random.Generator, n: int, shift: float, bad: bool = True) -> pd.DataFrame:
+    x = np.round(rng.normal(shift, 1.0, n), 6)
+    x[rng.random(n) < 0.01] = np.nan
+    messy = np.round(rng.normal(0.0, 1.0, n), 3).astype(object)
+    if bad:
+        messy[rng.random(n) < 0.01] = "?"  # cells that are not numbers
+    else:
+        messy = messy.astype(float)
+    return pd.DataFrame({
+        "x": x,
+        "y": np.round(rng.exponential(2.0, n), 2),  # ties with each other and the reference
+        "code": rng.integers(0, 3, n),  # numbers tested as categories
+        "city": rng.choice(["oslo", "lima", "pune"], n, p=[0.5, 0.3, 0.2]),
+        "messy": messy,
+    })
+
+
+def _records(frame: pd.DataFrame, start: datetime, model: str) -> list[InferenceRecord]:
+    out = []
+    for k in range(0, len(frame), 1000):
+        part = frame.iloc[k : k + 1000]
+        inputs = {c: [None if isinstance(v, float) and np.isnan(v) else v for v in part[c].tolist()]
+                  for c in part.columns}
+        out.append(InferenceRecord(id=f"r{start:%H}-{k}", model=model, timestamp=start + timedelta(seconds=k // 10),
+                                   inputs=inputs, part="both"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(stack_env, tmp_path_factory):
+    prefix = "iwt-" + uuid.uuid4().hex[:10]
+    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
+    store = ElasticsearchAuditStore(cfg)
+    rng = np.random.default_rng(42)
+    ref = _frame(rng, 5000, 0.0, bad=False)
+    hours = [_frame(rng, ROWS_PER_HOUR, 0.0), _frame(rng, ROWS_PER_HOUR, 0.15)]
+    for i, h in enumerate(hours):
+        store.write_records(_records(h, T0 + timedelta(hours=i), "scored"))
+    store.refresh()
+    folder = tmp_path_factory.mktemp("es-report")
+    ref_path = folder / "reference.parquet"
+    ref.to_parquet(ref_path)
+    refs = ReferenceStore(folder / "references")
+    refs.register("scored", ref_path, source="test")
+    yield store, refs, ref, hours, cfg
+    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+    if names:
+        store.es.indices.delete(index=",".join(names))
+    for name in ("records", "detections", "deadletters"):
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
+    store.close()
+
+
+def _local(ref: pd.DataFrame, cur: pd.DataFrame, **kw):
+    return TabularDrift(**kw).fit(ref).update(cur).result()
+
+
+def test_exact_streams_every_row_and_gives_the_values_p_values(loaded):
+    store, refs, ref, hours, _ = loaded
+    # counted after 1,000 rows (the default, 50,000, would keep these 30,000 as values)
+    report = run_report_audit(store, "scored", refs, mode="exact", detectors=[{"type": "tabular", "counts_after": 1000}])
+    (det,) = report.detections
+    whole = pd.concat(hours, ignore_index=True)
+    assert report.rows == det.window_size == 2 * ROWS_PER_HOUR  # more than one page, all rows
+    oracle = _local(ref, whole)
+    assert det.feature_p_values == pytest.approx(oracle.feature_p_values, rel=1e-12, abs=1e-300)
+    assert det.extra["missing_values"] == oracle.extra["missing_values"]
+    assert det.extra["bad_values"] == oracle.extra["bad_values"] == {"messy": int((whole.messy == "?").sum())}
+    assert det.feature_distances["x"] == ks_2samp(ref.x.dropna(), whole.x.dropna()).statistic
+    assert report.mode == "exact" and det.extra["window_kept_as"] == "counts"
+
+
+def test_binned_counts_in_the_cluster_like_binned_counts_here(loaded):
+    store, refs, ref, hours, _ = loaded
+    report = run_report_audit(store, "scored", refs, mode="binned", bins=20)
+    (det,) = report.detections
+    whole = pd.concat(hours, ignore_index=True)
+    here = _local(ref, whole, bins=20)
+    assert det.window_size == 2 * ROWS_PER_HOUR
+    assert det.feature_p_values == pytest.approx(here.feature_p_values, rel=1e-12, abs=1e-300)
+    assert det.extra["missing_values"] == here.extra["missing_values"]
+    assert det.extra["bad_values"] == here.extra["bad_values"]
+    exact = _local(ref, whole)
+    for f in ("x", "y", "messy"):
+        assert det.extra["methods"][f] == "binned-asymptotic"
+        assert det.feature_p_values[f] >= exact.feature_p_values[f]  # conservative
+    assert det.feature_p_values["city"] == pytest.approx(exact.feature_p_values["city"], rel=1e-12)
+    assert any("binned mode" in n and "conservative" in n for n in report.notes)
+
+
+@pytest.mark.parametrize("mode", ["exact", "binned"])
+def test_every_hour_is_a_window(loaded, mode):
+    store, refs, ref, hours, _ = loaded
+    report = run_report_audit(store, "scored", refs, mode=mode, every="1h", bins=20)
+    assert [d.window_size for d in report.detections] == [ROWS_PER_HOUR, ROWS_PER_HOUR]
+    assert [d.window_start.hour for d in report.detections] == [10, 11]
+    kw = {"bins": 20} if mode == "binned" else {}
+    for det, hour in zip(report.detections, hours, strict=True):
+        oracle = _local(ref, hour, **kw)
+        assert det.feature_p_values == pytest.approx(oracle.feature_p_values, rel=1e-12, abs=1e-300)
+        assert det.is_drift == oracle.is_drift
+    assert report.detections[1].feature_p_values["x"] < report.detections[0].feature_p_values["x"]
+
+
+def test_the_command_reads_past_the_old_limit(loaded, tmp_path: Path, monkeypatch):
+    store, refs, ref, hours, cfg = loaded
+    from inferwatch.cli import main
+
+    monkeypatch.setenv("INFERWATCH_ELASTICSEARCH_HOSTS", cfg.hosts[0])
+    monkeypatch.setenv("INFERWATCH_ELASTICSEARCH_INDEX_PREFIX", cfg.index_prefix)
+    ref_path = tmp_path / "reference.parquet"
+    ref.to_parquet(ref_path)
+    for mode in ("exact", "binned"):
+        out = tmp_path / mode
+        res = CliRunner().invoke(main, ["report", "--source", "elasticsearch", "--model", "scored", "--reference",
+                                        str(ref_path), "--mode", mode, "--out", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert f"scored: {2 * ROWS_PER_HOUR} rows" in res.output
+        page = (out / "report.html").read_text()
+        assert f"{mode} tests" in page
+    limited = CliRunner().invoke(main, ["report", "--source", "elasticsearch", "--model", "scored", "--reference",
+                                        str(ref_path), "--limit", "12345", "--out", str(tmp_path / "l"), "--quiet"])
+    assert limited.exit_code == 0, limited.output
+    assert "scored: 12345 rows" in limited.output
