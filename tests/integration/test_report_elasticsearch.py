@@ -137,7 +137,7 @@ def test_every_hour_is_a_window(loaded, mode):
 
 
 def test_the_command_reads_past_the_old_limit(loaded, tmp_path: Path, monkeypatch):
-    store, refs, ref, hours, cfg = loaded
+    _, _, ref, _, cfg = loaded
     from inferwatch.cli import main
 
     monkeypatch.setenv("INFERWATCH_ELASTICSEARCH_HOSTS", cfg.hosts[0])
