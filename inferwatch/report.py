@@ -358,7 +358,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
     if "inputs" not in {s.on for s in monitor.specs}:
         raise InferwatchError("reports from the audit store over a whole time range test the inputs; "
                               "the detectors given test only outputs")
-    columns = [c for c in info.columns if c != ROW_ID]
+    columns = list(info.columns)
     notes = [mode_note(mode, entries)]
     source: dict[str, Any] = {"audit": type(store).__name__, "since": since.isoformat() if since else None,
                               "until": until.isoformat() if until else None, "mode": mode}

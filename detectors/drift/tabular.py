@@ -358,12 +358,12 @@ class TabularDrift(FeatureDrift):
         out.n_rows += self._window.n_rows - sum(len(next(iter(c.values()))) for c in self._window.chunks)
         return out
 
-    def update(self, batch: Data) -> Self:
+    def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
         if not self._counting():
-            return super().update(batch)
+            return super().update(batch, ids)
         self._check_fitted()
         if self._counted is None:
-            super().update(batch)
+            super().update(batch, ids)
             if self.bins or self._window.n_rows > (self.counts_after or 0):
                 self._counted = self._as_counts()
                 super().reset()

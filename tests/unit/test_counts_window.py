@@ -7,6 +7,8 @@ value path (itself checked against scipy and alibi-detect elsewhere).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,3 +136,29 @@ def test_features_tested_in_groups_give_the_same_result(cls: type, monkeypatch: 
     assert grouped.extra["methods"] == whole.extra["methods"]
     assert grouped.extra["missing_values"] == whole.extra["missing_values"]
     assert grouped.p_value == whole.p_value
+
+
+@pytest.mark.parametrize("mode", ["exact", "binned"])
+def test_report_over_a_file_says_its_mode_and_gives_the_detectors_p_values(mode: str, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from inferwatch.cli import main
+
+    rng = np.random.default_rng(4)
+    ref = _data(rng, 4000, 0.0).drop(columns=["messy"])
+    cur = _data(rng, 70_000, 0.05).drop(columns=["messy"])  # more rows than COUNTS_AFTER: counted
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet", row_group_size=30_000)  # several row groups
+    res = CliRunner().invoke(main, ["report", "--input", str(tmp_path / "cur.parquet"), "--reference",
+                                    str(tmp_path / "ref.parquet"), "--mode", mode, "--bins", "30",
+                                    "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert doc["mode"] == doc["summary"]["mode"] == mode
+    assert any(n.startswith(f"{mode} mode") for n in doc["notes"])
+    assert f"{mode} tests" in (tmp_path / "out" / "report.html").read_text()
+    oracle = TabularDrift(**({"bins": 30} if mode == "binned" else {})).fit(ref).update(cur).result()
+    got = {f["feature"]: f["p_values"][0] for f in doc["features"]}
+    assert got == pytest.approx(oracle.feature_p_values, rel=1e-12, abs=1e-300)
+    (det,) = doc["detections"]
+    assert det["extra"]["window_kept_as"] == ("binned counts" if mode == "binned" else "counts")
