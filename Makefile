@@ -91,6 +91,7 @@ test: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP) servers-venv
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; \
 	  $(PY) -m ruff check inferwatch collectors detectors sinks dashboards stack tests bench && \
 	  $(PY) -m mypy inferwatch collectors detectors sinks dashboards && \
+	  INFERWATCH_FAULTS_LONG=$${INFERWATCH_FAULTS_LONG:-1} \
 	  INFERWATCH_NANNYML_PYTHON=$(NANNYML_VENV)/bin/python $(PY) -m pytest -p no:cacheprovider; rc=$$?; \
 	  $(PY) -m stack down; exit $$rc
 
@@ -115,8 +116,10 @@ integration: $(STAMP) servers-venv
 	$(PY) -m stack up
 	@set -a; eval "$$($(PY) -m stack env)"; set +a; $(PY) -m pytest -m integration
 
-## make faults: the fault suite (tests/faults) on its own stack instance, with the 5-minute
-## outages too; prints the table (`make test` runs the same suite without the long outages)
+## make faults: the fault suite (tests/faults) alone, on its own stack instance, with the
+## 5-minute outages; prints the table and writes fault-table.txt. `make test` runs the same suite
+## with the 5-minute outages too (about 13 of CI's 90 minutes; INFERWATCH_FAULTS_LONG=0 leaves
+## them out of a local run)
 faults: $(STAMP)
 	INFERWATCH_FAULTS_LONG=1 INFERWATCH_FAULT_TABLE=fault-table.txt $(PY) -m pytest -p no:cacheprovider tests/faults
 

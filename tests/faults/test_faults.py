@@ -7,8 +7,8 @@ audit documents, exactly one detection per full window (a record counted twice w
 windows), every role still running at the end. The table is printed at the end of the session
 (and written to ``$INFERWATCH_FAULT_TABLE`` when set).
 
-``make test`` runs the short scenarios (outages of 10 and 60 seconds); ``make faults`` also the
-five-minute outages (``INFERWATCH_FAULTS_LONG=1``).
+The five-minute outages run when ``INFERWATCH_FAULTS_LONG=1``, which ``make test`` (and so CI)
+and ``make faults`` set; a plain ``pytest`` run has the outages of 10 and 60 seconds only.
 """
 
 from __future__ import annotations
