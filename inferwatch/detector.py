@@ -56,8 +56,11 @@ __all__ = ["TARGETS", "Data", "Detector", "DetectorRegistry", "DetectorType", "T
 Data: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
 """What detectors take: a DataFrame or a :data:`~inferwatch.table.Table` (column -> values)."""
 
-Target = Literal["inputs", "outputs"]
-TARGETS: tuple[Target, ...] = ("inputs", "outputs")
+Target = Literal["inputs", "outputs", "both"]
+TARGETS: tuple[Target, ...] = ("inputs", "outputs", "both")
+"""What a detector's windows hold of each record: its ``inputs``, its ``outputs``, or ``both`` side
+by side (records that carry both halves only; a regressor's direct loss estimate needs the inputs
+and the prediction of the same row)."""
 
 
 @runtime_checkable
@@ -68,7 +71,10 @@ class Detector(Protocol):
     """Detector name, written to ``Detection.detector`` (e.g. ``"ks"``)."""
 
     kind: Kind
-    """``"drift"``, ``"outlier"``, ``"performance"`` or ``"quality"``."""
+    """``"drift"``, ``"outlier"``, ``"performance"`` or ``"quality"``. A ``"performance"`` detector
+    may learn from labels: the runtime fits it on the reference with the column its ``truth``
+    attribute names (other detectors never see that column), and adds a record's ``truth``
+    columns to its window rows when the record carries them."""
 
     def fit(self, reference: Data) -> Self:
         """Learn the reference (clears any window); returns self."""
@@ -103,6 +109,9 @@ class DetectorType:
     factory: Callable[..., Detector] | str
     """A class (or any callable taking the entry's keyword arguments), or ``"module:Class"``."""
     on: Target = "inputs"
+    across_versions: bool = False
+    """One window per model for all its versions, each row's version in a ``variant`` column
+    (detectors that compare live variants with each other), instead of one window per version."""
     _loaded: Callable[..., Detector] | None = field(default=None, repr=False, compare=False)
 
     def load(self) -> Callable[..., Detector]:
@@ -122,11 +131,12 @@ class DetectorRegistry:
     def __init__(self) -> None:
         self._types: dict[str, DetectorType] = {}
 
-    def register(self, name: str, factory: Callable[..., Detector] | str, *, on: Target = "inputs") -> None:
+    def register(self, name: str, factory: Callable[..., Detector] | str, *, on: Target = "inputs",
+                 across_versions: bool = False) -> None:
         """Register (or replace) the type ``name``."""
         if on not in TARGETS:
-            raise DetectorError(f"detector type {name!r}: on must be 'inputs' or 'outputs', got {on!r}")
-        self._types[name] = DetectorType(factory, on)
+            raise DetectorError(f"detector type {name!r}: on must be one of {list(TARGETS)}, got {on!r}")
+        self._types[name] = DetectorType(factory, on, across_versions)
 
     def unregister(self, name: str) -> None:
         self._types.pop(name, None)

@@ -236,6 +236,13 @@ DETECTORS.register("zscore", "detectors.outlier.zscore:ZScoreOutlier")
 DETECTORS.register("iqr", "detectors.outlier.iqr:IQROutlier")
 DETECTORS.register("quality", "detectors.quality.data_quality:DataQuality")
 DETECTORS.register("alibi", "detectors.adapters.alibi:AlibiDetector")
+# performance: from labels in the window's rows, estimated before labels (fitted on a labelled
+# reference), and the live versions of a model against each other (late labels: detect.performance)
+DETECTORS.register("realized", "detectors.performance.realized:RealizedPerformance", on="outputs")
+DETECTORS.register("cbpe", "detectors.performance.cbpe:CBPE", on="outputs")
+DETECTORS.register("dle", "detectors.performance.dle:DLE", on="both")
+DETECTORS.register("variant_drift", "detectors.performance.variants:VariantComparison", on="both",
+                   across_versions=True)
 
 
 # -- configuration -------------------------------------------------------------------------

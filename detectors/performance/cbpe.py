@@ -13,8 +13,9 @@ check.
 Estimates: ``accuracy``, ``precision``, ``recall``, ``f1`` (positive class for two classes,
 macro averages for more), ``roc_auc`` (macro one-vs-rest for more). ``calibration``:
 ``"auto"`` (isotonic only where it lowers the reference's held-out calibration error, as
-NannyML decides), ``"isotonic"`` or ``"none"``. The window state is mergeable (sums and a
-per-score tally). Each result carries ``extra["standard_error"]["accuracy"]``: with calibrated
+NannyML decides), ``"isotonic"`` or ``"none"``. The window keeps its rows' predicted class
+and probabilities (figures from them at result time), so merged windows give exactly one
+window's figures. Each result carries ``extra["standard_error"]["accuracy"]``: with calibrated
 probabilities ``c`` of being right, the realized accuracy's standard deviation is
 ``sqrt(sum c(1-c)) / n`` (a sum of independent Bernoulli trials).
 
@@ -44,6 +45,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from detectors.common._data import Data, columns_and_rows
+from detectors.common._univariate import fingerprint
 from detectors.performance._rows import label_list, score_matrix, sorted_classes
 from detectors.performance._stats import ClassificationStats
 from inferwatch.errors import DetectorError
@@ -99,62 +101,65 @@ def expected_auc(tally: dict[float, list[float]]) -> float | None:
 
 @dataclass
 class _Expected:
-    """Mergeable expected-confusion state of a window."""
+    """A window's rows as CBPE needs them: predicted class index, calibrated and model
+    probabilities. Figures are computed from the rows at result time, so a merged window (rows
+    concatenated) gives exactly the figures of one window fed the same rows."""
 
     k: int
-    n: int = 0
-    right: float = 0.0  # sum of P(correct)
-    right_var: float = 0.0  # sum of P(correct) (1 - P(correct))
-    tp: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    fp: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    fn: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    tallies: list[dict[float, list[float]]] = field(default_factory=list)
+    pred: list[np.ndarray] = field(default_factory=list)
+    cal: list[np.ndarray] = field(default_factory=list)
+    raw: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def zero(cls, k: int) -> _Expected:
-        return cls(k, tp=np.zeros(k), fp=np.zeros(k), fn=np.zeros(k), tallies=[{} for _ in range(k)])
+        return cls(k)
+
+    @property
+    def n(self) -> int:
+        return sum(len(p) for p in self.pred)
 
     def add(self, pred: np.ndarray, cal: np.ndarray, raw: np.ndarray) -> None:
         """``pred``: predicted class index per row; ``cal``/``raw``: calibrated / model probabilities."""
-        n = len(pred)
-        if not n:
-            return
-        rows = np.arange(n)
-        c = cal[rows, pred]
-        self.n += n
-        self.right += float(c.sum())
-        self.right_var += float((c * (1 - c)).sum())
-        for j in range(self.k):
-            is_pred = pred == j
-            self.tp[j] += float(cal[is_pred, j].sum())
-            self.fp[j] += float((1 - cal[is_pred, j]).sum())
-            self.fn[j] += float(cal[~is_pred, j].sum())
-            tally = self.tallies[j]
-            for s, q in zip(raw[:, j].tolist(), cal[:, j].tolist(), strict=True):
-                cell = tally.setdefault(s, [0.0, 0.0])
-                cell[0] += q
-                cell[1] += 1.0 - q
+        if len(pred):
+            self.pred.append(pred)
+            self.cal.append(cal)
+            self.raw.append(raw)
 
     def merge(self, other: _Expected) -> _Expected:
-        out = _Expected(self.k, self.n + other.n, self.right + other.right, self.right_var + other.right_var,
-                        self.tp + other.tp, self.fp + other.fp, self.fn + other.fn,
-                        [{k: list(v) for k, v in t.items()} for t in self.tallies])
-        for mine, theirs in zip(out.tallies, other.tallies, strict=True):
-            for s, (a, b) in theirs.items():
-                cell = mine.setdefault(s, [0.0, 0.0])
-                cell[0] += a
-                cell[1] += b
-        return out
+        return _Expected(self.k, self.pred + other.pred, self.cal + other.cal, self.raw + other.raw)
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self.pred) > 1:  # keep one block: later figures need not concatenate again
+            self.pred, self.cal, self.raw = ([np.concatenate(x)] for x in (self.pred, self.cal, self.raw))
+        return self.pred[0], self.cal[0], self.raw[0]
+
+    def right(self) -> np.ndarray:
+        """Per row, the calibrated probability that its prediction is right."""
+        pred, cal, _ = self._rows()
+        return cal[np.arange(len(pred)), pred]
 
     def metrics(self, binary: bool) -> dict[str, float | None]:
         if not self.n:
             return {}
-        tp, fp, fn = self.tp, self.fp, self.fn
-        prec = np.divide(tp, tp + fp, out=np.zeros(self.k), where=(tp + fp) > 0)
-        rec = np.divide(tp, tp + fn, out=np.zeros(self.k), where=(tp + fn) > 0)
-        f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros(self.k), where=(2 * tp + fp + fn) > 0)
-        aucs = [expected_auc(t) for t in self.tallies]
-        out: dict[str, float | None] = {"accuracy": self.right / self.n}
+        pred, cal, raw = self._rows()
+        k = self.k
+        tp, fp, fn = np.zeros(k), np.zeros(k), np.zeros(k)
+        aucs: list[float | None] = []
+        for j in range(k):
+            is_pred = pred == j
+            tp[j] = cal[is_pred, j].sum()
+            fp[j] = (1 - cal[is_pred, j]).sum()
+            fn[j] = cal[~is_pred, j].sum()
+            tally: dict[float, list[float]] = {}
+            for s, q in zip(raw[:, j].tolist(), cal[:, j].tolist(), strict=True):
+                cell = tally.setdefault(s, [0.0, 0.0])
+                cell[0] += q
+                cell[1] += 1.0 - q
+            aucs.append(expected_auc(tally))
+        prec = np.divide(tp, tp + fp, out=np.zeros(k), where=(tp + fp) > 0)
+        rec = np.divide(tp, tp + fn, out=np.zeros(k), where=(tp + fn) > 0)
+        f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros(k), where=(2 * tp + fp + fn) > 0)
+        out: dict[str, float | None] = {"accuracy": float(self.right().sum() / self.n)}
         if binary:
             out |= {"precision": float(prec[1]), "recall": float(rec[1]), "f1": float(f1[1]), "roc_auc": aucs[1]}
         else:
@@ -200,6 +205,7 @@ class CBPE:
         self._calibrators: list[IsotonicRegression | None] = []
         self.reference_metrics: dict[str, float | None] = {}
         self._state: _Expected | None = None
+        self._ref_key = ""
 
     @property
     def calibrated(self) -> list[bool]:
@@ -240,6 +246,7 @@ class CBPE:
         stats = ClassificationStats.zero(self.classes).add([self.classes[i] for i in y],
                                                            [self.classes[i] for i in pred], raw)
         self.reference_metrics = stats.metrics()
+        self._ref_key = fingerprint(cols)
         self._state = _Expected.zero(k)
         return self
 
@@ -290,7 +297,8 @@ class CBPE:
         det.extra.update(metric=self.metric, estimated=True, method="cbpe", metrics=metrics,
                          reference_metrics=dict(self.reference_metrics))
         if st.n:
-            det.extra["standard_error"] = {"accuracy": float(np.sqrt(st.right_var) / st.n)}
+            c = st.right()
+            det.extra["standard_error"] = {"accuracy": float(np.sqrt((c * (1 - c)).sum()) / st.n)}
         value, ref = metrics.get(self.metric), self.reference_metrics.get(self.metric)
         if value is not None and ref is not None and st.n >= max(self.min_rows, 1):
             det.distance = ref - value
@@ -303,8 +311,8 @@ class CBPE:
         return self
 
     def merge(self, other: Self) -> Self:
-        if self._state is None or other._state is None or other.classes != self.classes:
-            raise DetectorError(f"{self.name}: can only merge fitted estimators over the same classes")
+        if self._state is None or other._state is None or other._ref_key != self._ref_key:
+            raise DetectorError(f"{self.name}: can only merge estimators fitted on the same reference")
         new = copy.copy(self)
         new._state = self._state.merge(other._state)
         return new

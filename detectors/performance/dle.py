@@ -8,7 +8,7 @@ mean expected squared error. The method is NannyML's (which uses LightGBM); like
 assumes the error given the inputs stays as in the reference, and a tree model does not
 extrapolate: inputs far outside the reference get the error of the reference's edge.
 
-The window state is two sums and a count (mergeable). ``extra["standard_error"]["mae"]`` is
+The window keeps each row's two expected errors (merged windows give exactly one window's figures). ``extra["standard_error"]["mae"]`` is
 the reference's standard deviation of absolute errors over ``sqrt(n)``. The window fires when
 ``metric`` is estimated higher than the reference's realized figure by more than ``max_rise``
 (relative: 0.2 is 20% worse).
@@ -33,6 +33,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from detectors.common._data import Data, as_float, columns_and_rows
+from detectors.common._univariate import fingerprint
 from inferwatch.errors import DetectorError
 from inferwatch.record import Detection
 
@@ -56,7 +57,9 @@ class DLE:
         self._sq: HistGradientBoostingRegressor | None = None
         self.reference_metrics: dict[str, float] = {}
         self._ref_abs_sd = 0.0
-        self._n, self._abs_sum, self._sq_sum = 0, 0.0, 0.0
+        self._ref_key = ""
+        self._abs_rows: list[np.ndarray] = []  # each row's expected absolute and squared error
+        self._sq_rows: list[np.ndarray] = []
 
     def _matrix(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         out = []
@@ -84,6 +87,7 @@ class DLE:
         self._sq = HistGradientBoostingRegressor(random_state=self.seed).fit(x, err * err)
         self.reference_metrics = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err * err).mean()))}
         self._ref_abs_sd = float(np.abs(err).std(ddof=1))
+        self._ref_key = fingerprint(cols)
         return self.reset()
 
     def update(self, batch: Data, ids: Sequence[str] | None = None) -> Self:
@@ -94,17 +98,28 @@ class DLE:
             x = self._matrix(cols)
             x = x[~np.isnan(x[:, -1])]
             if len(x):
-                self._n += len(x)
-                self._abs_sum += float(np.maximum(self._abs.predict(x), 0).sum())
-                self._sq_sum += float(np.maximum(self._sq.predict(x), 0).sum())
+                self._abs_rows.append(np.maximum(self._abs.predict(x), 0))
+                self._sq_rows.append(np.maximum(self._sq.predict(x), 0))
         return self
+
+    @property
+    def _n(self) -> int:
+        return sum(len(a) for a in self._abs_rows)
+
+    def _means(self) -> tuple[float, float]:
+        if len(self._abs_rows) > 1:  # one block from now on
+            self._abs_rows, self._sq_rows = [np.concatenate(self._abs_rows)], [np.concatenate(self._sq_rows)]
+        return float(self._abs_rows[0].mean()), float(self._sq_rows[0].mean())
 
     def result(self) -> Detection:
         if self._abs is None:
             raise DetectorError(f"{self.name}: call fit(reference) first")
         det = Detection(detector=self.name, kind="performance", model="", window_size=self._n,
                         threshold=self.max_rise)
-        metrics = {} if not self._n else {"mae": self._abs_sum / self._n, "rmse": float(np.sqrt(self._sq_sum / self._n))}
+        metrics: dict[str, float] = {}
+        if self._n:
+            mae, mse = self._means()
+            metrics = {"mae": mae, "rmse": float(np.sqrt(mse))}
         det.extra.update(metric=self.metric, estimated=True, method="dle", metrics=metrics,
                          reference_metrics=dict(self.reference_metrics))
         if self._n:
@@ -116,14 +131,14 @@ class DLE:
         return det
 
     def reset(self) -> Self:
-        self._n, self._abs_sum, self._sq_sum = 0, 0.0, 0.0
+        self._abs_rows, self._sq_rows = [], []
         return self
 
     def merge(self, other: Self) -> Self:
-        if other.reference_metrics != self.reference_metrics or other.features != self.features:
+        if self._abs is None or other._ref_key != self._ref_key or other.features != self.features:
             raise DetectorError(f"{self.name}: can only merge estimators fitted on the same reference")
         new = copy.copy(self)
-        new._n, new._abs_sum, new._sq_sum = self._n + other._n, self._abs_sum + other._abs_sum, self._sq_sum + other._sq_sum
+        new._abs_rows, new._sq_rows = self._abs_rows + other._abs_rows, self._sq_rows + other._sq_rows
         return new
 
     @property

@@ -35,6 +35,7 @@ from typing import Any, Self
 import numpy as np
 
 from detectors.common._data import Data, columns_and_rows
+from detectors.common._univariate import fingerprint
 from detectors.performance._rows import is_missing, label_list, score_matrix, sorted_classes
 from detectors.performance._stats import ClassificationStats, RegressionStats
 from inferwatch.errors import DetectorError
@@ -83,6 +84,7 @@ class RealizedPerformance:
         self.max_drop, self.min_value = float(max_drop), min_value
         self.min_labelled, self.n_bins, self.max_rows = int(min_labelled), int(n_bins), int(max_rows)
         self._fitted = False
+        self._ref_key = ""
         self.reference_metrics: dict[str, float | None] = {}
         self._reset_window()
 
@@ -109,6 +111,7 @@ class RealizedPerformance:
                 raise DetectorError(f"{self.name}: the reference shows {len(self.classes)} class(es); "
                                     "pass classes=[...]")
         self._fitted = True
+        self._ref_key = fingerprint(cols)
         self._reset_window()
         if self.truth in cols:
             self._add(cols, n)
@@ -162,8 +165,9 @@ class RealizedPerformance:
 
     def merge(self, other: Self) -> Self:
         self._check_fitted()
-        if type(other) is not type(self) or other.classes != self.classes or other.task != self.task:
-            raise DetectorError(f"{self.name}: can only merge detectors of the same task and classes")
+        if (type(other) is not type(self) or other.classes != self.classes or other.task != self.task
+                or other._ref_key != self._ref_key):
+            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
         new = copy.copy(self)
         new._rows = {k: list(v) for k, v in self._rows.items()}
         new._predicted, new._overflow = self._predicted, self._overflow + other._overflow

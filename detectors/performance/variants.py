@@ -40,6 +40,7 @@ import numpy as np
 from scipy.stats import chi2_contingency, ks_2samp, norm
 
 from detectors.common._data import Data, as_float, columns, probability
+from detectors.common._univariate import fingerprint
 from detectors.common.state import ColumnBuffer
 from detectors.performance._rows import label_list
 from inferwatch.errors import DetectorError
@@ -140,13 +141,21 @@ class VariantComparison:
         self.confidence = probability("confidence", confidence)
         self.min_rows = int(min_rows)
         self._fitted = False
+        self._ref_key = ""
+        self.fitted_features: list[str] = []
         self._window = ColumnBuffer.zero()
 
     def fit(self, reference: Data) -> Self:
-        """Nothing to learn (variants are compared with each other); checks the columns."""
+        """Variants are compared with each other, not with the reference; the reference fixes the
+        input columns compared (``features``, default: its columns other than the variant,
+        prediction, score and truth; with none of those, every such column of the window)."""
         cols = columns(reference)
-        if self.variant not in cols:
-            raise DetectorError(f"{self.name}: no variant column {self.variant!r}")
+        if not cols:
+            raise DetectorError(f"{self.name}: empty reference")
+        roles = {self.variant, self.prediction, self.truth, self.score}
+        self.fitted_features = (list(self.features) if self.features is not None
+                                else [c for c in cols if c not in roles])
+        self._ref_key = fingerprint(cols)
         self._fitted = True
         self._window = ColumnBuffer.zero()
         return self
@@ -162,6 +171,8 @@ class VariantComparison:
         return self
 
     def merge(self, other: Self) -> Self:
+        if not self._fitted or other._ref_key != self._ref_key:
+            raise DetectorError(f"{self.name}: can only merge detectors fitted on the same reference")
         new = copy.copy(self)
         new._window = self._window.merge(other._window)
         return new
@@ -173,7 +184,8 @@ class VariantComparison:
     def _compare(self, cols: dict[str, np.ndarray], base: np.ndarray, chal: np.ndarray) -> dict[str, Any]:
         out: dict[str, Any] = {"rows": [int(base.sum()), int(chal.sum())]}
         roles = {self.variant, self.prediction, self.truth, self.score}
-        feats = self.features if self.features is not None else [c for c in cols if c not in roles]
+        feats = self.fitted_features or (self.features if self.features is not None else
+                                         [c for c in cols if c not in roles])
         tests: dict[str, float] = {}
         per_feature = {}
         for f in feats:

@@ -41,6 +41,8 @@ class DetectorSpec:
     on: str
     params: dict[str, Any] = field(default_factory=dict)
     factory: Callable[..., Detector] | None = field(default=None, repr=False, compare=False)
+    across_versions: bool = False
+    """One window per model across its versions (see :class:`~inferwatch.detector.DetectorType`)."""
 
     def build(self) -> Detector:
         if self.factory is None:
@@ -70,7 +72,7 @@ def _spec(i: int, entry: Any, types: DetectorRegistry) -> DetectorSpec:
     dtype = types.get(kind)
     on = entry.pop("on", dtype.on)
     if on not in TARGETS:
-        raise DetectorError(f"{where}.on must be 'inputs' or 'outputs', got {on!r}")
+        raise DetectorError(f"{where}.on must be one of {list(TARGETS)}, got {on!r}")
     name = entry.pop("name", None) or (kind if on == dtype.on else f"{kind}_{on}")
     cls = dtype.load()
     params = inspect.signature(cls).parameters
@@ -84,7 +86,8 @@ def _spec(i: int, entry: Any, types: DetectorRegistry) -> DetectorSpec:
         cls(**entry)
     except (TypeError, ValueError) as exc:
         raise DetectorError(f"{where} ({kind}): {exc}") from exc
-    return DetectorSpec(type=kind, name=str(name), on=str(on), params=entry, factory=cls)
+    return DetectorSpec(type=kind, name=str(name), on=str(on), params=entry, factory=cls,
+                        across_versions=dtype.across_versions)
 
 
 def parse_monitor_config(cfg: Mapping[str, Any] | None, types: DetectorRegistry) -> MonitorConfig:

@@ -41,6 +41,27 @@ __all__ = ["Monitor", "WindowFeed", "build_monitor"]
 
 _FORMAT = "inferwatch-monitor/1"
 
+ALL_VERSIONS = "*"
+"""The version key of a model's window across all its versions (detector types registered
+``across_versions``); its Detections carry ``version=None``."""
+
+VARIANT = "variant"
+"""The column in which a window across versions holds each row's version."""
+
+
+def _table(rec: InferenceRecord, on: str, with_truth: bool) -> dict[str, Any] | None:
+    """What a record gives a window of target ``on``; with ``with_truth``, its truth columns beside
+    (when they label every row)."""
+    if on == "inputs":
+        table = rec.inputs
+    elif on == "outputs":
+        table = rec.outputs
+    else:  # both: only a record that carries inputs and outputs has rows of both
+        table = {**rec.inputs, **rec.outputs} if rec.inputs and rec.outputs else None
+    if table and with_truth and rec.truth and n_rows(rec.truth) == n_rows(table):
+        table = {**table, **{k: v for k, v in rec.truth.items() if k not in table}}
+    return table
+
 
 def build_monitor(cfg: Mapping[str, Any] | None, references: ReferenceStore, types: DetectorRegistry) -> Monitor:
     """A :class:`Monitor` from a config dict (see :mod:`detectors.runtime.config`), its detector
@@ -84,8 +105,14 @@ class Monitor:
         self.stats: Counter[str] = Counter()
         self._groups: dict[tuple[str, str | None, str], _Group] = {}
         self._no_ref: dict[tuple[str, str | None], float] = {}
-        self._targets = sorted({s.on for s in self.specs})
+        self._targets = sorted({(s.on, s.across_versions) for s in self.specs})
         self._output_columns: dict[tuple[str, str | None], set[str]] = {}
+        # labels: the reference columns performance detectors learn from (no other detector sees
+        # them), and the targets whose windows take a record's truth columns beside its rows
+        learners = [s.build() for s in self.specs if getattr(s.factory, "kind", None) == "performance"]
+        self._truth_columns = {t for d in learners if isinstance(t := getattr(d, "truth", None), str)}
+        self._truth_targets = {(s.on, s.across_versions) for s in self.specs
+                               if getattr(s.factory, "kind", None) == "performance"}
 
     # -- records in ---------------------------------------------------------------------
     def _group(self, model: str, version: str | None, on: str) -> _Group | None:
@@ -96,7 +123,10 @@ class Monitor:
         miss = self._no_ref.get((model, version))
         if miss is not None and time.monotonic() - miss < self.reference_ttl:
             return None
-        info = self.references.latest(model, version)
+        info = self.references.latest(model, None if version == ALL_VERSIONS else version)
+        if info is None and version == ALL_VERSIONS:  # a window across versions: the newest of any
+            known = self.references.list(model)
+            info = known[-1] if known else None
         if info is None:
             self._no_ref[(model, version)] = time.monotonic()
             return None
@@ -116,16 +146,20 @@ class Monitor:
             used = False
             if rec.outputs:
                 self._output_columns.setdefault((rec.model, rec.version), set()).update(rec.outputs)
-            for on in self._targets:
-                table = rec.inputs if on == "inputs" else rec.outputs
+                self._output_columns.setdefault((rec.model, ALL_VERSIONS), set()).update(rec.outputs)
+            for on, across in self._targets:
+                table = _table(rec, on, (on, across) in self._truth_targets)
                 if not table:
                     continue
-                group = self._group(rec.model, rec.version, on)
+                group = self._group(rec.model, ALL_VERSIONS if across else rec.version, on)
                 if group is None:
                     continue
                 used = True
                 try:
-                    ids = [row_id(rec.id, i) for i in range(n_rows(table))]
+                    n = n_rows(table)
+                    if across:  # one window for the model's versions: each row says its own
+                        table = {**table, VARIANT: [rec.version or ""] * n}
+                    ids = [row_id(rec.id, i) for i in range(n)]
                     closed = group.window.add(table, rec.timestamp, ids)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self.stats["bad_rows"] += 1
@@ -160,17 +194,22 @@ class Monitor:
             frame = self.references.load(group.reference.id)
             # The reference may hold inputs and outputs side by side: output detectors
             # see only the output columns, input detectors all but the output columns.
+            # A both-target sees the columns its rows have. Label columns (named by performance
+            # detectors) go only to the detectors that learn from them.
             outputs = self._output_columns.get((group.model, group.version), set())
-            if group.on == "outputs":
-                frame = frame[[c for c in frame.columns if c in window.rows]]
+            if group.on in ("outputs", "both"):
+                frame = frame[[c for c in frame.columns if c in window.rows or c in self._truth_columns]]
             elif outputs:
                 frame = frame[[c for c in frame.columns if c not in outputs]]
+            across = group.version == ALL_VERSIONS
             for spec in self.specs:
-                if spec.on != group.on:
+                if spec.on != group.on or spec.across_versions != across:
                     continue
                 det = spec.build()
+                mine = getattr(det, "truth", None) if det.kind == "performance" else None
+                own = frame[[c for c in frame.columns if c not in self._truth_columns or c == mine]]
                 try:
-                    det.fit(frame)
+                    det.fit(own)
                 except (DetectorError, ValueError, TypeError) as exc:
                     group.fit_errors[spec.name] = str(exc)
                     continue
@@ -179,7 +218,7 @@ class Monitor:
 
     def _fill(self, det: Detection, group: _Group, window: ClosedWindow | None) -> Detection:
         det.model = group.model
-        det.version = group.version
+        det.version = None if group.version == ALL_VERSIONS else group.version
         det.reference_id = group.reference.id
         if window is not None:
             det.window_start = window.start

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import detectors
+import detectors.performance
 from detectors.common.state import ColumnBuffer
 from inferwatch.wiring import DETECTORS
 from tests.contracts import check_detector_contract
@@ -28,9 +29,16 @@ from tests.optional import require
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     p = rng.dirichlet([5, 2, 1], size=n)
+    a = rng.normal(shift, size=n)
     return pd.DataFrame(
         {
-            "a": rng.normal(shift, size=n),
+            # performance: a classifier's label and its true class drawn from its probabilities, a
+            # regressor's target, and the live version each row came from
+            "label": p.argmax(axis=1),
+            "truth": (rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(axis=1).clip(0, 2),
+            "target": a + rng.normal(size=n) * (0.5 + shift),
+            "variant": rng.choice(["v1", "v2"], n),
+            "a": a,
             "b": rng.normal(size=n) * (1 + shift),
             "c": rng.exponential(size=n),
             "cat": rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2]),
@@ -66,6 +74,10 @@ CASES: dict[str, dict[str, Any]] = {  # registered type -> keyword arguments for
     "iqr": {"features": NUM},
     "quality": {},
     "alibi": {"features": NUM},  # + the path of a detector saved with alibi-detect (fixture below)
+    "realized": {"prediction": "label", "scores": ["p0", "p1", "p2"], "min_labelled": 10},
+    "cbpe": {"scores": ["p0", "p1", "p2"], "prediction": "label", "min_rows": 50},
+    "dle": {"features": ["b", "c"], "prediction": "a", "truth": "target", "min_rows": 50},
+    "variant_drift": {"features": ["a", "cat"], "prediction": "label", "min_rows": 20},
 }
 
 
@@ -83,6 +95,11 @@ def test_every_exported_detector_is_registered() -> None:
     }
     registered = {DETECTORS.get(n).load() for n in DETECTORS}
     assert len(classes) == 21 and classes <= registered
+    # the performance detectors too; PerformanceTracker is the engine that revises windows of
+    # prediction time as late labels come (detect.performance), not a detector
+    performance = {getattr(detectors.performance, n) for n in detectors.performance.__all__} - {
+        detectors.performance.PerformanceTracker}
+    assert len(performance) == 4 and performance <= registered
 
 
 def test_public_surface_is_pinned() -> None:

@@ -110,7 +110,7 @@ def test_allow_list_and_outputs(store: ReferenceStore) -> None:
         ({"detectors": [{"type": "nope"}]}, r"detectors\[0\].type"),
         ({"detectors": [{"type": "ks", "pval": 0.1}]}, "pval"),
         ({"detectors": [{"type": "ks", "correction": "holm"}]}, "correction"),
-        ({"detectors": [{"type": "ks", "on": "both"}]}, r"detectors\[0\].on"),
+        ({"detectors": [{"type": "ks", "on": "everything"}]}, r"detectors\[0\].on"),
         ({"detectors": [{"type": "ks"}, {"type": "ks"}]}, "duplicate"),
         ({"models": "m"}, "models"),
     ],
