@@ -10,9 +10,10 @@ from typing import Any
 def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
     """Poll ``cond`` until it returns something truthy (and return that); fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
+    value: Any = None
     while time.monotonic() < deadline:
         value = cond()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r:.200})")

@@ -212,11 +212,11 @@ class Role:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "inferwatch.cli", "run", *(f"--role={r}" for r in self.roles), *self.args]
-        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
+        env = {**os.environ, **self.env}  # the installed package, not the checkout
         with open(self.log_file, "ab") as log:
             log.write(f"\n==== start {self.starts + 1} {time.strftime('%H:%M:%S')} {' '.join(cmd)}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_dir,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self.starts += 1
         return self

@@ -153,8 +153,8 @@ class Rig:
         _reference(ref)
         for model in self.reference_models:
             out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "reference", "add", model, str(ref)],
-                                 env={**os.environ, **self.env, "PYTHONPATH": str(REPO)}, capture_output=True,
-                                 text=True, timeout=120)
+                                 env={**os.environ, **self.env}, capture_output=True,
+                                 text=True, timeout=120, cwd=self.work)
             if out.returncode != 0:
                 raise RuntimeError(f"reference add failed: {out.stderr[-2000:]}")
         self.ports = {"collector": free_port()}

@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.optional import env_flag
+from tests.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `stack` is a top-level folder of the repo, not an installed package
@@ -210,11 +210,7 @@ def kafka_topic(kafka_admin: Any, request: pytest.FixtureRequest) -> Iterator[st
     test = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40].strip("-")
     name = f"inferwatch-test-{test}-{uuid.uuid4().hex[:10]}"
     kafka_admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)], timeout_ms=30000)
-    deadline = time.monotonic() + 30
-    while name not in kafka_admin.list_topics():
-        if time.monotonic() > deadline:
-            pytest.fail(f"topic {name} was created but never appeared in the metadata")
-        time.sleep(0.2)
+    wait_until(lambda: name in kafka_admin.list_topics(), 30, f"topic {name} to appear in the metadata", every=0.2)
     try:
         yield name
     finally:

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import httpx
 import pytest
 
 from tests.optional import env_flag
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -101,14 +101,7 @@ class PrivateAlertmanager:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout:.0f} s")
-        time.sleep(0.2)
+    return wait_until(check, timeout, what, every=0.2)
 
 
 def test_config_checks_and_routes_with_amtool():

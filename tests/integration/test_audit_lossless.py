@@ -1,6 +1,7 @@
 """The scaled path end to end, under faults: 100,000 records posted to the collector are all
 searchable in Elasticsearch exactly once after (a) the audit consumer is killed with SIGKILL
-mid-stream and restarted, (b) Elasticsearch is stopped for 30 seconds and started again, and
+mid-stream and restarted, (b) Elasticsearch is stopped (until the audit role reports not ready and
+counts the error while the collector keeps accepting records) and started again, and
 (c) the whole topic is replayed from offset 0.
 
 Every record carries a fixed timestamp, so all documents land in one daily index, where an
@@ -49,7 +50,7 @@ class Role:
 
     def start(self) -> Role:
         self.proc = subprocess.Popen(self.args, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
-                                     cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+                                     cwd=self.log_path.parent)  # the installed package, not the checkout
         return self
 
     def alive(self) -> bool:
@@ -145,15 +146,22 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
         audit.kill()
         at_kill = count()
         assert 0 < at_kill < N
-        audit = Role("audit", cfg_path, tmp_path, "--metrics-port", "0").start()
+        audit_port = _free_port()
+        audit = Role("audit", cfg_path, tmp_path, "--metrics-port", str(audit_port)).start()
         roles.append(audit)
 
-        # (b) Elasticsearch down for 30 seconds while records keep arriving
+        # (b) Elasticsearch down while records keep arriving, for as long as it takes the audit
+        # role to notice (not ready, the error counted) and the collector to accept two more
+        # batches; then up again, and the role ready again
         _wait(lambda: count() >= N // 2, 240, f"{N // 2} documents")
+        posted_before = posted["ok"]
         _stack("down", "elasticsearch")
-        time.sleep(30)
+        _wait(lambda: _ready(audit_port) is False, 180, "the audit role to report not ready")
+        _wait(lambda: _role_errors(audit_port, "audit") > 0, 60, "the audit role to count the error")
+        _wait(lambda: posted["ok"] >= min(N, posted_before + 2 * BATCH), 180, "records accepted during the outage")
         assert audit.alive(), audit.tail()
         _stack("up", "elasticsearch")
+        _wait(lambda: _ready(audit_port) is True, 300, "the audit role to be ready again")
 
         poster.join(600)
         assert not posted["errors"], posted["errors"][:3]
@@ -166,7 +174,7 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
         # (c) replay the whole topic from offset 0
         audit.stop()
         subprocess.run([sys.executable, "-m", "inferwatch.cli", "replay", "--config", str(cfg_path), "--yes"],
-                       cwd=REPO, check=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       cwd=tmp_path, check=True, timeout=120)
         assert lg.group_lag(cfg.log.records_topic, cfg.audit.group) == N
         audit = Role("audit", cfg_path, tmp_path, "--metrics-port", "0").start()
         roles.append(audit)
@@ -187,6 +195,25 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
             lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
             lg.close()
             es.close()
+
+
+def _ready(port: int) -> bool | None:
+    """The role's /readyz answer (None while it does not answer)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return None
+
+
+def _role_errors(port: int, role: str) -> float:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("inferwatch_role_errors_total{") and f'role="{role}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def _port_open(port: int) -> bool:

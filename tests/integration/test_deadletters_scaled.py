@@ -4,12 +4,9 @@ both land in the dead-letter topic and the dead-letter index, with their reasons
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
@@ -20,10 +17,10 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import DeadLetter
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bad_payloads_reach_the_deadletter_topic_and_index(stack_env, tmp_path):
@@ -65,9 +62,7 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
             store.refresh()  # type: ignore[attr-defined]
             return store.search(SearchQuery(kind="deadletters"))
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(letters()) < 3:
-            time.sleep(0.5)
+        wait_until(lambda: len(letters()) >= 3, 60, "three dead letters")
         assert sorted(d["stage"] for d in letters()) == ["decode", "decode", "index"]
         by_id = {d["id"]: d for d in letters()}
         assert by_id[bad_json.json()["deadletter"]]["source"] == "cloudevents"
@@ -85,14 +80,13 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
         pipe.stop()
 
     out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "search", "--config", str(cfg_path),
-                          "--kind", "deadletters", "--format", "json"], cwd=REPO, capture_output=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          "--kind", "deadletters", "--format", "json"], cwd=tmp_path, capture_output=True,
+                         timeout=60)
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     lines = [orjson.loads(x) for x in out.stdout.splitlines()]
     assert len(lines) == 3 and {d["stage"] for d in lines} == {"decode", "index"}
     out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "search", "--config", str(cfg_path),
-                          "--id", "d", "--format", "json"], cwd=REPO, capture_output=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+                          "--id", "d", "--format", "json"], cwd=tmp_path, capture_output=True, timeout=60)
     assert [orjson.loads(x)["doc_id"] for x in out.stdout.splitlines()] == ["d-0"]
 
     from elasticsearch import Elasticsearch

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from dashboards.grafana import DASHBOARD_UIDS, load
 from dashboards.grafana.generate import DASHBOARDS, PENDING, main
 from inferwatch.errors import BackpressureError
 from inferwatch.metrics import Metrics
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -173,11 +173,7 @@ def test_every_panel_query_runs_on_prometheus_and_shows_the_pipeline(stack_env, 
         return sorted(r["data"])
 
     def wait_for(what: str, check: Any, timeout: float = 45.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} not seen within {timeout:.0f} s")
-            time.sleep(0.5)
+        wait_until(check, timeout, what)
 
     try:
         pipe.start()

@@ -227,7 +227,7 @@ def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str
         role.stop(60)
         es.options(ignore_status=404).indices.delete(index=f"iwsec-{tag}-*")
     shown = subprocess.run([sys.executable, "-m", "inferwatch.cli", "config"], capture_output=True, text=True,
-                           env={**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
+                           env={**os.environ, **env}, timeout=60, cwd=tmp_path)
     texts = {"role log": role.log_text(), "inferwatch config": shown.stdout + shown.stderr}
     # the log did record the run (at DEBUG level), and the configuration was printed, masked
     assert "audit started" in texts["role log"] and "collector listening on https" in texts["role log"]

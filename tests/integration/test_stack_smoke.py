@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.optional import env_flag
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +56,7 @@ def _http(
 
 def _wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.5) -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    return wait_until(check, timeout, what, every=interval)
 
 
 def _prom_query(prometheus: str, query: str) -> list[dict[str, Any]]:

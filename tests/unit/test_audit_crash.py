@@ -35,7 +35,7 @@ def _fill(log_path):
 def _start(cfg_path, env):
     return subprocess.Popen([sys.executable, "-m", "inferwatch.cli", "run", "--role", "audit",
                              "--config", str(cfg_path), "--metrics-port", "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cfg_path.parent)
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_sigkill_mid_stream_then_restart_audits_exactly_once(tmp_path):
     _fill(data / "log.db")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"data_dir: {data}\naudit:\n  batch_size: 100\nlog_level: WARNING\n")
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = dict(os.environ)  # the installed package (make test installs the checkout), not the cwd
     audit_db = data / "audit.db"
 
     def audited() -> int:

@@ -19,8 +19,6 @@ from inferwatch import masking
 from inferwatch.cli import main
 from inferwatch.config import load_config
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _planted() -> dict[str, str]:
     """Fresh secret values (unique per test run, so a hit cannot come from anything else)."""
@@ -119,7 +117,7 @@ def test_cli_errors_and_logs_of_failing_commands_are_masked(tmp_path: Path) -> N
     env = {**os.environ, **_planted(),
            "INFERWATCH_AUDIT_BACKEND": "elasticsearch", "INFERWATCH_ELASTICSEARCH_REQUEST_TIMEOUT": "1",
            "INFERWATCH_ELASTICSEARCH_MAX_RETRIES": "0", "INFERWATCH_DATA_DIR": str(tmp_path),
-           "INFERWATCH_LOG_LEVEL": "DEBUG", "PYTHONPATH": str(REPO)}
+           "INFERWATCH_LOG_LEVEL": "DEBUG"}
     out = subprocess.run([sys.executable, "-m", "inferwatch.cli", "search", "--model", "m"], env=env,
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     text = out.stdout + out.stderr
