@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from inferwatch.config import Config, load_config
 from tests.optional import in_ci
+from tests.seeds import install_from_env
 
 # One protobuf implementation for the whole run, fixed before anything imports protobuf: the old
 # generated modules of seldon-core and kserve (tests/realclients.py) need the pure-Python one, and
@@ -25,6 +26,9 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
                           suppress_health_check=[HealthCheck.too_slow])
 if in_ci():
     settings.load_profile("ci")
+
+# bench/seed_sweep.py: the same tests with every numpy seed shifted (tests/seeds.py)
+install_from_env()
 
 
 @pytest.fixture

@@ -17,8 +17,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
-from scipy.stats import binom
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import binom, wasserstein_distance
 
 from detectors import HellingerDrift, JSDrift, PSIDrift, WassersteinDrift
 from detectors.drift._distance import calibration_size
@@ -145,3 +147,82 @@ def test_a_reference_smaller_than_two_windows_still_gives_p_values() -> None:
 def test_bad_parameters_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
         PSIDrift(**kwargs)
+
+
+# --- the distances themselves, against formulas written here (pandas bins, scipy) -------------------
+
+
+def _binned(ref: np.ndarray, x: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference-quantile bins open at both ends, closed on the left, via pandas."""
+    edges = np.unique(np.quantile(ref, np.arange(1, bins) / bins))
+    cuts = [-np.inf, *edges, np.inf]
+    p = pd.Series(pd.cut(ref, cuts, right=False)).value_counts(sort=False).to_numpy() / len(ref)
+    q = pd.Series(pd.cut(x, cuts, right=False)).value_counts(sort=False).to_numpy() / len(x)
+    return p, q
+
+
+@pytest.mark.parametrize("bins", [2, 5, 10, 17])
+def test_binned_distances_equal_their_formulas(bins: int) -> None:
+    rng = np.random.default_rng(SEED + 5)
+    ref, x = rng.gamma(2.0, size=3000), rng.gamma(2.3, size=400)
+    x[:3] = np.quantile(ref, 0.5)  # values on an edge
+    p, q = _binned(ref, x, bins)
+    eps = 1e-3
+    pe, qe = np.maximum(p, eps), np.maximum(q, eps)
+    expected = {
+        PSIDrift: float(((qe - pe) * np.log(qe / pe)).sum()),
+        HellingerDrift: float(np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum() / 2)),
+        JSDrift: float(jensenshannon(p, q, base=2)),
+    }
+    for factory, want in expected.items():
+        kw = {"eps": eps} if factory is PSIDrift else {}
+        r = factory(threshold=1e9, bins=bins, **kw).fit({"a": ref}).update({"a": x}).result()
+        assert r.feature_distances["a"] == pytest.approx(want, rel=1e-9), factory.__name__
+
+
+def test_psi_empty_bins_take_eps() -> None:
+    ref = np.repeat([1.0, 2.0, 3.0, 4.0], 50)
+    x = np.full(20, 1.0)  # three of four bins empty in the window
+    for eps in (1e-4, 1e-2):
+        p, q = _binned(ref, x, 4)
+        pe, qe = np.maximum(p, eps), np.maximum(q, eps)
+        r = PSIDrift(threshold=1e9, bins=4, eps=eps).fit({"a": ref}).update({"a": x}).result()
+        assert r.feature_distances["a"] == pytest.approx(float(((qe - pe) * np.log(qe / pe)).sum()))
+
+
+def test_categories_new_in_the_window_get_their_own_bin() -> None:
+    ref = np.array(["a"] * 60 + ["b"] * 40, dtype=object)
+    x = np.array(["a"] * 5 + ["b"] * 10 + ["c"] * 5, dtype=object)
+    p, q = np.array([0.6, 0.4, 0.0]), np.array([0.25, 0.5, 0.25])
+    r = HellingerDrift(threshold=1e9).fit({"k": ref}).update({"k": x}).result()
+    assert r.feature_distances["k"] == pytest.approx(float(np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum() / 2)))
+    r = JSDrift(threshold=1e9).fit({"k": ref}).update({"k": x}).result()
+    assert r.feature_distances["k"] == pytest.approx(float(jensenshannon(p, q, base=2)))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_wasserstein_equals_scipy_in_reference_sds_or_raw(normalize: bool) -> None:
+    rng = np.random.default_rng(SEED + 6)
+    ref, x = rng.normal(3.0, 2.5, 2000), rng.normal(3.4, 2.5, 300)
+    want = wasserstein_distance(ref, x) / (np.std(ref) if normalize else 1.0)
+    r = WassersteinDrift(threshold=1e9, normalize=normalize).fit({"a": ref}).update({"a": x}).result()
+    assert r.feature_distances["a"] == pytest.approx(want, rel=1e-9)
+    const = WassersteinDrift(threshold=1e9).fit({"a": np.full(50, 2.0)}).update({"a": np.full(5, 3.0)}).result()
+    assert const.feature_distances["a"] == pytest.approx(1.0)  # a constant reference: scale 1, not 0
+
+
+def test_features_and_correction_are_used() -> None:
+    rng = np.random.default_rng(SEED + 7)
+    ref = _population(rng, 600, True)
+    win = _population(rng, 60, True, shift=1.5)
+    r = PSIDrift(features=["counts", "normal"], draws=199).fit(ref).update(win).result()
+    assert sorted(r.feature_distances) == ["counts", "normal"]
+    assert r.extra["correction"] == "bonferroni" and r.extra["n_tested"] == 2
+    fdr = PSIDrift(correction="fdr", draws=199).fit(ref).update(win).result()
+    p = sorted(fdr.feature_p_values.values())
+    n = len(p)
+    assert fdr.extra["correction"] == "fdr"
+    assert fdr.p_value == pytest.approx(min(1.0, min(v * n / (i + 1) for i, v in enumerate(p))))
+    none = PSIDrift(correction="none", p_val=0.2, draws=199).fit(ref).update(win).result()
+    assert none.p_value == pytest.approx(min(none.feature_p_values.values()))
+    assert none.extra["feature_threshold"] == 0.2
