@@ -96,14 +96,17 @@ test: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP) servers-venv
 	  $(PY) -m stack down; exit $$rc
 
 ## make mutation: mutmut over the modules where a silent bug costs most ([tool.mutmut] in
-## pyproject.toml: record and audit-document builders, log offsets and state, windows,
-## corrections, distance detectors, the batching sink) against the tests that own them; slow
-## (hours on two cores), not part of `make test`. MUTATION_JOBS sets the parallelism.
+## pyproject.toml: record and audit-document builders, codecs, Seldon v2 pairing, log offsets
+## and state, windows, corrections, distance detectors, the batching sink) against the tests
+## that own them; slow (hours on two cores), not part of `make test`. MUTATION_JOBS sets the
+## parallelism; MUTANTS='inferwatch.record*' runs a subset (keeping earlier results).
+## Writes bench/MUTATION.md (survivors' reasons: bench/mutation_survivors.txt).
 MUTATION_JOBS ?= 2
+MUTANTS ?=
 mutation: $(STAMP)
-	rm -rf mutants
-	env -u PYTHONPATH CI= nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS); \
-	  $(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py
+	$(if $(MUTANTS),,rm -rf mutants)
+	env -u PYTHONPATH CI= nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS); \
+	  $(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py --markdown bench/MUTATION.md
 
 ## make seed-sweep: every seeded statistical test across 20+ seeds (slow; not part of `make test`)
 seed-sweep: $(STAMP)

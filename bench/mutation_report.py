@@ -1,16 +1,41 @@
 """Mutation score per module from ``mutmut results --all true`` on stdin (``make mutation``).
 
-Score = killed (incl. timeouts) / (mutants run); "not checked" mutants are counted apart so a
-partial run says how much of each module it covered.
+    mutmut results --all true | python bench/mutation_report.py [--markdown bench/MUTATION.md]
+
+Score = killed (incl. timeouts) / mutants run; "not checked" mutants are counted apart so a
+partial run says how much of each module it covered. Survivors are listed with the reason
+each is accepted, from bench/mutation_survivors.txt (``<mutant name>: <reason>``; a line
+``<prefix>*: <reason>`` covers every survivor whose name starts with the prefix); a
+survivor with no reason there is listed as "not explained" — a missing test until shown
+otherwise. "score w/o equivalent" leaves out of the denominator the survivors whose
+reason starts with "equivalent" (mutants that cannot change behaviour are not mutants).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 
-_LINE = re.compile(r"^\s*(?P<name>\S+?)__mutmut_\d+:\s*(?P<status>.+?)\s*$")
+_LINE = re.compile(r"^\s*(?P<name>\S+?__mutmut_\d+):\s*(?P<status>.+?)\s*$")
+REASONS = Path(__file__).with_name("mutation_survivors.txt")
+
+# module groups of issue 16's mutation target (prefixes of mutant names)
+GROUPS = {
+    "record builders (inferwatch/record.py)": ("inferwatch.record.",),
+    "audit documents (inferwatch/audit.py)": ("inferwatch.audit.",),
+    "codecs (inferwatch/codecs/)": ("inferwatch.codecs.",),
+    "pairing (collectors/seldon_v2.py pair)": ("collectors.seldon_v2.x_pair",),
+    "log and offsets (inferwatch/sqlite_log.py)": ("inferwatch.sqlite_log.",),
+    "windows (detectors/runtime/windows.py)": ("detectors.runtime.windows.",),
+    "corrections (detectors/common/corrections.py)": ("detectors.common.corrections.",),
+    "distance detectors (psi, js, hellinger, wasserstein, _distance)": (
+        "detectors.drift.psi.", "detectors.drift.jensen_shannon.", "detectors.drift.hellinger.",
+        "detectors.drift.wasserstein.", "detectors.drift._distance."),
+    "batching sink (inferwatch/batching.py)": ("inferwatch.batching.",),
+}
 
 
 def module_of(name: str) -> str:
@@ -21,29 +46,94 @@ def module_of(name: str) -> str:
     return ".".join(parts[:-1])
 
 
+def load_reasons(path: Path = REASONS) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    exact: dict[str, str] = {}
+    prefixes: list[tuple[str, str]] = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, _, reason = line.partition(": ")
+            name = name.strip()
+            if name.endswith("*"):
+                prefixes.append((name[:-1], reason.strip()))
+            else:
+                exact[name] = reason.strip()
+    return exact, prefixes
+
+
+def reason_for(name: str, exact: dict[str, str], prefixes: list[tuple[str, str]]) -> str | None:
+    if name in exact:
+        return exact[name]
+    return next((r for p, r in prefixes if name.startswith(p)), None)
+
+
+def _score(c: Counter[str], equivalent: int) -> tuple[int, int, str, str]:
+    killed = c["killed"] + c["timeout"] + c["caught by type check"]
+    run = sum(c.values()) - c["not checked"] - c["skipped"]
+    raw = f"{100 * killed / run:.0f}%" if run else "-"
+    net = run - equivalent
+    eq = f"{100 * killed / net:.0f}%" if net > 0 else "-"
+    return killed, run, raw, eq
+
+
 def main() -> int:
-    by_module: dict[str, Counter[str]] = defaultdict(Counter)
-    survivors: dict[str, list[str]] = defaultdict(list)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", type=Path, help="also write the report as Markdown here")
+    args = ap.parse_args()
+    exact, prefixes = load_reasons()
+    statuses: dict[str, str] = {}
     for line in sys.stdin:
         m = _LINE.match(line)
-        if not m:
-            continue
-        mod, status = module_of(m["name"]), m["status"]
+        if m:
+            statuses[m["name"]] = m["status"]
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    equivalent: Counter[str] = Counter()
+    survivors: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for name, status in statuses.items():
+        mod = module_of(name)
         by_module[mod][status] += 1
         if status in ("survived", "no tests"):
-            survivors[mod].append(line.split(":")[0].strip())
-    print(f"{'module':40s} {'killed':>6s} {'survived':>8s} {'no tests':>8s} {'other':>5s} {'not run':>7s} {'score':>6s}")
+            why = reason_for(name, exact, prefixes)
+            survivors[mod].append((name, why))
+            if why and why.startswith("equivalent"):
+                equivalent[mod] += 1
+
+    out: list[str] = []
+    head = f"| {'module':44s} | killed | survived | no tests | not run | score | score w/o equivalent |"
+    out += ["## Per module", "", head, "|" + "---|" * 7]
     for mod, c in sorted(by_module.items()):
-        killed = c["killed"] + c["timeout"]
-        not_run = c["not checked"]
-        run = sum(c.values()) - not_run - c["skipped"]
-        other = run - killed - c["survived"] - c["no tests"]  # (no tests: no selected test reaches it)
-        score = f"{100 * killed / run:.0f}%" if run else "-"
-        print(f"{mod:40s} {killed:6d} {c['survived']:8d} {c['no tests']:8d} {other:5d} {not_run:7d} {score:>6s}")
-    for mod, names in sorted(survivors.items()):
-        print(f"\nsurvivors in {mod} (mutmut show NAME):")
-        for n in names:
-            print("  ", n)
+        killed, run, raw, eq = _score(c, equivalent[mod])
+        out.append(f"| {mod:44s} | {killed} | {c['survived']} | {c['no tests']} | {c['not checked']} | {raw} | {eq} |")
+    out += ["", "## Per group (issue 16)", "", "| group | killed | run | not run | score | score w/o equivalent |",
+            "|---|---|---|---|---|---|"]
+    for group, pre in GROUPS.items():
+        c = Counter()
+        eqn = 0
+        for name, status in statuses.items():
+            if name.startswith(pre):
+                c[status] += 1
+                if status in ("survived", "no tests"):
+                    why = reason_for(name, exact, prefixes)
+                    eqn += bool(why and why.startswith("equivalent"))
+        killed, run, raw, eq = _score(c, eqn)
+        out.append(f"| {group} | {killed} | {run} | {c['not checked']} | {raw} | {eq} |")
+    out += ["", "## Survivors", ""]
+    for mod, items in sorted(survivors.items()):
+        out.append(f"### {mod}")
+        out.append("")
+        for name, why in items:
+            out.append(f"- `{name}`: {why or 'not explained'}")
+        out.append("")
+    text = "\n".join(out)
+    try:
+        print(text)
+    except BrokenPipeError:
+        pass
+    if args.markdown:
+        args.markdown.write_text("# Mutation testing (make mutation)\n\nGenerated by bench/mutation_report.py from "
+                                 "`mutmut results --all true`; mutmut 3.8.1, tests and modules in pyproject's "
+                                 "[tool.mutmut].\n\n" + text + "\n", encoding="utf-8")
     return 0
 
 

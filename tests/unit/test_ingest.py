@@ -85,3 +85,83 @@ def test_ingest_appends_records_and_keeps_failures_as_dead_letters(tmp_path):
     logged = [InferenceRecord.from_json(e.value).id for e in lg.consumer(cfg.log.records_topic, "t").poll(10)]
     dead = [DeadLetter.from_json(e.value).id for e in lg.consumer(cfg.log.deadletter_topic, "t").poll(10)]
     assert logged == ["r1"] and dead == [dl.id for dl in letters]
+
+
+# --- Seldon Core v2: pairing the halves of one request (collectors/seldon_v2.pair) -----------------
+
+
+def _half(part: str, rid: str | None, model: str = "iris", ts_ms: int | None = None, body: dict | None = None,
+          pipeline: str | None = None):
+    from collectors.seldon_v2 import envelope_from_message
+
+    direction = "inputs" if part == "request" else "outputs"
+    if body is None:
+        body = ({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]} if part == "request"
+                else {"model_name": model, "model_version": "3", "outputs": [
+                    {"name": "y", "shape": [1], "datatype": "INT64", "data": [1]}]})
+    headers = [("x-request-id", rid.encode())] if rid else []
+    if pipeline:
+        headers.append(("pipeline", pipeline.encode()))
+    return envelope_from_message(f"seldon.prod.model.{model}.{direction}", None, orjson.dumps(body), headers,
+                                 timestamp_ms=ts_ms)
+
+
+def test_seldon_v2_halves_of_one_request_pair_into_one_record() -> None:
+    from collectors.seldon_v2 import pair
+
+    t0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    req, resp = _half("request", "r1", ts_ms=t0 + 250, pipeline="p1"), _half("response", "r1", ts_ms=t0 + 40)
+    for halves in ([req, resp], [resp, req]):  # either order
+        (both,) = pair(halves)
+        f = both.fields
+        assert f["part"] == "both" and f["id"] == "r1" and f["model"] == "iris"
+        assert f["request"] == req.fields["request"] and f["response"] == resp.fields["response"]
+        assert f["timestamp"] == datetime(2026, 1, 1, 0, 0, 0, 40_000, tzinfo=UTC)  # the earlier half's
+        assert f["latency_ms"] == pytest.approx(210.0)
+        assert f["meta"]["pipeline"] == "p1" and "seldon_topic" not in f["meta"]
+        assert both.raw == halves[0].raw + b"\n" + halves[1].raw
+        assert both.content_type == "application/json"
+        rec = to_record(both)
+        assert rec.inputs == {"x": [1.0]} and rec.outputs == {"y": [1]}
+
+
+def test_seldon_v2_pairs_only_a_request_with_a_response_of_the_same_id_and_model() -> None:
+    from collectors.seldon_v2 import pair
+
+    a = _half("request", "r1")
+    other_model = _half("response", "r1", model="wine")
+    other_id = _half("response", "r2")
+    twice = _half("request", "r1")
+    no_id = _half("request", None, body={"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [2.0]}]})
+    out = pair([a, other_model, other_id, twice, no_id])
+    assert out == [a, other_model, other_id, twice, no_id]  # nothing paired, order kept
+    assert [e.fields["part"] for e in out] == ["request", "response", "response", "request", "request"]
+
+
+def test_seldon_v2_a_third_half_starts_a_new_pair_and_positions_are_kept() -> None:
+    from collectors.seldon_v2 import pair
+
+    first = _half("request", "r1")
+    lone = _half("request", "r9")
+    out = pair([first, lone, _half("response", "r1"), _half("request", "r1"), _half("response", "r1")])
+    assert [(e.fields["id"], e.fields["part"]) for e in out] == [("r1", "both"), ("r9", "request"), ("r1", "both")]
+
+
+def test_seldon_v2_pairing_without_timestamps_or_with_mixed_formats() -> None:
+    from collectors.oip_proto import grpc_predict_v2_pb2 as pb
+    from collectors.seldon_v2 import envelope_from_message, pair
+
+    req = _half("request", "r1")  # JSON, no timestamp
+    msg = pb.ModelInferResponse(model_name="iris", model_version="3", id="r1")
+    out = msg.outputs.add(name="y", datatype="INT64", shape=[1])
+    out.contents.int64_contents.extend([4])
+    resp = envelope_from_message("seldon.prod.model.iris.outputs", b"r1", msg.SerializeToString(),
+                                 [("seldon-infer-type", b"proto/InferModelResponse")], timestamp_ms=1_767_225_600_000)
+    (both,) = pair([req, resp])
+    assert both.content_type is None  # JSON + protobuf: no one media type
+    assert both.fields["timestamp"] == datetime(2026, 1, 1, tzinfo=UTC)  # the one timestamp there is
+    assert "latency_ms" not in both.fields
+    assert both.fields["version"] == "3"  # the response's model_version survives the merge
+    assert both.fields["protocol"] == "oip-v2"
+    (none,) = pair([_half("request", "r2"), _half("response", "r2")])
+    assert "timestamp" not in none.fields and "latency_ms" not in none.fields
