@@ -44,6 +44,9 @@ from inferwatch.record import Detection
 
 __all__ = ["BinnedDistance", "Binned", "Fitted", "ThresholdDrift", "calibration_size"]
 
+_SPLIT, _BOOTSTRAP = "simulated (reference splits)", "simulated (bootstrap)"
+"""``extra["methods"]`` per feature: how its null distances were drawn."""
+
 _KEEP = 32
 """Most window sizes whose null distances are kept per feature."""
 
@@ -68,7 +71,7 @@ class Fitted:
     name: str
     state: Any
     pool: np.ndarray
-    null: dict[int, np.ndarray] = field(default_factory=dict)
+    null: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)
 
 
 class ThresholdDrift(FeatureDrift):
@@ -124,8 +127,9 @@ class ThresholdDrift(FeatureDrift):
         p-value is a quarter of the per-feature Bonferroni cut (199 at least)."""
         return max(199, int(np.ceil(4 * max(n_features, 1) / self.p_val)))
 
-    def _null(self, ref: Fitted, n: int) -> np.ndarray:
-        """Null distances for windows of ``calibration_size(n)`` values (computed once)."""
+    def _null(self, ref: Fitted, n: int) -> tuple[str, np.ndarray]:
+        """How, and the null distances for windows of ``calibration_size(n)`` values (computed
+        once)."""
         size = calibration_size(n)
         if size in ref.null:
             return ref.null[size]
@@ -133,9 +137,10 @@ class ThresholdDrift(FeatureDrift):
         seed = int.from_bytes(hashlib.sha1(f"{self._ref_key}/{ref.name}".encode()).digest()[:8], "big")
         rng = np.random.default_rng([seed, size])
         pool, m = ref.pool, len(ref.pool)
+        split = m >= 2 * size
         out = np.empty(draws)
         for b in range(draws):
-            if m >= 2 * size:
+            if split:
                 idx = rng.permutation(m)
                 rest, win = pool[idx[size:]], pool[idx[:size]]
             else:  # too small a reference to split: a bootstrap of both sides
@@ -143,25 +148,25 @@ class ThresholdDrift(FeatureDrift):
             out[b] = self._distance_to(self._refit(ref.state, rest), win)
         if len(ref.null) >= _KEEP:
             ref.null.pop(next(iter(ref.null)))
-        ref.null[size] = out
-        return out
+        ref.null[size] = (_SPLIT if split else _BOOTSTRAP, out)
+        return ref.null[size]
 
     def _test(self, refs: list[Fitted], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         d = np.array([self._distance_to(r.state, x) for r, x in zip(refs, values, strict=True)])
         if self.threshold is not None:
             return np.full(len(d), np.nan), d
         p = np.empty(len(d))
+        self._methods = []
         for i, (r, x) in enumerate(zip(refs, values, strict=True)):
-            null = self._null(r, len(x))
+            method, null = self._null(r, len(x))
+            self._methods.append(method)
             # ties count against drift; the tolerance absorbs rounding between equal distances
             p[i] = (1 + np.count_nonzero(null >= d[i] - 1e-12 * max(abs(d[i]), 1.0))) / (len(null) + 1)
         return p, d
 
     def _decide(self, det: Detection, tested: list[str], p: np.ndarray, dist: np.ndarray) -> Detection:
         if self.threshold is None:
-            det = super()._decide(det, tested, p, dist)
-            det.extra["p_values"] = "simulated null windows"
-            return det
+            return super()._decide(det, tested, p, dist)
         flags = dist > self.threshold
         det.is_drift = bool(flags.any())
         det.threshold = self.threshold

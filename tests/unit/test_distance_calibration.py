@@ -226,3 +226,104 @@ def test_features_and_correction_are_used() -> None:
     none = PSIDrift(correction="none", p_val=0.2, draws=199).fit(ref).update(win).result()
     assert none.p_value == pytest.approx(min(none.feature_p_values.values()))
     assert none.extra["feature_threshold"] == 0.2
+
+
+@pytest.mark.parametrize("p_val,n_features,draws", [(0.05, 1, 199), (0.05, 3, 240), (0.01, 3, 1200)])
+def test_default_draws_resolve_a_quarter_of_the_bonferroni_cut(p_val: float, n_features: int, draws: int) -> None:
+    """draws = max(199, ceil(4 k / p_val)): seen as the smallest p-value a far shift gets."""
+    rng = np.random.default_rng(SEED + 8)
+    names = ["normal", "counts", "rounded"][:n_features]
+    ref = {k: v for k, v in _population(rng, 400, False).items() if k in names}
+    win = {k: v for k, v in _population(rng, 40, False, shift=3.0).items() if k in names}
+    r = WassersteinDrift(p_val=p_val).fit(ref).update(win).result()
+    assert r.feature_p_values["normal"] == pytest.approx(1 / (draws + 1))
+
+
+def test_repr_names_the_decision() -> None:
+    assert repr(PSIDrift(threshold=0.3, features=["a"])) == (
+        "PSIDrift(threshold=0.3, p_val=0.05, correction='bonferroni', features=['a'])")
+    assert repr(WassersteinDrift(p_val=0.01, correction="fdr")) == (
+        "WassersteinDrift(threshold=None, p_val=0.01, correction='fdr', features=None)")
+
+
+def test_calibration_is_reproducible_for_a_reference() -> None:
+    """Two detectors fitted on the same reference give the same p-values (the null windows
+    are seeded by the reference and the feature; not by the clock)."""
+    rng = np.random.default_rng(SEED + 9)
+    ref = _population(rng, 300, True)
+    wins = [_population(rng, 30, True) for _ in range(2)]
+    a, b = PSIDrift(draws=99).fit(ref), PSIDrift(draws=99).fit(ref)
+    for w in wins:
+        assert a.reset().update(w).result().feature_p_values == b.reset().update(w).result().feature_p_values
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_the_null_windows_are_splits_down_to_half_the_reference_then_a_bootstrap(factory) -> None:
+    rng = np.random.default_rng(SEED + 10)
+    cat = _categorical(factory)
+    ref = _population(rng, 120, cat)
+    det = factory(draws=99).fit(ref)
+    for n, method in ((60, "simulated (reference splits)"), (61, "simulated (bootstrap)"),
+                      (20, "simulated (reference splits)"), (100, "simulated (bootstrap)")):
+        r = det.reset().update(_population(rng, n, cat)).result()
+        assert set(r.extra["methods"].values()) == {method}, (n, r.extra["methods"])
+    fixed = factory(threshold=0.5).fit(ref).update(_population(rng, 20, cat)).result()
+    assert "methods" not in fixed.extra
+
+
+def test_a_window_like_the_reference_is_no_evidence_ties_count_against_drift() -> None:
+    """A window with exactly the reference's proportions has distance 0; null windows tie with
+    it often on two-valued data: counted as at least as extreme, p = 1."""
+    ref = {"flag": np.repeat([0.0, 1.0], 100), "colour": np.array(["a", "b"] * 100, dtype=object)}
+    win = {"flag": np.repeat([0.0, 1.0], 10), "colour": np.array(["a", "b"] * 10, dtype=object)}
+    for factory in (PSIDrift, JSDrift, HellingerDrift):
+        r = factory(draws=99).fit(ref).update(win).result()
+        assert r.feature_p_values == {"flag": 1.0, "colour": 1.0}, factory.__name__
+    r = WassersteinDrift(draws=99).fit({"flag": ref["flag"]}).update({"flag": win["flag"]}).result()
+    assert r.feature_p_values == {"flag": 1.0}
+
+
+def test_many_categories_are_simulated_as_categories() -> None:
+    """40 categories with the default 10 bins: the null windows must keep the categories (not
+    quantile bins of their codes). A valid p-value is <= 0.02 in all of 5 null windows with
+    probability 0.02**5 = 3e-9; null distances from 10 merged bins would put every one at the
+    minimum 1/200."""
+    rng = np.random.default_rng(SEED + 11)
+    cats = np.array([f"c{i}" for i in range(40)], dtype=object)
+    det = PSIDrift(draws=199).fit({"k": rng.choice(cats, 800)})
+    ps = [det.reset().update({"k": rng.choice(cats, 80)}).result().feature_p_values["k"] for _ in range(5)]
+    assert max(ps) > 0.02, ps
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=lambda f: f.__name__)
+def test_every_detector_takes_p_val_correction_draws_and_features(factory) -> None:
+    rng = np.random.default_rng(SEED + 12)
+    cat = _categorical(factory)
+    det = factory(p_val=0.2, correction="none", draws=99, features=["counts", "normal"])
+    r = det.fit(_population(rng, 300, cat)).update(_population(rng, 30, cat, shift=2.0)).result()
+    assert sorted(r.feature_p_values) == ["counts", "normal"]
+    assert r.threshold == 0.2 and r.extra["correction"] == "none" and r.extra["feature_threshold"] == 0.2
+    assert r.feature_p_values["normal"] == pytest.approx(1 / 100)  # 99 draws: the far shift's p
+    assert r.feature_drift == {f: v < 0.2 for f, v in r.feature_p_values.items()}
+
+
+def test_default_bins_are_ten() -> None:
+    rng = np.random.default_rng(SEED + 13)
+    ref, x = rng.normal(size=2000), rng.normal(0.2, size=300)
+    p, q = _binned(ref, x, 10)
+    for factory, want in ((HellingerDrift, float(np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum() / 2))),
+                          (JSDrift, float(jensenshannon(p, q, base=2)))):
+        r = factory(threshold=1e9).fit({"a": ref}).update({"a": x}).result()
+        assert r.feature_distances["a"] == pytest.approx(want, rel=1e-9)
+    pe, qe = np.maximum(p, 1e-4), np.maximum(q, 1e-4)  # PSI's default eps too
+    r = PSIDrift(threshold=1e9).fit({"a": ref}).update({"a": x}).result()
+    assert r.feature_distances["a"] == pytest.approx(float(((qe - pe) * np.log(qe / pe)).sum()), rel=1e-9)
+
+
+def test_null_distances_are_kept_for_at_most_32_window_sizes() -> None:
+    rng = np.random.default_rng(SEED + 14)
+    det = WassersteinDrift(draws=99, features=["normal"]).fit(_population(rng, 200, False))
+    for n in range(2, 40):
+        det.reset().update(_population(rng, n, False)).result()
+    kept = det._ref["normal"].null  # type: ignore[index]
+    assert sorted(kept) == list(range(7, 40))[-32:]
