@@ -45,7 +45,7 @@ class Correction:
 
 
 def correct(p_values: Sequence[float] | np.ndarray, alpha: float, method: str = "bonferroni") -> Correction:
-    """Batch decision over per-feature p-values (``nan`` p-values are ignored)."""
+    """Batch decision over per-feature p-values (``nan`` or ``None`` p-values are ignored)."""
     p = np.asarray(p_values, dtype=np.float64)
     ok = ~np.isnan(p)
     drift = np.zeros(p.shape, dtype=bool)

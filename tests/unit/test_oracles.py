@@ -119,6 +119,43 @@ def test_fdr_decision_of_a_detector_matches_statsmodels() -> None:
 # --- windows ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("method", ["bonferroni", "fdr", "none"])
+def test_corrections_with_nothing_tested_decide_nothing(method: str) -> None:
+    for p in ([], [float("nan")] * 3, [None, None]):
+        c = correct(p, 0.05, method)
+        assert c.is_drift is False
+        assert math.isnan(c.p_value) and math.isnan(c.feature_threshold)
+        assert c.feature_drift.dtype == bool and c.feature_drift.shape == (len(p),) and not c.feature_drift.any()
+
+
+def test_corrections_ignore_missing_p_values_and_default_to_bonferroni() -> None:
+    c = correct([None, 0.004, float("nan"), 0.3], 0.05)  # None is missing, like nan
+    assert c.is_drift is True and c.feature_threshold == 0.025  # n = 2 tested
+    assert c.p_value == pytest.approx(0.008)
+    assert c.feature_drift.tolist() == [False, True, False, False]
+
+
+def test_correction_none_is_each_feature_at_alpha() -> None:
+    """``none``: drift where p < alpha, the batch p-value the smallest p (by definition)."""
+    c = correct([0.02, 0.03, 0.5, 0.05], 0.05, "none")
+    assert c.is_drift and c.p_value == 0.02 and c.feature_threshold == 0.05
+    assert c.feature_drift.tolist() == [True, True, False, False]  # 0.05 is not < 0.05
+    quiet = correct([0.2, 0.05], 0.05, "none")
+    assert not quiet.is_drift and quiet.p_value == 0.05 and not quiet.feature_drift.any()
+
+
+def test_corrections_are_strict_at_their_cut() -> None:
+    """alibi-detect's rule: p < cut (a p-value equal to the cut is not drift)."""
+    alpha, n = 0.05, 2
+    assert not correct([alpha / n, 0.9], alpha, "bonferroni").is_drift
+    assert correct([np.nextafter(alpha / n, 0), 0.9], alpha, "bonferroni").is_drift
+    # BH: p_(1) = alpha * 1 / n and p_(2) = 0.9 > alpha: nothing below its line
+    fdr = correct([alpha / n, 0.9], alpha, "fdr")
+    assert not fdr.is_drift and fdr.feature_threshold == alpha / n
+    assert fdr.feature_drift.dtype == bool and fdr.feature_drift.tolist() == [False, False]
+    assert fdr.p_value == pytest.approx(min(alpha / n * n / 1, 0.9 * n / 2))
+
+
 def test_sliding_time_window_spans_its_size() -> None:
     """Plant caught: a sliding window's start computed as end - step instead of end - size."""
     w = TimeWindow(seconds=60, step=20)
