@@ -92,9 +92,11 @@ def _wrap_stages(worker: AuditWorker, store: ElasticsearchAuditStore, st: Stages
         c.commit = st.wrap("commit", c.commit)  # type: ignore[method-assign]
     worker._decode = st.wrap("decode", worker._decode)  # type: ignore[method-assign]
     worker._write_retrying = st.wrap("writer thread, all", worker._write_retrying)  # type: ignore[method-assign]
+    import sinks.elasticsearch as es_store
+
     store._record_actions = st.wrap_iter("  document building", store._record_actions)  # type: ignore[method-assign]
-    store._bulk.encode = st.wrap("  serialisation", store._bulk.encode)  # type: ignore[method-assign]
-    store._bulk.send = st.wrap("bulk I/O (client side, chunk thread)", store._bulk.send)  # type: ignore[method-assign]
+    es_store._line = st.wrap("  serialisation", es_store._line)  # type: ignore[assignment]
+    es_store._Bulk.send = st.wrap("bulk I/O (client side)", es_store._Bulk.send)  # type: ignore[method-assign]
 
 
 def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | None = None) -> tuple[float, float]:
