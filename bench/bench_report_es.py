@@ -102,6 +102,8 @@ def main() -> None:
     ap.add_argument("--categorical", type=int, default=2)
     ap.add_argument("--hours", type=int, default=24)
     ap.add_argument("--bins", type=int, default=100)
+    ap.add_argument("--prefix", default=None,
+                    help="reuse the rows already loaded under this prefix (a run cut short); deleted at the end")
     ap.add_argument("--hosts", default=os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:9200"))
     args = ap.parse_args()
 
@@ -110,7 +112,7 @@ def main() -> None:
     from inferwatch.config import ElasticsearchConfig
     from sinks.elasticsearch import ElasticsearchAuditStore
 
-    prefix = "bench-" + uuid.uuid4().hex[:8]
+    prefix = args.prefix or "bench-" + uuid.uuid4().hex[:8]
     model = "scale"
     store = ElasticsearchAuditStore(ElasticsearchConfig(hosts=[args.hosts], index_prefix=prefix))  # the templates
     es = Elasticsearch(args.hosts, request_timeout=600)
@@ -122,8 +124,14 @@ def main() -> None:
             d = Path(tmp)
             ref = d / "reference.parquet"
             frame(np.random.default_rng(1), args.ref_rows, args.numeric, args.categorical, False).to_parquet(ref)
-            secs = load(es, prefix, model, args.rows, args.numeric, args.categorical, args.hours)
+            if args.prefix:
+                es.indices.put_settings(index=f"{prefix}-records-*", settings={"refresh_interval": "1s"})
+                es.indices.refresh(index=f"{prefix}-records-*")
+                secs = float("nan")
+            else:
+                secs = load(es, prefix, model, args.rows, args.numeric, args.categorical, args.hours)
             count = es.count(index=f"{prefix}-records-*")["count"]
+            args.rows = count
             size = sum(int(s["store"]["size_in_bytes"]) for s in
                        es.indices.stats(index=f"{prefix}-records-*", metric="store")["indices"].values()
                        for s in [s["total"]])
