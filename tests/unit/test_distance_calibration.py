@@ -143,10 +143,14 @@ def test_a_reference_smaller_than_two_windows_still_gives_p_values() -> None:
     assert all(0 < v <= 1 for v in r.feature_p_values.values())
 
 
-@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": -1}, {"draws": 10}, {"p_val": 0}])
-def test_bad_parameters_are_refused(kwargs) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs,message", [({"threshold": 0}, "threshold must be positive"),
+                                            ({"threshold": -1}, "threshold must be positive"),
+                                            ({"draws": 98}, "draws must be at least 99"), ({"p_val": 0}, "p_val"),
+                                            ({"bins": 1}, "bins must be at least 2")])
+def test_bad_parameters_are_refused(kwargs, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         PSIDrift(**kwargs)
+    PSIDrift(draws=99, bins=2)  # the smallest allowed
 
 
 # --- the distances themselves, against formulas written here (pandas bins, scipy) -------------------
@@ -228,7 +232,7 @@ def test_features_and_correction_are_used() -> None:
     assert none.extra["feature_threshold"] == 0.2
 
 
-@pytest.mark.parametrize("p_val,n_features,draws", [(0.05, 1, 199), (0.05, 3, 240), (0.01, 3, 1200)])
+@pytest.mark.parametrize("p_val,n_features,draws", [(0.05, 1, 199), (0.01, 1, 400), (0.05, 3, 240), (0.01, 3, 1200)])
 def test_default_draws_resolve_a_quarter_of_the_bonferroni_cut(p_val: float, n_features: int, draws: int) -> None:
     """draws = max(199, ceil(4 k / p_val)): seen as the smallest p-value a far shift gets."""
     rng = np.random.default_rng(SEED + 8)
