@@ -331,3 +331,32 @@ def test_null_distances_are_kept_for_at_most_32_window_sizes() -> None:
         det.reset().update(_population(rng, n, False)).result()
     kept = det._ref["normal"].null  # type: ignore[index]
     assert sorted(kept) == list(range(7, 40))[-32:]
+
+
+def test_one_row_windows_and_categories_missing_from_the_window() -> None:
+    ref = np.array(["a"] * 60 + ["b"] * 40, dtype=object)
+    for x, q in ((np.array(["a"], dtype=object), [1.0, 0.0]), (np.array(["c", "c", "b"], dtype=object), [0, 1 / 3, 2 / 3])):
+        p = np.array([0.6, 0.4, 0.0][: len(q)])
+        r = HellingerDrift(threshold=1e9).fit({"k": ref}).update({"k": x}).result()
+        want = float(np.sqrt(((np.sqrt(p) - np.sqrt(np.array(q))) ** 2).sum() / 2))
+        assert r.feature_distances["k"] == pytest.approx(want), x
+    num = np.arange(100, dtype=float)
+    p, q = _binned(num, np.array([95.0]), 10)
+    r = JSDrift(threshold=1e9).fit({"a": num}).update({"a": [95.0]}).result()
+    assert r.feature_distances["a"] == pytest.approx(float(jensenshannon(p, q, base=2)))
+
+
+def test_numbers_sent_as_text_are_binned_as_numbers() -> None:
+    rng = np.random.default_rng(SEED + 15)
+    ref, x = np.round(rng.normal(size=500), 2), np.round(rng.normal(0.5, size=60), 2)
+    as_text = PSIDrift(threshold=1e9).fit({"a": ref.astype(str).astype(object)})
+    r = as_text.update({"a": x.astype(str).astype(object)}).result()
+    r_num = PSIDrift(threshold=1e9).fit({"a": ref}).update({"a": x}).result()
+    assert r.feature_distances["a"] == pytest.approx(r_num.feature_distances["a"])
+
+
+def test_wasserstein_normalizes_by_default_also_below_one_sd() -> None:
+    rng = np.random.default_rng(SEED + 16)
+    ref, x = rng.normal(0.0, 0.5, 1000), rng.normal(0.1, 0.5, 200)
+    r = WassersteinDrift(threshold=1e9).fit({"a": ref}).update({"a": x}).result()
+    assert r.feature_distances["a"] == pytest.approx(wasserstein_distance(ref, x) / np.std(ref), rel=1e-9)
