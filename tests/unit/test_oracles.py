@@ -144,6 +144,11 @@ def test_correction_none_is_each_feature_at_alpha() -> None:
     assert not quiet.is_drift and quiet.p_value == 0.05 and not quiet.feature_drift.any()
 
 
+def test_an_unknown_correction_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="correction must be one of"):
+        correct([0.01, 0.2], 0.05, "holm")
+
+
 def test_corrections_are_strict_at_their_cut() -> None:
     """alibi-detect's rule: p < cut (a p-value equal to the cut is not drift)."""
     alpha, n = 0.05, 2
