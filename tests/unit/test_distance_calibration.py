@@ -344,6 +344,17 @@ def test_one_row_windows_and_categories_missing_from_the_window() -> None:
     p, q = _binned(num, np.array([95.0]), 10)
     r = JSDrift(threshold=1e9).fit({"a": num}).update({"a": [95.0]}).result()
     assert r.feature_distances["a"] == pytest.approx(float(jensenshannon(p, q, base=2)))
+    r = HellingerDrift(threshold=1e9).fit({"a": num}).update({"a": [95.0]}).result()
+    assert r.feature_distances["a"] == pytest.approx(float(np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum() / 2)))
+
+
+def test_an_explicit_threshold_is_strict_and_reports_no_correction() -> None:
+    """Hellinger between all-"a" and all-"b" is exactly 1: at threshold 1.0 that is not drift."""
+    ref, win = {"k": np.array(["a"] * 10, dtype=object)}, {"k": np.array(["b"] * 4, dtype=object)}
+    r = HellingerDrift(threshold=1.0).fit(ref).update(win).result()
+    assert r.feature_distances["k"] == 1.0 and not r.is_drift and r.feature_drift == {"k": False}
+    assert "correction" not in r.extra and r.extra["n_tested"] == 1 and r.extra["untested"] == {}
+    assert HellingerDrift(threshold=0.999).fit(ref).update(win).result().is_drift
 
 
 def test_numbers_sent_as_text_are_binned_as_numbers() -> None:
