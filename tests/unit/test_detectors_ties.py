@@ -28,7 +28,8 @@ def _integral(test: str, a: np.ndarray, b: np.ndarray) -> float:
     return float(n * m / (n + m) * (wt * (fa - fb) ** 2).sum())
 
 
-def _shuffle_p(test: str, a: np.ndarray, b: np.ndarray, draws: int, seed: int) -> float:
+def _shuffle_hits(test: str, a: np.ndarray, b: np.ndarray, draws: int, seed: int) -> int:
+    """How many of ``draws`` shuffles of the pooled rows give a statistic >= the data's."""
     rng = np.random.default_rng(seed)
     pooled = np.r_[a, b]
 
@@ -42,7 +43,7 @@ def _shuffle_p(test: str, a: np.ndarray, b: np.ndarray, draws: int, seed: int) -
     for _ in range(draws):
         rng.shuffle(pooled)
         hits += stat(pooled[: len(a)], pooled[len(a) :]) >= obs - 1e-12
-    return (hits + 1) / (draws + 1)
+    return hits
 
 
 def test_statistics_from_counts_equal_raw_value_oracles() -> None:
@@ -77,14 +78,29 @@ def test_identical_constant_columns_do_not_drift() -> None:
 @pytest.mark.parametrize("test,cls", [("ks", KSDrift), ("cvm", CVMDrift), ("anderson", AndersonDrift)])
 def test_conditional_p_values_match_a_row_shuffling_oracle(test: str, cls) -> None:
     """Small tied windows (permutation), two-valued columns (exact) and larger tied windows
-    (discrete-asymptotic, CVM/AD): ours against 400 shuffles of the pooled rows.
+    (discrete-asymptotic, CVM/AD): ours against 1,000 shuffles of the pooled rows.
 
-    The oracle's p has a binomial standard error sqrt(p(1-p)/400) <= 0.025; ours (sequential,
-    >= 20 exceedances or 2,000+ draws) a relative one of at most 1/sqrt(20) for p >= 0.01.
-    The bound 0.09 + 0.35 p is beyond 3.3 combined standard errors at every p: false-failure
-    probability below 1e-3 per comparison, 12 comparisons: below 1.2e-2 overall in principle,
-    but all are seeded, so the outcome is fixed (it passes), and the bound is what protects
-    against a real error (a wrong null law shifts p by far more)."""
+    The oracle counts ``hits`` of ``D`` shuffles at least as extreme as the data: hits ~
+    Binomial(D, p), p the exact permutation p-value, so the Clopper-Pearson interval
+    [p_lo, p_hi] at two-sided level 1e-4 holds p except with probability 1e-4.
+
+    * ``permutation`` (Besag-Clifford, h = H_STOP = 10): ours = h / S, S the draws up to the
+      h-th exceedance, S - h ~ NegativeBinomial(h, p) (or, after b_max draws without h
+      exceedances, (e + 1) / (b_max + 1), e < h). Its relative error is ~1/sqrt(10) and
+      skewed: a fixed band such as 0.09 + 0.35 p (designed for h = 20) fails for ~4 in 7
+      seeds. Accepted: S inside the 1e-5 / 1 - 1e-5 NegativeBinomial quantiles at the
+      interval's ends (S not too small for p_hi, not too large for p_lo).
+    * ``exact-hypergeometric`` / asymptotic: ours deterministic, accepted within the
+      interval widened by 0.02 + 0.25 p (the asymptotic laws' approximation error; a wrong
+      null law shifts p by far more); KS's ``asymptotic-conservative`` (the continuous law,
+      conservative on ties by design) only by 0.09 + 0.35 p_hi above.
+
+    False-failure probability per comparison <= 1e-4 + 2e-5; 4 comparisons per run:
+    <= 5e-4 per run, whatever the seed."""
+    from scipy.stats import beta, nbinom
+
+    from detectors.common._discrete import H_STOP
+
     rng = np.random.default_rng({"ks": 1, "cvm": 2, "anderson": 3}[test])
     cases = [
         (rng.integers(0, 6, 400).astype(float), rng.integers(0, 6, 20).astype(float)),
@@ -92,11 +108,31 @@ def test_conditional_p_values_match_a_row_shuffling_oracle(test: str, cls) -> No
         ((rng.random(500) < 0.3).astype(float), (rng.random(40) < 0.45).astype(float)),
         (rng.poisson(3.0, 600).astype(float), rng.poisson(3.3, 300).astype(float)),
     ]
+    draws, level, tail = 1000, 1e-4, 1e-5
     for a, b in cases:
-        r = cls().fit({"x": a}).update({"x": b}).result()
-        ours = r.feature_p_values["x"]
-        oracle = _shuffle_p(test, a, b, 400, seed=7)
-        assert abs(ours - oracle) <= 0.09 + 0.35 * oracle, (test, r.extra["methods"], ours, oracle)
+        det = cls()
+        r = det.fit({"x": a}).update({"x": b}).result()
+        ours, method = r.feature_p_values["x"], r.extra["methods"]["x"]
+        hits = _shuffle_hits(test, a, b, draws, seed=7)
+        p_lo = beta.ppf(level / 2, hits, draws - hits + 1) if hits else 0.0
+        p_hi = beta.ppf(1 - level / 2, hits + 1, draws - hits) if hits < draws else 1.0
+        info = (test, method, ours, hits, p_lo, p_hi)
+        if method == "permutation":
+            b_max = det._permutations(1)
+            s = H_STOP / ours
+            if abs(s - round(s)) < 1e-6 and H_STOP <= round(s) <= b_max:  # stopped at the h-th exceedance
+                s = round(s)
+                assert nbinom.cdf(s - H_STOP, H_STOP, p_hi) >= tail, info  # not too early
+                assert nbinom.sf(s - H_STOP - 1, H_STOP, max(p_lo, 1e-12)) >= tail, info  # not too late
+            else:  # b_max draws, fewer than h exceedances: only plausible for a small p
+                assert ours <= H_STOP / b_max + 1e-12, info
+                assert nbinom.sf(b_max - H_STOP, H_STOP, max(p_lo, 1e-12)) >= tail, info
+        else:
+            slack = 0.02 + 0.25 * ours
+            assert p_lo - slack <= ours, info  # never anti-conservative
+            # KS's continuous law on tied data is conservative by design: a wider upper band
+            upper = 0.09 + 0.35 * p_hi if method == "asymptotic-conservative" else slack
+            assert ours <= p_hi + upper, info
 
 
 def test_discrete_asymptotic_tail_against_simulated_null() -> None:
