@@ -92,8 +92,9 @@ def test_conditional_p_values_match_a_row_shuffling_oracle(test: str, cls) -> No
       interval's ends (S not too small for p_hi, not too large for p_lo).
     * ``exact-hypergeometric`` / asymptotic: ours deterministic, accepted within the
       interval widened by 0.02 + 0.25 p (the asymptotic laws' approximation error; a wrong
-      null law shifts p by far more); KS's ``asymptotic-conservative`` (the continuous law,
-      conservative on ties by design) only by 0.09 + 0.35 p_hi above.
+      null law shifts p by far more). KS's ``asymptotic-conservative`` (the continuous law on
+      tied data, larger than the conditional p by a data-dependent amount: 0.45 against
+      0.11-0.20 on Poisson(3) 600 vs 300) is checked only for validity, not closeness.
 
     False-failure probability per comparison <= 1e-4 + 2e-5; 4 comparisons per run:
     <= 5e-4 per run, whatever the seed."""
@@ -130,9 +131,8 @@ def test_conditional_p_values_match_a_row_shuffling_oracle(test: str, cls) -> No
         else:
             slack = 0.02 + 0.25 * ours
             assert p_lo - slack <= ours, info  # never anti-conservative
-            # KS's continuous law on tied data is conservative by design: a wider upper band
-            upper = 0.09 + 0.35 * p_hi if method == "asymptotic-conservative" else slack
-            assert ours <= p_hi + upper, info
+            if method != "asymptotic-conservative":
+                assert ours <= p_hi + slack, info
 
 
 def test_discrete_asymptotic_tail_against_simulated_null() -> None:
