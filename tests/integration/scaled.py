@@ -40,28 +40,35 @@ class Scaled:
 
     def records_on_log(self, max_n: int = 100_000) -> list[InferenceRecord]:
         c = self.log.consumer(self.cfg.log.records_topic, "peek-" + uuid.uuid4().hex)
-        out: list[InferenceRecord] = []
+        seen: dict[tuple[int, int], InferenceRecord] = {}
         try:
             for _ in range(50):
                 batch = c.poll(5000, timeout=0.5)
-                if not batch and out:
+                if not batch and seen:
                     break
-                out += [InferenceRecord.from_json(e.value) for e in batch]
-                if len(out) >= max_n:
+                seen.update(_by_position(batch, InferenceRecord.from_json))
+                if len(seen) >= max_n:
                     break
         finally:
             c.close()
-        return out
+        return [seen[k] for k in sorted(seen)]
 
     def letters_on_log(self) -> list[DeadLetter]:
         c = self.log.consumer(self.cfg.log.deadletter_topic, "peek-" + uuid.uuid4().hex)
         try:
-            out: list[DeadLetter] = []
+            seen: dict[tuple[int, int], DeadLetter] = {}
             for _ in range(6):
-                out += [DeadLetter.from_json(e.value) for e in c.poll(5000, timeout=0.5)]
-            return out
+                seen.update(_by_position(c.poll(5000, timeout=0.5), DeadLetter.from_json))
+            return [seen[k] for k in sorted(seen)]
         finally:
             c.close()
+
+
+def _by_position(entries: Any, parse: Any) -> dict[tuple[int, int], Any]:
+    """Entries keyed by (partition, offset): a peek consumer that never commits reads a
+    partition again from the start when the group rebalances (kafka-python may rejoin once
+    right after the first join), so what is *on the log* is the set of positions seen."""
+    return {(e.partition, e.offset): parse(e.value) for e in entries}
 
 
 @contextlib.contextmanager
