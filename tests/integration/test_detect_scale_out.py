@@ -108,7 +108,10 @@ def test_detect_members_join_leave_and_crash_each_window_once(stack_env, tmp_pat
         wait_until(lambda: holds_partitions(a, b) and split_of(a, b), timeout=180, what="a and b split the partitions")
         append(0, 120)
         wait_until(lambda: processed() == lg.size(topic), timeout=180, what="two members read the first part")
-        assert a.detections and b.detections  # both computed windows of their partitions
+        # which member computed which window is Kafka's timing (a rejoin right after the first
+        # join can leave one member alone with every partition for a moment, seen twice in full
+        # runs); what must hold is checked below: every window once, equal to one monitor per model
+        assert a.detections or b.detections
         a.stop()  # graceful: checkpoints, leaves the group; b gets its partitions and their windows
         assert a.thread is not None and not a.thread.is_alive()
         c = member()
