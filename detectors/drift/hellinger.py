@@ -12,8 +12,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from detectors.drift._distance import BinnedDistance
@@ -26,18 +24,6 @@ class HellingerDrift(BinnedDistance):
     :mod:`detectors.drift._distance`), ``bins``, ``features``, ``p_val``, ``correction``, ``draws``."""
 
     name = "hellinger"
-
-    def __init__(
-        self,
-        threshold: float | None = None,
-        bins: int = 10,
-        features: Sequence[str] | None = None,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        draws: int | None = None,
-    ) -> None:
-        super().__init__(threshold=threshold, bins=bins, features=features, p_val=p_val, correction=correction,
-                         draws=draws)
 
     def _distance(self, p: np.ndarray, q: np.ndarray) -> float:
         return float(np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum()))

@@ -12,8 +12,6 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
@@ -27,18 +25,6 @@ class JSDrift(BinnedDistance):
     :mod:`detectors.drift._distance`), ``bins``, ``features``, ``p_val``, ``correction``, ``draws``."""
 
     name = "js"
-
-    def __init__(
-        self,
-        threshold: float | None = None,
-        bins: int = 10,
-        features: Sequence[str] | None = None,
-        p_val: float = 0.05,
-        correction: str = "bonferroni",
-        draws: int | None = None,
-    ) -> None:
-        super().__init__(threshold=threshold, bins=bins, features=features, p_val=p_val, correction=correction,
-                         draws=draws)
 
     def _distance(self, p: np.ndarray, q: np.ndarray) -> float:
         return float(jensenshannon(p, q, base=2))
