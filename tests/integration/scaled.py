@@ -64,6 +64,16 @@ class Scaled:
             c.close()
 
 
+def delete_test_indices(hosts: str, tag: str) -> None:
+    """Delete every ``iwt-<tag>-*`` index a test made (a test's cleanup, shared by the e2e tests)."""
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(hosts)
+    names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
+    if names:
+        es.indices.delete(index=",".join(names))
+
+
 def _by_position(entries: Any, parse: Any) -> dict[tuple[int, int], Any]:
     """Entries keyed by (partition, offset): a peek consumer that never commits reads a
     partition again from the start when the group rebalances (kafka-python may rejoin once

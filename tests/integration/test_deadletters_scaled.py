@@ -17,6 +17,7 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import DeadLetter
+from tests.integration.scaled import delete_test_indices
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -89,10 +90,5 @@ elasticsearch: {{hosts: ["{stack_env['INFERWATCH_ELASTICSEARCH_HOSTS']}"], index
                           "--id", "d", "--format", "json"], cwd=tmp_path, capture_output=True, timeout=60)
     assert [orjson.loads(x)["doc_id"] for x in out.stdout.splitlines()] == ["d-0"]
 
-    from elasticsearch import Elasticsearch
-
-    es = Elasticsearch(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"])
-    names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
-    if names:
-        es.indices.delete(index=",".join(names))
+    delete_test_indices(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"], tag)
     KafkaLog(cfg.kafka).delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])

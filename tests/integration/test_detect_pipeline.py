@@ -17,6 +17,7 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.references import ReferenceStore
+from tests.integration.scaled import delete_test_indices
 from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -108,11 +109,6 @@ def test_detections_reach_log_audit_metrics_and_alertmanager(stack_env, tmp_path
     finally:
         target.unlink(missing_ok=True)
         pipe.stop()
-        from elasticsearch import Elasticsearch
-
-        es = Elasticsearch(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"])
-        names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
-        if names:
-            es.indices.delete(index=",".join(names))
+        delete_test_indices(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"], tag)
         KafkaLog(cfg.kafka).delete_topics([cfg.log.records_topic, cfg.log.detections_topic,
                                            cfg.log.deadletter_topic])

@@ -25,6 +25,7 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import Detection
+from tests.integration.scaled import delete_test_indices
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -222,12 +223,7 @@ def test_realized_figures_variants_labels_and_alert_on_the_real_stack(stack_env,
     finally:
         target.unlink(missing_ok=True)
         pipe.stop()
-        from elasticsearch import Elasticsearch
-
-        es = Elasticsearch(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"])
-        names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
-        if names:
-            es.indices.delete(index=",".join(names))
+        delete_test_indices(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"], tag)
         kafka.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic,
                              cfg.collector.feedback_topic])
         kafka.close()

@@ -38,6 +38,7 @@ from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import Detection
 from inferwatch.references import ReferenceStore
+from tests.integration.scaled import delete_test_indices
 from tests.reference import run_nannyml
 from tests.waiting import wait_until
 
@@ -202,11 +203,6 @@ def test_streaming_estimates_match_nannyml_and_the_realized_figures(stack_env, t
                    for ln in metrics.splitlines())
     finally:
         pipe.stop()
-        from elasticsearch import Elasticsearch
-
-        es = Elasticsearch(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"])
-        names = list(es.indices.get(index=f"iwt-{tag}-*", allow_no_indices=True).body)
-        if names:
-            es.indices.delete(index=",".join(names))
+        delete_test_indices(stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"], tag)
         kafka.delete_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
         kafka.close()
