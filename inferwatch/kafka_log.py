@@ -298,8 +298,15 @@ class KafkaConsumerLog(Consumer):
             deadline = time.monotonic() + 30
             while not self._consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
                 time.sleep(0.2)
+            if not self._consumer.partitions_for_topic(topic):
+                # joining anyway leaves this member without partitions until some later
+                # rebalance; not joining keeps the role not ready, retrying, and saying why
+                raise LogError(f"topic {topic!r} has no partitions yet (not created?); will try again")
             self._consumer.subscribe([topic], listener=_Listener())
-        except kafka.errors.KafkaError as exc:
+        except (kafka.errors.KafkaError, LogError) as exc:
+            self._close_quietly()
+            if isinstance(exc, LogError):
+                raise
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
         self._committed: dict[int, int] = {}
 
@@ -511,7 +518,13 @@ class KafkaConsumerLog(Consumer):
             raise LogError(f"lag of {self.group}/{self.topic} failed: {exc}") from exc
 
     def close(self) -> None:
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        consumer = getattr(self, "_consumer", None)
+        if consumer is None:
+            return
         try:
-            self._consumer.close(autocommit=False)
+            consumer.close(autocommit=False)
         except Exception:  # closing must not mask the error that made us close
             log.debug("consumer close failed", exc_info=True)

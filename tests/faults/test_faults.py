@@ -58,9 +58,16 @@ def _rig(made: list[Rig], stack: FaultStack, tmp: Path, name: str, **kw: object)
     return r
 
 
-def _record(result: FaultResult) -> None:
+def _record(result: FaultResult, rig: Rig) -> None:
     RESULTS.append(result)
-    assert result.ok, result
+    # a failure shows what the roles logged last (in CI the rig's files are gone afterwards)
+    assert result.ok, (result, {n: _log_lines(r.log_text()) for n, r in rig.roles.items()})
+
+
+def _log_lines(text: str, keep: int = 40) -> str:
+    """The role log's last ``keep`` lines at INFO and above."""
+    lines = [ln for ln in text.splitlines() if " DEBUG " not in ln]
+    return "\n".join(lines[-keep:])
 
 
 def _run_service_outage(made: list[Rig], stack: FaultStack, tmp: Path, service: str, how: str, seconds: float,
@@ -81,7 +88,7 @@ def _run_service_outage(made: list[Rig], stack: FaultStack, tmp: Path, service: 
     recovery = rig.wait_ready(timeout=300)
     time.sleep(8)  # traffic after the fault
     rig.stop_sending()
-    _record(rig.result(name, recovery))
+    _record(rig.result(name, recovery), rig)
 
 
 @pytest.mark.parametrize(("service", "how", "seconds"), [
@@ -113,7 +120,7 @@ def test_elasticsearch_network_cut(rig_factory: list[Rig], fault_stack: FaultSta
     recovery = rig.wait_ready(timeout=300)
     time.sleep(3)
     rig.stop_sending()
-    _record(rig.result("elasticsearch cut 30s + black hole 20s", recovery))
+    _record(rig.result("elasticsearch cut 30s + black hole 20s", recovery), rig)
 
 
 @pytest.mark.parametrize("role", ["collector", "audit", "detect1"])
@@ -131,7 +138,7 @@ def test_role_killed_three_times(rig_factory: list[Rig], fault_stack: FaultStack
     time.sleep(3)
     rig.stop_sending()
     _record(rig.result(f"{role.rstrip('1')} SIGKILL x3", max(recoveries),
-                       note=f"recoveries {', '.join(f'{r:.1f}' for r in recoveries)} s"))
+                       note=f"recoveries {', '.join(f'{r:.1f}' for r in recoveries)} s"), rig)
 
 
 def test_audit_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_stack: FaultStack,
@@ -152,7 +159,7 @@ def test_audit_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_st
     recovery = rig.wait_ready(timeout=180)
     time.sleep(5)
     rig.stop_sending()
-    _record(rig.result("audit x3: leave, SIGKILL, rejoin", recovery))
+    _record(rig.result("audit x3: leave, SIGKILL, rejoin", recovery), rig)
 
 
 def test_roles_started_while_kafka_is_down(rig_factory: list[Rig], fault_stack: FaultStack, tmp_path: Path) -> None:
@@ -168,7 +175,7 @@ def test_roles_started_while_kafka_is_down(rig_factory: list[Rig], fault_stack: 
     rig.start_sending()
     time.sleep(5)
     rig.stop_sending()
-    _record(rig.result("roles started with kafka down 30s", recovery))
+    _record(rig.result("roles started with kafka down 30s", recovery), rig)
 
 
 def test_detect_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_stack: FaultStack,
@@ -193,4 +200,4 @@ def test_detect_scale_out_members_join_and_leave(rig_factory: list[Rig], fault_s
     recovery = rig.wait_ready(timeout=180)
     time.sleep(10)
     rig.stop_sending()
-    _record(rig.result("detect x2 (+audit x3): leave, SIGKILL, rejoin", recovery))
+    _record(rig.result("detect x2 (+audit x3): leave, SIGKILL, rejoin", recovery), rig)
