@@ -568,7 +568,10 @@ class ElasticsearchAuditStore(AuditStore):
             for stub in outlier_documents(d):
                 rid = stub["doc_id"]
                 index = where.get(rid) or self.records_index(d.model, end or d.timestamp)
-                actions.append(WriteAction("update", index, rid, {"doc": {"outlier": stub["outlier"]}, "upsert": stub}))
+                # the stub is what a refused score's dead letter keeps (an action that may not be
+                # refused would hold the detections sink on that batch for good)
+                actions.append(WriteAction("update", index, rid, {"doc": {"outlier": stub["outlier"]}, "upsert": stub},
+                                           stub))
         self._write(actions)
 
     def write_deadletters(self, letters: Sequence[DeadLetter]) -> int:

@@ -189,3 +189,27 @@ def test_a_request_refused_whole_is_split_and_only_the_refused_document_dead_let
     assert len(letters) == 1 and letters[0].reason.startswith(f"{status} ") and "r5-0" in letters[0].reason
     assert InferenceRecord.from_json(letters[0].raw).id == "r5" and letters[0].stage == "index"
     assert len(client.calls) <= 1 + 2 * 3 + 1  # halves: a search for the refused one, not one request each
+
+
+def test_a_refused_outlier_score_becomes_a_dead_letter_and_the_write_goes_on():
+    """A row's score the cluster refuses (say, a mapping conflict on the row's document) is kept as
+    a dead letter naming the row and its score; the detections and the other scores are written,
+    and the call returns (it used to raise on every retry, holding the detections sink)."""
+    from datetime import UTC, datetime, timedelta
+
+    from inferwatch.record import Detection
+
+    day = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    d = Detection(detector="iqr", kind="outlier", model="m", threshold=1.0, window_start=day,
+                  window_end=day + timedelta(minutes=5), row_ids=["r1-0", "r2-0"], scores=[3.5, 0.5])
+    # the detections bulk, then the scores bulk: the second row's update refused
+    store, client, letters = _store([[201], [200, 400]])
+    assert store.write_detections([d]) == 1
+    assert [next(iter(a)) for a in client.calls[1]] == ["update", "update"]
+    # the letter is indexed in the dead-letter index and handed on (the log's dead-letter topic)
+    assert [a["index"]["_id"] for a in client.calls[2]] == ["es-r2-0"] and len(client.calls) == 3
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter.stage == "index" and "400" in letter.reason
+    kept = orjson.loads(letter.raw)
+    assert kept["doc_id"] == "r2-0" and kept["outlier"] == {"iqr": {"score": 0.5, "is_outlier": False}}
