@@ -64,6 +64,20 @@ class Scaled:
             c.close()
 
 
+def e2e_overrides(stack_env: dict[str, str], tag: str, data_dir: Any, **more: Any) -> dict[str, Any]:
+    """Config overrides for a whole pipeline on the stack with everything named after ``tag``:
+    ``iwt-<tag>.*`` topics, ``iwt-<tag>`` indices, ``audit-<tag>``/``detect-<tag>`` groups (cleaned
+    up by :func:`delete_test_indices`); ``more`` adds to or replaces them."""
+    return {
+        "data_dir": str(data_dir), "collector.port": 0,
+        "log.backend": "kafka", "log.records_topic": f"iwt-{tag}.records",
+        "log.detections_topic": f"iwt-{tag}.detections", "log.deadletter_topic": f"iwt-{tag}.deadletter",
+        "audit.backend": "elasticsearch", "audit.group": f"audit-{tag}",
+        "kafka.bootstrap_servers": stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"],
+        "elasticsearch.hosts": [stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]],
+        "elasticsearch.index_prefix": f"iwt-{tag}", "detect.group": f"detect-{tag}", **more}
+
+
 def delete_test_indices(hosts: str, tag: str) -> None:
     """Delete every ``iwt-<tag>-*`` index a test made (a test's cleanup, shared by the e2e tests)."""
     from elasticsearch import Elasticsearch

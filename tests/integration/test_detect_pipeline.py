@@ -17,7 +17,7 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.references import ReferenceStore
-from tests.integration.scaled import delete_test_indices
+from tests.integration.scaled import delete_test_indices, e2e_overrides
 from tests.waiting import wait_until as _wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,20 +36,12 @@ def _rows(rng, n, shift=0.0):
 def test_detections_reach_log_audit_metrics_and_alertmanager(stack_env, tmp_path):
     tag = uuid.uuid4().hex[:8]
     model = f"credit-{tag}"
-    cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "data"), "collector.port": 0,
-        "log.backend": "kafka", "log.records_topic": f"iwt-{tag}.records",
-        "log.detections_topic": f"iwt-{tag}.detections", "log.deadletter_topic": f"iwt-{tag}.deadletter",
-        "audit.backend": "elasticsearch", "audit.group": f"audit-{tag}",
-        "kafka.bootstrap_servers": stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"],
-        "elasticsearch.hosts": [stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]],
-        "elasticsearch.index_prefix": f"iwt-{tag}",
+    cfg = load_config(None, env={}, overrides=e2e_overrides(stack_env, tag, tmp_path / "data", **{
         "alertmanager.url": stack_env["INFERWATCH_ALERTMANAGER_URL"],
-        "detect.group": f"detect-{tag}",
         "detect.window": {"type": "count", "size": 200},
         "detect.detectors": [{"type": "ks", "p_val": 0.01},
                              {"type": "mahalanobis", "fpr": 0.01}],
-    })
+    }))
     rng = np.random.default_rng(7)
     ReferenceStore(cfg.references_path).register(model, pd.DataFrame(_rows(rng, 2000), columns=FEATURES),
                                                  version="v1", source="test")

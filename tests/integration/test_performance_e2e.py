@@ -25,7 +25,7 @@ from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import Detection
-from tests.integration.scaled import delete_test_indices
+from tests.integration.scaled import delete_test_indices, e2e_overrides
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -67,21 +67,13 @@ def test_realized_figures_variants_labels_and_alert_on_the_real_stack(stack_env,
     req_time = {r: when[r % len(when)] for r in range(len(rows_of))}
 
     labelled = rng.random(n) >= 0.15  # 15% never labelled
-    cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "data"), "collector.port": 0,
+    cfg = load_config(None, env={}, overrides=e2e_overrides(stack_env, tag, tmp_path / "data", **{
         "collector.kinds": ["http", "feedback_topic"],
         "collector.feedback_topic": f"iwt-{tag}.feedback", "collector.feedback_group": f"feedback-{tag}",
-        "log.backend": "kafka", "log.records_topic": f"iwt-{tag}.records",
-        "log.detections_topic": f"iwt-{tag}.detections", "log.deadletter_topic": f"iwt-{tag}.deadletter",
-        "audit.backend": "elasticsearch", "audit.group": f"audit-{tag}",
-        "kafka.bootstrap_servers": stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"],
-        "elasticsearch.hosts": [stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]],
-        "elasticsearch.index_prefix": f"iwt-{tag}",
-        "detect.group": f"detect-{tag}",
         "detect.performance": {"classes": list(range(10)), "prediction": "label", "scores": "proba",
                                "window_seconds": 3600, "min_labelled": 30, "baseline": "v1",
                                "reference_metrics": {"accuracy": ref_acc}, "max_drop": 0.05},
-    })
+    }))
     seen: list[Detection] = []
     target = Path(stack_env["INFERWATCH_STACK_DIR"]) / "prometheus" / "targets" / f"iwt-{tag}.json"
     kafka = KafkaLog(cfg.kafka)

@@ -38,7 +38,7 @@ from inferwatch.kafka_log import KafkaLog
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import Detection
 from inferwatch.references import ReferenceStore
-from tests.integration.scaled import delete_test_indices
+from tests.integration.scaled import delete_test_indices, e2e_overrides
 from tests.reference import run_nannyml
 from tests.waiting import wait_until
 
@@ -85,15 +85,7 @@ def test_streaming_estimates_match_nannyml_and_the_realized_figures(stack_env, t
     nml_dle = run_nannyml.run("nannyml_dle.py", tmp_path / "dle.npz", CHUNK)
     assert [c["start"] for c in nml_cbpe] == [c["start"] for c in nml_dle] == [0, CHUNK, 2 * CHUNK]
 
-    cfg = load_config(None, env={}, overrides={
-        "data_dir": str(tmp_path / "data"), "collector.port": 0,
-        "log.backend": "kafka", "log.records_topic": f"iwt-{tag}.records",
-        "log.detections_topic": f"iwt-{tag}.detections", "log.deadletter_topic": f"iwt-{tag}.deadletter",
-        "audit.backend": "elasticsearch", "audit.group": f"audit-{tag}",
-        "kafka.bootstrap_servers": stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"],
-        "elasticsearch.hosts": [stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]],
-        "elasticsearch.index_prefix": f"iwt-{tag}",
-        "detect.group": f"detect-{tag}",
+    cfg = load_config(None, env={}, overrides=e2e_overrides(stack_env, tag, tmp_path / "data", **{
         "detect.window": {"type": "count", "size": CHUNK},
         "detect.detectors": [
             {"type": "cbpe", "scores": "proba", "prediction": "label", "min_rows": 100},
@@ -101,7 +93,7 @@ def test_streaming_estimates_match_nannyml_and_the_realized_figures(stack_env, t
         ],
         "detect.performance": {"classes": [0, 1], "prediction": "label", "scores": "proba", "truth": "truth",
                                "window_seconds": 3600, "min_labelled": 30},
-    })
+    }))
     refs = ReferenceStore(cfg.references_path)
     refs.register(model, pd.DataFrame({**{f: ref["x"][:, j] for j, f in enumerate(FEATURES)},
                                        **{k: ref[k] for k in ("label", "proba", "truth", "yhat", "y")}}))
