@@ -23,7 +23,7 @@ $(CORE): pyproject.toml | $(VENV)/bin/python
 # that would shadow ours, so it is removed)
 CLIENTS_NO_DEPS := mlserver==1.7.1 seldon-core==1.18.2 kserve==0.21.0
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,alibi,torch,clients,proxy]'
+	$(PIP) install -q -e '.[dev,alibi,torch,clients,proxy,confluent]'
 	$(PIP) install -q --no-deps $(CLIENTS_NO_DEPS)
 	rm -rf "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
 	touch $(STAMP) $(CORE)

@@ -82,6 +82,10 @@ def _registered(info: ValidationInfo, key: str, name: str) -> str:
 
 class KafkaConfig(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
+    #: the client library of the log's consumers: kafka-python (the default) or confluent-kafka
+    #: (librdkafka; ``pip install 'inferwatch[confluent]'``), which fetches at a fraction of the
+    #: CPU per record (bench/bench_audit.py --client); producers and admin stay on kafka-python
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
     client_id: str = "inferwatch"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None

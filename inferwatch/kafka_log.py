@@ -88,6 +88,74 @@ def _kafka() -> Any:
     return kafka
 
 
+def checkpoint_key(group: str, topic: str, partition: int) -> bytes:
+    """The checkpoint topic's key of ``group``'s state of ``topic``'s ``partition``."""
+    return f"{group}|{topic}|{partition}".encode()
+
+
+def read_checkpoints(cfg: KafkaConfig, group: str, topic: str,
+                     pointers: Mapping[int, int]) -> dict[int, tuple[int, int, bytes]]:
+    """partition -> (message offset, state offset, state) for the checkpoint messages the
+    pointers name; a pointer whose message was compacted away (a newer one with the same key
+    exists: a late write of a member that lost the partition) falls back to the newest
+    message of the key, which is a consistent pair as well."""
+    if not pointers:
+        return {}
+    kafka = _kafka()
+    out: dict[int, tuple[int, int, bytes]] = {}
+    c = kafka.KafkaConsumer(**_client_config(cfg), enable_auto_commit=False,
+                            max_partition_fetch_bytes=32 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    try:
+        tp = kafka.TopicPartition(CHECKPOINT_TOPIC, 0)
+        c.assign([tp])
+        end = c.end_offsets([tp])[tp]
+        missing: set[int] = set()
+        for partition, ptr in sorted(pointers.items(), key=lambda kv: kv[1]):
+            if ptr >= end:
+                missing.add(partition)
+                continue
+            c.seek(tp, ptr)
+            msg = _next_message(c, tp)
+            cp = _parse_checkpoint(msg.value) if msg is not None and msg.offset == ptr \
+                and msg.key == checkpoint_key(group, topic, partition) else None
+            if cp is None:
+                missing.add(partition)
+            else:
+                out[partition] = (ptr, cp[0], cp[1])
+        if missing:
+            log.warning("%s: checkpoint of partitions %s compacted away; using the newest of each",
+                        group, sorted(missing))
+            keys = {checkpoint_key(group, topic, p): p for p in missing}
+            c.seek_to_beginning(tp)
+            deadline = time.monotonic() + 120
+            while c.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise LogError(f"reading {CHECKPOINT_TOPIC} took too long")
+                for msgs in c.poll(timeout_ms=500).values():
+                    for m in msgs:
+                        if m.key in keys:
+                            cp = _parse_checkpoint(m.value)
+                            p = keys[m.key]
+                            if cp is None:
+                                out.pop(p, None)
+                            else:
+                                out[p] = (m.offset, cp[0], cp[1])
+    except kafka.errors.KafkaError as exc:
+        raise LogError(f"reading the checkpoints of {group}/{topic} failed: {exc}") from exc
+    finally:
+        c.close()
+    return out
+
+
+def _next_message(c: Any, tp: Any) -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for msgs in c.poll(timeout_ms=500, max_records=1).values():
+            if msgs:
+                return msgs[0]
+    raise LogError(f"no checkpoint message in {CHECKPOINT_TOPIC} at offset {c.position(tp)} within 30 s")
+
+
 class KafkaLog(Log):
     """A :class:`Log` on Apache Kafka.
 
@@ -99,6 +167,7 @@ class KafkaLog(Log):
         self._producer: Any = None
         self._admin: Any = None
         self._producer_lock = threading.Lock()
+        self._checkpoint_topic_ready = False
 
     @property
     def producer(self) -> Any:
@@ -185,8 +254,31 @@ class KafkaLog(Log):
             self.producer_failed(producer)
             raise LogError(f"append to {topic!r} failed: {exc}") from exc
 
-    def consumer(self, topic: str, group: str) -> KafkaConsumerLog:
+    def consumer(self, topic: str, group: str) -> Consumer:
+        if self.cfg.client == "confluent":
+            from inferwatch.kafka_confluent import ConfluentConsumerLog
+
+            return ConfluentConsumerLog(self, topic, group)
         return KafkaConsumerLog(self, topic, group)
+
+    def write_checkpoints(self, group: str, topic: str, positions: Mapping[int, int],
+                          states: Mapping[int, bytes]) -> dict[int, int]:
+        """Append ``states`` (partition -> blob, each belonging to ``positions[partition]``) to the
+        checkpoint topic, durably; returns partition -> offset of its checkpoint message (what the
+        offset commit then points to)."""
+        kafka = _kafka()
+        if not self._checkpoint_topic_ready:
+            self.create_topics([CHECKPOINT_TOPIC], compacted=True)
+            self._checkpoint_topic_ready = True
+        producer = self.producer
+        try:
+            futures = {p: producer.send(CHECKPOINT_TOPIC, key=checkpoint_key(group, topic, p),
+                                        value=_checkpoint_value(positions[p], st)) for p, st in states.items()}
+            producer.flush(timeout=self.cfg.append_timeout_s)
+            return {p: int(f.get(timeout=0).offset) for p, f in futures.items()}
+        except (kafka.errors.KafkaError, AssertionError) as exc:
+            self.producer_failed(producer)
+            raise LogError(f"checkpoint of {group}/{topic} failed: {exc}") from exc
 
     def size(self, topic: str) -> int:
         kafka = _kafka()
@@ -239,7 +331,7 @@ class KafkaLog(Log):
             raise LogError(f"reset of {group}/{topic} failed for partitions {errors} (is the group still running?)")
         # reset markers: a member's fallback scan of the checkpoint topic finds no older state either
         self.create_topics([CHECKPOINT_TOPIC], compacted=True)
-        self.append(CHECKPOINT_TOPIC, [(f"{group}|{topic}|{tp.partition}".encode(), b"") for tp in tps])
+        self.append(CHECKPOINT_TOPIC, [(checkpoint_key(group, topic, tp.partition), b"") for tp in tps])
 
     def delete_topics(self, topics: Iterable[str]) -> None:
         self.admin.delete_topics(list(topics), raise_errors=False)
@@ -268,7 +360,6 @@ class KafkaConsumerLog(Consumer):
         self._assigned: frozenset[int] = frozenset()
         #: partition -> (checkpoint message offset, state offset, state) of assigned partitions with a state
         self._states: dict[int, tuple[int, int, bytes]] = {}
-        self._checkpoint_topic_ready = False
         cfg = owner.cfg
         consumer_self = self
 
@@ -312,68 +403,10 @@ class KafkaConsumerLog(Consumer):
 
     # -- checkpoints ----------------------------------------------------------------------
     def _cp_key(self, partition: int) -> bytes:
-        return f"{self.group}|{self.topic}|{partition}".encode()
+        return checkpoint_key(self.group, self.topic, partition)
 
     def _read_checkpoints(self, pointers: Mapping[int, int]) -> dict[int, tuple[int, int, bytes]]:
-        """partition -> (message offset, state offset, state) for the checkpoint messages the
-        pointers name; a pointer whose message was compacted away (a newer one with the same key
-        exists: a late write of a member that lost the partition) falls back to the newest
-        message of the key, which is a consistent pair as well."""
-        if not pointers:
-            return {}
-        kafka = self.kafka
-        out: dict[int, tuple[int, int, bytes]] = {}
-        c = kafka.KafkaConsumer(**_client_config(self.owner.cfg), enable_auto_commit=False,
-                                max_partition_fetch_bytes=32 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
-        try:
-            tp = kafka.TopicPartition(CHECKPOINT_TOPIC, 0)
-            c.assign([tp])
-            end = c.end_offsets([tp])[tp]
-            missing: set[int] = set()
-            for partition, ptr in sorted(pointers.items(), key=lambda kv: kv[1]):
-                if ptr >= end:
-                    missing.add(partition)
-                    continue
-                c.seek(tp, ptr)
-                msg = self._next_message(c, tp)
-                cp = _parse_checkpoint(msg.value) if msg is not None and msg.offset == ptr \
-                    and msg.key == self._cp_key(partition) else None
-                if cp is None:
-                    missing.add(partition)
-                else:
-                    out[partition] = (ptr, cp[0], cp[1])
-            if missing:
-                log.warning("%s: checkpoint of partitions %s compacted away; using the newest of each",
-                            self.group, sorted(missing))
-                keys = {self._cp_key(p): p for p in missing}
-                c.seek_to_beginning(tp)
-                deadline = time.monotonic() + 120
-                while c.position(tp) < end:
-                    if time.monotonic() > deadline:
-                        raise LogError(f"reading {CHECKPOINT_TOPIC} took too long")
-                    for msgs in c.poll(timeout_ms=500).values():
-                        for m in msgs:
-                            if m.key in keys:
-                                cp = _parse_checkpoint(m.value)
-                                p = keys[m.key]
-                                if cp is None:
-                                    out.pop(p, None)
-                                else:
-                                    out[p] = (m.offset, cp[0], cp[1])
-        except kafka.errors.KafkaError as exc:
-            raise LogError(f"reading the checkpoints of {self.group}/{self.topic} failed: {exc}") from exc
-        finally:
-            c.close()
-        return out
-
-    @staticmethod
-    def _next_message(c: Any, tp: Any) -> Any:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for msgs in c.poll(timeout_ms=500, max_records=1).values():
-                if msgs:
-                    return msgs[0]
-        raise LogError(f"no checkpoint message in {CHECKPOINT_TOPIC} at offset {c.position(tp)} within 30 s")
+        return read_checkpoints(self.owner.cfg, self.group, self.topic, pointers)
 
     def _committed_metadata(self, partitions: Iterable[int]) -> dict[int, Any]:
         kafka = self.kafka
@@ -452,19 +485,8 @@ class KafkaConsumerLog(Consumer):
             raise ValueError(f"states of partitions {sorted(set(states) - set(nxt))} without entries to commit")
         try:
             if states:  # the states first, durably; then the offsets that point to them
-                if not self._checkpoint_topic_ready:
-                    self.owner.create_topics([CHECKPOINT_TOPIC], compacted=True)
-                    self._checkpoint_topic_ready = True
-                producer = self.owner.producer
-                try:
-                    futures = {p: producer.send(CHECKPOINT_TOPIC, key=self._cp_key(p),
-                                                value=_checkpoint_value(nxt[p], st)) for p, st in states.items()}
-                    producer.flush(timeout=self.owner.cfg.append_timeout_s)
-                    for p, f in futures.items():
-                        self._states[p] = (int(f.get(timeout=0).offset), nxt[p], states[p])
-                except (kafka.errors.KafkaError, AssertionError):
-                    self.owner.producer_failed(producer)
-                    raise
+                written = self.owner.write_checkpoints(self.group, self.topic, nxt, states)
+                self._states.update({p: (written[p], nxt[p], st) for p, st in states.items()})
             offsets = {}
             for p, o in nxt.items():
                 cached = self._states.get(p)  # a position-only commit keeps the pointer to the state

@@ -19,6 +19,10 @@ from inferwatch.detector import Detector
 from inferwatch.errors import DetectorError
 from inferwatch.record import DeadLetter, Detection, InferenceRecord, parse_timestamp
 
+#: the client libraries the Kafka log's consumers run on (``kafka.client``): every Kafka test of
+#: the log's contract and of the exactly-once roles runs over each
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
 
 class LogContract:
     """Needs fixtures ``log`` (a Log) and ``topic`` (a fresh topic name)."""

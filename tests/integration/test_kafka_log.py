@@ -1,5 +1,6 @@
 """The Kafka log against the real broker: the same contract as the SQLite log, plus partitions,
-keys and rebalances."""
+keys and rebalances; each over both client libraries of its consumers (kafka-python, the
+default, and confluent-kafka)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import pytest
 
 from inferwatch.config import KafkaConfig
 from inferwatch.kafka_log import KafkaLog
-from tests.contracts import LogContract, _drain
+from tests.contracts import KAFKA_CLIENTS, LogContract, _drain
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def kafka_cfg(stack_env):
-    return KafkaConfig(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], partitions=3, linger_ms=1)
+@pytest.fixture(params=KAFKA_CLIENTS)
+def kafka_cfg(stack_env, request):
+    """The stack's Kafka, with each client library behind the log's consumers."""
+    return KafkaConfig(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], partitions=3, linger_ms=1,
+                       client=request.param)
 
 
 class TestKafkaLog(LogContract):
@@ -105,6 +108,21 @@ def test_rebalance_loses_nothing(kafka_cfg):
         assert committed | seen == set(range(300))
         assert b.lag() == 0
         b.close()
+    finally:
+        lg.delete_topics([name])
+        lg.close()
+
+
+def test_the_consumers_run_on_the_configured_client(kafka_cfg):
+    """``kafka.client`` picks the library behind the consumers (the contract above runs on it)."""
+    lg = KafkaLog(kafka_cfg)
+    name = "iwt-" + uuid.uuid4().hex[:12]
+    lg.create_topics([name])
+    try:
+        c = lg.consumer(name, "g-" + uuid.uuid4().hex)
+        library = type(c._consumer).__module__.split(".")[0]  # type: ignore[attr-defined]
+        assert library == {"kafka-python": "kafka", "confluent": "cimpl"}.get(kafka_cfg.client, library + "?")
+        c.close()
     finally:
         lg.delete_topics([name])
         lg.close()
