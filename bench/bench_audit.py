@@ -12,6 +12,12 @@ Prints, from one run on the same Kafka topic contents and the same Elasticsearch
 3. End to end: collector POST -> document searchable, median and p99 at a fixed offered load.
 
     python bench/bench_audit.py [--records 50000] [--rate 200] [--seconds 20] [--no-e2e] [--no-stages]
+                                [--clients kafka-python,confluent]
+
+The audit role runs on each client library of the Kafka log's consumers (``--clients``, the
+``kafka.client`` setting), alternated with the loader; the stage run of each client also reads
+the topic through the log's consumer alone first (process CPU: librdkafka's own threads count,
+which the stage timer's thread CPU does not see), and the fetch per record is printed per client.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import orjson
-from bench_detect import Stages, print_stages, timer_cost  # the bench directory
+from bench_detect import Stages, print_fetch_by_client, print_stages, timer_cost  # the bench directory
 from elasticsearch import Elasticsearch
 
 from inferwatch.audit import record_documents
@@ -99,9 +105,29 @@ def _wrap_stages(worker: AuditWorker, store: ElasticsearchAuditStore, st: Stages
     es_store._Bulk.send = st.wrap("bulk I/O (client side)", es_store._Bulk.send)  # type: ignore[method-assign]
 
 
-def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | None = None) -> tuple[float, float]:
-    """Kafka -> the audit role -> Elasticsearch; (wall seconds, CPU seconds of this process)."""
+def fetch_alone(lg: KafkaLog, topic: str, group: str, n: int, batch: int) -> float:
+    """CPU seconds of this process (every thread: librdkafka's count) to read ``n`` entries of
+    ``topic`` through the log's consumer alone, after joining the group."""
+    c = lg.consumer(topic, group)
+    try:
+        while not c.poll(1, timeout=1.0):
+            pass
+        c.seek_to_committed()
+        got = 0
+        c0 = time.process_time()
+        while got < n:
+            got += len(c.poll(batch, timeout=1.0))
+        return time.process_time() - c0
+    finally:
+        c.close()
+
+
+def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | None = None,
+                     client: str = "kafka-python", alone: list[float] | None = None) -> tuple[float, float]:
+    """Kafka -> the audit role -> Elasticsearch; (wall seconds, CPU seconds of this process). The
+    log's consumers run on ``client``; with ``alone``, the fetch alone is measured first (appended)."""
     cfg = load_config(None, env={}, overrides={
+        "kafka.client": client,
         "log.backend": "kafka", "log.records_topic": f"bench-{tag}.records",
         "log.detections_topic": f"bench-{tag}.detections", "log.deadletter_topic": f"bench-{tag}.deadletter",
         "audit.backend": "elasticsearch",
@@ -111,6 +137,8 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | Non
     lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
     for i in range(0, len(recs), 5000):
         lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
+    if alone is not None:
+        alone.append(fetch_alone(lg, cfg.log.records_topic, f"bench-alone-{tag}", len(recs), cfg.audit.batch_size))
     store = ElasticsearchAuditStore(cfg.elasticsearch)
     tune_gc()  # what `inferwatch run` does in every worker process
     worker = AuditWorker(cfg, lg, store, Metrics())
@@ -207,7 +235,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end latency run")
     ap.add_argument("--no-stages", action="store_true", help="skip the audit run with the per-stage timer")
+    ap.add_argument("--clients", default="kafka-python,confluent",
+                    help="the Kafka log's client libraries to run the audit role on (kafka.client), comma separated")
     args = ap.parse_args()
+    clients = args.clients.split(",")
     print(f"{args.records} records; load average {os.getloadavg()[0]:.1f} (2 cores here: CPU per record is the "
           "figure to compare, wall rates move with the machine's load)")
     tag = uuid.uuid4().hex[:8]
@@ -215,32 +246,42 @@ def main() -> None:
     recs = records(args.records, tag)
     ElasticsearchAuditStore(load_config(None, env={}).elasticsearch.model_copy(
         update={"hosts": [ES], "index_prefix": f"bench-{tag}-raw"}))  # same templates for the ceiling
+    stages: dict[str, Stages] = {}
+    alone: dict[str, list[float]] = {c: [] for c in clients}
     try:
-        # alternate the two, twice, and keep each one's best run: the node warms up as it goes
-        raw_runs, iw_runs = [], []
+        # alternate the loader and the audit role on each client, twice, and keep each one's best
+        # run: the node warms up as it goes
+        raw_runs: list[tuple[float, float]] = []
+        iw_runs: dict[str, list[tuple[float, float]]] = {c: [] for c in clients}
         for rep in range(2):
             raw_runs.append(raw_bulk(es, recs, f"bench-{tag}-raw-records-x{rep}"))
-            iw_runs.append(inferwatch_audit(recs, f"{tag}{rep}"))
-        st = None
+            for i, client in enumerate(clients):
+                iw_runs[client].append(inferwatch_audit(recs, f"{tag}{rep}c{i}", client=client))
         if not args.no_stages:
-            st = Stages()
-            inferwatch_audit(recs, f"{tag}st", st)
+            for i, client in enumerate(clients):
+                stages[client] = Stages()
+                inferwatch_audit(recs, f"{tag}st{i}", stages[client], client=client, alone=alone[client])
         seldon = recs[: args.seldon_records]
         t_seldon = seldon_style(es, seldon, f"bench-{tag}-raw-records-seldon")
     finally:
         cleanup(es, f"bench-{tag}")
     n = args.records
-    (t_raw, c_raw), (t_iw, c_iw) = min(raw_runs), min(iw_runs)  # each one's best (fastest) run
-    iw, raw, sel = n / t_iw, n / t_raw, len(seldon) / t_seldon
+    t_raw, c_raw = min(raw_runs)  # the best (fastest) run
+    raw, sel = n / t_raw, len(seldon) / t_seldon
     print(f"raw _bulk ceiling      : {raw:10.0f} docs/s ({n} docs in {t_raw:.1f} s, best of 2)   "
           f"{c_raw / n * 1e6:6.1f} µs CPU/doc (the loader's Python: serialise + send)")
-    print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({n} docs in {t_iw:.1f} s, best of 2)   "
-          f"{c_iw / n * 1e6:6.1f} µs CPU/doc (the audit role, every thread)")
+    for client in clients:
+        t_iw, c_iw = min(iw_runs[client])
+        iw = n / t_iw
+        print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({n} docs in {t_iw:.1f} s, best of 2)   "
+              f"{c_iw / n * 1e6:6.1f} µs CPU/doc (the audit role, every thread; consumers on {client})")
+        print(f"  ratio inferwatch / raw _bulk    = {iw / raw:.2f}   (goal >= 0.8)")
+        print(f"  ratio inferwatch / Seldon-style = {iw / sel:.1f}   (goal >= 20)")
     print(f"Seldon-style per doc   : {sel:10.0f} docs/s ({len(seldon)} docs in {t_seldon:.1f} s)")
-    print(f"ratio inferwatch / raw _bulk      = {iw / raw:.2f}   (goal >= 0.8)")
-    print(f"ratio inferwatch / Seldon-style   = {iw / sel:.1f}   (goal >= 20)")
-    if st is not None:
-        print_stages("audit role (third run)", st, n, timer_cost())
+    for client, st in stages.items():
+        print_stages(f"audit role on {client} (third run)", st, n, timer_cost())
+    if stages:
+        print_fetch_by_client({c: (alone[c][0], stages[c].cpu["fetch"]) for c in stages}, n)
     if args.no_e2e:
         return
     lat = end_to_end(tag, args.rate, args.seconds)

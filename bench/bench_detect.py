@@ -20,7 +20,13 @@ detector tests, log appends and commit for detect; fetch, decode, document build
 serialisation, bulk I/O (the client's side) and commit for audit. The timer's own cost per
 call is measured and printed.
 
-    python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--detect-batch 500,5000] [--fetch]
+    python bench/bench_detect.py [--records 20000] [--logs kafka,sqlite] [--clients kafka-python,confluent]
+                                 [--detect-batch 500,5000] [--fetch]
+
+On Kafka, both roles run on each client library of the log's consumers (``--clients``, the
+``kafka.client`` setting) over the same topic; each also reads the topic through the log's
+consumer alone (process CPU, so librdkafka's own threads count, which the stage timer's thread
+CPU does not see), and the fetch per record of each client is printed side by side.
 
 ``--fetch`` also reads the topic with the Kafka consumer alone under fetch settings, and with
 confluent-kafka (``inferwatch[confluent]``) when it is installed: the client library's floor.
@@ -302,10 +308,17 @@ def print_stages(title: str, st: Stages, n: int, cost: float) -> None:
         print(f"    {name:42s} {v / n * 1e6:8.1f} µs   ({st.calls[name]} calls)")
 
 
+def with_client(cfg: Config, client: str) -> Config:
+    """``cfg`` with the Kafka log's consumers on ``client`` (kafka-python or confluent)."""
+    return cfg.model_copy(update={"kafka": cfg.kafka.model_copy(update={"client": client})})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--logs", default="kafka,sqlite")
+    ap.add_argument("--clients", default="kafka-python,confluent",
+                    help="the Kafka log's client libraries to run the roles on (kafka.client), comma separated")
     ap.add_argument("--detect-batch", default="500,5000", help="detect.batch_size values to compare")
     ap.add_argument("--no-stages", action="store_true")
     ap.add_argument("--fetch", action="store_true", help="also: the Kafka consumer alone under fetch settings")
@@ -328,57 +341,71 @@ def main() -> None:
             for i in range(0, n, 5000):
                 lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
             del recs
+            fetch_by_client: dict[str, tuple[float, float]] = {}
             try:
-                # plain runs for the rates (a fresh group each), alternated
-                res: dict[str, tuple[float, float]] = {}
-                for rep in range(2):
-                    wall, cpu = run_audit(audit_config(cfg, str(rep)), n, None)
-                    res["audit"] = min(res.get("audit", (wall, cpu)), (wall, cpu), key=lambda x: x[1])
-                    for b in batches:
-                        dcfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(
-                            update={"group": f"{cfg.detect.group}-{b}-{rep}", "batch_size": b})})
-                        wall, cpu, ndet = run_detect(dcfg, n, None)
-                        key = f"detect batch {b}"
-                        assert ndet == n // 1000, f"{ndet} detections from {n // 1000} windows"
-                        res[key] = min(res.get(key, (wall, cpu)), (wall, cpu), key=lambda x: x[1])
-                aw, ac = res["audit"]
-                print(f"\n[{kind} log, {'Elasticsearch' if kind == 'kafka' else 'SQLite'} audit store] "
-                      f"best of 2 by CPU")
-                print(f"  audit role              : {n / aw:9.0f} rec/s  {ac / n * 1e6:7.1f} µs CPU/record")
-                for b in batches:
-                    dw, dc = res[f"detect batch {b}"]
-                    print(f"  detect role, batch {b:5d}: {n / dw:9.0f} rec/s  {dc / n * 1e6:7.1f} µs CPU/record"
-                          f"   ratio detect/audit: wall {aw / dw:.2f}, CPU {ac / dc:.2f}  (goal >= 1)")
-                if args.fetch and kind == "kafka":
-                    print("  Kafka consumer alone, CPU µs per record (best of 2, alternated):")
-                    best: dict[str, float] = {}
+                for client in args.clients.split(",") if kind == "kafka" else [""]:
+                    ccfg = with_client(cfg, client) if client else cfg
+                    c = client.replace("-", "")
+                    # plain runs for the rates (a fresh group each), alternated
+                    res: dict[str, tuple[float, float]] = {}
                     for rep in range(2):
-                        for name, variant in FETCH_VARIANTS:
-                            t = fetch_only(cfg, n, variant, f"bd-fetch-{tag}-{len(best)}-{rep}-{name[:8]}")
-                            best[name] = min(best.get(name, t), t)
-                    for name, _ in FETCH_VARIANTS:
-                        print(f"    {name:42s} {best[name] / n * 1e6:8.1f} µs   "
-                              f"(ratio to defaults {best[name] / best['defaults']:.2f})")
-                    try:
-                        import confluent_kafka  # noqa: F401
-                    except ImportError:
-                        print("    (confluent-kafka not installed: pip install 'inferwatch[confluent]' to compare)")
-                    else:
-                        for label, entries in (("confluent-kafka consume()", False),
-                                               ("confluent-kafka consume() + LogEntry", True)):
-                            t = min(fetch_confluent(cfg, n, entries) for _ in range(2))
-                            print(f"    {label:42s} {t / n * 1e6:8.1f} µs   "
-                                  f"(ratio to kafka-python defaults {t / best['defaults']:.2f})")
-                if not args.no_stages:
-                    st = Stages()
-                    run_audit(audit_config(cfg, "st"), n, st)
-                    print_stages("audit role", st, n, cost)
+                        wall, cpu = run_audit(audit_config(ccfg, f"{c}{rep}"), n, None)
+                        res["audit"] = min(res.get("audit", (wall, cpu)), (wall, cpu), key=lambda x: x[1])
+                        for b in batches:
+                            dcfg = ccfg.model_copy(update={"detect": ccfg.detect.model_copy(
+                                update={"group": f"{ccfg.detect.group}-{c}-{b}-{rep}", "batch_size": b})})
+                            wall, cpu, ndet = run_detect(dcfg, n, None)
+                            key = f"detect batch {b}"
+                            assert ndet == n // 1000, f"{ndet} detections from {n // 1000} windows"
+                            res[key] = min(res.get(key, (wall, cpu)), (wall, cpu), key=lambda x: x[1])
+                    aw, ac = res["audit"]
+                    on = f" on {client}" if client else ""
+                    print(f"\n[{kind} log{on}, {'Elasticsearch' if kind == 'kafka' else 'SQLite'} audit store] "
+                          f"best of 2 by CPU")
+                    print(f"  audit role              : {n / aw:9.0f} rec/s  {ac / n * 1e6:7.1f} µs CPU/record")
                     for b in batches:
+                        dw, dc = res[f"detect batch {b}"]
+                        print(f"  detect role, batch {b:5d}: {n / dw:9.0f} rec/s  {dc / n * 1e6:7.1f} µs CPU/record"
+                              f"   ratio detect/audit: wall {aw / dw:.2f}, CPU {ac / dc:.2f}  (goal >= 1)")
+                    if kind == "kafka":
+                        # the fetch through the log's consumer alone: process CPU (librdkafka's own
+                        # threads count), which the per-stage thread timer below does not see
+                        alone = min(fetch_only(ccfg, n, {}, f"bd-alone-{tag}-{c}-{rep}") for rep in range(2))
+                        print(f"  fetch alone (the log's consumer, process CPU): {alone / n * 1e6:7.1f} µs/record")
+                        fetch_by_client[client] = (alone, fetch_by_client.get(client, (0.0, 0.0))[1])
+                    if args.fetch and client == "kafka-python":
+                        print("  Kafka consumer alone, CPU µs per record (best of 2, alternated):")
+                        best: dict[str, float] = {}
+                        for rep in range(2):
+                            for name, variant in FETCH_VARIANTS:
+                                t = fetch_only(ccfg, n, variant, f"bd-fetch-{tag}-{len(best)}-{rep}-{name[:8]}")
+                                best[name] = min(best.get(name, t), t)
+                        for name, _ in FETCH_VARIANTS:
+                            print(f"    {name:42s} {best[name] / n * 1e6:8.1f} µs   "
+                                  f"(ratio to defaults {best[name] / best['defaults']:.2f})")
+                        try:
+                            import confluent_kafka  # noqa: F401
+                        except ImportError:
+                            print("    (confluent-kafka not installed: pip install 'inferwatch[confluent]' to compare)")
+                        else:
+                            for label, entries in (("confluent-kafka consume()", False),
+                                                   ("confluent-kafka consume() + LogEntry", True)):
+                                t = min(fetch_confluent(ccfg, n, entries) for _ in range(2))
+                                print(f"    {label:42s} {t / n * 1e6:8.1f} µs   "
+                                      f"(ratio to kafka-python defaults {t / best['defaults']:.2f})")
+                    if not args.no_stages:
                         st = Stages()
-                        dcfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(
-                            update={"group": f"{cfg.detect.group}-{b}-st", "batch_size": b})})
-                        run_detect(dcfg, n, st)
-                        print_stages(f"detect role, batch {b}", st, n, cost)
+                        run_audit(audit_config(ccfg, f"{c}st"), n, st)
+                        print_stages(f"audit role{on}", st, n, cost)
+                        if client:
+                            fetch_by_client[client] = (fetch_by_client[client][0], st.cpu["fetch"])
+                        for b in batches:
+                            st = Stages()
+                            dcfg = ccfg.model_copy(update={"detect": ccfg.detect.model_copy(
+                                update={"group": f"{ccfg.detect.group}-{c}-{b}-st", "batch_size": b})})
+                            run_detect(dcfg, n, st)
+                            print_stages(f"detect role{on}, batch {b}", st, n, cost)
+                print_fetch_by_client(fetch_by_client, n)
             finally:
                 if kind == "kafka":
                     from elasticsearch import Elasticsearch
@@ -390,6 +417,19 @@ def main() -> None:
                     lg.delete_topics([cfg.log.records_topic, cfg.log.detections_topic,  # type: ignore[attr-defined]
                                       cfg.log.deadletter_topic])
                 lg.close()
+
+
+def print_fetch_by_client(fetch: dict[str, tuple[float, float]], n: int) -> None:
+    """The fetch per record of each client library, and each one's ratio to kafka-python's."""
+    if not fetch:
+        return
+    base = fetch.get("kafka-python")
+    print("  fetch per record by client library: alone (process CPU, all threads) / in the audit role's "
+          "stage timer (caller's thread only)")
+    for client, (alone, stage) in fetch.items():
+        ratio = f"   ratio to kafka-python {alone / base[0]:.2f} / {stage / base[1]:.2f}" \
+            if base and client != "kafka-python" and base[0] and base[1] else ""
+        print(f"    {client:14s} {alone / n * 1e6:7.1f} µs / {stage / n * 1e6:7.1f} µs{ratio}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from inferwatch.record import Detection, InferenceRecord
 from inferwatch.references import ReferenceStore
 from inferwatch.wiring import build_monitor, monitor_from
 from inferwatch.workers import DetectWorker
-from tests.contracts import _drain
+from tests.contracts import KAFKA_CLIENTS, _drain
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -55,14 +55,15 @@ def _key(d: Detection | dict[str, Any]) -> tuple[Any, ...]:
             d["window_size"], d["p_value"])
 
 
-def test_detect_members_join_leave_and_crash_each_window_once(stack_env, tmp_path):
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_detect_members_join_leave_and_crash_each_window_once(stack_env, tmp_path, client):
     tag = uuid.uuid4().hex[:8]
     cfg = load_config(None, env={}, overrides={
         "data_dir": str(tmp_path / "data"), "log.backend": "kafka",
         "log.records_topic": f"iwt-{tag}.records", "log.detections_topic": f"iwt-{tag}.detections",
         "log.deadletter_topic": f"iwt-{tag}.deadletter",
         "kafka.bootstrap_servers": stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], "kafka.partitions": 3,
-        "kafka.linger_ms": 1, "detect.group": f"detect-{tag}", "detect.batch_size": 50,
+        "kafka.linger_ms": 1, "kafka.client": client, "detect.group": f"detect-{tag}", "detect.batch_size": 50,
         "detect.checkpoint_interval_s": 0.2,
         "detect.window": {"type": "count", "size": WINDOW}, "detect.detectors": [{"type": "ks", "p_val": 0.05}],
     })
