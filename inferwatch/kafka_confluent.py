@@ -117,7 +117,7 @@ class ConfluentConsumerLog(Consumer):
         except (ck.KafkaException, LogError) as exc:
             self.close()
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
-        log.info("%s: consuming with confluent-kafka %s (librdkafka %s)", group, ck.version()[0], ck.libversion()[0])
+        log.info("%s: consuming with confluent-kafka %s (librdkafka %s)", group, ck.version(), ck.libversion()[0])
 
     # -- callbacks (served inside consume(), on the caller's thread) -----------------------
     def _on_error(self, err: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.contracts import KAFKA_CLIENTS
 from tests.faults.harness import Role, free_port
 from tests.integration.conftest import REPO_ROOT, unavailable
 from tests.waiting import wait_until
@@ -118,11 +119,15 @@ def test_kafka_accepts_scram_over_tls_and_refuses_everything_else(secure_env: di
                "the broker to log the failed authentications")
 
 
-def test_inferwatch_kafka_log_round_trip_over_sasl_ssl(secure_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_inferwatch_kafka_log_round_trip_over_sasl_ssl(secure_env: dict[str, str], client: str) -> None:
+    """The log over SASL_SSL, its consumers on each client library (the same SASL and TLS
+    settings, mapped to librdkafka's names for confluent-kafka)."""
     from inferwatch.config import load_config
     from inferwatch.kafka_log import KafkaLog
 
-    cfg = load_config(None, env=secure_env)
+    cfg = load_config(None, env={**secure_env, "INFERWATCH_KAFKA_CLIENT": client})
+    assert cfg.kafka.client == client and cfg.kafka.security_protocol == "SASL_SSL"
     lg = KafkaLog(cfg.kafka)
     topic = f"inferwatch-secure-{uuid.uuid4().hex[:10]}"
     try:
@@ -176,11 +181,14 @@ def test_elasticsearch_refuses_missing_or_wrong_credentials_and_unverified_tls(s
     assert ok["version"]["number"].split(".")[0] == "9"
 
 
-def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str, str], tmp_path: Path,
+                                                            client: str) -> None:
     """Collector + audit roles over SASL_SSL Kafka and HTTPS Elasticsearch at DEBUG level, the
     collector itself behind TLS (the stack's certificate for 127.0.0.1) and a bearer token: the
     records arrive, requests without the token or without TLS are refused, and no log line, no
-    command output and no error holds a credential."""
+    command output and no error holds a credential; with the audit role's consumers on each
+    Kafka client library (librdkafka's log lines go to the same log)."""
     import secrets as secrets_module
 
     from elasticsearch import Elasticsearch
@@ -197,7 +205,7 @@ def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str
            "INFERWATCH_COLLECTOR_PORT": str(port), "INFERWATCH_DATA_DIR": str(tmp_path / "data"),
            "INFERWATCH_LOG_LEVEL": "DEBUG", "INFERWATCH_KAFKA_PARTITIONS": "1",
            "INFERWATCH_COLLECTOR_AUTH_TOKENS": token, "INFERWATCH_COLLECTOR_TLS_CERTFILE": str(tls / "server.crt"),
-           "INFERWATCH_COLLECTOR_TLS_KEYFILE": str(tls / "server.key")}
+           "INFERWATCH_COLLECTOR_TLS_KEYFILE": str(tls / "server.key"), "INFERWATCH_KAFKA_CLIENT": client}
     creds = _creds(secure_env)
     secrets = [creds["kafka_password"], creds["es_password"], creds["kafka_admin_password"], token,
                base64.b64encode(f"{creds['es_username']}:{creds['es_password']}".encode()).decode()]
@@ -231,6 +239,7 @@ def test_pipeline_on_the_secure_stack_never_prints_a_secret(secure_env: dict[str
     texts = {"role log": role.log_text(), "inferwatch config": shown.stdout + shown.stderr}
     # the log did record the run (at DEBUG level), and the configuration was printed, masked
     assert "audit started" in texts["role log"] and "collector listening on https" in texts["role log"]
+    assert ("consuming with confluent-kafka" in texts["role log"]) == (client == "confluent")
     assert "****" in texts["inferwatch config"]
     for where, text in texts.items():
         for s in secrets:
