@@ -24,6 +24,7 @@ ready, reconnect": the worker drops this consumer and makes a new one once Kafka
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,34 @@ if TYPE_CHECKING:
 __all__ = ["ConfluentConsumerLog", "confluent_config"]
 
 log = logging.getLogger("inferwatch.kafka")
+
+#: what varies between librdkafka's repeats of one line (the connection's timing, the instance)
+_VARYING = re.compile(r"\(after \d+ms in state \w+\)|#(consumer|producer)-\d+")
+
+
+class _OncePerInterval(logging.Filter):
+    """librdkafka logs a failing connection at every retry (dozens of lines a second at first,
+    for every consumer made during an outage): each distinct line passes once per ``interval``."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = _VARYING.sub("", record.getMessage())
+        now = time.monotonic()
+        if now - self.last.get(key, -self.interval) < self.interval:
+            return False
+        if len(self.last) > 1000:
+            self.last.clear()
+        self.last[key] = now
+        return True
+
+
+#: librdkafka's own log lines (served inside poll and consume), repeats thinned out
+librdkafka_log = logging.getLogger("inferwatch.kafka.librdkafka")
+librdkafka_log.addFilter(_OncePerInterval())
 
 
 def _confluent() -> Any:
@@ -98,7 +127,7 @@ class ConfluentConsumerLog(Consumer):
             "message.max.bytes": min(1_000_000, cfg.fetch_max_bytes),
             "session.timeout.ms": cfg.session_timeout_ms, "heartbeat.interval.ms": cfg.heartbeat_interval_ms,
             "topic.metadata.refresh.interval.ms": 30_000,
-            "error_cb": self._on_error, "logger": logging.getLogger("inferwatch.kafka.librdkafka"),
+            "error_cb": self._on_error, "logger": librdkafka_log,
         }
         if cfg.group_instance_id:  # static membership, as with kafka-python
             conf["group.instance.id"] = f"{cfg.group_instance_id}.{group}"

@@ -39,3 +39,24 @@ def test_security_settings_reach_librdkafka_under_its_names():
                                 "ssl.key.location")} == {"security.protocol": "ssl", "ssl.ca.location": "/ca.pem",
                                                          "ssl.certificate.location": "/c.pem",
                                                          "ssl.key.location": "/k.pem"}
+
+
+def test_librdkafka_repeats_pass_once_per_interval():
+    """During an outage librdkafka logs the failed connection at every retry, per consumer: the
+    repeats (differing only in timing and instance) are thinned to one per interval."""
+    import logging
+
+    from inferwatch.kafka_confluent import _OncePerInterval
+
+    f = _OncePerInterval(interval=3600)
+
+    def line(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("inferwatch.kafka.librdkafka", logging.ERROR, __file__, 1, "%s [%s] %s",
+                                 ("FAIL", "inferwatch#consumer-1", msg), None)
+
+    refused = "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused (after {}ms in state CONNECT)"
+    passed = [f.filter(line(refused.format(ms))) for ms in (0, 3, 0, 12)]
+    other = line("127.0.0.1:9/1: Disconnected: connection closed by peer (after 1417ms in state UP)")
+    assert passed == [True, False, False, False] and f.filter(other)
+    assert not f.filter(logging.LogRecord("x", logging.ERROR, __file__, 1, "%s [%s] %s",
+                                          ("FAIL", "inferwatch#consumer-7", refused.format(5)), None))
