@@ -141,10 +141,15 @@ class ConfluentConsumerLog(Consumer):
             deadline = time.monotonic() + 30
             while not self._topic_partitions(refresh=True) and time.monotonic() < deadline:
                 time.sleep(0.2)
+            if not self._topic_partitions():
+                # not joining keeps the role not ready, retrying, and saying why
+                raise LogError(f"topic {topic!r} has no partitions yet (not created?); will try again")
             self._consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                      on_lost=self._on_revoke)
         except (ck.KafkaException, LogError) as exc:
             self.close()
+            if isinstance(exc, LogError):
+                raise
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
         log.info("%s: consuming with confluent-kafka %s (librdkafka %s)", group, ck.version(), ck.libversion()[0])
 
