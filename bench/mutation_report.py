@@ -80,6 +80,9 @@ def _score(c: Counter[str], equivalent: int) -> tuple[int, int, str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markdown", type=Path, help="also write the report as Markdown here")
+    ap.add_argument("--todo", nargs="+", metavar="PREFIX",
+                    help="print only the names of the mutants under these prefixes still to run: not checked, "
+                         "survived or without tests (for `mutmut run <names>`, which reruns every name it is given)")
     args = ap.parse_args()
     exact, prefixes = load_reasons()
     statuses: dict[str, str] = {}
@@ -87,6 +90,11 @@ def main() -> int:
         m = _LINE.match(line)
         if m:
             statuses[m["name"]] = m["status"]
+    if args.todo:
+        todo = [n for n, st in statuses.items() if n.startswith(tuple(args.todo))
+                and st in ("not checked", "survived", "no tests")]
+        print("\n".join(todo))
+        return 0
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     equivalent: Counter[str] = Counter()
     survivors: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
