@@ -135,11 +135,11 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
         lo, hi = _INT_RANGES[datatype]
         if kind == "f" and (not bool(np.isfinite(arr).all()) or not bool((arr == np.floor(arr)).all())):
             raise fail(protocol, f"{datatype} {what} holds non-integral numbers")
-        if float(arr.min()) < lo or float(arr.max()) > hi:
+        # the range on the exact values: a float64 bound rounds 2**63 - 1 up to 2**63
+        ints = [int(v) for v in arr.tolist()] if types & {str} else [int(v) for v in flat]
+        if min(ints) < lo or max(ints) > hi:
             raise fail(protocol, f"{datatype} {what} holds values outside [{lo}, {hi}]")
-        if types & {str}:
-            return [int(v) for v in arr.tolist()]
-        return [int(v) for v in flat]  # exact for big ints mixed with integral floats
+        return ints
     # floating point
     out = arr.astype(np.float64)
     values: list[Any] = out.tolist()
