@@ -35,7 +35,7 @@ def test_new_id_lays_out_time_version_random_and_variant(monkeypatch):
     # rand_a = the top 12 bits (0x123), rand_b = the low 62 bits (0x16789abcdef01234) under the
     # variant bits 10 (0x8000... | 0x1678... = 0x9678...)
     monkeypatch.setattr(rec.time, "time_ns", lambda: 0x0123456789AB * 1_000_000 + 999_999)
-    monkeypatch.setattr(rec.os, "urandom", lambda n: bytes.fromhex("123456789abcdef01234")[:n])
+    monkeypatch.setattr(rec.os, "urandom", lambda n: (bytes.fromhex("123456789abcdef01234") + b"\xee" * 8)[:n])
     assert rec.new_id() == "01234567-89ab-7123-9678-9abcdef01234"
 
 
@@ -201,6 +201,17 @@ def test_each_half_writes_its_own_time(part, field):
                      "output": {"y": 1}}]
 
 
+def test_truth_shorter_than_the_inputs_labels_its_rows_only():
+    docs = record_documents(InferenceRecord(id="r", model="m", timestamp=T0, inputs={"a": [1, 2, 3]},
+                                            truth={"t": [7]}))
+    assert [d.get("truth") for d in docs] == [{"t": 7}, None, None]
+
+
+def test_a_part_the_builder_does_not_know_writes_the_request_time():
+    doc = record_documents(InferenceRecord(id="r", model="m", timestamp=T0, part="other"))[0]  # type: ignore[arg-type]
+    assert doc["timestamp"] == T0 and not any(k.endswith("_timestamp") for k in doc)
+
+
 def test_documents_leave_out_none_fields_and_empty_meta():
     docs = record_documents(InferenceRecord(id="r", model="m", timestamp=T0, response="x", response_encoding=""))
     assert docs == [{"record_id": "r", "n_rows": 1, "model": "m", "timestamp": T0, "doc_id": "r-0", "row": 0,
@@ -303,6 +314,8 @@ def test_outlier_documents_flag_above_threshold_only():
         {"doc_id": "foreign", "record_id": "foreign", "row": 0, "model": "m",
          "outlier": {"iqr": {"score": 1.0, "is_outlier": False}}},
     ]
+    # scores of rows without ids (a window whose rows came without record ids) attach to nothing
+    assert outlier_documents(Detection(detector="z", kind="outlier", model="m", threshold=0.0, scores=[1.0])) == []
     no_threshold = Detection(detector="z", kind="outlier", model="m", row_ids=["r-0"], scores=[99.0])
     assert outlier_documents(no_threshold)[0]["outlier"] == {"z": {"score": 99.0, "is_outlier": False}}
 
