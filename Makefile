@@ -96,17 +96,28 @@ test: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP) servers-venv
 	  $(PY) -m stack down; exit $$rc
 
 ## make mutation: mutmut over the modules where a silent bug costs most ([tool.mutmut] in
-## pyproject.toml: record and audit-document builders, codecs, Seldon v2 pairing, log offsets
+## pyproject.toml: record and audit-document builders, codecs, the collectors' pairing, log offsets
 ## and state, windows, corrections, distance detectors, the batching sink) against the tests
 ## that own them; slow (hours on two cores), not part of `make test`. MUTATION_JOBS sets the
-## parallelism; MUTANTS='inferwatch.record*' runs a subset (keeping earlier results).
-## Writes bench/MUTATION.md (survivors' reasons: bench/mutation_survivors.txt).
+## parallelism. MODULES='inferwatch.record. detectors.runtime.windows.' runs those modules' mutants
+## that are not killed yet (all of them on a first run), keeping every other result;
+## MUTANTS='inferwatch.record*' reruns the named mutants (mutmut's patterns). Without either, a
+## full run from scratch. Writes bench/MUTATION.md (survivors' reasons: bench/mutation_survivors.txt).
 MUTATION_JOBS ?= 2
 MUTANTS ?=
+MODULES ?=
 mutation: $(STAMP)
-	$(if $(MUTANTS),,rm -rf mutants)
-	env -u PYTHONPATH CI= nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS); \
-	  $(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py --markdown bench/MUTATION.md
+	$(if $(MUTANTS)$(MODULES),,rm -rf mutants)
+	@names='$(MUTANTS)'; \
+	if [ -n '$(MODULES)' ]; then \
+	  if [ -d mutants ]; then \
+	    names=$$($(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py --todo $(MODULES)); \
+	  else names=$$(for m in $(MODULES); do printf '%s* ' "$$m"; done); fi; \
+	  if [ -z "$$names" ]; then echo "nothing left to run in $(MODULES)"; fi; \
+	fi; \
+	if [ -z '$(MODULES)' ] || [ -n "$$names" ]; then \
+	  env -u PYTHONPATH CI= nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $$names; fi; \
+	$(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py --markdown bench/MUTATION.md
 
 ## make seed-sweep: every seeded statistical test across 20+ seeds (slow; not part of `make test`)
 seed-sweep: $(STAMP)

@@ -27,7 +27,9 @@ GROUPS = {
     "record builders (inferwatch/record.py)": ("inferwatch.record.",),
     "audit documents (inferwatch/audit.py)": ("inferwatch.audit.",),
     "codecs (inferwatch/codecs/)": ("inferwatch.codecs.",),
-    "pairing (collectors/seldon_v2.py pair)": ("collectors.seldon_v2.x_pair",),
+    "pairing (collectors/seldon_v2.py pair, collectors/http.py CloudEvent pairing key)": (
+        "collectors.seldon_v2.x_pair", "collectors.http.x_envelope_from_cloudevent", "collectors.http.x__check_required",
+        "collectors.http.x__event_time"),
     "log and offsets (inferwatch/sqlite_log.py)": ("inferwatch.sqlite_log.",),
     "windows (detectors/runtime/windows.py)": ("detectors.runtime.windows.",),
     "corrections (detectors/common/corrections.py)": ("detectors.common.corrections.",),
