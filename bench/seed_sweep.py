@@ -1,24 +1,34 @@
-"""Run every statistical test of the suite across many seeds and report clean/failed per test.
+"""Run every unit test whose outcome depends on chance across many seeds; report clean/failed per test.
 
 The suite's statistical assertions (false-alarm rates, power, run lengths, null windows,
-uniformity, agreement of decisions with a reference at the edge of a threshold) are designed
-for a false-failure probability of at most 1e-3 each, stated next to each; a fixed seed only
-makes a run reproducible. This script checks that the design, not a lucky seed, keeps them
-green: it runs the tests below once per seed ``k`` with ``INFERWATCH_SEED_SWEEP=k``
-(tests/seeds.py: every ``numpy.random.default_rng(s)`` in the tests and in the code under test
-becomes ``default_rng([s, tag, k])``), one pytest process per seed, niced, one at a time.
+uniformity, agreement with a reference at the edge of a threshold or within a Monte-Carlo
+error) are designed for a false-failure probability of at most 1e-3 each, stated next to
+each; a fixed seed only makes a run reproducible. This script checks that the design, not a
+lucky seed, keeps them green: it runs the tests once per seed ``k`` with
+``INFERWATCH_SEED_SWEEP=k`` (tests/seeds.py: every explicitly seeded stream in the tests and in
+the code under test — numpy ``default_rng``/``RandomState``/``np.random.seed``, scikit-learn's
+and scipy's ``random_state=<int>``, ``random.Random``/``random.seed`` — becomes one derived
+from ``(seed, tag, k)``; the global numpy, ``random`` and torch streams are seeded per test from
+``(k, test id)``; Hypothesis gets ``--hypothesis-seed=k``; Python subprocesses get the same
+through bench/sweep_site), one pytest process per seed, one at a time.
 
-    nice python bench/seed_sweep.py --seeds 20          # make seed-sweep
-    python bench/seed_sweep.py --seeds 3 -k reservoir    # a subset
+Which tests: ``--discover`` runs the whole unit suite once with ``INFERWATCH_SEED_RECORD`` and
+writes bench/seed_sweep_tests.txt: every test that created a seeded stream of any of the kinds
+above (or an unseeded numpy one), Hypothesis tests included. The sweep runs that list.
 
-Exit status 1 if any test failed for any seed. Not swept: seeds that are not numpy
-Generators (``random.Random`` in the fault rig and one metrics test, scikit-learn
-``random_state`` integers, torch's global seed).
+    nice python bench/seed_sweep.py --discover              # refresh the list (one unit-suite run)
+    nice python bench/seed_sweep.py --seeds 20              # make seed-sweep
+    nice python bench/seed_sweep.py --seeds 3 -k reservoir  # a subset
+
+Exit status 1 if any test failed for any seed. Not swept: doctests (their printed values are the
+outputs for seed 0, not statistical claims), the integration and fault suites (they need the
+service stack; the fault rig's ``random.Random`` schedules included).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,81 +39,99 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Every test whose outcome depends on chance (test ids; a file = all its tests). Tests that
-# compare two implementations on the same data (equal to scipy, alibi, sklearn, statsmodels)
-# are seed-proof by construction and left out.
-STATISTICAL = [
-    "tests/unit/test_oracles.py::test_fdr_matches_benjamini_hochberg_by_definition",
-    "tests/unit/test_oracles.py::test_fdr_decision_of_a_detector_matches_statsmodels",
-    "tests/unit/test_oracles.py::test_reservoir_sample_is_uniform",
-    "tests/unit/test_oracles.py::test_distance_detectors_stay_quiet_on_null_windows_and_fire_on_a_shift",
-    "tests/unit/test_distance_calibration.py",
-    "tests/unit/test_detectors_stats.py::test_false_positive_rate_under_no_drift",
-    "tests/unit/test_detectors_stats.py::test_power_not_below_alibi",
-    "tests/unit/test_detectors_misc.py::test_outlier_rate_near_fpr_and_detection",
-    "tests/unit/test_detectors_misc.py::test_quality_issues_and_clean_window",
-    "tests/unit/test_detectors_misc.py::test_online_cvm_run_length_and_detection",
-    "tests/unit/test_detectors_misc.py::test_online_thresholds_give_the_target_hazard_on_fresh_streams",
-    "tests/unit/test_detectors_misc.py::test_page_hinkley_no_alarm_on_null_and_alarm_on_shift",
-    "tests/unit/test_detectors_ties.py::test_discrete_asymptotic_tail_against_simulated_null",
-    "tests/unit/test_detectors_ties.py::test_null_p_values_of_tied_small_windows_are_not_anticonservative",
-    "tests/unit/test_detectors_ties.py::test_conditional_p_values_match_a_row_shuffling_oracle",
-    "tests/unit/test_performance_cbpe.py::test_cbpe_fires_on_an_estimated_drop",
-    "tests/unit/test_performance_dle.py::test_dle_windows_merge_and_fire",
-    "tests/unit/test_performance_realized.py::test_degradation_fires_against_the_reference_and_waits_for_labels",
-    "tests/unit/test_performance_variants.py::test_false_positive_rate_under_no_difference",
-    "tests/unit/test_performance_variants.py::test_power_and_coverage_with_a_degraded_variant",
-    "tests/unit/test_performance_variants.py::test_input_shift_between_variants_is_reported_per_feature",
-    "tests/unit/test_validity.py",
-    "tests/unit/test_llm_codec.py::test_detectors_run_on_the_features_of_llm_exchanges",
-    "tests/unit/test_report.py::test_performance_estimated_by_cbpe_when_no_label_is_in",
-]
+LIST = REPO / "bench" / "seed_sweep_tests.txt"
+SITE = REPO / "bench" / "sweep_site"
 
 
-def _run(seed: int, ids: list[str], junit: Path) -> tuple[dict[str, str], float]:
-    env = {**os.environ, "INFERWATCH_SEED_SWEEP": str(seed), "PYTHONPATH": str(REPO)}
-    t = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                    f"--junitxml={junit}", *ids], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
-    outcome: dict[str, str] = {}
+def _env(seed: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "INFERWATCH_SEED_RECORD"}
+    return {**env, "INFERWATCH_SEED_SWEEP": str(seed), "PYTHONPATH": f"{SITE}{os.pathsep}{REPO}", **extra}
+
+
+def _pytest(args: list[str], env: dict[str, str], junit: Path, seed: int) -> dict[str, tuple[str, str]]:
+    """Outcome per test (``module::name``): (passed|failed|skipped, first line of the failure)."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+           f"--hypothesis-seed={seed}", f"--junitxml={junit}", *args]
+    subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    outcome: dict[str, tuple[str, str]] = {}
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):
-            name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-            bad = case.find("failure") is not None or case.find("error") is not None
-            skipped = case.find("skipped") is not None
-            outcome[name] = "failed" if bad else "skipped" if skipped else "passed"
-    return outcome, time.monotonic() - t
+            name = f"{case.get('classname', '')}::{case.get('name')}"
+            bad = case.find("failure")
+            if bad is None:
+                bad = case.find("error")
+            if bad is not None:
+                outcome[name] = ("failed", (bad.get("message") or "").splitlines()[0][:160] if bad.get("message") else "")
+            elif case.find("skipped") is not None:
+                outcome[name] = ("skipped", "")
+            else:
+                outcome[name] = ("passed", "")
+    return outcome
+
+
+def discover() -> int:
+    """One run of the unit suite recording the tests that create seeded (or unseeded numpy) streams."""
+    with tempfile.TemporaryDirectory() as tmp:
+        record = Path(tmp) / "record.txt"
+        t = time.monotonic()
+        outcome = _pytest(["-m", "not integration", "tests/unit"], _env(0, INFERWATCH_SEED_RECORD=str(record)),
+                          Path(tmp) / "discover.xml", 0)
+        ids = sorted(set(record.read_text().split("\n")) - {""}) if record.exists() else []
+    ids = [i for i in ids if i.startswith("tests/unit/")]
+    LIST.write_text("# written by `python bench/seed_sweep.py --discover`: the unit tests that create a seeded\n"
+                    "# random stream (or an unseeded numpy one); bench/seed_sweep.py runs these per seed\n"
+                    + "".join(f"{i}\n" for i in ids))
+    failed = sorted(n for n, (r, _) in outcome.items() if r == "failed")
+    print(f"discovery run (seed 0): {len(outcome)} tests in {time.monotonic() - t:.0f} s, {len(ids)} use chance; "
+          f"failed: {failed or '-'}")
+    print(f"wrote {LIST.relative_to(REPO)}")
+    return 1 if failed or not ids else 0
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--discover", action="store_true", help="refresh bench/seed_sweep_tests.txt and stop")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--first", type=int, default=1)
     ap.add_argument("-k", default="", help="only test ids containing this")
+    ap.add_argument("--json", type=Path, help="also write the per-test results here")
     args = ap.parse_args()
-    ids = [i for i in STATISTICAL if args.k in i]
+    if args.discover:
+        return discover()
+    ids = [i for i in LIST.read_text().split("\n") if i and not i.startswith("#") and args.k in i]
+    if not ids:
+        print(f"no tests selected (run --discover first?): {LIST}")
+        return 1
     seeds = range(args.first, args.first + args.seeds)
     failed: dict[str, list[int]] = defaultdict(list)
+    messages: dict[str, list[str]] = defaultdict(list)
     ran: dict[str, int] = defaultdict(int)
+    print(f"{len(ids)} tests x seeds {seeds.start}..{seeds.stop - 1}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for s in seeds:
-            outcome, took = _run(s, ids, Path(tmp) / f"seed{s}.xml")
+            t = time.monotonic()
+            outcome = _pytest(ids, _env(s), Path(tmp) / f"seed{s}.xml", s)
             if not outcome:
                 print(f"seed {s}: no results (collection failed?)", flush=True)
                 failed["<collection>"].append(s)
                 continue
-            for name, res in outcome.items():
+            for name, (res, msg) in outcome.items():
                 if res != "skipped":
                     ran[name] += 1
                 if res == "failed":
                     failed[name].append(s)
-            print(f"seed {s:3d}: {len(outcome)} tests, {sum(r == 'failed' for r in outcome.values())} failed "
-                  f"({took:.0f} s)", flush=True)
-    print(f"\n{'test':100s} {'runs':>4s} {'failed':>6s}  failing seeds")
-    for name in sorted(ran.keys() | failed.keys()):
-        print(f"{name:100s} {ran[name]:4d} {len(failed[name]):6d}  {failed[name] or '-'}")
+                    messages[name].append(f"seed {s}: {msg}")
+            bad = [n for n, (r, _) in outcome.items() if r == "failed"]
+            print(f"seed {s:3d}: {len(outcome)} tests, {len(bad)} failed {bad or ''} ({time.monotonic() - t:.0f} s)",
+                  flush=True)
+    print(f"\n{len(ran)} tests run, {sum(ran.values())} test-runs, {sum(map(len, failed.values()))} failures")
+    for name in sorted(failed):
+        print(f"{name}  failed for seeds {failed[name]}")
+        for m in messages[name]:
+            print(f"    {m}")
+    if args.json:
+        args.json.write_text(json.dumps({"seeds": list(seeds), "runs": ran, "failed": failed, "messages": messages},
+                                        indent=1))
     return 1 if failed else 0
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from inferwatch.config import Config, load_config
 from tests.optional import in_ci
-from tests.seeds import install_from_env
+from tests.seeds import install_from_env, reseed_globals
 
 # One protobuf implementation for the whole run, fixed before anything imports protobuf: the old
 # generated modules of seldon-core and kserve (tests/realclients.py) need the pure-Python one, and
@@ -27,8 +27,15 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 if in_ci():
     settings.load_profile("ci")
 
-# bench/seed_sweep.py: the same tests with every numpy seed shifted (tests/seeds.py)
-install_from_env()
+# bench/seed_sweep.py: the same tests with every seed shifted (tests/seeds.py)
+_SWEEP = install_from_env()
+
+
+@pytest.fixture(autouse=True)
+def _sweep_global_streams(request: pytest.FixtureRequest) -> None:
+    """During a seed sweep, numpy's, random's and torch's global streams seeded per test."""
+    if _SWEEP is not None:
+        reseed_globals(request.node.nodeid)
 
 
 @pytest.fixture

@@ -30,10 +30,12 @@ from inferwatch.record import InferenceRecord
 from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.workers import AuditWorker
 from tests.optional import require
+from tests.seeds import swept
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # a multiple of every step used below since the epoch
 SEED = 20261201
-"""Seeds every draw below; ``bench/seed_sweep.py`` re-runs the statistical tests over many."""
+"""Seeds every draw below (the reservoir's through its pane key); ``bench/seed_sweep.py`` re-runs
+the statistical tests over many (tests/seeds.py)."""
 
 
 # --- Benjamini-Hochberg against its definition and statsmodels ------------------------------------
@@ -207,7 +209,7 @@ def test_reservoir_sample_is_uniform(batch: int) -> None:
     the window's hash draws) and their mean against its exact sampling distribution."""
     total, keep = 5000, 500
     w = TimeWindow(seconds=60, max_rows=keep)
-    at = T0 + timedelta(minutes=SEED % 1_000_000, seconds=1)  # the pane key seeds the reservoir's draws
+    at = T0 + timedelta(minutes=swept(SEED) % 1_000_000, seconds=1)  # the pane key seeds the reservoir's draws
     for start in range(0, total, batch):
         w.add({"i": list(range(start, start + batch))}, at)
     (c,) = w.flush()
