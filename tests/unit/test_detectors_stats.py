@@ -82,13 +82,19 @@ def test_power_not_below_alibi(cd) -> None:
     scipy_ks = [min(ks_2samp(ref[:, f], w[:, f], method="asymp").pvalue for f in range(k)) * k < ALPHA
                 for w in shifted]
     assert ours == scipy_ks == theirs
-    assert sum(ours) > reps // 4  # not vacuous (for this seed; exact given the decisions above)
-    # variance x 1.5 on one feature: CVM
+    # not vacuous. Power per window measured 0.63 (600 simulated windows, scipy's KS): more than
+    # 15 of 60 fire but with probability <= 4e-7 (Binomial(60, 0.47), the power's 0.1% lower
+    # confidence bound; 2e-9 at 0.63). The equalities above are exact: the three compute the
+    # same asymptotic p-value, a decision could differ only at p within 1e-8 of the cut.
+    assert sum(ours) > reps // 4
+    # variance x 2 on one feature: CVM (power 0.63 per window in 400 simulated windows: more than
+    # 15 of 60 fire but with probability ~2e-9; the x 1.5 this replaces had power 0.10, and its
+    # `sum > 0` failed with probability (1 - 0.10)^60 ~ 1.4e-3)
     scaled = rng.normal(size=(reps, n_win, k))
-    scaled[:, :, 0] *= np.sqrt(1.5)
+    scaled[:, :, 0] *= np.sqrt(2.0)
     ours, theirs = _power(CVMDrift(p_val=ALPHA).fit(pd.DataFrame(ref, columns=names)),
                           cd.CVMDrift(ref, p_val=ALPHA), scaled)
-    assert ours == theirs and sum(ours) > 0  # window by window against alibi's CVM
+    assert ours == theirs and sum(ours) > reps // 4  # window by window against alibi's CVM
     # 10% of the category mass moved: chi-squared
     p0, p1 = [0.4, 0.3, 0.2, 0.1], [0.3, 0.3, 0.2, 0.2]
     cref = rng.choice(4, size=(n_ref, k), p=p0)
@@ -98,4 +104,5 @@ def test_power_not_below_alibi(cd) -> None:
     ours_c = [bool(det.reset().update(pd.DataFrame(w.astype(str), columns=names)).result().is_drift) for w in cwin]
     alibi = cd.ChiSquareDrift(cref, p_val=ALPHA)
     theirs_c = [bool(alibi.predict(w)["data"]["is_drift"]) for w in cwin]
-    assert ours_c == theirs_c and sum(ours_c) > reps // 4  # window by window
+    # window by window; power 0.92 per window (600 simulated): 15 or fewer of 60 has probability < 1e-30
+    assert ours_c == theirs_c and sum(ours_c) > reps // 4
