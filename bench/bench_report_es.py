@@ -26,13 +26,13 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,8 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def frame(rng: np.random.Generator, n: int, n_num: int, n_cat: int, shifted: bool) -> pd.DataFrame:
     cols: dict[str, object] = {}
     for j in range(n_num):
-        cols[f"num{j}"] = np.round(rng.normal((0.05 if shifted and j == 0 else 0.0) + j % 5, 1.0 + j % 3, n), 6)
+        shift = (0.05 if j == 0 else 0.3 if j == 1 else 0.0) if shifted else 0.0  # num0 slightly, num1 clearly
+        cols[f"num{j}"] = np.round(rng.normal(shift + j % 5, 1.0 + j % 3, n), 6)
     p = np.linspace(2, 1, len(CATS))
     for j in range(n_cat):
         q = p.copy()
@@ -57,68 +58,111 @@ def frame(rng: np.random.Generator, n: int, n_num: int, n_cat: int, shifted: boo
     return pd.DataFrame(cols)
 
 
-def load(es: object, prefix: str, model: str, rows: int, n_num: int, n_cat: int, hours: int) -> float:
-    """Bulk-load the rows; seconds taken."""
-    rng = np.random.default_rng(5)
+def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int, hours: int, *,
+         threads: int = 3, per_record: int = 100, chunk_actions: int = 2000) -> float:
+    """Load the rows through the audit store's own write path (``write_records``: the documents
+    the audit role writes, ``input``, ``input_num`` and the full-text parts), ``threads`` stores
+    writing at once (each its own client), records of ``per_record`` rows (a batch request; no
+    raw bodies). The daily indices are made first from the template with ``refresh_interval:
+    -1`` and asynchronous translog, restored after. Seconds taken."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from inferwatch.config import ElasticsearchConfig
+    from inferwatch.record import InferenceRecord
+    from sinks.elasticsearch import ElasticsearchAuditStore
+
+    cfg = ElasticsearchConfig(hosts=[hosts], index_prefix=prefix, chunk_actions=chunk_actions,
+                              chunk_bytes=16 * 2**20, request_timeout=600)
+    first = ElasticsearchAuditStore(cfg)  # the templates
     span = hours * 3600.0
-    chunk = 10_000
+    days = sorted({f"{T0 + timedelta(seconds=s):%Y.%m.%d}" for s in np.linspace(0, span, 1000)})
+    indices = [f"{prefix}-records-{model}-{d}" for d in days]
+    for index in indices:
+        first.es.indices.create(index=index, settings={"refresh_interval": "-1", "number_of_replicas": 0,
+                                                      "translog.durability": "async"})
+    local = threading.local()
+
+    def write(records: list[object]) -> int:
+        store = getattr(local, "store", None)
+        if store is None:
+            store = local.store = ElasticsearchAuditStore(cfg, setup=False)
+        return int(store.write_records(records))
+
+    rng = np.random.default_rng(5)
     t0 = time.perf_counter()
-    made: set[str] = set()
-    for start in range(0, rows, chunk):
-        n = min(chunk, rows - start)
-        f = frame(rng, n, n_num, n_cat, shifted=start >= rows // 2)
-        names = list(f.columns)
-        values = [f[c].tolist() for c in names]
-        lines: list[bytes] = []
-        for i in range(n):
-            g = start + i
-            ts = T0 + timedelta(seconds=span * g / rows)
-            index = f"{prefix}-records-{model}-{ts:%Y.%m.%d}"
-            if index not in made:
-                es.indices.create(index=index, settings={"refresh_interval": "-1"})  # type: ignore[attr-defined]
-                made.add(index)
-            inp = {c: v[i] for c, v in zip(names, values, strict=True)}
-            doc = {"doc_id": f"b{g}-0", "record_id": f"b{g}", "row": 0, "n_rows": 1, "model": model,
-                   "timestamp": ts.isoformat().replace("+00:00", "Z"), "part": "both", "input": inp,
-                   "input_num": {k: x for k, x in inp.items() if isinstance(x, float)}}
-            lines.append(b'{"index":{"_index":"' + index.encode() + b'","_id":"' + doc["doc_id"].encode() + b'"}}\n')
-            lines.append(orjson.dumps(doc) + b"\n")
-        resp = es.bulk(operations=b"".join(lines), filter_path="errors,items.*.error")  # type: ignore[attr-defined]
-        if resp.get("errors"):
-            raise SystemExit(f"bulk errors: {str(resp)[:1000]}")
-        if start % 500_000 == 0:
-            print(f"  loaded {start + n} rows, {time.perf_counter() - t0:.0f} s", flush=True)
-    for index in made:
-        es.indices.put_settings(index=index, settings={"refresh_interval": "1s"})  # type: ignore[attr-defined]
-    es.indices.refresh(index=f"{prefix}-records-*")  # type: ignore[attr-defined]
+    written = 0
+    step = 20_000
+    pending: set[Future[int]] = set()
+    with ThreadPoolExecutor(threads) as pool:
+        for start in range(0, rows, step):
+            n = min(step, rows - start)
+            f = frame(rng, n, n_num, n_cat, shifted=start >= rows // 2)
+            names = list(f.columns)
+            values = [f[c].tolist() for c in names]
+            records = []
+            for k in range(0, n, per_record):
+                g = start + k
+                records.append(InferenceRecord(
+                    id=f"b{g}", model=model, timestamp=T0 + timedelta(seconds=span * g / rows), part="both",
+                    inputs={c: v[k : k + per_record] for c, v in zip(names, values, strict=True)}))
+            while len(pending) >= 2 * threads:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                written += sum(x.result() for x in done)
+            pending.add(pool.submit(write, records))
+            if start % 250_000 == 0:
+                el = time.perf_counter() - t0
+                print(f"  {start + n} rows sent, {written} written, {el:.0f} s, {written / max(el, 1e-9):.0f} rows/s",
+                      flush=True)
+        for x in pending:
+            written += x.result()
+    if written != rows:
+        raise SystemExit(f"{written} of {rows} rows written")
+    for index in indices:
+        first.es.indices.put_settings(index=index, settings={"refresh_interval": "1s",
+                                                            "translog.durability": "request"})
+    first.es.indices.refresh(index=f"{prefix}-records-*")
+    first.close()
     return time.perf_counter() - t0
+
+
+def _search_bytes(es: object) -> int:
+    """Bytes the node has sent in answers to searches so far (its HTTP route statistics: both
+    ``/<index>/_search`` and the point-in-time ``/_search``)."""
+    stats = es.nodes.stats(metric="http", filter_path="nodes.*.http.routes")  # type: ignore[attr-defined]
+    total = 0
+    for node in stats["nodes"].values():
+        for route, s in node["http"]["routes"].items():
+            if route.endswith("_search"):
+                total += int(s["responses"]["total_size_in_bytes"])
+    return total
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--rows", type=int, default=3_000_000)
     ap.add_argument("--ref-rows", type=int, default=100_000)
-    ap.add_argument("--numeric", type=int, default=8)
-    ap.add_argument("--categorical", type=int, default=2)
+    ap.add_argument("--numeric", type=int, default=40)
+    ap.add_argument("--categorical", type=int, default=10)
     ap.add_argument("--hours", type=int, default=24)
+    ap.add_argument("--every", default="1h", help="the time buckets of the drift-over-time runs")
     ap.add_argument("--bins", type=int, default=100)
-    ap.add_argument("--prefix", default=None,
-                    help="reuse the rows already loaded under this prefix (a run cut short); deleted at the end")
+    ap.add_argument("--threads", type=int, default=3, help="stores writing at once during the load")
+    ap.add_argument("--per-record", type=int, default=100, help="rows per audited record (a batch request)")
+    ap.add_argument("--prefix", default=None, help="reuse the rows already loaded under this prefix")
+    ap.add_argument("--load-only", action="store_true", help="load, print the prefix, keep the rows, stop")
+    ap.add_argument("--keep", action="store_true", help="keep the indices at the end (default: deleted)")
     ap.add_argument("--hosts", default=os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:9200"))
     args = ap.parse_args()
 
     from elasticsearch import Elasticsearch
 
-    from inferwatch.config import ElasticsearchConfig
-    from sinks.elasticsearch import ElasticsearchAuditStore
-
     prefix = args.prefix or "bench-" + uuid.uuid4().hex[:8]
     model = "scale"
-    store = ElasticsearchAuditStore(ElasticsearchConfig(hosts=[args.hosts], index_prefix=prefix))  # the templates
     es = Elasticsearch(args.hosts, request_timeout=600)
-    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores",
-          flush=True)
-    rows: list[tuple[str, float, float]] = []
+    print(f"prefix {prefix}; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} cores", flush=True)
+    rows: list[tuple[str, float, float, int]] = []
+    keep = args.keep or args.load_only
     try:
         with tempfile.TemporaryDirectory(prefix="bench-es-") as tmp:
             d = Path(tmp)
@@ -129,53 +173,66 @@ def main() -> None:
                 es.indices.refresh(index=f"{prefix}-records-*")
                 secs = float("nan")
             else:
-                secs = load(es, prefix, model, args.rows, args.numeric, args.categorical, args.hours)
+                secs = load(args.hosts, prefix, model, args.rows, args.numeric, args.categorical, args.hours,
+                            threads=args.threads, per_record=args.per_record)
             count = es.count(index=f"{prefix}-records-*")["count"]
             args.rows = count
-            size = sum(int(s["store"]["size_in_bytes"]) for s in
-                       es.indices.stats(index=f"{prefix}-records-*", metric="store")["indices"].values()
-                       for s in [s["total"]])
-            print(f"loaded {count} rows in {secs:.0f} s ({count / secs:.0f} rows/s), {size / 2**20:.0f} MiB on disk",
-                  flush=True)
+            size = sum(int(s["total"]["store"]["size_in_bytes"]) for s in
+                       es.indices.stats(index=f"{prefix}-records-*", metric="store")["indices"].values())
+            print(f"loaded {count} rows in {secs:.0f} s ({count / secs:.0f} rows/s, {args.threads} writers, "
+                  f"{args.per_record} rows per record), {size / 2**20:.0f} MiB on disk", flush=True)
+            if args.load_only:
+                return
             env_cmd = [sys.executable, "-c", "from inferwatch.cli import main; main()", "report", "--source",
-                       "elasticsearch", "--model", model, "--reference", str(ref), "--quiet", "--bins", str(args.bins)]
+                       "elasticsearch", "--model", model, "--reference", str(ref), "--quiet", "--bins",
+                       str(args.bins), "--top", str(args.numeric + args.categorical)]
             os.environ["INFERWATCH_ELASTICSEARCH_HOSTS"] = args.hosts
             os.environ["INFERWATCH_ELASTICSEARCH_INDEX_PREFIX"] = prefix
-            runs = [("exact", []), ("binned", []), ("binned", ["--every", "6h"]), ("exact", ["--every", "6h"])]
+            every = ["--every", args.every]
+            runs = [("binned", []), ("exact", []), ("binned", every), ("exact", every)]
             docs = {}
             for mode, extra in runs:
                 name = f"{mode}{' ' + ' '.join(extra) if extra else ''}"
                 out = d / name.replace(" ", "_")
+                before = _search_bytes(es)
                 wall, peak, text = measure([*env_cmd, "--mode", mode, "--out", str(out), *extra])
-                rows.append((name, wall, peak))
+                moved = _search_bytes(es) - before
+                rows.append((name, wall, peak, moved))
                 docs[name] = json.loads((out / "report.json").read_text())
-                print(f"{name}: {wall:.1f} s, peak RSS {peak:.0f} MiB; {text.splitlines()[0]}", flush=True)
+                print(f"{name}: {wall:.1f} s, peak RSS {peak:.0f} MiB, {moved / 1024:.0f} KiB of search answers; "
+                      f"{text.splitlines()[0]}", flush=True)
     finally:
-        names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-        if names:
-            es.indices.delete(index=",".join(names))
-        for t in ("records", "detections", "deadletters"):
-            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{t}")
-        store.close()
-    print(f"\n{'run':<22} {'wall s':>8} {'peak RSS MiB':>13} {'rows/s':>10}")
-    for name, wall, peak in rows:
-        print(f"{name:<22} {wall:>8.1f} {peak:>13.0f} {args.rows / wall:>10.0f}")
-    by = {n: w for n, w, _ in rows}
-    print(f"exact / binned wall: whole range {by['exact'] / by['binned']:.1f}, "
-          f"per 6h {by['exact --every 6h'] / by['binned --every 6h']:.1f}")
-    for a, b in (("exact", "binned"), ("exact --every 6h", "binned --every 6h")):
+        if not keep:
+            names = list(es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+            if names:
+                es.indices.delete(index=",".join(names))
+            for t in ("records", "detections", "deadletters"):
+                es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{t}")
+    print(f"\n{'run':<22} {'wall s':>8} {'peak RSS MiB':>13} {'rows/s':>10} {'answers KiB':>12}")
+    for name, wall, peak, moved in rows:
+        print(f"{name:<22} {wall:>8.1f} {peak:>13.0f} {args.rows / wall:>10.0f} {moved / 1024:>12.0f}")
+    by = {n: (w, m) for n, w, _, m in rows}
+    ev = f"--every {args.every}"
+    print(f"exact / binned: wall whole range {by['exact'][0] / by['binned'][0]:.1f}, "
+          f"per {args.every} {by[f'exact {ev}'][0] / by[f'binned {ev}'][0]:.1f}; bytes of search answers whole "
+          f"range {by['exact'][1] / max(by['binned'][1], 1):.0f}")
+    for a, b in (("exact", "binned"), (f"exact {ev}", f"binned {ev}")):
         fa = {(f["feature"]): f for f in docs[a]["features"]}
         fb = {(f["feature"]): f for f in docs[b]["features"]}
-        worst = 0.0
+        worst: dict[str, float] = {}
         for feat in sorted(fa):
             pa, pb = fa[feat]["p_values"], fb[feat]["p_values"]
             diff = max((abs(x - y) for x, y in zip(pa, pb, strict=True) if x is not None and y is not None),
                        default=0.0)
-            worst = max(worst, diff) if fa[feat]["test"] == "ks" else worst
-            print(f"{a} vs {b}: {feat} ({fa[feat]['test']}): p {[f'{x:.3g}' for x in pa if x is not None]} vs "
+            test = fa[feat]["test"]
+            worst[test] = max(worst.get(test, 0.0), diff)
+            print(f"{a} vs {b}: {feat} ({test}): p {[f'{x:.3g}' for x in pa if x is not None]} vs "
                   f"{[f'{x:.3g}' for x in pb if x is not None]}; drifted windows {fa[feat]['drifted_windows']} vs "
                   f"{fb[feat]['drifted_windows']}")
-        print(f"{a} vs {b}: largest |p exact - p binned| over KS features: {worst:.3g}")
+        print(f"{a} vs {b}: largest |p exact - p binned| per test: "
+              + ", ".join(f"{t} {v:.3g}" for t, v in sorted(worst.items())))
+        print(f"{a} vs {b}: drifted windows {docs[a]['summary']['drifted_windows']} vs "
+              f"{docs[b]['summary']['drifted_windows']} of {docs[a]['summary']['windows']}")
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; {args.rows} rows x "
           f"({args.numeric} numerical + {args.categorical} categorical), reference {args.ref_rows} rows, "
           f"bins {args.bins}, {args.hours} h of timestamps")
