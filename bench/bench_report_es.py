@@ -109,7 +109,7 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 written += sum(x.result() for x in done)
             pending.add(pool.submit(write, records))
-            if start % 250_000 == 0:
+            if start % 200_000 == 0:
                 el = time.perf_counter() - t0
                 print(f"  {start + n} rows sent, {written} written, {el:.0f} s, {written / max(el, 1e-9):.0f} rows/s",
                       flush=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inferwatch.batch import TableFile
-from inferwatch.errors import InferwatchError
+from inferwatch.errors import DetectorError, InferwatchError
 from inferwatch.record import Detection, InferenceRecord, parse_timestamp, row_id, utcnow
 from inferwatch.references import ReferenceStore
 from inferwatch.table import Table, concat, n_rows
@@ -348,7 +348,8 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
 
     Windows: the whole range, ``window`` rows (exact mode), or ``every`` time bucket (``1h``,
     ``1d``: a ``date_histogram`` in binned mode). ``limit``: at most this many rows (exact mode,
-    oldest first). The report has no distribution plots (they need the rows' values).
+    oldest first). The distribution plots are drawn from counts (the tabular detector's
+    :meth:`~detectors.TabularDrift.window_counts`: the same cells in both modes).
     """
     info = references.latest(model, version)
     if info is None:
@@ -363,6 +364,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
     source: dict[str, Any] = {"audit": type(store).__name__, "since": since.isoformat() if since else None,
                               "until": until.isoformat() if until else None, "mode": mode}
     detections: list[Detection] = []
+    counts: dict[int, dict[str, dict[str, Any]]] = {}
     total = 0
     if mode == "binned":
         if window:
@@ -387,7 +389,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
                                  "the rest were not tested")
             feed.rows = slot["rows"]
             total += slot["rows"]
-            detections += feed.close(slot["start"], slot["end"])
+            detections += _close(feed, slot["start"], slot["end"], bins, counts, len(detections))
         source["documents"] = total
     else:
         import pandas as pd
@@ -413,7 +415,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
                     while cut < len(page) and slots[cut] == slots[pos]:
                         cut += 1
                     if feed is not None and slots[pos] != key:
-                        detections += feed.close(start, end)
+                        detections += _close(feed, start, end, bins, counts, len(detections))
                         feed = None
                     if feed is None:
                         feed = monitor.open_window(model, version, "inputs", columns)
@@ -426,7 +428,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
                 total += len(page)
                 bar.update(task, completed=total)
             if feed is not None:
-                detections += feed.close(start, end)
+                detections += _close(feed, start, end, bins, counts, len(detections))
         source["documents"] = total
     if not total:
         raise InferwatchError(f"no audited rows for model {model!r}"
@@ -440,9 +442,31 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
         source=source,
         window=window,
         detectors=[{"type": s.type, "name": s.name, "on": s.on, **s.params} for s in monitor.specs],
-        notes=[*notes, "distribution plots need the rows' values: none drawn for a report from the audit store"],
+        notes=notes if counts or not detections else
+        [*notes, "no distribution plots: they are drawn from the tabular detector's counts, and none ran here"],
         mode=mode,
+        counts=counts,
     )
+
+
+def _close(feed: Any, start: datetime | None, end: datetime | None, bins: int,
+           counts: dict[int, dict[str, dict[str, Any]]], first: int) -> list[Detection]:
+    """Close the window; its counts per feature (the tabular detector's, for the distribution
+    plots: the cluster's counts in binned mode, the streamed values' in exact mode) go into
+    ``counts`` under the index of each of its detections (from ``first``)."""
+    window: dict[str, dict[str, Any]] | None = None
+    for det in feed.detectors:
+        if hasattr(det, "window_counts"):
+            try:
+                window = det.window_counts(getattr(det, "bins", None) or bins)
+            except DetectorError:  # e.g. a detector that failed on this window's rows: no plot
+                window = None
+            break
+    out: list[Detection] = feed.close(start, end)
+    if window is not None:
+        for i in range(len(out)):
+            counts[first + i] = window
+    return out
 
 
 def _ts_or_none(value: Any) -> datetime | None:

@@ -395,6 +395,47 @@ class TabularDrift(FeatureDrift):
                 categorical[f] = st.numeric
         return numeric, categorical
 
+    def window_counts(self, bins: int) -> dict[str, dict[str, Any]]:
+        """The open window and the reference as counts per fitted feature, without changing the
+        window (what a report draws when the rows' values are gone): a numerical feature's
+        counts in the cells of the reference's ``bins`` quantile edges (``cells[0]`` below
+        ``edges[0]``, ``cells[k]`` in ``[edges[k-1], edges[k])``, the last from the last edge
+        up: the cells of binned mode and of a cluster's ``range`` aggregation), a categorical
+        feature's category counts. The same cells in exact and binned mode: exact counts sit at
+        every distinct reference value, and the quantile edges are reference values.
+
+        >>> ref = {"x": [float(v) for v in range(1, 13)], "c": ["a", "b", "a"] * 4}
+        >>> det = TabularDrift(counts_after=0, max_categories=0).fit(ref)
+        >>> out = det.update({"x": [0.5, 4.0, 5.0, 20.0], "c": ["b", "b", "z", None]}).window_counts(3)
+        >>> out["x"]
+        {'edges': [1.0, 4.0, 8.0], 'reference': [0, 3, 4, 5], 'current': [1, 0, 2, 1]}
+        >>> out["c"]
+        {'reference': {'a': 8, 'b': 4}, 'current': {'b': 2, 'z': 1}}
+        """
+        refs = self._check_fitted()
+        # all counted already: read as it is (a copy of exact counts is megabytes per feature)
+        counted = self._counted if self._counted is not None and not self._window.n_rows else self._as_counts()
+        out: dict[str, dict[str, Any]] = {}
+        for f, st in refs.items():
+            w = counted.features.get(f)
+            if st.categorical or st.ref is None:
+                cur = w.counts if isinstance(w, CategoryCounts) else {}
+                out[f] = {"reference": dict(st.counts or {}), "current": dict(cur)}
+                continue
+            edges = quantile_edges(st.ref.sorted, bins)
+            ref_cells = np.bincount(np.searchsorted(edges, st.ref.sorted, side="right"), minlength=len(edges) + 1)
+            if isinstance(w, EdgeCounts):
+                at = w.edges.searchsorted(edges)
+                if at.max(initial=0) >= len(w.edges) or not np.array_equal(w.edges[at], edges):
+                    raise DetectorError(f"{self.name}: feature {f!r}: the window's counts are not at the "
+                                        "reference's quantile edges")
+                below = w.below[at]
+                cur_cells = np.diff(np.concatenate([[0], below, [w.n]]))
+            else:
+                cur_cells = np.zeros(len(edges) + 1, np.int64)
+            out[f] = {"edges": edges.tolist(), "reference": ref_cells.tolist(), "current": cur_cells.tolist()}
+        return out
+
     def update_counts(self, rows: int, cells: Mapping[str, Sequence[int]], categories: Mapping[str, Mapping[Any, int]],
                       present: Mapping[str, int], numbers: Mapping[str, int]) -> Self:
         """Add a window's counts made elsewhere (a cluster's aggregations, binned mode):

@@ -4,7 +4,9 @@ base64-encoded for inlining.
 * :func:`pvalue_chart` — -log10(p) per feature with the (corrected) threshold line;
 * :func:`window_chart` — the batch p-value of each window, per detector;
 * :func:`distribution_chart` — reference vs current: overlaid histograms (numerical) or
-  side-by-side shares (categorical).
+  side-by-side shares (categorical);
+* :func:`counts_chart` — the same drawn from counts (a report whose rows' values are not kept:
+  cells at the reference's quantile edges, category counts).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["distribution_chart", "pvalue_chart", "window_chart"]
+__all__ = ["counts_chart", "distribution_chart", "pvalue_chart", "window_chart"]
 
 _P_FLOOR = 1e-300  # p-values of exactly 0 are drawn (and sorted) as this
 _MAX_BARS = 40  # features per p-value chart (the lowest p-values)
@@ -150,6 +152,56 @@ def distribution_chart(feature: str, ref: pd.Series, cur: pd.Series, subtitle: s
                       fontsize=8)
         ax.set_ylabel("share of rows", fontsize=8)
     ax.set_title(f"{feature}\n{subtitle}", fontsize=9, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def _cell_edges(edges: list[float]) -> np.ndarray:
+    """The drawn bounds of the cells at ``edges``: the two open cells (below the first edge,
+    from the last edge up) drawn as wide as their inner neighbours."""
+    e = np.asarray(edges, dtype=float)
+    if len(e) == 1:
+        return np.array([e[0] - 1.0, e[0], e[0] + 1.0])
+    return np.concatenate([[e[0] - (e[1] - e[0])], e, [e[-1] + (e[-1] - e[-2])]])
+
+
+def draw_counts(ax: Any, entry: dict[str, Any]) -> None:
+    """Draw one distribution entry (``report.json``'s ``distributions``) on ``ax``: a numerical
+    feature's cells as densities (share of the rows / width: quantile cells differ in width),
+    reference and current overlaid; a categorical feature's shares side by side (the
+    ``_MAX_CATEGORIES`` largest)."""
+    ref = np.asarray(entry["reference"], dtype=float)
+    cur = np.asarray(entry["current"], dtype=float)
+    n_ref, n_cur = int(ref.sum()), int(cur.sum())
+    if entry["kind"] == "numerical":
+        bounds = _cell_edges(entry["edges"])
+        width = np.diff(bounds)
+        for counts, n, color, who in ((ref, n_ref, _BLUE, "reference"), (cur, n_cur, _RED, "current")):
+            ax.stairs(counts / max(n, 1) / width, bounds, fill=True, alpha=0.45, color=color, label=f"{who} (n={n})")
+        ax.set_ylabel("density", fontsize=8)
+        ax.set_xlabel(f"{len(entry['edges']) + 1} cells at the reference's quantiles (outer cells open-ended)",
+                      fontsize=7)
+    else:
+        cats = list(entry["categories"])[:_MAX_CATEGORIES]
+        x = np.arange(len(cats))
+        k = len(cats)
+        ax.bar(x - 0.2, ref[:k] / max(n_ref, 1), width=0.4, color=_BLUE, alpha=0.8, label=f"reference (n={n_ref})")
+        ax.bar(x + 0.2, cur[:k] / max(n_cur, 1), width=0.4, color=_RED, alpha=0.8, label=f"current (n={n_cur})")
+        ax.set_xticks(x, [c if len(c) <= 14 else c[:13] + "…" for c in cats], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("share of rows", fontsize=8)
+
+
+def counts_chart(entry: dict[str, Any], subtitle: str) -> str | None:
+    """Reference vs current drawn from counts (:func:`draw_counts`); ``None`` when the window
+    has no counted value."""
+    if not sum(entry["current"]):
+        return None
+    fig = _figure(4.6, 3.0)
+    ax = fig.add_subplot()
+    draw_counts(ax, entry)
+    ax.set_title(f"{entry['feature']}\n{subtitle}", fontsize=9, loc="left")
     ax.tick_params(labelsize=8)
     ax.legend(fontsize=7, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)

@@ -52,6 +52,12 @@ class BatchReport:
     mode: str = "exact"
     """How the p-values were computed: ``exact`` (on the values, or counts that give the same
     statistics) or ``binned`` (numerical features in reference-quantile bins: conservative)."""
+    counts: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per detection (its index in :attr:`detections`): its window's and the reference's counts
+    per feature, what the distribution plots are drawn from when the rows' values are not kept
+    (a report from Elasticsearch): ``{"edges", "reference", "current"}`` (cells at the
+    reference's quantile edges) for a numerical feature, ``{"reference", "current"}`` (category
+    -> count) for a categorical one (``detectors.TabularDrift.window_counts``)."""
 
     @property
     def drift(self) -> bool:
@@ -203,6 +209,52 @@ def _performance(report: BatchReport) -> list[dict[str, Any]]:
     return out
 
 
+def _label(key: Any) -> str:
+    """A category as the report shows it (``2.0`` as ``2``)."""
+    if isinstance(key, float) and key.is_integer():
+        return str(int(key))
+    return str(key)
+
+
+def _distributions(report: BatchReport, windows: list[dict[str, Any]],
+                   features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per feature (lowest p-value first), the counts of the window where its p-value was lowest
+    beside the reference's: what the page's distribution plots draw (reports that keep
+    :attr:`BatchReport.counts`; empty otherwise)."""
+    if not report.counts:
+        return []
+    out = []
+    seen: set[tuple[str | None, str, str]] = set()
+    for f in sorted((f for f in features if f["min_p_value"] is not None), key=lambda f: f["min_p_value"]):
+        key = (f["version"], f["on"], f["feature"])
+        if key in seen:
+            continue
+        j = min(range(len(f["p_values"])), key=lambda i: 2.0 if f["p_values"][i] is None else f["p_values"][i])
+        win = next(w for w in windows if (w["version"], w["on"], w["detector"], w["window"]) ==
+                   (f["version"], f["on"], f["detector"], f["windows"][j]))
+        counts = (report.counts.get(win["detection"]) or {}).get(f["feature"])
+        if counts is None:
+            continue
+        seen.add(key)
+        entry: dict[str, Any] = {"version": f["version"], "on": f["on"], "feature": f["feature"],
+                                 "detector": f["detector"], "test": f["test"], "p_value": f["p_values"][j],
+                                 "window": win["window"], "start": win["start"], "end": win["end"]}
+        if "edges" in counts:
+            entry.update(kind="numerical", edges=list(counts["edges"]), reference=list(counts["reference"]),
+                         current=list(counts["current"]))
+        else:
+            ref: dict[str, int] = {}
+            cur: dict[str, int] = {}
+            for src, dst in ((counts["reference"], ref), (counts["current"], cur)):
+                for k, n in src.items():
+                    dst[_label(k)] = dst.get(_label(k), 0) + int(n)
+            cats = sorted(set(ref) | set(cur), key=lambda k: (-(ref.get(k, 0) + cur.get(k, 0)), k))
+            entry.update(kind="categorical", categories=cats, reference=[ref.get(k, 0) for k in cats],
+                         current=[cur.get(k, 0) for k in cats])
+        out.append(entry)
+    return out
+
+
 def report_dict(report: BatchReport) -> dict[str, Any]:
     """The report as a JSON-able document (what ``report.json`` holds)."""
     windows = _windows(report)
@@ -221,6 +273,7 @@ def report_dict(report: BatchReport) -> dict[str, Any]:
         "windows": windows,
         "features": features,
         "performance": _performance(report),
+        "distributions": _distributions(report, windows, features),
         "detections": [d.to_dict() for d in report.detections],
     }
 

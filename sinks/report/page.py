@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sinks.report.charts import distribution_chart, pvalue_chart, window_chart
+from sinks.report.charts import counts_chart, distribution_chart, pvalue_chart, window_chart
 from sinks.report.model import BatchReport, dumps, report_dict
 
 __all__ = ["render_html", "write_report"]
@@ -159,8 +159,9 @@ def render_html(report: BatchReport, top: int = 6) -> str:
               f"{len(r['p_values'])}</td></tr>")
         w("</table>")
 
-    # distributions of the most drifted features
-    plots = _distribution_plots(report, features, windows, top)
+    # distributions of the most drifted features: from the rows' values, or from counts
+    plots = _distribution_plots(report, features, windows, top) if not doc["distributions"] else \
+        _counts_plots(doc["distributions"], windows, top)
     if plots:
         w("<h2>Most drifted features: reference vs current</h2><div class=\"grid\">")
         for b64, caption in plots:
@@ -218,6 +219,25 @@ def _distribution_plots(report: BatchReport, features: list[dict[str, Any]], win
             out.append((b64, f"{f['feature']}: {subtitle}"))
         if len(out) >= top:
             break
+    return out
+
+
+def _counts_plots(entries: list[dict[str, Any]], windows: list[dict[str, Any]], top: int) -> list[tuple[str, str]]:
+    """Reference vs current for the ``top`` first entries of ``report.json``'s ``distributions``
+    (lowest p-value first), drawn from their counts."""
+    out: list[tuple[str, str]] = []
+    for e in entries:
+        if len(out) >= top:
+            break
+        same = [w for w in windows if (w["version"], w["on"], w["detector"]) == (e["version"], e["on"], e["detector"])]
+        where = "whole range" if len(same) <= 1 else \
+            f"window {e['window'] + 1} ({_fmt_time(e['start'])} to {_fmt_time(e['end'])})"
+        label = _group_label(e["version"], e["on"])
+        p = "—" if e["p_value"] is None else f"{e['p_value']:.3g}"
+        subtitle = f"p = {p} ({e['test']}), {where}{'; ' + label if label else ''}"
+        b64 = counts_chart(e, subtitle)
+        if b64:
+            out.append((b64, f"{e['feature']}: {subtitle}"))
     return out
 
 

@@ -9,6 +9,7 @@ against scipy and alibi-detect) and scipy's ``ks_2samp``. The several-million-ro
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,3 +157,69 @@ def test_the_command_reads_past_the_old_limit(loaded, tmp_path: Path, monkeypatc
                                         str(ref_path), "--limit", "12345", "--out", str(tmp_path / "l"), "--quiet"])
     assert limited.exit_code == 0, limited.output
     assert "scored: 12345 rows" in limited.output
+
+
+def _cells(values: np.ndarray, edges: list[float]) -> list[int]:
+    """Counts in ``(-inf, e0), [e0, e1), ..., [e_last, inf)`` (numpy, the oracle)."""
+    return np.bincount(np.searchsorted(np.asarray(edges), values, side="right"), minlength=len(edges) + 1).tolist()
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    return x[~np.isnan(x)]
+
+
+def _cluster_cells(store, query_filter, feature: str, edges: list[float]) -> list[int]:
+    """The cluster's own counts of ``feature`` in the cells (a range aggregation written here)."""
+    ranges = [{"to": edges[0]}] + [{"from": a, "to": b} for a, b in itertools.pairwise(edges)] + \
+        [{"from": edges[-1]}]
+    resp = store.es.search(index=f"{store.prefix}-records-*", size=0, query=query_filter,
+                           aggs={"r": {"range": {"field": f"input_num.{feature}", "ranges": ranges}}})
+    return [b["doc_count"] for b in resp["aggregations"]["r"]["buckets"]]
+
+
+def _cluster_terms(store, query_filter, feature: str, numbers: bool) -> dict[str, int]:
+    field = f"input_num.{feature}" if numbers else f"input.{feature}"
+    resp = store.es.search(index=f"{store.prefix}-records-*", size=0, query=query_filter,
+                           aggs={"t": {"terms": {"field": field, "size": 100}}})
+    return {str(int(b["key"])) if numbers else b["key"]: b["doc_count"] for b in resp["aggregations"]["t"]["buckets"]}
+
+
+@pytest.mark.parametrize("mode", ["binned", "exact"])
+@pytest.mark.parametrize("every", [None, "1h"])
+def test_a_plot_per_feature_drawn_from_the_clusters_counts(loaded, tmp_path: Path, mode, every):
+    store, refs, ref, hours, _ = loaded
+    from sinks.report import write_report
+
+    report = run_report_audit(store, "scored", refs, mode=mode, bins=20, every=every)
+    json_path, html_path = write_report(report, tmp_path, top=10)
+    page = html_path.read_text()
+    doc = __import__("json").loads(json_path.read_text())
+    entries = {e["feature"]: e for e in doc["distributions"]}
+    assert set(entries) == set(ref.columns)
+    for f in ref.columns:
+        assert page.count(f'alt="{f}: p = ') == 1, f  # one plot per feature
+        assert f'<figcaption>{f}: p = ' in page
+    for f, e in entries.items():
+        # the window the entry names: the one where the feature's p-value was lowest
+        lowest = min(range(len(report.detections)), key=lambda i: report.detections[i].feature_p_values[f])
+        assert e["window"] == lowest and e["p_value"] == report.detections[lowest].feature_p_values[f]
+        rows = hours[lowest] if every else pd.concat(hours, ignore_index=True)
+        start = T0 + timedelta(hours=lowest)
+        flt = {"bool": {"filter": [{"term": {"model": "scored"}}] + ([{"range": {"timestamp": {
+            "gte": start.isoformat(), "lt": (start + timedelta(hours=1)).isoformat()}}}] if every else [])}}
+        if e["kind"] == "numerical":
+            # the reference's 20 quantile edges (its own values), computed here
+            r = _numbers(ref[f])
+            assert e["edges"] == np.unique(np.quantile(r, np.linspace(0, 1, 21)[:-1], method="inverted_cdf")).tolist()
+            assert e["reference"] == _cells(r, e["edges"])
+            assert e["current"] == _cells(_numbers(rows[f]), e["edges"])  # the known values
+            assert e["current"] == _cluster_cells(store, flt, f, e["edges"])  # the cluster's counts
+        else:
+            assert f in ("code", "city")
+            cur = dict(zip(e["categories"], e["current"], strict=True))
+            want = rows[f].astype(str).value_counts().to_dict()
+            assert {k: v for k, v in cur.items() if v} == want
+            assert want == _cluster_terms(store, flt, f, numbers=f == "code")
+            refc = dict(zip(e["categories"], e["reference"], strict=True))
+            assert {k: v for k, v in refc.items() if v} == ref[f].astype(str).value_counts().to_dict()
