@@ -383,10 +383,7 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
         for i, slot in enumerate(buckets[0] if buckets else []):
             for d, b in zip(dets, buckets, strict=True):
                 s = b[i]
-                d.update_counts(s["rows"], s["cells"], s["categories"], s["present"], s["numbers"])
-                if any(s["other"].values()):
-                    notes.append(f"{s['start']}: more than 10,000 categories in {sorted(f for f, n in s['other'].items() if n)}; "
-                                 "the rest were not tested")
+                d.update_counts(s["rows"], s["cells"], s["categories"], s["present"], s["numbers"], s["odd"])
             feed.rows = slot["rows"]
             total += slot["rows"]
             detections += _close(feed, slot["start"], slot["end"], bins, counts, len(detections))

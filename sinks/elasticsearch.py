@@ -726,11 +726,17 @@ class ElasticsearchAuditStore(AuditStore):
         bucket for the whole range. One bucket per time slot with rows::
 
             {"start", "end", "rows", "cells": {f: [counts]}, "numbers": {f: values counted},
-             "present": {f: cells present}, "categories": {f: {category: count}}, "other": {f: n}}
+             "present": {f: cells present}, "categories": {f: {category: count}},
+             "odd": {f: {text: count}}, "other": {f: 0}}
 
         ``present`` counts the cells of the feature in ``input`` (any type), so
-        ``rows - present`` is missing and, for a numerical feature, ``present - numbers`` is
-        cells that are not numbers. Requests are split so that no response holds more than
+        ``rows - present`` is missing and, for a feature counted on ``input_num``,
+        ``present - numbers`` is cells that are not numbers there: text (``"1.5"``, ``"?"``),
+        booleans. Those come back as ``odd``: their text as the flattened field holds it
+        (``"true"`` for a boolean) and how often, for the caller to read as a test on the
+        values would. Categories are complete: a feature with more than ``max_categories``
+        of them (or odd cells) is counted again page by page (a ``composite`` aggregation),
+        so nothing is left out. Requests are split so that no response holds more than
         ~20,000 buckets (the cluster's ``search.max_buckets`` is 65,536 by default).
         """
         _, query = self._query(SearchQuery(kind="records", model=model, version=version, since=since, until=until))
@@ -782,7 +788,7 @@ class ElasticsearchAuditStore(AuditStore):
                     "start": datetime.fromtimestamp(key / 1000, UTC) if key is not None else since,
                     "end": datetime.fromtimestamp((key + _interval_ms(every)) / 1000, UTC) if key is not None
                     else until, "rows": int(rows), "cells": {}, "numbers": {}, "present": {}, "categories": {},
-                    "other": {}})
+                    "odd": {}, "other": {}})
                 for name, agg in b.items():
                     if not isinstance(agg, dict) or "|" not in name:
                         continue
@@ -797,7 +803,51 @@ class ElasticsearchAuditStore(AuditStore):
                         slot["numbers"][f] = sum(slot["categories"][f].values()) + slot["other"][f]
                     elif kind == "c":
                         slot["present"][f] = int(agg["value"])
+        # what the first pass left out: categories beyond max_categories, and cells of a feature
+        # counted on input_num that are not numbers there; counted again, completely, page by page
+        for f, numbers in categorical.items():
+            if any(s["other"].get(f) for s in out.values()):
+                field = f"input_num.{f}" if numbers else f"input.{f}"
+                full = self._all_terms(index, query, field, every)
+                for k, s in out.items():
+                    s["categories"][f] = full.get(k, {})
+                    s["other"][f] = 0
+                    s["numbers"][f] = sum(s["categories"][f].values())
+        on_numbers = [*numeric, *(f for f, numbers in categorical.items() if numbers)]
+        for f in on_numbers:
+            if any(s["present"].get(f, 0) > s["numbers"].get(f, 0) for s in out.values()):
+                odd = self._all_terms(index, {"bool": {"filter": [query], "must_not": [
+                    {"exists": {"field": f"input_num.{f}"}}]}}, f"input.{f}", every)
+                for k, s in out.items():
+                    if odd.get(k):
+                        s["odd"][f] = odd[k]
         return [out[k] for k in sorted(out, key=lambda k: -1 if k is None else k)]
+
+    def _all_terms(self, index: str, query: dict[str, Any], field: str, every: str | None,
+                   page: int = 10_000) -> dict[Any, dict[Any, int]]:
+        """Every term of ``field`` and its count, per ``every`` time slot (key: the slot's start
+        in epoch ms, as ``date_histogram`` gives it) or for the whole range (key ``None``):
+        a ``composite`` aggregation read page by page, complete whatever the number of terms."""
+        sources: list[dict[str, Any]] = []
+        if every:
+            sources.append({"s": {"date_histogram": {"field": "timestamp", "fixed_interval": every}}})
+        sources.append({"k": {"terms": {"field": field}}})
+        out: dict[Any, dict[Any, int]] = {}
+        after: dict[str, Any] | None = None
+        while True:
+            comp: dict[str, Any] = {"size": page, "sources": sources}
+            if after is not None:
+                comp["after"] = after
+            resp = self._read("counting terms", index, functools.partial(
+                self.es.search, index=index, query=query, size=0, aggs={"all": {"composite": comp}},
+                ignore_unavailable=True, allow_no_indices=True))
+            agg = (resp.get("aggregations") or {}).get("all") or {}
+            for b in agg.get("buckets", []):
+                slot = out.setdefault(b["key"].get("s"), {})
+                slot[b["key"]["k"]] = slot.get(b["key"]["k"], 0) + int(b["doc_count"])
+            after = agg.get("after_key")
+            if after is None or len(agg.get("buckets", [])) < page:
+                return out
 
     def close(self) -> None:
         self.es.close()

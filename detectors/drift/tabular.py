@@ -108,6 +108,27 @@ class _Counted:
         return out
 
 
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def _by_text(categories: Mapping[Any, int]) -> dict[str, Any]:
+    """The reference's categories by their text in a ``flattened`` field (booleans as
+    ``true``/``false``)."""
+    return {("true" if k else "false") if isinstance(k, (bool, np.bool_)) else str(k): k for k in categories}
+
+
+def _read_text(cells: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Cells kept as text (``{"1.5": 3, "true": 1, "?": 2}``) read as a test on the values reads
+    them (``coerce_float``: number strings and booleans are numbers): the numbers and how often
+    each occurs; the rest are bad cells."""
+    keys = list(cells)
+    raw = np.array([_BOOL_TEXT.get(k, k) for k in keys] + [None], dtype=object)[:-1]  # keep 1-D
+    vals, _ = coerce_float(raw)
+    n = np.array([cells[k] for k in keys], dtype=np.int64)
+    ok = ~np.isnan(vals)
+    return vals[ok], n[ok]
+
+
 class TabularDrift(FeatureDrift):
     """Automatic per-feature tests with one multiple-testing correction.
 
@@ -437,12 +458,29 @@ class TabularDrift(FeatureDrift):
         return out
 
     def update_counts(self, rows: int, cells: Mapping[str, Sequence[int]], categories: Mapping[str, Mapping[Any, int]],
-                      present: Mapping[str, int], numbers: Mapping[str, int]) -> Self:
+                      present: Mapping[str, int], numbers: Mapping[str, int],
+                      odd: Mapping[str, Mapping[str, int]] | None = None) -> Self:
         """Add a window's counts made elsewhere (a cluster's aggregations, binned mode):
         ``rows`` rows; per numerical feature its counts in the :meth:`count_plan` cells;
         per categorical feature its category counts; ``present``: cells of the feature (any
-        type), ``numbers``: of those, the values counted (numbers for a numerical feature).
-        Features with no present cell are absent from the window."""
+        type), ``numbers``: of those, the values counted (numbers for a feature whose values are
+        numbers). Features with no present cell are absent from the window.
+
+        Counts from a store that keeps values as text (Elasticsearch's ``flattened`` field) are
+        read as the values would be: a category given as text is the reference's category
+        with that text (``"true"`` is ``True``, ``"2"`` is ``2``); ``odd`` — per feature whose
+        values are numbers, the cells that were not counted as numbers, by their text
+        (``"1.5"``, ``"true"``, ``"?"``) — are numbers where a test on the values reads them as
+        numbers (``"1.5"``, booleans), else bad cells.
+
+        >>> det = TabularDrift(bins=2, max_categories=0).fit({"x": [1.0, 2.0, 3.0, 4.0], "b": [True, False] * 2})
+        >>> _ = det.update_counts(3, {"x": [0, 1, 0]}, {"b": {"true": 2, "false": 1}}, {"x": 3, "b": 3}, {"x": 1, "b": 3},
+        ...                       odd={"x": {"3.5": 1, "?": 1}})
+        >>> det.window_counts(2)["x"]["current"], det.window_counts(2)["b"]["current"]
+        ([0, 1, 1], {True: 2, False: 1})
+        >>> det.result().extra["bad_values"]
+        {'x': 1}
+        """
         refs = self._check_fitted()
         if self._counted is None:
             self._counted = self._as_counts()
@@ -454,11 +492,23 @@ class TabularDrift(FeatureDrift):
             if not n_present and f not in c.features:
                 continue
             w = c.features.get(f) or c.features.setdefault(f, self._fresh(st))
+            counted = int(numbers.get(f, 0))
+            extra = (odd or {}).get(f)
+            if extra and st.numeric:
+                values, n = _read_text(extra)
+                counted += int(n.sum())
             if isinstance(w, EdgeCounts):
                 w.add_cells(np.asarray(cells.get(f, np.zeros(len(w.edges) + 1)), dtype=np.int64))
+                if extra and st.numeric and len(values):
+                    w.add_cells(np.bincount(np.searchsorted(w.edges, values, side="right"), weights=n,
+                                            minlength=len(w.edges) + 1).astype(np.int64))
             else:
-                w.add({k: int(v) for k, v in (categories.get(f) or {}).items()})
-            counted = int(numbers.get(f, 0))
+                known = _by_text(st.counts or {}) if not st.numeric else {}
+                w.add({known.get(k, _BOOL_TEXT.get(k, k)) if isinstance(k, str) else k: int(v)
+                       for k, v in (categories.get(f) or {}).items()})
+                if extra and st.numeric and len(values):
+                    for v, k in zip(values.tolist(), n.tolist(), strict=True):  # "2" and "2.0" are one
+                        w.add({float(v): int(k)})
             c.missing[f] = c.missing.get(f, 0) + int(rows) - n_present
             if n_present > counted:
                 c.bad[f] = c.bad.get(f, 0) + n_present - counted

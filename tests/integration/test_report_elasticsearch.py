@@ -223,3 +223,86 @@ def test_a_plot_per_feature_drawn_from_the_clusters_counts(loaded, tmp_path: Pat
             assert want == _cluster_terms(store, flt, f, numbers=f == "code")
             refc = dict(zip(e["categories"], e["reference"], strict=True))
             assert {k: v for k, v in refc.items() if v} == ref[f].astype(str).value_counts().to_dict()
+
+
+# -- what a flattened field does to values: the two modes read them alike ------------------------
+
+ODD_ROWS = 3000
+
+
+def _odd_frame(rng: np.random.Generator, n: int, odd: bool) -> pd.DataFrame:
+    num = np.round(rng.normal(0.0, 1.0, n), 4).astype(object)
+    code = rng.integers(0, 3, n).astype(object)
+    if odd:
+        u = rng.random(n)
+        num[u < 0.03] = [f"{v:.3f}" for v in rng.normal(0.0, 1.0, int((u < 0.03).sum()))]  # numbers as text
+        num[(u >= 0.03) & (u < 0.04)] = True  # booleans: 1.0 to a test on the values
+        num[(u >= 0.04) & (u < 0.05)] = "?"  # not a number
+        code[u > 0.97] = "1"  # a category given as text
+    return pd.DataFrame({
+        "num": num,
+        "flag": rng.random(n) < (0.5 if not odd else 0.6),  # booleans as categories: "true"/"false" there
+        "code": code,
+        "many": np.asarray([f"k{i}" for i in range(40)], dtype=object)[rng.integers(0, 40, n)],
+    })
+
+
+@pytest.fixture(scope="module")
+def odd(stack_env, tmp_path_factory):
+    prefix = "iwt-" + uuid.uuid4().hex[:10]
+    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
+    store = ElasticsearchAuditStore(cfg)
+    rng = np.random.default_rng(7)
+    ref = _odd_frame(rng, 4000, odd=False)
+    ref["num"] = ref["num"].astype(float)
+    ref["code"] = ref["code"].astype(int)
+    cur = _odd_frame(rng, ODD_ROWS, odd=True)
+    store.write_records(_records(cur, T0, "odd"))
+    store.refresh()
+    folder = tmp_path_factory.mktemp("es-odd")
+    ref.to_parquet(folder / "reference.parquet")
+    refs = ReferenceStore(folder / "references")
+    refs.register("odd", folder / "reference.parquet", source="test")
+    yield store, refs, ref, cur
+    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+    if names:
+        store.es.indices.delete(index=",".join(names))
+    for name in ("records", "detections", "deadletters"):
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
+    store.close()
+
+
+def test_numbers_as_text_booleans_and_text_categories_read_alike_in_both_modes(odd):
+    store, refs, ref, cur = odd
+    exact = run_report_audit(store, "odd", refs, mode="exact", bins=20,
+                             detectors=[{"type": "tabular", "counts_after": 100}])
+    binned = run_report_audit(store, "odd", refs, mode="binned", bins=20)
+    (de,), (db,) = exact.detections, binned.detections
+    # the oracles: the detector here on the values as written (number strings and booleans are numbers)
+    here_exact = _local(ref, cur)
+    here_binned = _local(ref, cur, bins=20)
+    assert de.feature_p_values == pytest.approx(here_exact.feature_p_values, rel=1e-12, abs=1e-300)
+    assert db.feature_p_values == pytest.approx(here_binned.feature_p_values, rel=1e-12, abs=1e-300)
+    n_q = int((cur.num == "?").sum())
+    assert n_q > 0 and de.extra["bad_values"] == db.extra["bad_values"] == {"num": n_q}  # only "?" is bad
+    assert de.extra["missing_values"] == db.extra["missing_values"]
+    # categories: exactly the same tables, so the same chi-squared p-values in both modes
+    for f in ("flag", "code", "many"):
+        assert db.feature_p_values[f] == pytest.approx(de.feature_p_values[f], rel=1e-12), f
+    counts_e, counts_b = exact.counts[0], binned.counts[0]
+    assert counts_b["flag"]["current"] == counts_e["flag"]["current"] == {
+        True: int(cur.flag.sum()), False: int((~cur.flag).sum())}
+    assert counts_b["code"]["current"] == counts_e["code"]["current"]
+    assert counts_b["num"]["current"] == counts_e["num"]["current"]  # number strings binned like numbers
+    assert not any(n.startswith("more than") for n in binned.notes)
+
+
+def test_every_category_is_counted_beyond_the_first_pages_limit(odd):
+    store, _, _, cur = odd
+    full = store.aggregate("odd", numeric={}, categorical={"many": False, "code": True})
+    small = store.aggregate("odd", numeric={}, categorical={"many": False, "code": True}, max_categories=3)
+    assert small == full  # counted again page by page, nothing left out
+    (slot,) = full
+    assert slot["categories"]["many"] == cur.many.value_counts().to_dict() and len(slot["categories"]["many"]) == 40
+    assert slot["other"] == {"many": 0, "code": 0}
+    assert slot["odd"]["code"] == {"1": int((cur.code == "1").sum())}  # the text cells, for the caller to read
