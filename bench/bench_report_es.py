@@ -1,22 +1,27 @@
 """``inferwatch report --source elasticsearch`` over millions of audited rows: exact (rows streamed
 through a point in time) against binned (distributions counted in the cluster), time, peak
-memory and the difference in p-values.
+memory, bytes moved and the difference in p-values.
 
-Loads ``--rows`` rows (``--numeric`` numerical + ``--categorical`` categorical inputs; the rows
-of the second half of the time span shifted in num0 and cat0) into the records indices of a
-fresh prefix on the stack's node, shaped as the audit store writes them (``input`` and
-``input_num``; no raw bodies or full text, to keep the load bounded), with the bulk API in
-large chunks and ``refresh_interval: -1`` during the load. Then runs, each in a subprocess
-measured alone (wall time, peak RSS from ``os.wait4``):
+Loads ``--rows`` rows (``--numeric`` numerical + ``--categorical`` categorical inputs, 40 + 10 by
+default like the file bench; in the second half of the time span num0 is shifted slightly, num1
+clearly and cat0's last category is more frequent) through the audit store's own write path
+(``ElasticsearchAuditStore.write_records``: the documents the audit role writes, with
+``input_num`` and the full-text parts; records of ``--per-record`` rows, no raw bodies),
+``--threads`` stores at once, into the daily records indices of a fresh prefix made with
+``refresh_interval: -1``, asynchronous translog and rare flushes (restored after the load).
+Then runs, each in a subprocess measured alone (wall time, peak RSS from ``os.wait4``, bytes of
+search answers from the node's HTTP route statistics):
 
-1. ``--mode exact`` over the whole range; 2. ``--mode binned`` over the whole range;
-3. ``--mode binned --every 6h`` (one window per time bucket, a ``date_histogram``);
-4. ``--mode exact --every 6h``.
+1. ``--mode binned`` over the whole range; 2. ``--mode exact`` over the whole range;
+3. ``--mode binned --every 1h`` (one window per time bucket, a ``date_histogram``);
+4. ``--mode exact --every 1h``.
 
-Prints the table, the ratio exact / binned, and per feature the p-values of both modes. The
-indices and templates are deleted at the end (also on failure).
+Prints the table, the ratios exact / binned, and per feature the p-values of both modes and
+the largest gap per test. The indices and templates are deleted at the end (also on failure)
+unless ``--keep``; ``--load-only`` loads and keeps; ``--prefix`` reuses rows already loaded.
 
-    python bench/bench_report_es.py [--rows 2000000] [--numeric 8] [--categorical 2] [--hours 24]
+    python bench/bench_report_es.py [--rows 3000000] [--numeric 40] [--categorical 10] [--hours 24]
+        [--every 1h] [--threads 3] [--per-record 100] [--prefix P] [--load-only] [--keep]
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
     the audit role writes, ``input``, ``input_num`` and the full-text parts), ``threads`` stores
     writing at once (each its own client), records of ``per_record`` rows (a batch request; no
     raw bodies). The daily indices are made first from the template with ``refresh_interval:
-    -1`` and asynchronous translog, restored after. Seconds taken."""
+    -1``, asynchronous translog and rare flushes, restored after. Seconds taken."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     from inferwatch.config import ElasticsearchConfig
@@ -79,7 +84,9 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
     indices = [f"{prefix}-records-{model}-{d}" for d in days]
     for index in indices:
         first.es.indices.create(index=index, settings={"refresh_interval": "-1", "number_of_replicas": 0,
-                                                      "translog.durability": "async"})
+                                                      "translog.durability": "async",
+                                                      "translog.flush_threshold_size": "4gb",
+                                                      "translog.flush_threshold_age": "30m"})
     local = threading.local()
 
     def write(records: list[object]) -> int:
@@ -119,7 +126,9 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
         raise SystemExit(f"{written} of {rows} rows written")
     for index in indices:
         first.es.indices.put_settings(index=index, settings={"refresh_interval": "1s",
-                                                            "translog.durability": "request"})
+                                                            "translog.durability": "request",
+                                                            "translog.flush_threshold_size": None,
+                                                            "translog.flush_threshold_age": None})
     first.es.indices.refresh(index=f"{prefix}-records-*")
     first.close()
     return time.perf_counter() - t0
@@ -168,8 +177,10 @@ def main() -> None:
             d = Path(tmp)
             ref = d / "reference.parquet"
             frame(np.random.default_rng(1), args.ref_rows, args.numeric, args.categorical, False).to_parquet(ref)
-            if args.prefix:
-                es.indices.put_settings(index=f"{prefix}-records-*", settings={"refresh_interval": "1s"})
+            if args.prefix:  # a load cut short keeps its load-time settings: restored here
+                es.indices.put_settings(index=f"{prefix}-records-*", settings={
+                    "refresh_interval": "1s", "translog.durability": "request",
+                    "translog.flush_threshold_size": None, "translog.flush_threshold_age": None})
                 es.indices.refresh(index=f"{prefix}-records-*")
                 secs = float("nan")
             else:

@@ -21,6 +21,8 @@ from inferwatch.references import ReferenceInfo
 __all__ = ["REPORT_FORMAT", "BatchReport", "dumps", "report_dict"]
 
 REPORT_FORMAT = "inferwatch-report/1"
+_MAX_CATEGORIES = 100
+"""Categories per feature in ``distributions``; the rest are summed into one."""
 
 
 @dataclass
@@ -249,8 +251,14 @@ def _distributions(report: BatchReport, windows: list[dict[str, Any]],
                 for k, n in src.items():
                     dst[_label(k)] = dst.get(_label(k), 0) + int(n)
             cats = sorted(set(ref) | set(cur), key=lambda k: (-(ref.get(k, 0) + cur.get(k, 0)), k))
+            rest = cats[_MAX_CATEGORIES:]
+            cats = cats[:_MAX_CATEGORIES]
             entry.update(kind="categorical", categories=cats, reference=[ref.get(k, 0) for k in cats],
                          current=[cur.get(k, 0) for k in cats])
+            if rest:  # the long tail as one cell: the totals stay whole
+                entry["categories"].append(f"({len(rest)} other categories)")
+                entry["reference"].append(sum(ref.get(k, 0) for k in rest))
+                entry["current"].append(sum(cur.get(k, 0) for k in rest))
         out.append(entry)
     return out
 

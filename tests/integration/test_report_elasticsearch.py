@@ -2,9 +2,11 @@
 through a point in time) and binned (distributions counted in the cluster with aggregations).
 
 30,000 audited rows (more than one page of the stream) written through the store's own bulk
-path; the oracles are the tabular detector run locally on the same values (itself checked
-against scipy and alibi-detect) and scipy's ``ks_2samp``. The several-million-row run is
-``bench/bench_report_es.py``.
+path, and 3,000 rows whose cells a ``flattened`` field turns into text (number strings,
+booleans, categories as text); the oracles are the tabular detector run locally on the same
+values (itself checked against scipy and alibi-detect), scipy's ``ks_2samp``, numpy's counts of
+the known rows and the cluster's own aggregations written in the tests. Small on purpose (CI
+time); the several-million-row run is ``bench/bench_report_es.py``.
 """
 
 from __future__ import annotations
@@ -185,8 +187,7 @@ def _cluster_terms(store, query_filter, feature: str, numbers: bool) -> dict[str
     return {str(int(b["key"])) if numbers else b["key"]: b["doc_count"] for b in resp["aggregations"]["t"]["buckets"]}
 
 
-@pytest.mark.parametrize("mode", ["binned", "exact"])
-@pytest.mark.parametrize("every", [None, "1h"])
+@pytest.mark.parametrize(("mode", "every"), [("binned", None), ("binned", "1h"), ("exact", "1h")])
 def test_a_plot_per_feature_drawn_from_the_clusters_counts(loaded, tmp_path: Path, mode, every):
     store, refs, ref, hours, _ = loaded
     from sinks.report import write_report

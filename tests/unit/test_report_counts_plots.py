@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from detectors.drift.tabular import TabularDrift
+from inferwatch.record import Detection
 from sinks.report import BatchReport, report_dict
 from sinks.report.charts import counts_chart, draw_counts
 
@@ -73,3 +74,13 @@ def test_the_chart_draws_the_counts_as_densities():
 def test_file_reports_keep_drawing_from_values():
     rep = BatchReport(model="m", detections=[], current={(None, "inputs"): pd.DataFrame({"x": [1.0]})})
     assert report_dict(rep)["distributions"] == []
+
+
+def test_a_long_tail_of_categories_is_one_cell_with_the_totals_whole():
+    rep = BatchReport(model="m", detections=[], mode="binned")
+    d = Detection(detector="tabular", kind="drift", model="m", window_size=1000, feature_p_values={"c": 0.5})
+    rep.detections.append(d)
+    rep.counts = {0: {"c": {"reference": {f"k{i}": 2 for i in range(300)}, "current": {f"k{i}": 1 for i in range(500)}}}}
+    (e,) = report_dict(rep)["distributions"]
+    assert len(e["categories"]) == 101 and e["categories"][-1] == "(400 other categories)"
+    assert (sum(e["reference"]), sum(e["current"])) == (600, 500)
