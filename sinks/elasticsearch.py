@@ -226,12 +226,57 @@ def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+#: per tuple of a row's value types: which values are numbers, and whether those are all exactly ``float``
+_NUMBER_PLANS: dict[tuple[type, ...], tuple[tuple[bool, ...], bool]] = {}
+
+
+def _number_plan(kinds: tuple[type, ...]) -> tuple[tuple[bool, ...], bool]:
+    mask = tuple(issubclass(t, (int, float)) and not issubclass(t, bool) for t in kinds)
+    plan = mask, all(t is float for t, number in zip(kinds, mask, strict=True) if number)
+    if len(_NUMBER_PLANS) >= 4096:  # bounded: rows of ever new type mixes cost a plan each, no memory
+        _NUMBER_PLANS.clear()
+    _NUMBER_PLANS[kinds] = plan
+    return plan
+
+
 def _numbers(values: Any) -> dict[str, float]:
-    """The finite numbers (not booleans) of a row's inputs: the ``input_num`` field."""
-    if not isinstance(values, dict):
+    """The finite numbers (``int`` or ``float``, not ``bool``) of a row's inputs as doubles, keys as
+    text: the ``input_num`` field (what range and terms aggregations read). An integer too large
+    for a double is left out, as infinity is.
+
+    At C speed (this ran per value in Python, ~11 µs of a 50-feature row): the row's value types
+    pick a cached mask of its number columns; the sum of the selected numbers is finite only when
+    every one of them is, and only a row where it is not (NaN, infinity, a double overflowing the
+    sum) is filtered value by value.
+
+    >>> _numbers({"a": 1, "b": 2.5, "c": True, "d": "x", "e": float("nan"), "f": None, "g": 10**400})
+    {'a': 1.0, 'b': 2.5}
+    """
+    if not isinstance(values, dict) or not values:
         return {}
-    return {str(k): float(v) for k, v in values.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    kinds = tuple(map(type, values.values()))
+    mask, exact = _NUMBER_PLANS.get(kinds) or _number_plan(kinds)
+    keys: Iterable[Any] = itertools.compress(values, mask)
+    try:
+        nums = list(itertools.compress(values.values(), mask)) if exact else \
+            list(map(float, itertools.compress(values.values(), mask)))
+        finite = math.isfinite(sum(nums))
+    except OverflowError:  # an integer beyond a double
+        finite = False
+    if not finite:
+        return {str(k): float(v) for k, v in itertools.compress(values.items(), mask) if _finite(v)}
+    try:
+        "".join(values)  # every key is text already (as always from JSON): taken as it is
+    except TypeError:
+        keys = map(str, keys)
+    return dict(zip(keys, nums, strict=True))
+
+
+def _finite(v: float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond a double
+        return False
 
 
 def _dumps(obj: Any) -> bytes:
