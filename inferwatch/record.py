@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import operator
 import os
 import time
 import uuid
@@ -246,7 +247,7 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
         # labels alone (the feedback endpoint and topic): only the labelled rows' truth, beside what
         # the prediction wrote (its row count and source stay); a label may come before its row
         return [{"doc_id": row_id(r.id, i), "record_id": r.id, "row": i, "model": r.model,
-                 "truth": {k: v[i] for k, v in truth.items()}, _TIME_FIELD["feedback"]: r.timestamp}
+                 "truth": _row(truth, i), _TIME_FIELD["feedback"]: r.timestamp}
                 for i in range(n_truth) if any(v[i] is not None for v in truth.values())]
     base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
     for key in _COPIED:
@@ -258,20 +259,29 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
     base[_TIME_FIELD.get(r.part, "timestamp")] = r.timestamp
     docs = []
     for i in range(n):
-        doc = dict(base, doc_id=row_id(r.id, i), row=i)
+        doc = base.copy()
+        doc["doc_id"] = row_id(r.id, i)
+        doc["row"] = i
         if inputs and i < n_in:
-            doc["input"] = {k: v[i] for k, v in inputs.items()}
+            doc["input"] = _row(inputs, i)
         if outputs and i < n_out:
-            doc["output"] = {k: v[i] for k, v in outputs.items()}
+            doc["output"] = _row(outputs, i)
         if truth and i < n_truth and any(v[i] is not None for v in truth.values()):
-            doc["truth"] = {k: v[i] for k, v in truth.items()}
-        if i == 0:
-            if r.request is not None:
-                doc["request"], doc["request_encoding"] = r.request, r.request_encoding or "text"
-            if r.response is not None:
-                doc["response"], doc["response_encoding"] = r.response, r.response_encoding or "text"
+            doc["truth"] = _row(truth, i)
         docs.append(doc)
+    first = docs[0]
+    if r.request is not None:
+        first["request"], first["request_encoding"] = r.request, r.request_encoding or "text"
+    if r.response is not None:
+        first["response"], first["response_encoding"] = r.response, r.response_encoding or "text"
     return docs
+
+
+def _row(table: Table, i: int) -> dict[str, Any]:
+    """Row ``i`` of a table as a dict, built at C speed (a comprehension is a Python step per column)."""
+    return dict(zip(table, map(operator.itemgetter(i), table.values()), strict=False))
+
+
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(InferenceRecord))
 _RECORD_FIELD_LIST = list(_RECORD_FIELDS)
 RECORD_FIELDS = _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)

@@ -182,6 +182,7 @@ def _day(ts: Any) -> str:
 
 
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+_OPTS_LINE = _OPTS | orjson.OPT_APPEND_NEWLINE  # a bulk body line: the newline without a copy
 
 
 def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +320,8 @@ def _error_text(exc: Exception) -> str:
 
 def _line(a: WriteAction) -> bytes:
     """One action's NDJSON: the action line and, but for a delete, its document."""
-    return _head(a.op, a.target, a.id) + (_dumps(a.doc) + b"\n" if a.doc is not None else b"")
+    head = _head(a.op, a.target, a.id)
+    return head if a.doc is None else head + orjson.dumps(a.doc, option=_OPTS_LINE)
 
 
 class _Bulk:
@@ -548,24 +550,27 @@ class ElasticsearchAuditStore(AuditStore):
         for m in records:
             index = self.records_index(m.model, m.timestamp)
             complete = m.part == "both"
+            feedback = m.part == "feedback"
             docs = record_documents(m)
             for doc in docs:
-                if m.part == "feedback":
+                if feedback:
                     wait = self.waiting_index(m.model)
                     at = where.get(doc["doc_id"])
                     index = at if at is not None and at != wait else in_batch.get(doc["doc_id"], wait)
                     if index == wait:
                         self._waiting_models[m.model] = True
-                else:
+                elif waiting:
                     label = waiting.get(doc["doc_id"])
                     if label is not None:
                         for key, value in label.items():
                             doc.setdefault(key, value)
                         if joined is not None:
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
-                nums = _numbers(doc.get("input"))  # before the section becomes a JSON fragment
-                if nums:
-                    doc["input_num"] = nums
+                inputs = doc.get("input")
+                if inputs:  # the numbers before the section becomes a JSON fragment
+                    nums = _numbers(inputs)
+                    if nums:
+                        doc["input_num"] = nums
                 _with_fulltext(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.elasticsearch import _OPTS, _numbers
+from inferwatch.config import ElasticsearchConfig
+from inferwatch.record import InferenceRecord
+from sinks.elasticsearch import _OPTS, ElasticsearchAuditStore, _numbers, _with_fulltext
 
 
 def numbers_oracle(values: Any) -> dict[str, float]:
@@ -74,3 +77,107 @@ def test_rows_with_the_same_value_types_share_a_plan_and_still_get_their_own_num
 
 def test_input_numbers_of_what_is_not_a_row() -> None:
     assert _numbers(None) == {} and _numbers([1.0]) == {} and _numbers({}) == {}
+
+
+# -- whole record documents, as sent ---------------------------------------------------------
+_COPIED = ("model", "version", "namespace", "endpoint", "protocol", "source", "trace", "latency_ms",
+           "input_schema", "output_schema")
+_TIME_FIELD = {"request": "timestamp", "both": "timestamp", "response": "response_timestamp",
+               "feedback": "feedback_timestamp"}
+
+
+def documents_oracle(r: InferenceRecord) -> list[dict[str, Any]]:
+    """The row documents of a record (not labels alone), field by field, row by row: the shape
+    ``record_documents`` defines (its docstring), written out plainly."""
+    n_in, n_out, n_truth = (len(next(iter(t.values()))) if t else 0 for t in (r.inputs, r.outputs, r.truth))
+    n = max(n_in, n_out, n_truth, 1)
+    docs = []
+    for i in range(n):
+        doc: dict[str, Any] = {"record_id": r.id, "n_rows": n}
+        for key in _COPIED:
+            if getattr(r, key) is not None:
+                doc[key] = getattr(r, key)
+        if r.meta:
+            doc["meta"] = r.meta
+        doc[_TIME_FIELD[r.part]] = r.timestamp
+        doc["doc_id"], doc["row"] = f"{r.id}-{i}", i
+        for section, table, rows in (("input", r.inputs, n_in), ("output", r.outputs, n_out),
+                                     ("truth", r.truth, n_truth)):
+            if table and i < rows and (section != "truth" or any(v[i] is not None for v in table.values())):
+                doc[section] = {k: v[i] for k, v in table.items()}
+        if i == 0:
+            for body in ("request", "response"):
+                if getattr(r, body) is not None:
+                    doc[body], doc[f"{body}_encoding"] = getattr(r, body), getattr(r, f"{body}_encoding") or "text"
+        docs.append(doc)
+    return docs
+
+
+def bulk_oracle(records: list[InferenceRecord]) -> bytes:
+    """The ``_bulk`` body of the records: each document with ``input_num`` (by the oracle above)
+    and its full text, as an upsert, or a create for a complete exchange."""
+    out = b""
+    for r in records:
+        index = f"inferwatch-records-{r.model}-{r.timestamp.astimezone(UTC):%Y.%m.%d}"
+        for doc in documents_oracle(r):
+            nums = numbers_oracle(doc.get("input"))
+            if nums:
+                doc["input_num"] = nums
+            _with_fulltext(doc)
+            op, body = ("create", doc) if r.part == "both" else ("update", {"doc": doc, "doc_as_upsert": True})
+            out += orjson.dumps({op: {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
+            out += orjson.dumps(body, option=_OPTS) + b"\n"
+    return out
+
+
+class KeepingBulk:
+    """An Elasticsearch client that keeps the ``_bulk`` bodies and answers "all written"."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def bulk(self, operations: bytes, **_: Any) -> dict[str, Any]:
+        self.bodies.append(bytes(operations))
+        return {"errors": False}
+
+    class indices:  # the client's namespace: no label is waiting for these rows
+        @staticmethod
+        def exists(index: str) -> bool:
+            return False
+
+    def close(self) -> None:
+        pass
+
+
+CELLS = st.one_of(st.floats(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(), st.none(),
+                  st.text(max_size=4), st.lists(st.integers(min_value=-9, max_value=9), max_size=2))
+
+
+@st.composite
+def tables(draw: st.DrawFn, rows: int) -> dict[str, list[Any]] | None:
+    names = draw(st.lists(st.text(min_size=1, max_size=3), max_size=4, unique=True))
+    return {k: draw(st.lists(CELLS, min_size=rows, max_size=rows)) for k in names} or None
+
+
+@st.composite
+def record(draw: st.DrawFn, i: int) -> InferenceRecord:
+    rows = draw(st.integers(min_value=1, max_value=3))
+    text = st.none() | st.text(max_size=6)
+    return InferenceRecord(
+        id=f"r{i}", model="m", version=draw(text), namespace=draw(text), endpoint=draw(text),
+        protocol=draw(text), source=draw(text), trace=draw(text), latency_ms=draw(st.none() | st.floats(0, 1e3)),
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 10**6))),
+        inputs=draw(tables(rows)), outputs=draw(st.none() | tables(rows)), truth=draw(st.none() | tables(rows)),
+        request=draw(text), response=draw(text), request_encoding=draw(st.sampled_from(["text", "base64"])),
+        meta=draw(st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2)),
+        part=draw(st.sampled_from(["request", "response", "both"])),
+        input_schema=draw(st.none() | st.just({"tensors": [{"name": "x", "datatype": "FP32", "shape": [1]}]})))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=4).flatmap(lambda n: st.tuples(*(record(i) for i in range(n)))))
+def test_the_bulk_body_is_the_documents_field_by_field(records: tuple[InferenceRecord, ...]) -> None:
+    client = KeepingBulk()
+    store = ElasticsearchAuditStore(ElasticsearchConfig(), client=client, setup=False)
+    assert store.write_records(list(records)) == sum(r.n_rows for r in records)
+    assert b"".join(client.bodies) == bulk_oracle(list(records))
