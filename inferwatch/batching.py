@@ -17,6 +17,13 @@ document or an id — only positions, sizes and statuses — and decides the sam
   down to the one action the service refuses by itself, which is refused with the service's
   reason: one bad document never holds the others back nor stops the caller.
 
+:meth:`BatchingSink.write_ahead` writes a sequence of such writes (parts), each made while the one
+before it is being sent on the engine's sender thread: the caller's CPU work (building and encoding
+the next part) overlaps the service's answer to the previous one. At most one part is in flight,
+and a part is sent only after every part before it is durable and handed back, so a failure stops
+the sequence at the failed part: nothing after it is sent, and the caller, which commits only what
+came back durable, never commits past it.
+
 :meth:`BatchingSink.write` returns an :class:`Outcome` (how many were written, which positions
 were refused and why) once every position is durable or refused; the caller keeps the refused
 ones as dead letters (:meth:`~inferwatch.record.DeadLetter.refused`) and commits its log
@@ -44,10 +51,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
@@ -107,6 +117,9 @@ class Transport(Protocol):
         ...
 
 
+T = TypeVar("T", bound=Transport)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What became of one write: ``written`` actions, and the ``refused`` positions with the reason."""
@@ -127,6 +140,59 @@ class BatchingSink:
         self.max_retries = max_retries
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
+        self._sender: ThreadPoolExecutor | None = None
+        self._sender_lock = threading.Lock()
+
+    def write_ahead(self, parts: Iterable[tuple[Sequence[int], T]]) -> Iterator[tuple[T, Outcome]]:
+        """:meth:`write` each part (``sizes``, ``transport``) of ``parts`` in turn, and yield its
+        transport and :class:`Outcome` once it is durable, in order. The next part is drawn from
+        ``parts`` (made by the caller: documents built, encoded) while the part before it is being
+        sent on the engine's sender thread.
+
+        At most one part is in flight, and a part is sent only after the part before it was yielded:
+        when a write fails (:class:`~inferwatch.errors.BackpressureError` after its retries, any
+        error) the error is raised here and no later part is sent; when making a part fails, or the
+        caller stops early, the part in flight is waited for first, so no write outlives this call.
+        Everything yielded is durable; the caller commits its log position only after the last.
+
+        >>> class Kept:
+        ...     def __init__(self, name):
+        ...         self.name = name
+        ...     def send(self, positions):
+        ...         return None
+        ...     def settle(self, position, status):
+        ...         return "refused"
+        >>> engine = BatchingSink(name="kept")
+        >>> [(t.name, out.written) for t, out in engine.write_ahead(([1] * n, Kept(f"p{n}")) for n in (3, 2))]
+        [('p3', 3), ('p2', 2)]
+        >>> engine.close()
+        """
+        inflight: tuple[Future[Outcome], T] | None = None
+        try:
+            for sizes, transport in parts:  # made while the part before it is in flight
+                if inflight is not None:
+                    done, inflight = inflight, None
+                    yield done[1], done[0].result()
+                inflight = self._sender_pool().submit(self.write, sizes, transport), transport
+            if inflight is not None:
+                done, inflight = inflight, None
+                yield done[1], done[0].result()
+        finally:
+            if inflight is not None:  # stopped while a part is in flight: it ends before we do
+                wait_for([inflight[0]])
+
+    def _sender_pool(self) -> ThreadPoolExecutor:
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-send")
+            return self._sender
+
+    def close(self) -> None:
+        """Stop the sender thread (after the part in flight, if any); a later write starts it again."""
+        with self._sender_lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.shutdown(wait=True)
 
     def write(self, sizes: Sequence[int], transport: Transport) -> Outcome:
         """Send positions ``0 .. len(sizes) - 1`` (``sizes``: each action's encoded bytes) through

@@ -456,13 +456,18 @@ class ElasticsearchAuditStore(AuditStore):
 
     # -- writes -------------------------------------------------------------------------------
     def _write(self, actions: Iterable[WriteAction]) -> int:
-        """Send the actions through the engine, ``chunk_actions`` at a time (only those and their
-        lines are held); what the cluster refuses becomes dead letters."""
-        written = 0
+        """Send the actions through the engine, ``chunk_actions`` at a time, each slice built and
+        encoded while the one before it is being sent (only those two and their lines are held);
+        what the cluster refuses becomes dead letters."""
         it = iter(actions)
-        while part := list(itertools.islice(it, self.cfg.chunk_actions)):
-            bulk = _Bulk(self, part)
-            out = self._engine.write([len(line) for line in bulk.lines], bulk)
+
+        def parts() -> Iterator[tuple[list[int], _Bulk]]:
+            while part := list(itertools.islice(it, self.cfg.chunk_actions)):
+                bulk = _Bulk(self, part)
+                yield [len(line) for line in bulk.lines], bulk
+
+        written = 0
+        for bulk, out in self._engine.write_ahead(parts()):
             if out.refused:
                 letters = refused_letters(bulk.actions, out, source="elasticsearch", prefix="es")
                 self.write_deadletters(letters)
@@ -900,4 +905,5 @@ class ElasticsearchAuditStore(AuditStore):
                 return out
 
     def close(self) -> None:
+        self._engine.close()
         self.es.close()

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from inferwatch.batching import BatchingSink, WriteAction, refused_letters
-from inferwatch.config import load_config
+from inferwatch.config import ElasticsearchConfig, load_config
 from inferwatch.errors import AuditStoreError, BackpressureError, RequestRefused
-from inferwatch.record import DeadLetter, Detection
+from inferwatch.record import DeadLetter, Detection, InferenceRecord
 from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.workers import SinkWorker
 from sinks.alertmanager import AlertSink
@@ -214,3 +214,115 @@ def test_sink_worker_commits_only_after_the_sink_took_the_batch(tmp_path):
     assert worker.step() == 3 and sink.got == [1, 2, 3]
     assert lg.group_lag(cfg.log.detections_topic, group) == 0
     worker.close()
+
+
+# -- write_ahead: the next part made while the one before it is sent ---------------------------
+class Part:
+    """A transport for one part that writes down when its sends start and end; ``during`` runs in
+    the middle of each send (on the engine's sender thread)."""
+
+    def __init__(self, k, journal, script=(), during=None):
+        self.k, self.journal, self.script, self.during = k, journal, list(script), during
+        self.calls = 0
+
+    def send(self, positions):
+        self.calls += 1
+        self.journal.append(("send", self.k))
+        if self.during is not None:
+            self.during(self)
+        self.journal.append(("sent", self.k))
+        return [(s, f"status {s}") for s in self.script.pop(0)] if self.script else None
+
+    def settle(self, position, status):
+        return "refused"
+
+
+def _made(parts, journal, fail_at=None, before_failing=None):
+    for k, part in enumerate(parts):
+        if k == fail_at:
+            if before_failing is not None:
+                before_failing()
+            raise ValueError(f"making part {k} failed")
+        journal.append(("make", k))
+        yield [1, 1], part
+
+
+def test_write_ahead_makes_the_next_part_while_one_is_sent_and_sends_in_order():
+    journal: list[tuple[str, int]] = []
+    made = [threading.Event() for _ in range(5)]
+    saw_next: dict[int, bool] = {}
+
+    def wait_for_next(part):  # the send of part k ends only once part k+1 is made (or the guard runs out)
+        if part.k + 1 < len(made):
+            saw_next[part.k] = made[part.k + 1].wait(timeout=30)
+
+    parts = [Part(k, journal, during=wait_for_next) for k in range(5)]
+
+    def marking():
+        for k, item in enumerate(_made(parts, journal)):
+            made[k].set()
+            yield item
+
+    engine = _engine()
+    try:
+        for part, out in engine.write_ahead(marking()):
+            assert out.written == 2
+            journal.append(("durable", part.k))
+    finally:
+        engine.close()
+    assert saw_next == {k: True for k in range(4)}  # every part but the last was made during a send
+    at = {event: i for i, event in enumerate(journal)}
+    for k in range(4):  # at most one in flight: a send starts after the one before it is durable
+        assert at[("sent", k)] < at[("durable", k)] < at[("send", k + 1)]
+
+
+def test_write_ahead_retries_a_part_before_the_next_one_is_sent():
+    journal: list[tuple[str, int]] = []
+    parts = [Part(0, journal, script=[[201, 429], [503]]), Part(1, journal), Part(2, journal)]
+    engine = _engine()
+    outs = [(p.k, out.written) for p, out in engine.write_ahead(_made(parts, journal))]
+    assert outs == [(0, 2), (1, 2), (2, 2)]
+    assert [e for e in journal if e[0] == "send"] == [("send", 0)] * 3 + [("send", 1), ("send", 2)]
+    engine.close()
+
+
+def test_write_ahead_stops_at_a_failed_part_nothing_after_it_is_sent():
+    journal: list[tuple[str, int]] = []
+    parts = [Part(0, journal), Part(1, journal, script=[[201, 429]] + [[429]] * 10), Part(2, journal), Part(3, journal)]
+    engine = _engine(max_retries=2)
+    durable = []
+    with pytest.raises(BackpressureError):
+        for part, _ in engine.write_ahead(_made(parts, journal)):
+            durable.append(part.k)  # what a caller may commit
+    assert durable == [0]
+    assert [p.calls for p in parts] == [1, 3, 0, 0]  # part 2 was made, never sent
+    engine.close()
+
+
+def test_write_ahead_waits_for_the_part_in_flight_when_making_the_next_one_fails():
+    journal: list[tuple[str, int]] = []
+    failing = threading.Event()
+    parts = [Part(0, journal, during=lambda part: failing.wait(timeout=30)), Part(1, journal)]
+    engine = _engine()
+    with pytest.raises(ValueError, match="making part 1 failed"):
+        for _ in engine.write_ahead(_made(parts, journal, fail_at=1, before_failing=failing.set)):
+            pass
+    assert journal[-1] == ("sent", 0)  # the send in flight ended before the error reached the caller
+    engine.close()
+
+
+def test_a_failed_chunk_stops_the_store_write_and_later_chunks_are_not_sent():
+    # the Elasticsearch store sends its slices through write_ahead: a slice pushed back until the
+    # retries run out fails the whole write (the caller commits nothing), and no later slice is sent
+    from sinks.elasticsearch import ElasticsearchAuditStore
+    from tests.unit.test_es_bulk_logic import ScriptedBulk
+
+    client = ScriptedBulk([[201, 201], [201, 429]] + [[429]] * 4)
+    store = ElasticsearchAuditStore(ElasticsearchConfig(max_backoff_s=0.0, max_retries=2, chunk_actions=2),
+                                    client=client, setup=False)
+    records = [InferenceRecord(id=f"r{i}", model="m", inputs={"x": [i]}) for i in range(6)]
+    with pytest.raises(BackpressureError):
+        store.write_records(records)
+    sent = [[a[next(iter(a))]["_id"] for a in call] for call in client.calls]
+    assert sent == [["r0-0", "r1-0"], ["r2-0", "r3-0"], ["r3-0"], ["r3-0"]]
+    store.close()
