@@ -48,6 +48,7 @@ by id, and merging the two halves of an exchange needs exactly that.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import logging
@@ -227,13 +228,16 @@ def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-#: per tuple of a row's value types: which values are numbers, and whether those are all exactly ``float``
-_NUMBER_PLANS: dict[tuple[type, ...], tuple[tuple[bool, ...], bool]] = {}
+#: per tuple of a row's value types: which values are numbers, whether those are all exactly
+#: ``float``, and (when a copy of the row is the cheaper way there) which values are not numbers
+_NUMBER_PLANS: dict[tuple[type, ...], tuple[tuple[bool, ...], bool, tuple[bool, ...] | None]] = {}
 
 
-def _number_plan(kinds: tuple[type, ...]) -> tuple[tuple[bool, ...], bool]:
+def _number_plan(kinds: tuple[type, ...]) -> tuple[tuple[bool, ...], bool, tuple[bool, ...] | None]:
     mask = tuple(issubclass(t, (int, float)) and not issubclass(t, bool) for t in kinds)
-    plan = mask, all(t is float for t, number in zip(kinds, mask, strict=True) if number)
+    exact = all(t is float for t, number in zip(kinds, mask, strict=True) if number)
+    drop = tuple(not number for number in mask)
+    plan = mask, exact, drop if exact and 2 * sum(drop) <= sum(mask) else None
     if len(_NUMBER_PLANS) >= 4096:  # bounded: rows of ever new type mixes cost a plan each, no memory
         _NUMBER_PLANS.clear()
     _NUMBER_PLANS[kinds] = plan
@@ -246,9 +250,9 @@ def _numbers(values: Any) -> dict[str, float]:
     for a double is left out, as infinity is.
 
     At C speed (this ran per value in Python, ~11 µs of a 50-feature row): the row's value types
-    pick a cached mask of its number columns; the sum of the selected numbers is finite only when
-    every one of them is, and only a row where it is not (NaN, infinity, a double overflowing the
-    sum) is filtered value by value.
+    pick a cached plan (which values are numbers); the sum of those is finite only when every one
+    of them is, and only a row where it is not (NaN, infinity, a double overflowing the sum) is
+    filtered value by value. A row of mostly doubles is copied and its other values deleted.
 
     >>> _numbers({"a": 1, "b": 2.5, "c": True, "d": "x", "e": float("nan"), "f": None, "g": 10**400})
     {'a': 1.0, 'b': 2.5}
@@ -256,21 +260,28 @@ def _numbers(values: Any) -> dict[str, float]:
     if not isinstance(values, dict) or not values:
         return {}
     kinds = tuple(map(type, values.values()))
-    mask, exact = _NUMBER_PLANS.get(kinds) or _number_plan(kinds)
-    keys: Iterable[Any] = itertools.compress(values, mask)
+    mask, exact, drop = _NUMBER_PLANS.get(kinds) or _number_plan(kinds)
+    nums: Iterable[float] | None = None
     try:
-        nums = list(itertools.compress(values.values(), mask)) if exact else \
-            list(map(float, itertools.compress(values.values(), mask)))
-        finite = math.isfinite(sum(nums))
+        if exact:
+            finite = math.isfinite(sum(itertools.compress(values.values(), mask)))
+        else:
+            nums = list(map(float, itertools.compress(values.values(), mask)))
+            finite = math.isfinite(sum(nums))
     except OverflowError:  # an integer beyond a double
         finite = False
     if not finite:
         return {str(k): float(v) for k, v in itertools.compress(values.items(), mask) if _finite(v)}
+    keys: Iterable[Any] = itertools.compress(values, mask)
     try:
         "".join(values)  # every key is text already (as always from JSON): taken as it is
     except TypeError:
-        keys = map(str, keys)
-    return dict(zip(keys, nums, strict=True))
+        keys, drop = map(str, keys), None
+    if drop is not None:
+        out = values.copy()
+        collections.deque(map(out.__delitem__, itertools.compress(values, drop)), maxlen=0)
+        return out
+    return dict(zip(keys, itertools.compress(values.values(), mask) if nums is None else nums, strict=True))
 
 
 def _finite(v: float) -> bool:
