@@ -12,8 +12,9 @@ The ratio (inferwatch / baseline, lower is better) tracks the per-record overhea
 path independently of the machine's load on Elasticsearch. Then each stage alone, best of
 ``--repeat`` (the floors the note on issue 12 compares with): ``orjson.loads`` of the messages
 (the parse any reader pays), ``InferenceRecord.from_json`` (parse + the record's checks and
-object), the row documents (``record_documents``), their full text and section JSON
-(``_with_fulltext``), and ``orjson.dumps`` of the finished documents with their action lines
+object), the row documents (``record_documents``), the numerical inputs as doubles
+(``_numbers``: ``input_num``), their full text and section JSON (``_with_fulltext``), and
+``orjson.dumps`` of the finished documents with their action lines
 (the serialiser alone).
 
 ``--wide`` uses the records of bench_detect.py (50 features: 40 numeric, 10 categorical, no raw
@@ -43,7 +44,7 @@ from inferwatch.audit import record_documents
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import tune_gc
-from sinks.elasticsearch import ElasticsearchAuditStore, _with_fulltext
+from sinks.elasticsearch import ElasticsearchAuditStore, _numbers, _with_fulltext
 
 
 def messages(n: int) -> list[bytes]:
@@ -104,6 +105,10 @@ def _all_with_fulltext(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_with_fulltext(d) for d in docs]
 
 
+def _all_numbers(docs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    return [_numbers(d.get("input")) for d in docs]
+
+
 def _serialise(docs: list[dict[str, Any]]) -> bytes:
     return b"".join([b'{"create":{"_index":"x","_id":' + orjson.dumps(d["doc_id"]) + b"}}\n"
                      + orjson.dumps(d, option=orjson.OPT_UTC_Z) + b"\n" for d in docs])
@@ -132,6 +137,7 @@ def stages(msgs: list[bytes], repeat: int) -> dict[str, float]:
         timed("parse alone (orjson.loads)", lambda: [orjson.loads(m) for m in msgs])
         timed("decode (InferenceRecord.from_json)", lambda: [InferenceRecord.from_json(m) for m in msgs])
         docs: Any = timed("row documents (record_documents)", lambda: [d for r in recs for d in record_documents(r)])
+        timed("input_num (_numbers)", functools.partial(_all_numbers, docs))
         timed("full text + section JSON (_with_fulltext)", functools.partial(_all_with_fulltext, docs))
         timed("serialiser alone (orjson.dumps, action lines)", functools.partial(_serialise, docs))
     return best
