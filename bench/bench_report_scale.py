@@ -16,7 +16,7 @@ peak RSS from ``os.wait4``):
 3. with ``--baseline-rows N``: the in-memory path the command used before (``load_input`` ->
    ``run_report`` -> ``write_report``: the whole table as Python lists) at N rows.
 
-Printed: a table of wall s / peak RSS MiB / rows per second, the time per row of each size
+Printed: a table of wall s / CPU s / peak RSS MiB / rows per second, the time per row of each size
 relative to the smallest (linear growth = 1.0), the ratio Evidently / ours at each size, and
 the largest difference between exact and binned p-values per feature kind.
 
@@ -93,9 +93,10 @@ def write_files(folder: Path, name: str, rows: int, seed: int, drift: bool, form
     return paths
 
 
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB of the child, its stdout) of one subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def measure(cmd: list[str], src: Path = ROOT) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds (user + system), peak RSS MiB of the child, its stdout) of one
+    subprocess; on a shared machine CPU seconds are the steadier figure."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stderr is not None
@@ -105,20 +106,21 @@ def measure(cmd: list[str]) -> tuple[float, float, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out.decode()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.decode()
 
 
-def ours(inp: Path, ref: Path, out: Path, window: int | None, mode: str, bins: int) -> tuple[float, float, str]:
+def ours(inp: Path, ref: Path, out: Path, window: int | None, mode: str, bins: int,
+         src: Path = ROOT) -> tuple[float, float, float, str]:
     cmd = [sys.executable, "-c", "from inferwatch.cli import main; main()", "report", "--input", str(inp),
            "--reference", str(ref), "--out", str(out), "--quiet", "--mode", mode, "--bins", str(bins)]
-    return measure(cmd + (["--window", str(window)] if window else []))
+    return measure(cmd + (["--window", str(window)] if window else []), src)
 
 
-def in_memory(inp: Path, ref: Path, out: Path) -> tuple[float, float, str]:
+def in_memory(inp: Path, ref: Path, out: Path) -> tuple[float, float, float, str]:
     return measure([sys.executable, "-c", _OLD_PATH, str(inp), str(ref), str(out)])
 
 
-def evidently(python: str, inp: Path, ref: Path, out: Path) -> tuple[float, float, str]:
+def evidently(python: str, inp: Path, ref: Path, out: Path) -> tuple[float, float, float, str]:
     return measure([python, str(ROOT / "bench" / "evidently_drift.py"), str(inp), str(ref), str(out)])
 
 
@@ -141,6 +143,9 @@ def main() -> None:
                     help="python of the Evidently venv (make evidently-venv); '' to skip")
     ap.add_argument("--evidently-max-rows", type=int, default=1_000_000)
     ap.add_argument("--dir", default=None, help="keep the generated files here (reused when present)")
+    ap.add_argument("--before", default=None,
+                    help="also run the command from this source tree (e.g. `git archive` of an older commit) "
+                         "at the smallest size: the speed-up of this checkout in the same run")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     formats, modes = args.formats.split(","), args.modes.split(",")
@@ -157,22 +162,29 @@ def main() -> None:
             return write_files(d, name, rows, seed, drift, fmts)
 
         ref = files(f"reference-{args.ref_rows}", args.ref_rows, 1, False, ["parquet"])["parquet"]
-        rows: list[tuple[str, str, int, float, float]] = []
+        rows: list[tuple[str, str, int, float, float, float]] = []
         diffs: list[str] = []
         if args.baseline_rows:
             small = files(f"current-{args.baseline_rows}", args.baseline_rows, 2, True, formats)
             for fmt, path in small.items():
-                w, m, _ = in_memory(path, ref, d / f"old-{fmt}")
-                rows.append(("in-memory (before)", fmt, args.baseline_rows, w, m))
+                w, c, m, _ = in_memory(path, ref, d / f"old-{fmt}")
+                rows.append(("in-memory (before)", fmt, args.baseline_rows, w, c, m))
         for n in sizes:
             cur = files(f"current-{n}", n, 3, True, formats)
             for fmt, path in cur.items():
+                if args.before and n == sizes[0]:
+                    for mode in modes:
+                        wall, cpu, peak, text = ours(path, ref, d / f"before-{n}-{fmt}-{mode}", args.window, mode,
+                                                     args.bins, Path(args.before))
+                        rows.append((f"before {mode}", fmt, n, wall, cpu, peak))
+                        print(f"{fmt} {n} rows {mode}, before: {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {peak:.0f} "
+                              f"MiB", flush=True)
                 for mode in modes:
                     out = d / f"out-{n}-{fmt}-{mode}"
-                    wall, peak, text = ours(path, ref, out, args.window, mode, args.bins)
-                    rows.append((f"inferwatch {mode}", fmt, n, wall, peak))
-                    print(f"{fmt} {n} rows {mode}: {wall:.1f} s, peak RSS {peak:.0f} MiB; {text.splitlines()[0]}",
-                          flush=True)
+                    wall, cpu, peak, text = ours(path, ref, out, args.window, mode, args.bins)
+                    rows.append((f"inferwatch {mode}", fmt, n, wall, cpu, peak))
+                    print(f"{fmt} {n} rows {mode}: {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {peak:.0f} MiB; "
+                          f"{text.splitlines()[0]}", flush=True)
                 if {"exact", "binned"} <= set(modes):
                     e, b = p_values(d / f"out-{n}-{fmt}-exact"), p_values(d / f"out-{n}-{fmt}-binned")
                     for test in sorted({t for _, t in e.values()}):
@@ -185,22 +197,26 @@ def main() -> None:
                                          f"{sum(pb >= pe for _, pe, pb in pairs)} of {len(pairs)} features")
             if args.evidently and Path(args.evidently).exists() and n <= args.evidently_max_rows:
                 for fmt, path in cur.items():
-                    wall, peak, text = evidently(args.evidently, path, ref, d / f"evidently-{n}-{fmt}.html")
-                    rows.append(("evidently 0.7", fmt, n, wall, peak))
+                    wall, cpu, peak, text = evidently(args.evidently, path, ref, d / f"evidently-{n}-{fmt}.html")
+                    rows.append(("evidently 0.7", fmt, n, wall, cpu, peak))
                     res = json.loads(text.strip().splitlines()[-1])
-                    print(f"{fmt} {n} rows evidently: {wall:.1f} s, peak RSS {peak:.0f} MiB; drifted "
+                    print(f"{fmt} {n} rows evidently: {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {peak:.0f} MiB; drifted "
                           f"{res['drifted']} ({', '.join(res['methods'])})", flush=True)
-    print(f"\n{'path':<20} {'format':<8} {'rows':>10} {'wall s':>8} {'peak RSS MiB':>13} {'rows/s':>10}")
-    for name, fmt, n, wall, peak in rows:
-        print(f"{name:<20} {fmt:<8} {n:>10} {wall:>8.1f} {peak:>13.0f} {n / wall:>10.0f}")
-    by = {(name, fmt, n): wall for name, fmt, n, wall, _ in rows}
-    for name, fmt, n, wall, _ in rows:
+    print(f"\n{'path':<20} {'format':<8} {'rows':>10} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'rows/s':>10}")
+    for name, fmt, n, wall, cpu, peak in rows:
+        print(f"{name:<20} {fmt:<8} {n:>10} {wall:>8.1f} {cpu:>8.1f} {peak:>13.0f} {n / wall:>10.0f}")
+    by = {(name, fmt, n): (wall, cpu) for name, fmt, n, wall, cpu, _ in rows}
+    for name, fmt, n, wall, cpu, _ in rows:
         first = by.get((name, fmt, sizes[0]))
         if n != sizes[0] and first:
-            print(f"{name} {fmt}: time per row at {n} / at {sizes[0]} = {(wall / n) / (first / sizes[0]):.2f}")
+            print(f"{name} {fmt}: time per row at {n} / at {sizes[0]} = {(wall / n) / (first[0] / sizes[0]):.2f} "
+                  f"wall, {(cpu / n) / (first[1] / sizes[0]):.2f} CPU")
+        old = by.get((name.replace("inferwatch", "before"), fmt, n))
+        if old and name.startswith("inferwatch"):
+            print(f"{name} {fmt} {n} rows: before / now = {old[0] / wall:.2f} wall, {old[1] / cpu:.2f} CPU")
         ev = by.get(("evidently 0.7", fmt, n))
         if ev and name.startswith("inferwatch"):
-            print(f"{name} {fmt} {n} rows: Evidently / ours wall = {ev / wall:.1f}")
+            print(f"{name} {fmt} {n} rows: Evidently / ours = {ev[0] / wall:.1f} wall, {ev[1] / cpu:.1f} CPU")
     for line in diffs:
         print(line)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; "

@@ -22,34 +22,37 @@ wiring registers them, :data:`inferwatch.wiring.DETECTORS`).
 
 from __future__ import annotations
 
-from detectors.base import Detector
-from detectors.common.corrections import correct
-from detectors.common.state import ColumnBuffer
-from detectors.drift.anderson import AndersonDrift
-from detectors.drift.chisquare import ChiSquareDrift
-from detectors.drift.classifier import ClassifierDrift
-from detectors.drift.confidence import ConfidenceDrift
-from detectors.drift.cvm import CVMDrift
-from detectors.drift.fisher import FETDrift
-from detectors.drift.hellinger import HellingerDrift
-from detectors.drift.jensen_shannon import JSDrift
-from detectors.drift.ks import KSDrift
-from detectors.drift.mmd import MMDDrift
-from detectors.drift.online_cvm import OnlineCVMDrift
-from detectors.drift.page_hinkley import PageHinkley
-from detectors.drift.prediction import PredictionDrift
-from detectors.drift.psi import PSIDrift
-from detectors.drift.tabular import TabularDrift
-from detectors.drift.wasserstein import WassersteinDrift
-from detectors.outlier.iqr import IQROutlier
-from detectors.outlier.isolation_forest import IsolationForestOutlier
-from detectors.outlier.mahalanobis import MahalanobisOutlier
-from detectors.outlier.zscore import ZScoreOutlier
-from detectors.quality.data_quality import DataQuality
-from detectors.runtime.config import DetectorSpec
-from detectors.runtime.monitor import Monitor, build_monitor
-from detectors.runtime.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
-from inferwatch.references import ReferenceInfo, ReferenceStore
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names, for type checkers; at run time each module is imported on first use
+    from detectors.base import Detector
+    from detectors.common.corrections import correct
+    from detectors.common.state import ColumnBuffer
+    from detectors.drift.anderson import AndersonDrift
+    from detectors.drift.chisquare import ChiSquareDrift
+    from detectors.drift.classifier import ClassifierDrift
+    from detectors.drift.confidence import ConfidenceDrift
+    from detectors.drift.cvm import CVMDrift
+    from detectors.drift.fisher import FETDrift
+    from detectors.drift.hellinger import HellingerDrift
+    from detectors.drift.jensen_shannon import JSDrift
+    from detectors.drift.ks import KSDrift
+    from detectors.drift.mmd import MMDDrift
+    from detectors.drift.online_cvm import OnlineCVMDrift
+    from detectors.drift.page_hinkley import PageHinkley
+    from detectors.drift.prediction import PredictionDrift
+    from detectors.drift.psi import PSIDrift
+    from detectors.drift.tabular import TabularDrift
+    from detectors.drift.wasserstein import WassersteinDrift
+    from detectors.outlier.iqr import IQROutlier
+    from detectors.outlier.isolation_forest import IsolationForestOutlier
+    from detectors.outlier.mahalanobis import MahalanobisOutlier
+    from detectors.outlier.zscore import ZScoreOutlier
+    from detectors.quality.data_quality import DataQuality
+    from detectors.runtime.config import DetectorSpec
+    from detectors.runtime.monitor import Monitor, build_monitor
+    from detectors.runtime.windows import ClosedWindow, CountWindow, TimeWindow, window_from_config
+    from inferwatch.references import ReferenceInfo, ReferenceStore
 
 __all__ = [
     "AndersonDrift",
@@ -86,3 +89,61 @@ __all__ = [
     "correct",
     "window_from_config",
 ]
+
+# name -> module: nothing is imported until a name is used, so the registry (and the report, which
+# needs one detector) never pays for scikit-learn or the other detectors' dependencies
+_LAZY = {
+    "Detector": "detectors.base",
+    "correct": "detectors.common.corrections",
+    "ColumnBuffer": "detectors.common.state",
+    "AndersonDrift": "detectors.drift.anderson",
+    "ChiSquareDrift": "detectors.drift.chisquare",
+    "ClassifierDrift": "detectors.drift.classifier",
+    "ConfidenceDrift": "detectors.drift.confidence",
+    "CVMDrift": "detectors.drift.cvm",
+    "FETDrift": "detectors.drift.fisher",
+    "HellingerDrift": "detectors.drift.hellinger",
+    "JSDrift": "detectors.drift.jensen_shannon",
+    "KSDrift": "detectors.drift.ks",
+    "MMDDrift": "detectors.drift.mmd",
+    "OnlineCVMDrift": "detectors.drift.online_cvm",
+    "PageHinkley": "detectors.drift.page_hinkley",
+    "PredictionDrift": "detectors.drift.prediction",
+    "PSIDrift": "detectors.drift.psi",
+    "TabularDrift": "detectors.drift.tabular",
+    "WassersteinDrift": "detectors.drift.wasserstein",
+    "IQROutlier": "detectors.outlier.iqr",
+    "IsolationForestOutlier": "detectors.outlier.isolation_forest",
+    "MahalanobisOutlier": "detectors.outlier.mahalanobis",
+    "ZScoreOutlier": "detectors.outlier.zscore",
+    "DataQuality": "detectors.quality.data_quality",
+    "DetectorSpec": "detectors.runtime.config",
+    "Monitor": "detectors.runtime.monitor",
+    "build_monitor": "detectors.runtime.monitor",
+    "ClosedWindow": "detectors.runtime.windows",
+    "CountWindow": "detectors.runtime.windows",
+    "TimeWindow": "detectors.runtime.windows",
+    "window_from_config": "detectors.runtime.windows",
+    "ReferenceInfo": "inferwatch.references",
+    "ReferenceStore": "inferwatch.references",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:  # a subpackage or module (``detectors.drift``), imported on first use too
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once imported, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from inferwatch.batch import TableFile
+from inferwatch.batch import Retyped, TableFile
 from inferwatch.errors import DetectorError, InferwatchError
 from inferwatch.record import Detection, InferenceRecord, parse_timestamp, row_id, utcnow
 from inferwatch.references import ReferenceStore
@@ -183,51 +183,34 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
 
     Each batch goes straight to the detectors of the open window (``Monitor.open_window``),
     so neither the file nor a window is ever held as one table: the detectors keep only the
-    columns they test, as arrays. The report's distribution plots read their columns from
-    the file again, one at a time. Same windows, detections and report as :func:`run_report`
+    columns they test, as arrays (or counts). The report's distribution plots read their
+    columns from the file again, in one pass for all of them. A CSV column found to hold
+    text after a first block of numbers (:class:`inferwatch.batch.Retyped`) restarts the
+    pass with the file's types, so every window sees one type per column. Same windows, detections and report as :func:`run_report`
     over :func:`inferwatch.batch.load_input`'s records of the same file.
     """
     info = references.latest(model, version)
     if info is None:
         raise _no_reference(model, [version], references)
     entries = scaled_detectors(detectors or DEFAULT_DETECTORS, mode, bins)
-    monitor = monitor_from({"window": {"type": "count", "size": window or 1}, "detectors": entries}, references)
+    plan = {"window": {"type": "count", "size": window or 1}, "detectors": entries}
+    monitor = monitor_from(plan, references)
     targets = sorted({s.on for s in monitor.specs})
     if "inputs" not in targets:
         raise InferwatchError(f"the rows of model {model!r} have no {' or '.join(targets)} to test")
     stem = table.path.name.split(".")[0] or "batch"
     size = window or 0  # 0: the whole file is one window
-    detections: list[Detection] = []
-    feed = None
-    with_ids: bool | None = None
-    total = in_window = 0
     with _progress(progress) as bar:
         task = bar.add_task(f"rows of {model} read", total=table.rows)
-        for frame in table.batches():
-            pos = 0
-            while pos < len(frame):
-                if feed is None:
-                    feed = monitor.open_window(model, version, "inputs", table.columns)
-                    if feed is None:
-                        raise _no_reference(model, [version], references)
-                    in_window = 0
-                take = len(frame) - pos if not size else min(size - in_window, len(frame) - pos)
-                part = frame if take == len(frame) else frame.iloc[pos : pos + take]
-                if with_ids is None:  # row ids only for detectors that name rows (outliers)
-                    with_ids = any(s.build().kind != "drift" for s in monitor.specs)
-                ids = [row_id(f"{stem}-{g - g % _ID_CHUNK}", g % _ID_CHUNK)
-                       for g in range(total, total + take)] if with_ids else None
-                feed.update(part, ids)
-                pos += take
-                total += take
-                in_window += take
-                if size and in_window == size:
-                    detections += feed.close(table.when, table.when)
-                    feed = None
-            bar.update(task, completed=total)
-        if feed is not None and in_window:
-            detections += feed.close(table.when, table.when)
-        bar.update(task, completed=total, total=total)
+        for _attempt in range(4 * len(table.columns) + 1):  # a column widens at most 3 times
+            try:
+                detections, total = _table_pass(table, monitor, model, version, references, stem, size, bar, task)
+                break
+            except Retyped:  # a CSV column held text after numbers: again, with the file's types
+                monitor = monitor_from(plan, references)
+                bar.reset(task, total=table.rows)
+        else:
+            raise InferwatchError(f"{str(table.path)!r}: its column types kept changing while it was read")
     if not total:
         raise InferwatchError(f"no rows for model {model!r}")
     ref_ids = dict.fromkeys(d.reference_id for d in detections if d.reference_id)
@@ -243,6 +226,41 @@ def run_report_table(table: TableFile, model: str, references: ReferenceStore, *
         mode=mode,
         notes=[mode_note(mode, entries)],
     )
+
+
+def _table_pass(table: TableFile, monitor: Any, model: str, version: str | None, references: ReferenceStore,
+                stem: str, size: int, bar: Any, task: Any) -> tuple[list[Detection], int]:
+    """One pass over the file's record batches: (the windows' detections, rows read)."""
+    detections: list[Detection] = []
+    feed = None
+    with_ids: bool | None = None
+    total = in_window = 0
+    for frame in table.batches():
+        pos = 0
+        while pos < len(frame):
+            if feed is None:
+                feed = monitor.open_window(model, version, "inputs", table.columns)
+                if feed is None:
+                    raise _no_reference(model, [version], references)
+                in_window = 0
+            take = len(frame) - pos if not size else min(size - in_window, len(frame) - pos)
+            part = frame if take == len(frame) else frame.iloc[pos : pos + take]
+            if with_ids is None:  # row ids only for detectors that name rows (outliers)
+                with_ids = any(s.build().kind != "drift" for s in monitor.specs)
+            ids = [row_id(f"{stem}-{g - g % _ID_CHUNK}", g % _ID_CHUNK)
+                   for g in range(total, total + take)] if with_ids else None
+            feed.update(part, ids)
+            pos += take
+            total += take
+            in_window += take
+            if size and in_window == size:
+                detections += feed.close(table.when, table.when)
+                feed = None
+        bar.update(task, completed=total)
+    if feed is not None and in_window:
+        detections += feed.close(table.when, table.when)
+    bar.update(task, completed=total, total=total)
+    return detections, total
 
 
 def run_report(records: Sequence[InferenceRecord], model: str, references: ReferenceStore, *,

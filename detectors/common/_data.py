@@ -160,13 +160,15 @@ def looks_numeric(arr: np.ndarray) -> bool:
     if arr.dtype.kind != "O" or not len(arr):
         return False
     present = [v for v in arr.tolist() if not (v is None or (isinstance(v, float) and v != v))]
-    if not present or any(isinstance(v, _BOOL) for v in present):
+    if not present:
         return False
     allowed = (1 - NUMERIC_SHARE) * len(present)
     head = int(allowed) + 1
     if head < len(present):  # more bad cells than allowed in the head alone: decided without the rest
         _, bad = coerce_float(np.array(present[:head], dtype=object))
-        if bad > allowed:
-            return False
+        if bad > allowed:  # (before the scan for booleans below, which also says no: a text column
+            return False   # is decided by its head alone)
+    if any(isinstance(v, _BOOL) for v in present):
+        return False
     _, bad = coerce_float(np.array(present, dtype=object))
     return bad <= allowed and bad < len(present)

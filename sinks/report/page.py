@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 
-from sinks.report.charts import counts_chart, distribution_chart, pvalue_chart, window_chart
+from sinks.report.charts import (
+    counts_chart,
+    distribution_chart,
+    distribution_summary,
+    pvalue_chart,
+    window_chart,
+)
 from sinks.report.model import BatchReport, dumps, report_dict
 
 __all__ = ["render_html", "write_report"]
@@ -187,12 +195,15 @@ def render_html(report: BatchReport, top: int = 6) -> str:
 def _distribution_plots(report: BatchReport, features: list[dict[str, Any]], windows: list[dict[str, Any]],
                         top: int) -> list[tuple[str, str]]:
     """Reference vs current for the ``top`` features with the lowest p-values (the current rows
-    are those of the window where the feature's p-value was lowest)."""
+    are those of the window where the feature's p-value was lowest).
+
+    The plotted columns of one (version, target) are read together (:func:`_read_columns`: one
+    pass over a table file for all of them), then each is counted and drawn."""
     if top <= 0:
         return []
     ranked = sorted((f for f in features if f["min_p_value"] is not None), key=lambda f: f["min_p_value"])
     seen: set[tuple[str | None, str, str]] = set()
-    out: list[tuple[str, str]] = []
+    plans: list[tuple[Any, str, pd.Series, int, int | None, str]] = []  # current, feature, reference, rows, subtitle
     for f in ranked:
         key = (f["version"], f["on"], f["feature"])
         if key in seen:
@@ -209,16 +220,27 @@ def _distribution_plots(report: BatchReport, features: list[dict[str, Any]], win
         ref = report.references.get(ref_id or "")
         if ref is None or f["feature"] not in ref[1]:
             continue
-        lo, hi = det_windows[k]["rows"] if k < len(det_windows) else (0, len(current))
-        cur = current[f["feature"]].iloc[lo:hi]
+        lo, hi = det_windows[k]["rows"] if k < len(det_windows) else (0, None)
         where = "whole batch" if len(det_windows) <= 1 else f"window {k + 1}, rows {lo + 1}-{hi}"
         label = _group_label(f["version"], f["on"])
         subtitle = f"p = {f['min_p_value']:.3g} ({f['test']}), {where}{'; ' + label if label else ''}"
-        b64 = distribution_chart(f["feature"], ref[1][f["feature"]], cur, subtitle)
-        if b64:
-            out.append((b64, f"{f['feature']}: {subtitle}"))
-        if len(out) >= top:
-            break
+        plans.append((current, f["feature"], ref[1][f["feature"]], lo, hi, subtitle))
+    out: list[tuple[str, str]] = []
+    while plans and len(out) < top:
+        batch, plans = plans[: top - len(out)], plans[top - len(out):]
+        groups: dict[int, list[str]] = {}
+        for current, name, *_ in batch:
+            groups.setdefault(id(current), []).append(name)
+        columns = {gid: _read_columns(next(b[0] for b in batch if id(b[0]) == gid), names)
+                   for gid, names in groups.items()}
+        for current, name, ref_col, lo, hi, subtitle in batch:
+            col = columns[id(current)][name]
+            cur = col.iloc[lo:hi]
+            dist = distribution_summary(ref_col, cur)
+            b64 = distribution_chart(name, dist, None, subtitle) if dist is not None else None
+            if b64:
+                out.append((b64, f"{name}: {subtitle}"))
+        del columns
     return out
 
 
@@ -239,6 +261,15 @@ def _counts_plots(entries: list[dict[str, Any]], windows: list[dict[str, Any]], 
         if b64:
             out.append((b64, f"{e['feature']}: {subtitle}"))
     return out
+
+
+def _read_columns(current: Any, names: list[str]) -> Mapping[str, pd.Series]:
+    """The columns ``names`` of the rows tested: as ``current`` reads several columns at once
+    when it can (a table file: ``read_columns``, one pass over a CSV), else one by one."""
+    read = getattr(current, "read_columns", None)
+    if callable(read):
+        return read(names)  # type: ignore[no-any-return]
+    return {n: current[n] for n in names}
 
 
 def write_report(report: BatchReport, out_dir: str | os.PathLike[str], top: int = 6) -> tuple[Path, Path]:

@@ -366,3 +366,49 @@ def test_performance_estimated_by_cbpe_when_no_label_is_in(tmp_path):
         for m in ("accuracy", "f1", "roc_auc"):
             assert w["metrics"][m] == pytest.approx(want.extra["metrics"][m], rel=1e-12)
     assert perf[1]["metrics"]["accuracy"] > perf[0]["metrics"]["accuracy"]
+
+
+def test_the_report_imports_only_the_detectors_it_runs():
+    """``detectors`` and its subpackages name their classes lazily: the report's default detector
+    (and the registry) never import scikit-learn; a detector that needs it does, when built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import inferwatch.report, detectors, detectors.drift, detectors.outlier\n"
+        "from inferwatch.wiring import DETECTORS\n"
+        "from detectors import TabularDrift, KSDrift, build_monitor\n"
+        "TabularDrift(counts_after=10).fit({'x': [1.0, 2.0, 3.0]})\n"
+        "before = 'sklearn' in sys.modules\n"
+        "DETECTORS.get('classifier').load()()\n"
+        "print(before, 'sklearn' in sys.modules, detectors.drift.ClassifierDrift.__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True", "detectors.drift.classifier"]
+
+
+def test_distribution_plot_counts_are_matplotlibs_histogram():
+    """The plot's densities (counted once with numpy, drawn as steps) are what ``Axes.hist``
+    computes on the same values and bins; category shares are counted per category."""
+    from matplotlib.figure import Figure
+
+    from sinks.report.charts import distribution_chart, distribution_summary
+
+    rng = np.random.default_rng(4)
+    ref, cur = pd.Series(rng.normal(0, 1, 5000)), pd.Series(np.r_[rng.normal(0.5, 2, 3000), [np.nan] * 7])
+    d = distribution_summary(ref, cur)
+    assert d is not None and d.numeric and (d.n_ref, d.n_cur) == (5000, 3000)
+    ax = Figure().add_subplot()
+    for side, values in ((d.ref, ref.dropna()), (d.cur, cur.dropna())):
+        n, edges, _ = ax.hist(values, bins=d.edges, density=True)
+        np.testing.assert_allclose(side, n, rtol=1e-12)
+        np.testing.assert_array_equal(edges, d.edges)
+    cats = distribution_summary(pd.Series(["a", "b", "b", None]), pd.Series(pd.Categorical(["b", "c", "c", "c"])))
+    # ordered by the sum of both shares: b 2/3 + 1/4, c 0 + 3/4, a 1/3 + 0
+    assert cats is not None and not cats.numeric and cats.categories == ["b", "c", "a"]
+    np.testing.assert_allclose(cats.ref, [2 / 3, 0, 1 / 3])
+    np.testing.assert_allclose(cats.cur, [1 / 4, 3 / 4, 0])
+    png = base64.b64decode(distribution_chart("x", d, None, "p = 0.001") or "")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
