@@ -250,8 +250,16 @@ class ConfluentConsumerLog(Consumer):
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[LogEntry]:
         ck = self.ck
         before = self._assignments
+        consumer = self._consumer
         try:
-            msgs = self._consumer.consume(max_records, timeout)
+            # librdkafka's consume() waits until it has ``max_records`` or the timeout passed; the
+            # log's poll returns what there is as soon as there is something (as kafka-python's):
+            # what is ready now, else the first entry within the timeout and what is ready after it
+            msgs = consumer.consume(max_records, 0)
+            if not msgs and timeout > 0:
+                msgs = consumer.consume(1, timeout)
+                if msgs and max_records > 1:
+                    msgs += consumer.consume(max_records - 1, 0)
         except (ck.KafkaException, RuntimeError) as exc:  # RuntimeError: a closed consumer
             raise LogError(f"poll of {self.topic!r} failed: {exc}") from exc
         if self._error is not None:
