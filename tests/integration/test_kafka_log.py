@@ -126,3 +126,50 @@ def test_the_consumers_run_on_the_configured_client(kafka_cfg):
     finally:
         lg.delete_topics([name])
         lg.close()
+
+
+def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_env):
+    """kafka-python: a member whose rejoin never completed (seen in fault runs: revoked, never
+    assigned again, in a group of one) is made anew by its role once it has held nothing for
+    ``kafka.unassigned_timeout_s`` while entries wait; a member with nothing because the other
+    member holds the only partition and keeps up is left alone."""
+    import time
+
+    from inferwatch.errors import LogError
+
+    cfg = KafkaConfig(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], partitions=1,
+                      linger_ms=1, unassigned_timeout_s=1.0)
+    lg = KafkaLog(cfg)
+    name = "iwt-" + uuid.uuid4().hex[:12]
+    lg.create_topics([name])
+    group = "g-" + uuid.uuid4().hex
+    try:
+        lg.append(name, [(b"k", str(i).encode()) for i in range(20)])
+        # the other member holds the topic's one partition and commits what it reads
+        a = lg.consumer(name, group)
+        got = _drain(a, 20)
+        a.commit(got)
+        b = lg.consumer(name, group)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (b._consumer.assignment() or a._consumer.assignment()):
+            a.poll(10, timeout=0.2)
+            b.poll(10, timeout=0.2)
+        idle_member = b if not b._consumer.assignment() else a
+        busy_member = a if idle_member is b else b
+        for _ in range(10):  # no lag: holding nothing is not a fault (> 1 s of polls)
+            busy_member.commit(busy_member.poll(10, timeout=0.1) or [])
+            assert idle_member.poll(10, timeout=0.2) == []
+        # a stuck member: its client gives it nothing while entries wait
+        busy_member.close()
+        idle_member._consumer.assignment = lambda: set()  # type: ignore[method-assign]
+        idle_member._consumer.poll = lambda **_: {}  # type: ignore[method-assign]
+        lg.append(name, [(b"k", b"late")])
+        idle_member._next_lag_check = 0.0
+        with pytest.raises(LogError, match="joining the group anew"):
+            for _ in range(50):
+                idle_member.poll(10, timeout=0.0)
+                time.sleep(0.1)
+        idle_member.close()
+    finally:
+        lg.delete_topics([name])
+        lg.close()
