@@ -205,6 +205,8 @@ def main() -> None:
             for mode, extra in runs:
                 name = f"{mode}{' ' + ' '.join(extra) if extra else ''}"
                 out = d / name.replace(" ", "_")
+                # cold: the node's request cache would answer a repeated aggregation in milliseconds
+                es.indices.clear_cache(index=f"{prefix}-records-*", request=True, query=True, fielddata=True)
                 before = _search_bytes(es)
                 wall, peak, text = measure([*env_cmd, "--mode", mode, "--out", str(out), *extra])
                 moved = _search_bytes(es) - before

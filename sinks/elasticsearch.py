@@ -458,6 +458,30 @@ class ElasticsearchAuditStore(AuditStore):
                     time.sleep(1.0)
         raise AssertionError("unreachable")
 
+    #: the client timeout of reads over a whole time range (aggregations over millions of rows
+    #: take minutes on a small node); they are not re-sent on a timeout, since the cluster keeps
+    #: working on an abandoned one and a retry only doubles its load
+    HEAVY_TIMEOUT_S = 900.0
+
+    def _heavy(self) -> Any:
+        return self.es.options(request_timeout=max(self.cfg.request_timeout, self.HEAVY_TIMEOUT_S),
+                               retry_on_timeout=False)
+
+    def _whole(self, what: str, index: str, call: Callable[[], Any]) -> Any:
+        """:meth:`_read` of a search whose answer must cover every shard: a shard that failed (a
+        circuit breaker, a timeout) leaves its rows out of an answer that is still a 200 — counted
+        as none, silently — so it is raised instead."""
+        resp = self._read(what, index, call)
+        shards = resp.get("_shards") or {}
+        if shards.get("failed") or resp.get("timed_out"):
+            reasons = "; ".join(sorted({str((f.get("reason") or {}).get("type", "")) + ": " +
+                                        str((f.get("reason") or {}).get("reason", ""))[:200]
+                                        for f in shards.get("failures") or []}))
+            raise AuditStoreError(f"Elasticsearch answered {what} for only {shards.get('successful')} of "
+                                  f"{shards.get('total')} shards{' (timed out)' if resp.get('timed_out') else ''}"
+                                  f"{': ' + reasons if reasons else ''}; nothing was counted from a partial answer")
+        return resp
+
     # -- index names --------------------------------------------------------------------------
     def records_index(self, model: str, ts: Any) -> str:
         return f"{self.prefix}-records-{_safe(model)}-{_day(ts)}"
@@ -763,8 +787,8 @@ class ElasticsearchAuditStore(AuditStore):
         try:
             while True:
                 extra: dict[str, Any] = {"search_after": after} if after is not None else {}
-                resp = self._read("reading rows", index, functools.partial(
-                    self.es.search, pit={"id": pit, "keep_alive": "5m"}, query=query, size=page, sort=sort,
+                resp = self._whole("reading rows", index, functools.partial(
+                    self._heavy().search, pit={"id": pit, "keep_alive": "5m"}, query=query, size=page, sort=sort,
                     source_includes=["timestamp", "input"], track_total_hits=False, **extra))
                 hits = resp["hits"]["hits"]
                 if not hits:
@@ -822,8 +846,8 @@ class ElasticsearchAuditStore(AuditStore):
 
         slots = 1
         if every:
-            span = self._read("finding the time range", index, functools.partial(
-                self.es.search, index=index, query=query, size=0, ignore_unavailable=True, allow_no_indices=True,
+            span = self._whole("finding the time range", index, functools.partial(
+                self._heavy().search, index=index, query=query, size=0, ignore_unavailable=True, allow_no_indices=True,
                 aggs={"lo": {"min": {"field": "timestamp"}}, "hi": {"max": {"field": "timestamp"}}}))["aggregations"]
             if span["lo"]["value"] is None:
                 return []
@@ -841,8 +865,8 @@ class ElasticsearchAuditStore(AuditStore):
         for aggs in groups:
             body = {"slots": {"date_histogram": {"field": "timestamp", "fixed_interval": every, "min_doc_count": 1},
                               "aggs": aggs}} if every else aggs
-            resp = self._read("aggregating inputs", index, functools.partial(
-                self.es.search, index=index, query=query, size=0, aggs=body, track_total_hits=True,
+            resp = self._whole("aggregating inputs", index, functools.partial(
+                self._heavy().search, index=index, query=query, size=0, aggs=body, track_total_hits=True,
                 ignore_unavailable=True, allow_no_indices=True))
             if every:
                 slots_out = [(b["key"], b["doc_count"], b) for b in resp["aggregations"]["slots"]["buckets"]]
@@ -904,8 +928,8 @@ class ElasticsearchAuditStore(AuditStore):
             comp: dict[str, Any] = {"size": page, "sources": sources}
             if after is not None:
                 comp["after"] = after
-            resp = self._read("counting terms", index, functools.partial(
-                self.es.search, index=index, query=query, size=0, aggs={"all": {"composite": comp}},
+            resp = self._whole("counting terms", index, functools.partial(
+                self._heavy().search, index=index, query=query, size=0, aggs={"all": {"composite": comp}},
                 ignore_unavailable=True, allow_no_indices=True))
             agg = (resp.get("aggregations") or {}).get("all") or {}
             for b in agg.get("buckets", []):
