@@ -170,7 +170,7 @@ def main() -> None:
     es = Elasticsearch(args.hosts, request_timeout=600)
     print(f"prefix {prefix}; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} cores", flush=True)
-    rows: list[tuple[str, float, float, int]] = []
+    rows: list[tuple[str, float, float, float, int]] = []
     keep = args.keep or args.load_only
     try:
         with tempfile.TemporaryDirectory(prefix="bench-es-") as tmp:
@@ -208,11 +208,11 @@ def main() -> None:
                 # cold: the node's request cache would answer a repeated aggregation in milliseconds
                 es.indices.clear_cache(index=f"{prefix}-records-*", request=True, query=True, fielddata=True)
                 before = _search_bytes(es)
-                wall, peak, text = measure([*env_cmd, "--mode", mode, "--out", str(out), *extra])
+                wall, cpu, peak, text = measure([*env_cmd, "--mode", mode, "--out", str(out), *extra])
                 moved = _search_bytes(es) - before
-                rows.append((name, wall, peak, moved))
+                rows.append((name, wall, cpu, peak, moved))
                 docs[name] = json.loads((out / "report.json").read_text())
-                print(f"{name}: {wall:.1f} s, peak RSS {peak:.0f} MiB, {moved / 1024:.0f} KiB of search answers; "
+                print(f"{name}: {wall:.1f} s ({cpu:.1f} s CPU), peak RSS {peak:.0f} MiB, {moved / 1024:.0f} KiB of search answers; "
                       f"{text.splitlines()[0]}", flush=True)
     finally:
         if not keep:
@@ -221,10 +221,10 @@ def main() -> None:
                 es.indices.delete(index=",".join(names))
             for t in ("records", "detections", "deadletters"):
                 es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{t}")
-    print(f"\n{'run':<22} {'wall s':>8} {'peak RSS MiB':>13} {'rows/s':>10} {'answers KiB':>12}")
-    for name, wall, peak, moved in rows:
-        print(f"{name:<22} {wall:>8.1f} {peak:>13.0f} {args.rows / wall:>10.0f} {moved / 1024:>12.0f}")
-    by = {n: (w, m) for n, w, _, m in rows}
+    print(f"\n{'run':<22} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'rows/s':>10} {'answers KiB':>12}")
+    for name, wall, cpu, peak, moved in rows:
+        print(f"{name:<22} {wall:>8.1f} {cpu:>8.1f} {peak:>13.0f} {args.rows / wall:>10.0f} {moved / 1024:>12.0f}")
+    by = {n: (w, m) for n, w, _, _, m in rows}
     ev = f"--every {args.every}"
     print(f"exact / binned: wall whole range {by['exact'][0] / by['binned'][0]:.1f}, "
           f"per {args.every} {by[f'exact {ev}'][0] / by[f'binned {ev}'][0]:.1f}; bytes of search answers whole "
