@@ -17,6 +17,7 @@ writes bench/seed_sweep_tests.txt: every test that created a seeded stream of an
 above (or an unseeded numpy one), Hypothesis tests included. The sweep runs that list.
 
     nice python bench/seed_sweep.py --discover              # refresh the list (one unit-suite run)
+    nice python bench/seed_sweep.py --discover tests/unit/test_x.py --append   # add a file's
     nice python bench/seed_sweep.py --seeds 20              # make seed-sweep
     nice python bench/seed_sweep.py --seeds 3 -k reservoir  # a subset
 
@@ -69,15 +70,18 @@ def _pytest(args: list[str], env: dict[str, str], junit: Path, seed: int) -> dic
     return outcome
 
 
-def discover() -> int:
-    """One run of the unit suite recording the tests that create seeded (or unseeded numpy) streams."""
+def discover(paths: list[str], append: bool) -> int:
+    """One run of the unit suite (or ``paths``) recording the tests that create seeded (or
+    unseeded numpy) streams; ``append`` keeps the tests already listed."""
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record.txt"
         t = time.monotonic()
-        outcome = _pytest(["-m", "not integration", "tests/unit"], _env(0, INFERWATCH_SEED_RECORD=str(record)),
+        outcome = _pytest(["-m", "not integration", *paths], _env(0, INFERWATCH_SEED_RECORD=str(record)),
                           Path(tmp) / "discover.xml", 0)
         ids = sorted(set(record.read_text().split("\n")) - {""}) if record.exists() else []
     ids = [i for i in ids if i.startswith("tests/unit/")]
+    if append and LIST.exists():
+        ids = sorted(set(ids) | {i for i in LIST.read_text().split("\n") if i and not i.startswith("#")})
     LIST.write_text("# written by `python bench/seed_sweep.py --discover`: the unit tests that create a seeded\n"
                     "# random stream (or an unseeded numpy one); bench/seed_sweep.py runs these per seed\n"
                     + "".join(f"{i}\n" for i in ids))
@@ -90,14 +94,16 @@ def discover() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--discover", action="store_true", help="refresh bench/seed_sweep_tests.txt and stop")
+    ap.add_argument("--discover", nargs="*", metavar="PATH",
+                    help="refresh bench/seed_sweep_tests.txt from a run of PATH (default tests/unit) and stop")
+    ap.add_argument("--append", action="store_true", help="with --discover: keep the tests already listed")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--first", type=int, default=1)
     ap.add_argument("-k", default="", help="only test ids containing this")
     ap.add_argument("--json", type=Path, help="also write the per-test results here")
     args = ap.parse_args()
-    if args.discover:
-        return discover()
+    if args.discover is not None:
+        return discover(args.discover or ["tests/unit"], args.append)
     ids = [i for i in LIST.read_text().split("\n") if i and not i.startswith("#") and args.k in i]
     if not ids:
         print(f"no tests selected (run --discover first?): {LIST}")

@@ -140,14 +140,19 @@ def test_fdr_decision_matches_alibi_function() -> None:
 # -- outliers -------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [MahalanobisOutlier, IsolationForestOutlier, ZScoreOutlier, IQROutlier])
 def test_outlier_rate_near_fpr_and_detection(cls) -> None:
+    """Outlier share of a null window near fpr. Measured over 30 seeds (reference and window
+    both 20,000 rows): mean 0.0198-0.0200, sd 0.0013-0.0017 per class (window sampling plus the
+    cut's estimation from the reference): 0.01 and 0.035 are >= 6 sd away (< 1e-8; with the sd
+    30% larger than measured, still < 1e-5). At 4,000 rows, as before, Mahalanobis measured mean
+    0.0212, sd 0.005: its lower bound was 2.3 sd away (the assertion failed ~1% of seeds)."""
     rng = np.random.default_rng(1)
     cov = [[1, 0.8, 0], [0.8, 1, 0], [0, 0, 1]]
-    ref = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 4000), columns=list("abc"))
+    ref = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 20_000), columns=list("abc"))
     det = cls(fpr=0.02).fit(ref)
-    null = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 4000), columns=list("abc"))
+    null = pd.DataFrame(rng.multivariate_normal([0, 0, 0], cov, 20_000), columns=list("abc"))
     r = det.update(null).result()
-    assert 0.01 <= r.extra["n_outliers"] / 4000 <= 0.035
-    assert len(r.scores) == len(r.row_ids) == 4000
+    assert 0.01 <= r.extra["n_outliers"] / 20_000 <= 0.035
+    assert len(r.scores) == len(r.row_ids) == 20_000
     odd = pd.DataFrame({"a": [0.0, 6.0], "b": [0.0, 6.5], "c": [0.0, 7.0]})
     r = det.reset().update(odd).result()
     assert r.kind == "outlier" and r.is_outlier and 1 in r.extra["outliers"]
