@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from tests.faults.harness import REPO, FaultResult, Role, Sender, TcpProxy, free_port, signal_pidfile
+from tests.optional import env_flag
 
 MODEL = "faultm"
 WINDOW = 200
@@ -90,7 +91,7 @@ class FaultStack:
         signal_pidfile(self.pid_file(service), signal.SIGCONT)
 
     def down_started(self) -> None:
-        if self.started and os.environ.get("INFERWATCH_KEEP_STACK") != "1":
+        if self.started and not env_flag("INFERWATCH_KEEP_STACK"):
             self.stack("down", *sorted(self.started), timeout=180)
 
 

@@ -13,7 +13,6 @@ and ``make faults`` set; a plain ``pytest`` run has the outages of 10 and 60 sec
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,11 @@ import pytest
 from tests.faults.harness import RESULTS, FaultResult
 from tests.faults.rig import FaultStack, Rig
 from tests.integration.conftest import unavailable
+from tests.optional import env_flag
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-LONG = os.environ.get("INFERWATCH_FAULTS_LONG") == "1"
+LONG = env_flag("INFERWATCH_FAULTS_LONG")
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,7 @@ def _leave(me: Path, sessions: Path, started_file: Path) -> None:
             entry.unlink(missing_ok=True)
         except PermissionError:
             others.append(entry)
-    if others or os.environ.get("INFERWATCH_KEEP_STACK") == "1" or not started_file.is_file():
+    if others or env_flag("INFERWATCH_KEEP_STACK") or not started_file.is_file():
         return
     names = json.loads(started_file.read_text())
     started_file.unlink(missing_ok=True)

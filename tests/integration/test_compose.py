@@ -169,13 +169,9 @@ def test_grafana_is_provisioned_from_dashboards(services: dict[str, dict[str, An
 
 
 def test_the_cli_has_the_run_roles_compose_uses() -> None:
-    try:
-        import inferwatch.cli as cli
-    except ModuleNotFoundError as exc:
-        if exc.name in ("inferwatch", "inferwatch.cli"):
-            pytest.skip("inferwatch.cli does not exist yet")
-        raise
     import click
+
+    import inferwatch.cli as cli
 
     assert isinstance(cli.main, click.Group)
     run = cli.main.commands["run"]

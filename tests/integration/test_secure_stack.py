@@ -27,6 +27,7 @@ import pytest
 from tests.contracts import KAFKA_CLIENTS
 from tests.faults.harness import Role, free_port
 from tests.integration.conftest import REPO_ROOT, unavailable
+from tests.optional import env_flag
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -70,7 +71,7 @@ def secure_env() -> Iterator[dict[str, str]]:
         assert env["INFERWATCH_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
         yield env
     finally:
-        if started and os.environ.get("INFERWATCH_KEEP_STACK") != "1":
+        if started and not env_flag("INFERWATCH_KEEP_STACK"):
             _stack("down", *started, data_dir=data_dir, timeout=180)
 
 

@@ -22,7 +22,9 @@ def harness(tmp_path_factory):
     cfg = load_config(None, env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("fuzz")),
                                                "collector.port": 0, "collector.max_body_bytes": MB})
     loop = asyncio.new_event_loop()
-    # a generous bound here (the machine is shared); the campaign reports the slowest answer
+    # a request using 5 s of this process's CPU is a hang; wall-clock time is not asserted (on a
+    # shared machine it includes time the process was not scheduled): bench/fuzz_collector.py
+    # reports the slowest answers
     h = Harness(cfg, max_seconds=5.0)
     yield h, loop
     loop.run_until_complete(h.aclose())
@@ -33,7 +35,7 @@ def harness(tmp_path_factory):
 def _check(h: Harness) -> None:
     t = h.tally
     assert not t.crashes, t.crashes[:3]
-    assert not t.hangs, t.hangs[:3]
+    assert not t.cpu_hangs, t.cpu_hangs[:3]
     assert not t.violations, t.violations[:3]
 
 
