@@ -69,7 +69,8 @@ PLANTS = [
     Plant("feedback-rows-ignore-truth", "a feedback record with 3 truth rows gives 1 audit document",
           "inferwatch/record.py",
           "        return max(n_rows(self.inputs), n_rows(self.outputs), n_rows(self.truth), 1)",
-          "        return max(n_rows(self.inputs), n_rows(self.outputs), 1)", AUDIT_TESTS),
+          "        return max(n_rows(self.inputs), n_rows(self.outputs), 1)",
+          ("tests/unit/test_oracles.py", *AUDIT_TESTS)),
     Plant("feedback-documents-ignore-truth", "a feedback record with 3 truth rows gives 1 audit document",
           "inferwatch/record.py",
           "                for i in range(n_truth) if any(v[i] is not None for v in truth.values())]",
@@ -146,13 +147,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("-k", default="", help="only plants whose name contains this")
     ap.add_argument("--unit", action="store_true", help="run the whole unit suite (-x) instead of the owners")
+    ap.add_argument("--tests", nargs="+", help="run these test files or ids instead of the owners")
     args = ap.parse_args()
     plants = [p for p in PLANTS if args.k in p.name]
     unit = ("-m", "not integration", "tests/unit")
     with tempfile.TemporaryDirectory(prefix="planted-") as tmp:
         base = Path(tmp) / "base"
         _copy_tree(base)
-        owners = tuple(sorted({t for p in plants for t in p.tests}))
+        owners = tuple(args.tests) if args.tests else tuple(sorted({t for p in plants for t in p.tests}))
         rc, took = _pytest(base, unit if args.unit else owners, Path(tmp) / "base.log")
         print(f"baseline (no plant): {'passed' if rc == 0 else 'FAILED'} ({took:.0f} s)", flush=True)
         if rc != 0:
@@ -170,7 +172,7 @@ def main() -> int:
                 continue
             target.write_text(text.replace(p.old, p.new))
             log = Path(tmp) / f"{p.name}.log"
-            rc, took = _pytest(tree, unit if args.unit else p.tests, log)
+            rc, took = _pytest(tree, unit if args.unit else tuple(args.tests) if args.tests else p.tests, log)
             caught = rc not in (0, 5)  # 5: no tests collected
             print(f"{p.name:42s} {'caught' if caught else 'NOT CAUGHT'} ({took:.0f} s)"
                   f"{': ' + _last_failure(log) if caught else ''}", flush=True)

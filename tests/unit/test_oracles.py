@@ -26,7 +26,7 @@ from detectors.drift.wasserstein import WassersteinDrift
 from detectors.runtime.windows import CountWindow, TimeWindow, window_from_state
 from inferwatch.config import load_config
 from inferwatch.metrics import Metrics
-from inferwatch.record import InferenceRecord
+from inferwatch.record import InferenceRecord, record_documents
 from inferwatch.sqlite_log import SQLiteLog
 from inferwatch.workers import AuditWorker
 from tests.optional import require
@@ -265,6 +265,20 @@ def test_distance_detectors_stay_quiet_on_null_windows_and_fire_on_a_shift(facto
     shifted["normal"] = (np.asarray(shifted["normal"]) + 1.0).tolist()
     r = det.reset().update(shifted).result()
     assert r.is_drift and r.drifted_features == ["normal"], r.feature_distances
+
+
+# --- a feedback record's rows --------------------------------------------------------------------------
+
+
+def test_a_feedback_records_rows_are_its_truth_rows() -> None:
+    """Plant caught: the record's row count ignoring ``truth`` (a feedback record of 3 labels
+    counted as 1 row: the Elasticsearch store looks up the row documents a label lands on by
+    ``n_rows``, and the rows metric and the collector's answer count it). Exact, no statistics."""
+    fb = InferenceRecord(id="fb", model="m", part="feedback", truth={"label": [1, 0, 1]})
+    assert fb.n_rows == 3
+    assert fb.doc_ids() == ["fb-0", "fb-1", "fb-2"] == [d["doc_id"] for d in record_documents(fb)]
+    both = InferenceRecord(id="r", model="m", inputs={"x": [1.0]}, outputs={"y": [0]}, truth={"label": [1, 0]})
+    assert both.n_rows == 2 == len(record_documents(both))
 
 
 # --- the audit worker commits only what is durable ----------------------------------------------------

@@ -16,9 +16,15 @@ Tolerances, derived:
   accuracy it is also the estimator's closed-form ``standard_error``, checked). NannyML's
   sampling error is not used for this: it is extrapolated from the reference and too small
   where a shift changes the share of positive predictions (precision under a shift of -0.8).
-  We allow 4 standard deviations: false-failure probability about 6e-5 per assertion under
-  normality (25 assertions per problem: about 2e-3), ignoring the reference's finite-sample
-  calibration error (10,000 rows) — the data are seeded, so a run is reproducible.
+  The estimate has an error of its own, which that spread leaves out: the calibration is
+  learned from the 10,000 labelled reference rows, about sqrt(1 + 5,000 / 10,000) = 1.22 times
+  the spread together. Measured for accuracy (its closed-form standard error) over 300 chunks
+  (30 seeds, both problems): (estimate - realized) / sd had mean -0.27, sd 1.27, largest
+  |z| 4.12 — the 4 sd allowed before (budgeted at 6e-5 per assertion, 2e-3 per problem,
+  the calibration left out) failed about 1 chunk-metric in 300. We allow 6 sd: (6 - 0.27) /
+  1.27 = 4.5 of the combined sd, ~7e-6 per assertion, 50 assertions (correlated): <= 4e-4,
+  the other metrics taken to scatter like accuracy (the same calibration error moves them).
+  The simulated spread itself (300 label draws) has a relative error of sqrt(1 / 598) = 4%.
 """
 
 from __future__ import annotations
@@ -119,9 +125,12 @@ def test_cbpe_equals_nannyml_and_tracks_realized(k: int, tmp_path: Path) -> None
             got = realized[m if k == 2 or m in ("accuracy", "roc_auc") else f"{m}_macro"]
             assert got == pytest.approx(ref["realized"], rel=1e-9)
             bound = spread[m]
-            assert abs(value - got) <= 4 * bound, (k, chunk["start"], m, value, got, bound)
+            assert abs(value - got) <= 6 * bound, (k, chunk["start"], m, value, got, bound)
             worst["realized"] = max(worst["realized"], abs(value - got) / bound)
-        assert spread["accuracy"] == pytest.approx(ours.extra["standard_error"]["accuracy"], rel=0.15)
+        # the closed form is the exact sd of the realized accuracy under calibrated labels; the
+        # simulated one (300 draws) is off by 4% (relative sd): 20% is 4.9 of them, ~1e-6 per
+        # chunk, 10 chunks ~1e-5 (the 15% before was 3.7 of them: ~2.5e-3 over 10 chunks)
+        assert spread["accuracy"] == pytest.approx(ours.extra["standard_error"]["accuracy"], rel=0.2)
     print(f"k={k}: largest |ours - NannyML| = {worst['nannyml']:.2e} sampling errors; "
           f"largest |estimated - realized| = {worst['realized']:.2f} standard errors")
 
