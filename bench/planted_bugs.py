@@ -145,11 +145,11 @@ def _last_failure(log: Path) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("-k", default="", help="only plants whose name contains this")
+    ap.add_argument("-k", default="", help="only plants whose name contains this (comma-separated: any of)")
     ap.add_argument("--unit", action="store_true", help="run the whole unit suite (-x) instead of the owners")
     ap.add_argument("--tests", nargs="+", help="run these test files or ids instead of the owners")
     args = ap.parse_args()
-    plants = [p for p in PLANTS if args.k in p.name]
+    plants = [p for p in PLANTS if any(k in p.name for k in args.k.split(","))]
     unit = ("-m", "not integration", "tests/unit")
     with tempfile.TemporaryDirectory(prefix="planted-") as tmp:
         base = Path(tmp) / "base"
