@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--before", default=None,
                     help="also run the command from this source tree (e.g. `git archive` of an older commit) "
                          "at the smallest size: the speed-up of this checkout in the same run")
+    ap.add_argument("--before-formats", default="parquet", help="formats --before runs on")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     formats, modes = args.formats.split(","), args.modes.split(",")
@@ -172,7 +173,7 @@ def main() -> None:
         for n in sizes:
             cur = files(f"current-{n}", n, 3, True, formats)
             for fmt, path in cur.items():
-                if args.before and n == sizes[0]:
+                if args.before and n == sizes[0] and fmt in args.before_formats.split(","):
                     for mode in modes:
                         wall, cpu, peak, text = ours(path, ref, d / f"before-{n}-{fmt}-{mode}", args.window, mode,
                                                      args.bins, Path(args.before))
