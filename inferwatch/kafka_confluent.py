@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from inferwatch.config import KafkaConfig
 from inferwatch.errors import LogError
-from inferwatch.kafka_log import _CP_POINTER, _pointer, read_checkpoints
+from inferwatch.kafka_log import _CP_POINTER, _client_config, _kafka, _pointer, read_checkpoints
 from inferwatch.log import Consumer, LogEntry
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class ConfluentConsumerLog(Consumer):
         self._committed: dict[int, int] = {}
         self._partitions: tuple[float, list[int]] = (0.0, [])
         self._error: str | None = None  # what makes the next poll fail (set by callbacks)
+        self._reader: Any = None  # kafka-python client reading the group's committed offsets
         cfg = owner.cfg
         conf = confluent_config(cfg) | {
             "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
@@ -187,17 +188,28 @@ class ConfluentConsumerLog(Consumer):
 
     # -- positions and states ------------------------------------------------------------
     def _committed_metadata(self, partitions: Iterable[int]) -> dict[int, tuple[int, str | None]]:
-        """partition -> (committed offset, its metadata) of the group, for partitions it committed."""
-        ck = self.ck
-        tps = [ck.TopicPartition(self.topic, p) for p in partitions]
-        if not tps:
+        """partition -> (committed offset, its metadata) of the group, for partitions it committed.
+
+        Asked through kafka-python (a client of the group that never joins it): confluent-kafka
+        2.16 reads a committed offset's metadata past its end (librdkafka's copy of it is not
+        NUL-terminated; a pointer came back with trailing bytes, or as undecodable UTF-8), and
+        the pointer to the state must be exact. (It also commits the metadata with the NUL
+        terminator: :func:`inferwatch.kafka_log._pointer` strips it.)"""
+        partitions = list(partitions)
+        if not partitions:
             return {}
+        kafka = _kafka()
         out = {}
-        for tp in self._consumer.committed(tps, timeout=30):
-            if tp.error is not None:
-                raise LogError(f"committed offsets of {self.group}/{self.topic}: {tp.error}")
-            if tp.offset >= 0:
-                out[tp.partition] = (int(tp.offset), tp.metadata)
+        try:
+            if self._reader is None:
+                self._reader = kafka.KafkaConsumer(**_client_config(self.owner.cfg), group_id=self.group,
+                                                   enable_auto_commit=False)
+            for p in partitions:
+                om = self._reader.committed(kafka.TopicPartition(self.topic, p), metadata=True)
+                if om is not None and om.offset >= 0:
+                    out[p] = (int(om.offset), om.metadata)
+        except kafka.errors.KafkaError as exc:
+            raise LogError(f"committed offsets of {self.group}/{self.topic}: {exc}") from exc
         return out
 
     def _positions(self, parts: Iterable[int]) -> dict[int, int]:
@@ -373,7 +385,11 @@ class ConfluentConsumerLog(Consumer):
             raise LogError(f"lag of {self.group}/{self.topic} failed: {exc}") from exc
 
     def close(self) -> None:
-        try:
-            self._consumer.close()
-        except Exception:  # closing must not mask the error that made us close
-            log.debug("consumer close failed", exc_info=True)
+        for client in (self._consumer, self._reader):
+            if client is None:
+                continue
+            try:
+                client.close()
+            except Exception:  # closing must not mask the error that made us close
+                log.debug("consumer close failed", exc_info=True)
+        self._reader = None

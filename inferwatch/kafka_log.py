@@ -60,6 +60,8 @@ def _parse_checkpoint(value: bytes | None) -> tuple[int, bytes] | None:
 
 
 def _pointer(metadata: str | None) -> int | None:
+    if metadata:  # confluent-kafka (2.16) commits the metadata with its C string's NUL terminator
+        metadata = metadata.rstrip("\x00")
     if metadata and metadata.startswith(_CP_POINTER):
         try:
             return int(metadata[len(_CP_POINTER):])

@@ -10,7 +10,7 @@ import pytest
 
 from inferwatch.config import KafkaConfig
 from inferwatch.kafka_log import KafkaLog
-from tests.contracts import KAFKA_CLIENTS, LogContract, _drain
+from tests.contracts import KAFKA_CLIENTS, LogContract, _drain, _read_all
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +173,47 @@ def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_en
     finally:
         lg.delete_topics([name])
         lg.close()
+
+
+def test_a_group_changes_client_library_between_restarts(stack_env):
+    """Both clients keep a group's offsets, commit metadata and checkpoints the same way: a group
+    that stops on one client and restarts on the other resumes each partition from its state's
+    position with that state, and back."""
+    bootstrap = stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"]
+    logs = {client: KafkaLog(KafkaConfig(bootstrap_servers=bootstrap, partitions=3, linger_ms=1, client=client))
+            for client in KAFKA_CLIENTS}
+    first, second = KAFKA_CLIENTS
+    name = "iwt-" + uuid.uuid4().hex[:12]
+    group = "g-" + uuid.uuid4().hex
+    logs[first].create_topics([name])
+    try:
+        logs[first].append(name, [(f"k{i}".encode(), str(i).encode()) for i in range(60)])
+        c = logs[first].consumer(name, group)
+        entries = _drain(c, 60)
+        assert sorted(int(e.value) for e in entries) == list(range(60))
+        halves: dict[int, list] = {}
+        for e in entries:
+            halves.setdefault(e.partition, []).append(e)
+        assert len(halves) > 1
+        for p, es in halves.items():  # a state after the first half, the rest committed without one
+            c.commit(es[: len(es) // 2], states={p: f"{first}-{p}".encode()})
+            c.commit(es[len(es) // 2:])
+        c.close()
+
+        c = logs[second].consumer(name, group)
+        got = _drain(c, sum(len(es) - len(es) // 2 for es in halves.values()))
+        assert {p: c.committed_state(p) for p in halves} == {p: f"{first}-{p}".encode() for p in halves}
+        assert {p: sorted(int(e.value) for e in got if e.partition == p) for p in halves} == \
+            {p: sorted(int(e.value) for e in es[len(es) // 2:]) for p, es in halves.items()}
+        assert c.lag() == 0
+        c.commit(got, states={p: f"{second}-{p}".encode() for p in halves})
+        c.close()
+
+        c = logs[first].consumer(name, group)
+        assert _read_all(c) == []
+        assert {p: c.committed_state(p) for p in halves} == {p: f"{second}-{p}".encode() for p in halves}
+        c.close()
+    finally:
+        logs[first].delete_topics([name])
+        for lg in logs.values():
+            lg.close()
