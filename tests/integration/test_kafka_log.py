@@ -217,3 +217,49 @@ def test_a_group_changes_client_library_between_restarts(stack_env):
         logs[first].delete_topics([name])
         for lg in logs.values():
             lg.close()
+
+
+def test_a_confluent_member_left_without_partitions_while_entries_wait_joins_anew(stack_env):
+    """The same watch on the confluent-kafka consumer: a member its client gives nothing (no
+    assignment) while entries wait raises LogError after ``kafka.unassigned_timeout_s``; while it
+    holds its partitions and keeps up, it does not."""
+    import time
+
+    from inferwatch.errors import LogError
+
+    cfg = KafkaConfig(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], partitions=1,
+                      linger_ms=1, unassigned_timeout_s=1.0, client="confluent")
+    lg = KafkaLog(cfg)
+    name = "iwt-" + uuid.uuid4().hex[:12]
+    lg.create_topics([name])
+    try:
+        lg.append(name, [(b"k", str(i).encode()) for i in range(20)])
+        c = lg.consumer(name, "g-" + uuid.uuid4().hex)
+        c.commit(_drain(c, 20))
+        for _ in range(15):  # assigned and caught up: polls that bring nothing are no fault (> 1 s)
+            assert c.poll(10, timeout=0.1) == []
+        # a stuck member: its client assigns it nothing and gives it nothing while entries wait
+        c._on_revoke(c._consumer, [])  # type: ignore[attr-defined]
+        c._consumer = _Silent(c._consumer)  # type: ignore[attr-defined]
+        lg.append(name, [(b"k", b"late")])
+        with pytest.raises(LogError, match="joining the group anew"):
+            for _ in range(50):
+                c.poll(10, timeout=0.0)
+                time.sleep(0.1)
+        c.close()
+    finally:
+        lg.delete_topics([name])
+        lg.close()
+
+
+class _Silent:
+    """A confluent consumer that hands out nothing (closing still reaches the real one)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def consume(self, *a, **k):
+        return []
+
+    def close(self):
+        self.real.close()
