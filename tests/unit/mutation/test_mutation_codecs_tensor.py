@@ -19,8 +19,10 @@ P = "oip-v2"
 
 
 def _err(fn, *args, match, **kw):
+    """The DecodeError ``fn`` raises; it names the protocol it was given (``P``), or none."""
     with pytest.raises(DecodeError, match=match) as info:
         fn(*args, **kw)
+    assert info.value.protocol == (P if P in args else None)
     return info.value
 
 

@@ -187,6 +187,27 @@ def test_advance_before_any_row_makes_earlier_rows_late():
     assert c.rows == {"x": [1, 2, 3]} and (c.start, c.end) == (T0 + timedelta(seconds=30), T0 + timedelta(seconds=40))
 
 
+def test_a_watermark_going_back_neither_reopens_nor_repeats():
+    # no rows yet: the watermark at 30 s makes a row at 15 s late, also after a watermark at 10 s
+    w = TimeWindow(seconds=10)
+    w.advance(T0 + timedelta(seconds=30))
+    w.advance(T0 + timedelta(seconds=10))
+    w.add({"x": [1]}, T0 + timedelta(seconds=15))
+    assert w.late_rows == 1
+    (c,) = w.flush()
+    assert (c.start, c.end) == (T0 + timedelta(seconds=30), T0 + timedelta(seconds=40))
+    # sliding: the window [0, 10) closed at 10 s is not emitted again after the watermark went back
+    w = TimeWindow(seconds=10, step=5)
+    w.add({"x": [1]}, T0 + timedelta(seconds=1))
+    w.add({"x": [2]}, T0 + timedelta(seconds=6))
+    (c,) = w.advance(T0 + timedelta(seconds=10))
+    assert (c.rows, c.end) == ({"x": [1, 2]}, T0 + timedelta(seconds=10))
+    assert w.advance(T0 + timedelta(seconds=5)) == []
+    assert w.advance(T0 + timedelta(seconds=10)) == []
+    (c,) = w.advance(T0 + timedelta(seconds=15))
+    assert (c.rows, c.start, c.end) == ({"x": [2]}, T0 + timedelta(seconds=5), T0 + timedelta(seconds=15))
+
+
 def test_empty_adds_close_nothing():
     for w in (CountWindow(size=2), TimeWindow(seconds=10)):
         w.add({"x": [1]}, T0)
