@@ -12,6 +12,7 @@ import pytest
 
 from collectors.http import envelope_from_cloudevent
 from collectors.seldon_v2 import envelope_from_message, pair
+from inferwatch.ingest import Envelope
 
 BASE = {"id": "e1", "source": "src", "specversion": "1.0"}
 
@@ -135,6 +136,22 @@ def test_pair_latency_is_the_distance_whichever_half_is_later():
     (one,) = pair([_half("request", "r2"), _half("response", "r2", ts_ms=T0_MS + 3000)])
     assert one.fields["timestamp"] == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=3)
     assert "latency_ms" not in one.fields
+
+
+def test_an_envelope_without_id_passes_through_and_pairing_goes_on():
+    lone = _half("request", None)
+    out = pair([lone, _half("request", "r1"), _half("response", "r1")])
+    assert out[0] is lone and [e.fields["part"] for e in out] == ["request", "both"]
+    assert out[1].source == "seldon-v2"
+
+
+def test_pair_of_envelopes_without_meta():
+    """Halves built by hand (no meta, no topic): the pair has the empty meta."""
+    req = Envelope(source="seldon-v2", raw=b"a", fields={"id": "r", "model": "m", "part": "request", "request": b"a"})
+    resp = Envelope(source="seldon-v2", raw=b"b", fields={"id": "r", "model": "m", "part": "response", "response": b"b"})
+    (both,) = pair([req, resp])
+    assert both.fields == {"id": "r", "model": "m", "part": "both", "request": b"a", "response": b"b", "meta": {}}
+    assert both.raw == b"a\nb" and both.content_type is None
 
 
 def test_pair_keys_by_the_message_key_when_there_is_no_request_id_header():

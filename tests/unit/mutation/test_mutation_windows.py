@@ -208,6 +208,34 @@ def test_a_watermark_going_back_neither_reopens_nor_repeats():
     assert (c.rows, c.start, c.end) == ({"x": [2]}, T0 + timedelta(seconds=5), T0 + timedelta(seconds=15))
 
 
+def test_a_row_in_a_pane_still_open_after_a_watermark_is_not_late():
+    w = TimeWindow(seconds=10, step=5)
+    w.add({"x": [6]}, T0 + timedelta(seconds=6))
+    w.add({"x": [11]}, T0 + timedelta(seconds=11))
+    (c,) = w.advance(T0 + timedelta(seconds=15))
+    assert c.rows == {"x": [6, 11]} and c.end == T0 + timedelta(seconds=15)
+    w.add({"x": [12]}, T0 + timedelta(seconds=12))  # [10, 20) is open: its pane takes the row
+    assert w.late_rows == 0
+    (c,) = w.add({"x": [21]}, T0 + timedelta(seconds=21))
+    assert (c.rows, c.start, c.end) == ({"x": [11, 12]}, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20))
+
+
+def test_a_window_restored_from_a_state_without_its_progress_continues_like_the_original():
+    """A checkpoint written before windows kept emitted/first/any_emitted: the restored window
+    closes the same windows from there on (none twice, none lost)."""
+    a = TimeWindow(seconds=10, step=5)
+    for t in (1, 6, 11):
+        a.add({"x": [t]}, T0 + timedelta(seconds=t))
+    legacy = {k: v for k, v in json.loads(json.dumps(a.state())).items()
+              if k not in ("emitted", "first", "any_emitted")}
+    b = TimeWindow.from_state(legacy)
+    for t in (16, 21, 33):
+        at = T0 + timedelta(seconds=t)
+        assert [_view(c) for c in b.add({"x": [t]}, at)] == [_view(c) for c in a.add({"x": [t]}, at)]
+    assert [(c.rows, c.end) for c in b.advance(T0 + timedelta(seconds=60))] == [
+        ({"x": [33]}, T0 + timedelta(seconds=35)), ({"x": [33]}, T0 + timedelta(seconds=40))]
+
+
 def test_empty_adds_close_nothing():
     for w in (CountWindow(size=2), TimeWindow(seconds=10)):
         w.add({"x": [1]}, T0)
@@ -289,6 +317,11 @@ def test_pane_from_an_old_checkpoint_with_ids_as_a_column():
     assert p.ids == [None, None]
 
 
+def test_a_fresh_time_window_state():
+    s = TimeWindow(seconds=10).state()
+    assert (s["emitted"], s["first"], s["any_emitted"], s["late_rows"], s["panes"]) == (None, None, False, 0, [])
+
+
 def test_time_window_state_keeps_everything_it_needs():
     w = TimeWindow(seconds=20, step=10, max_rows=7)
     w.add({"x": [1]}, T0 + timedelta(seconds=1))
@@ -298,6 +331,9 @@ def test_time_window_state_keeps_everything_it_needs():
     assert {k: s[k] for k in ("type", "seconds", "step", "max_rows", "late_rows", "first", "any_emitted")} == {
         "type": "time", "seconds": 20.0, "step": 10.0, "max_rows": 7, "late_rows": 1,
         "first": (T0 - EPOCH).total_seconds() // 10, "any_emitted": True}
+    # the open pane's times span its rows' own times, the late row's (2 s) too
+    assert [(p["t_min"], p["t_max"]) for p in s["panes"]] == [
+        ((T0 + timedelta(seconds=2)).isoformat(), (T0 + timedelta(seconds=25)).isoformat())]
     b = window_from_state(s)
     assert isinstance(b, TimeWindow) and (b.seconds, b.step, b.max_rows, b.late_rows) == (20.0, 10.0, 7, 1)
     assert b._emitted == w._emitted and b._first == w._first and b._any_emitted is True
@@ -337,6 +373,9 @@ def test_valid_windows_and_their_messages():
         CountWindow(size=0)
     with pytest.raises(ValueError, match=r"^window seconds must be positive, got -1$"):
         TimeWindow(seconds=-1)
+    with pytest.raises(ValueError, match=r"^window seconds must be positive, got 0$"):
+        TimeWindow(seconds=0)
+    assert TimeWindow(seconds=1, max_rows=1).max_rows == 1
     with pytest.raises(ValueError, match=r"^window max_rows must be positive, got -4$"):
         TimeWindow(seconds=1, max_rows=-4)
 
