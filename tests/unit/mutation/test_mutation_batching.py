@@ -63,6 +63,15 @@ def test_chunk_boundaries_are_inclusive():
     t = Script()
     BatchingSink(name="n", chunk_actions=2, chunk_bytes=10).write([5, 5, 5, 4, 1, 1], t)
     assert t.calls == [[0, 1], [2, 3], [4, 5]]
+    t = Script()  # each chunk counts its own bytes from 0: 6 + 4 fill the second one exactly
+    BatchingSink(name="n", chunk_bytes=10).write([10, 6, 4, 1], t)
+    assert t.calls == [[0], [1, 2], [3]]
+
+
+def test_a_transport_answering_the_wrong_number_of_statuses_is_an_error():
+    t = Script([[(201, "")]])
+    with pytest.raises(ValueError, match="zip"):
+        BatchingSink(name="n").write([1, 1], t)
 
 
 def test_backoff_doubles_from_0_2_s_with_jitter_and_a_cap(monkeypatch):
@@ -71,13 +80,14 @@ def test_backoff_doubles_from_0_2_s_with_jitter_and_a_cap(monkeypatch):
 
     def uniform(a, b):
         draws.append((a, b))
-        return b  # the top of the jitter range: the delay itself
+        return a  # the bottom of the jitter range: half the delay
 
     monkeypatch.setattr(batching.random, "uniform", uniform)
     sink = BatchingSink(name="n", max_retries=6, max_backoff_s=3.0, sleep=delays.append)
     t = Script([[(503, "busy")]] * 6)
     assert sink.write([1], t).written == 1
-    assert delays == [0.2, 0.4, 0.8, 1.6, 3.0, 3.0]  # 0.1 * 2^attempt, at most max_backoff_s
+    # 0.1 * 2^attempt, at most max_backoff_s, times the jitter draw (0.5 here)
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.5, 1.5])
     assert set(draws) == {(0.5, 1.0)}
 
 
@@ -96,9 +106,9 @@ def test_settled_items_without_backoff_are_sent_again_at_once():
     t = Script([[(409, "exists"), (201, "")]], settle="again")
     out = BatchingSink(name="n", sleep=sleeps.append).write([1, 1], t)
     assert (out.written, t.calls, t.settled, sleeps) == (2, [[0, 1], [0]], [(0, 409)], [])
-    t = Script([[(409, "exists")]], settle="written")
-    out = BatchingSink(name="n", sleep=sleeps.append).write([1], t)
-    assert (out.written, out.refused, len(t.calls)) == (1, [], 1)
+    t = Script([[(409, "exists"), (409, "exists"), (201, "")]], settle="written")
+    out = BatchingSink(name="n", sleep=sleeps.append).write([1, 1, 1], t)
+    assert (out.written, out.refused, len(t.calls)) == (3, [], 1)
 
 
 def test_item_statuses_below_300_are_written_and_300_is_not():

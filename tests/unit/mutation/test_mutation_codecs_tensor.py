@@ -237,6 +237,7 @@ def test_parse_python_objects_through_json():
 
 def test_loads_and_depth():
     assert _parse.loads(b"[1]") == [1]
+    _err(_parse.loads, b"[", match=r"^invalid JSON: ")
     e = _err(_parse.loads, b"[", "bad body", match=r"^bad body: ")
     assert not isinstance(e, BudgetExceeded)
     with pytest.raises(BudgetExceeded) as info:

@@ -93,6 +93,8 @@ def test_required_attributes_specversion_and_type():
     with pytest.raises(ValueError, match=r"^unsupported specversion '2.0': expected 1.0 \(or 0.3\)$"):
         envelope_from_cloudevent({**BASE, "specversion": "2.0", "type": "t.request"}, b"")
     assert envelope_from_cloudevent({**BASE, "specversion": "0.3", "type": "t.request"}, b"").fields["part"] == "request"
+    with pytest.raises(ValueError, match=r"^unsupported specversion '1.0-abcdefghijklmnop': "):  # its first 20 characters
+        envelope_from_cloudevent({**BASE, "specversion": "1.0-abcdefghijklmnopqrstuvwxyz", "type": "t.request"}, b"")
     with pytest.raises(ValueError, match=r"^unsupported CloudEvent type 't.requests': expected a type ending in "
                                          r"\.request, \.response or \.feedback$"):
         envelope_from_cloudevent({**BASE, "type": "t.requests"}, b"")
