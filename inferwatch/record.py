@@ -208,6 +208,10 @@ class InferenceRecord:
         Traceback (most recent call last):
         ...
         ValueError: 'inputs' is not a table (column -> list of values)
+        >>> InferenceRecord.from_json(b'{"id": "a", "model": "m", "inputs": {"x": [1, 2], "y": [3]}}')
+        Traceback (most recent call last):
+        ...
+        ValueError: 'inputs' has columns of unequal length: {'x': 2, 'y': 1}
         """
         d = orjson.loads(raw)
         if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("model"), str):
@@ -217,6 +221,10 @@ class InferenceRecord:
             # set(map(type, ...)): the column check at C speed (the audit role's hot path)
             if table is not None and (not isinstance(table, dict) or not set(map(type, table.values())) <= _LIST):
                 raise ValueError(f"'{key}' is not a table (column -> list of values)")
+            # a short column would fail every row document built from it (and its batch, on every retry)
+            if table and len(set(map(len, table.values()))) > 1:
+                raise ValueError(f"'{key}' has columns of unequal length: "
+                                 f"{ {name: len(col) for name, col in table.items()} }")
         return cls.from_dict(d)
 
 

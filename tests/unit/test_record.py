@@ -145,3 +145,25 @@ def test_one_timestamp_parser():
     for bad in ("yesterday", "", 5, None):
         with pytest.raises(ValueError):
             parse_timestamp(bad)
+
+
+def test_a_log_record_with_a_short_column_is_a_dead_letter_not_a_poison_pill():
+    """A record on the log whose table has a short column (written by anything but our collector)
+    is refused when read, so the audit and detect roles dead-letter it with its bytes; the other
+    records of the batch go on (before, it raised IndexError while building row documents, and
+    the batch failed on every retry)."""
+    import orjson
+
+    from inferwatch.log import LogEntry
+    from inferwatch.record import record_documents
+    from inferwatch.workers import _decode_entries
+
+    good = {"id": "ok", "model": "m", "inputs": {"x": [1, 2], "y": [3, 4]}}
+    for key in ("inputs", "outputs", "truth"):
+        bad = {"id": "bad", "model": "m", key: {"x": [1, 2], "y": [3]}}
+        entries = [LogEntry("t", 0, i, b"m", orjson.dumps(v), 0.0) for i, v in enumerate([good, bad, good])]
+        records, letters = _decode_entries(entries, InferenceRecord.from_json)
+        assert [r.id for r in records] == ["ok", "ok"]
+        assert len(letters) == 1 and letters[0].raw == entries[1].value
+        assert "unequal length" in letters[0].reason and key in letters[0].reason
+        assert [len(record_documents(r)) for r in records] == [2, 2]
