@@ -60,6 +60,7 @@ def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
     est = DLE(features=feats, min_rows=1).fit({**{f: xr[:, j] for j, f in enumerate(feats)},
                                                "prediction": d["ref_pred"], "truth": yr})
     worst = {"nannyml": 0.0, "realized": 0.0}
+    gaps_nml: list[float] = []
     estimates: dict[str, list[float]] = {"mae": [], "rmse": []}
     actual: dict[str, list[float]] = {"mae": [], "rmse": []}
     for i, chunk in enumerate(theirs):
@@ -76,8 +77,12 @@ def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
         for m in ("mae", "rmse"):
             value, ref = ours.extra["metrics"][m], chunk[m]
             assert realized[m] == pytest.approx(ref["realized"], rel=1e-9)
-            assert abs(value - ref["value"]) <= ref["sampling_error"], (chunk["start"], m, value, ref)
-            worst["nannyml"] = max(worst["nannyml"], abs(value - ref["value"]) / ref["sampling_error"])
+            gap_nml = abs(value - ref["value"]) / ref["sampling_error"]
+            # a gross disagreement (another metric, another scale): the largest of 300 comparisons
+            # over 30 sweep seeds was 1.77 sampling errors
+            assert gap_nml <= 4, (chunk["start"], m, value, ref)
+            gaps_nml.append(gap_nml)
+            worst["nannyml"] = max(worst["nannyml"], gap_nml)
             gap = (value - realized[m]) / spread[m]
             print(f"shift {SHIFTS[i]:+.1f} {m}: ours {value:.4f}, NannyML {ref['value']:.4f}, realized "
                   f"{realized[m]:.4f} ({gap:+.1f} standard deviations)")
@@ -87,6 +92,11 @@ def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
                 bound = 4 * spread[m] + ref["sampling_error"] * np.sqrt(CHUNK / len(yr))
                 assert abs(value - realized[m]) <= bound, (chunk["start"], m, value, realized[m], bound)
                 worst["realized"] = max(worst["realized"], abs(gap))
+    # agreement with NannyML on average: the mean |ours - NannyML| over the 10 figures, in NannyML's
+    # sampling errors, was 0.23 (sd 0.055, largest 0.385) over 40 sweep seeds; 0.6 is 6.7 sd above the
+    # mean (false failure well under 1e-3). (Each figure within one sampling error, asked before,
+    # failed for 8 of 30 seeds: the two estimators' models differ, not only their samples.)
+    assert np.mean(gaps_nml) <= 0.6, gaps_nml
     # further out the trees extrapolate flat and the estimate lags (NannyML's as much: see the
     # printed figures); it still rises and falls with the realized error
     for m in ("mae", "rmse"):
