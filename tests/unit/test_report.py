@@ -134,8 +134,12 @@ def test_html_is_self_contained_with_one_inline_png_per_plot(files):
     assert len(images) == 5
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
-    for name in (*NUMERIC, "colour", "Drift detected in 1 of 3 window(s)"):
+    for name in (*NUMERIC, "colour"):
         assert name in page
+    # the headline counts the windows: the shifted third one, and a null window may fire at the
+    # level (a fixed "1 of 3" failed for sweep seed 8); which ones drifted is asserted elsewhere
+    counted = re.search(r"Drift detected in (\d) of 3 window\(s\)", page)
+    assert counted is not None and 1 <= int(counted.group(1)) <= 3
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing loaded from elsewhere
     # the most drifted features are plotted from the window where they drifted
     assert "score: p = " in page and "window 3, rows 601-900" in page
