@@ -6,7 +6,9 @@ modules here (``_distance``, ``_kstwo``, ``_ranks``) are helpers only drift test
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from detectors._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names, for type checkers; at run time each module is imported on first use
     from detectors.drift.anderson import AndersonDrift
@@ -67,21 +69,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    module = _LAZY.get(name)
-    if module is None:  # a subpackage or module (``detectors.drift``), imported on first use too
-        try:
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once imported, a plain module attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__, globals())
