@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from inferwatch.config import KafkaConfig
 from inferwatch.errors import LogError
-from inferwatch.kafka_log import _CP_POINTER, _client_config, _kafka, _pointer, read_checkpoints
+from inferwatch.kafka_log import (
+    _CP_POINTER,
+    AssignmentWatch,
+    _client_config,
+    _kafka,
+    _pointer,
+    read_checkpoints,
+)
 from inferwatch.log import Consumer, LogEntry
 
 if TYPE_CHECKING:
@@ -152,8 +159,7 @@ class ConfluentConsumerLog(Consumer):
             if isinstance(exc, LogError):
                 raise
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
-        self._unassigned_since: float | None = time.monotonic()
-        self._next_lag_check = 0.0
+        self._watch = AssignmentWatch(owner, topic, group)
         log.info("%s: consuming with confluent-kafka %s (librdkafka %s)", group, ck.version(), ck.libversion()[0])
 
     # -- callbacks (served inside consume(), on the caller's thread) -----------------------
@@ -289,7 +295,7 @@ class ConfluentConsumerLog(Consumer):
             self.generation += 1
             return []
         if not msgs:
-            self._watch_assignment()
+            self._watch.check(bool(self._assigned))
         topic = self.topic
         out: list[LogEntry] = []
         append = out.append
@@ -299,26 +305,6 @@ class ConfluentConsumerLog(Consumer):
                 continue
             append(LogEntry(topic, m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1] / 1000.0))
         return out
-
-    def _watch_assignment(self) -> None:
-        """Raise :class:`LogError` (the role makes its consumer anew) when this member has held
-        no partition for ``kafka.unassigned_timeout_s`` while its group has entries waiting (as
-        the kafka-python consumer does; a member with nothing because others keep up stays)."""
-        now = time.monotonic()
-        if self._assigned:
-            self._unassigned_since = None
-            return
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-            return
-        idle = now - self._unassigned_since
-        if idle < self.owner.cfg.unassigned_timeout_s or now < self._next_lag_check:
-            return
-        self._next_lag_check = now + 30.0
-        lag = self.owner.group_lag(self.topic, self.group)
-        if lag > 0:
-            raise LogError(f"{self.group}: no partition of {self.topic!r} assigned for {idle:.0f} s while {lag} "
-                           f"entries wait; joining the group anew")
 
     def _message_error(self, m: Any) -> None:
         err = m.error()

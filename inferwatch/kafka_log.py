@@ -347,6 +347,37 @@ class KafkaLog(Log):
             self._admin = None
 
 
+class AssignmentWatch:
+    """Raises :class:`LogError` (the role makes its consumer anew) when a member has held no partition
+    for ``kafka.unassigned_timeout_s`` while its group has entries waiting on the topic (kafka-python: a
+    member whose rejoin never completed was seen holding nothing for good). A member with nothing
+    because the group has more members than partitions sees the others consume (no lag) and stays.
+    Shared by both clients' consumers; the group's lag is asked at most every 30 s."""
+
+    def __init__(self, owner: KafkaLog, topic: str, group: str) -> None:
+        self.owner, self.topic, self.group = owner, topic, group
+        self.unassigned_since: float | None = time.monotonic()
+        self.next_lag_check = 0.0
+
+    def check(self, holding: bool) -> None:
+        """After a poll that brought nothing: ``holding`` whether the member has partitions now."""
+        now = time.monotonic()
+        if holding:
+            self.unassigned_since = None
+            return
+        if self.unassigned_since is None:
+            self.unassigned_since = now
+            return
+        idle = now - self.unassigned_since
+        if idle < self.owner.cfg.unassigned_timeout_s or now < self.next_lag_check:
+            return
+        self.next_lag_check = now + 30.0
+        lag = self.owner.group_lag(self.topic, self.group)
+        if lag > 0:
+            raise LogError(f"{self.group}: no partition of {self.topic!r} assigned for {idle:.0f} s while {lag} "
+                           f"entries wait; joining the group anew")
+
+
 class KafkaConsumerLog(Consumer):
     """One member of a consumer group on one topic, with manual commits and per-partition states."""
 
@@ -402,8 +433,7 @@ class KafkaConsumerLog(Consumer):
                 raise
             raise LogError(f"cannot consume {topic!r} as {group!r}: {exc}") from exc
         self._committed: dict[int, int] = {}
-        self._unassigned_since: float | None = time.monotonic()
-        self._next_lag_check = 0.0
+        self._watch = AssignmentWatch(owner, topic, group)
 
     # -- checkpoints ----------------------------------------------------------------------
     def _cp_key(self, partition: int) -> bytes:
@@ -473,33 +503,12 @@ class KafkaConsumerLog(Consumer):
         except kafka.errors.KafkaError as exc:
             raise LogError(f"poll of {self.topic!r} failed: {exc}") from exc
         if not batches:
-            self._watch_assignment()
+            self._watch.check(bool(self._consumer.assignment()))
         out: list[LogEntry] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             for m in batches[tp]:
                 out.append(LogEntry(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000.0))
         return out
-
-    def _watch_assignment(self) -> None:
-        """Raise :class:`LogError` (the role makes its consumer anew) when this member has held
-        no partition for ``kafka.unassigned_timeout_s`` while its group has entries waiting on
-        the topic. A member with nothing because the group has more members than partitions sees
-        the others consume (no lag) and stays; a member whose join never completed does not."""
-        now = time.monotonic()
-        if self._consumer.assignment():
-            self._unassigned_since = None
-            return
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-            return
-        idle = now - self._unassigned_since
-        if idle < self.owner.cfg.unassigned_timeout_s or now < self._next_lag_check:
-            return
-        self._next_lag_check = now + 30.0
-        lag = self.owner.group_lag(self.topic, self.group)
-        if lag > 0:
-            raise LogError(f"{self.group}: no partition of {self.topic!r} assigned for {idle:.0f} s while {lag} "
-                           f"entries wait; joining the group anew")
 
     def commit(self, entries: Sequence[LogEntry], states: Mapping[int, bytes] | None = None) -> None:
         kafka = self.kafka

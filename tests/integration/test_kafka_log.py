@@ -164,7 +164,7 @@ def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_en
         idle_member._consumer.assignment = lambda: set()  # type: ignore[method-assign]
         idle_member._consumer.poll = lambda **_: {}  # type: ignore[method-assign]
         lg.append(name, [(b"k", b"late")])
-        idle_member._next_lag_check = 0.0
+        idle_member._watch.next_lag_check = 0.0
         with pytest.raises(LogError, match="joining the group anew"):
             for _ in range(50):
                 idle_member.poll(10, timeout=0.0)
