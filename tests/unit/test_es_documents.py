@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
 from sinks.elasticsearch import _OPTS, ElasticsearchAuditStore, _numbers, _with_fulltext
+from tests.unit.test_record_path import KeepingBulk
 
 
 def numbers_oracle(values: Any) -> dict[str, float]:
@@ -130,23 +131,6 @@ def bulk_oracle(records: list[InferenceRecord]) -> bytes:
     return out
 
 
-class KeepingBulk:
-    """An Elasticsearch client that keeps the ``_bulk`` bodies and answers "all written"."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-
-    def bulk(self, operations: bytes, **_: Any) -> dict[str, Any]:
-        self.bodies.append(bytes(operations))
-        return {"errors": False}
-
-    class indices:  # the client's namespace: no label is waiting for these rows
-        @staticmethod
-        def exists(index: str) -> bool:
-            return False
-
-    def close(self) -> None:
-        pass
 
 
 CELLS = st.one_of(st.floats(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans(), st.none(),
