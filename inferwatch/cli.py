@@ -29,6 +29,8 @@ def _setup_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("kafka", "elastic_transport", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # group joins, assignments and revocations are rare and say why a member holds what it holds
+    logging.getLogger("kafka.coordinator").setLevel(logging.INFO)
 
 
 def _load(config_path: Path | None, overrides: dict[str, Any] | None = None) -> Config:

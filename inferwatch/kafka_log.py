@@ -391,6 +391,10 @@ class KafkaConsumerLog(Consumer):
         self._assignments = 0  # assignments seen by the listener; positioned in poll (not on the IO thread)
         self._positioned = 0
         self._assigned: frozenset[int] = frozenset()
+        #: whether the last rebalance gave this member partitions and none began since: kafka-python
+        #: keeps the old partitions in ``assignment()`` from the revocation until the next join
+        #: completes, so a member whose rejoin never completes still "has" them there
+        self._held = False
         #: partition -> (checkpoint message offset, state offset, state) of assigned partitions with a state
         self._states: dict[int, tuple[int, int, bytes]] = {}
         cfg = owner.cfg
@@ -399,11 +403,13 @@ class KafkaConsumerLog(Consumer):
         class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc,name-defined]
             # runs on the client's IO thread: no blocking calls here, poll() does the positioning
             def on_partitions_revoked(self, revoked: Any) -> None:
+                consumer_self._held = False
                 if revoked:
                     log.info("%s: partitions revoked %s", group, sorted(tp.partition for tp in revoked))
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 log.info("%s: partitions assigned %s", group, sorted(tp.partition for tp in assigned))
+                consumer_self._held = bool(assigned)
                 consumer_self._assignments += 1
 
         try:
@@ -503,7 +509,7 @@ class KafkaConsumerLog(Consumer):
         except kafka.errors.KafkaError as exc:
             raise LogError(f"poll of {self.topic!r} failed: {exc}") from exc
         if not batches:
-            self._watch.check(bool(self._consumer.assignment()))
+            self._watch.check(self._held)
         out: list[LogEntry] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             for m in batches[tp]:

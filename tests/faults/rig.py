@@ -306,6 +306,19 @@ class Rig:
         finally:
             es.close()
 
+    def log_tails(self, result: FaultResult, keep: int = 12) -> str:
+        """The last ``keep`` lines (INFO and above, each cut to 200 characters) of the roles a failed
+        result points at: the detect roles for wrong detections, the others for lost or doubled records."""
+        dets_wrong = not result.windows_ok or result.detections_expected != result.detections_found
+        records_wrong = result.lost or result.duplicated or not result.roles_up
+        names = [n for n in self.roles if (dets_wrong and n.startswith("detect"))
+                 or (records_wrong and not n.startswith("detect"))]
+        out = []
+        for n in names:
+            lines = [ln[:200] for ln in self.roles[n].log_text().splitlines() if " DEBUG " not in ln][-keep:]
+            out.append(f"    {n} (last {len(lines)} lines):" + "".join(f"\n      {ln}" for ln in lines))
+        return "\n".join(out)
+
     def settle(self, timeout: float = 600) -> tuple[dict[str, int], int]:
         """Wait until the audit trail holds every acknowledged record and the detections stop
         growing at the expected count (bounded); returns (audited ids, detections)."""
@@ -333,7 +346,7 @@ class Rig:
         wanted = {m: list(range(n)) for m, n in self._expected_windows(acked).items() if n}
         det_dups = sum(len(v) - len(set(v)) for v in windows.values())
         if windows != wanted:
-            note = (note + "; " if note else "") + f"windows {windows} != expected {wanted}"
+            note = (note + "; " if note else "") + f"windows {_spans(windows)} != expected {_spans(wanted)}"
         extra = [f"{k}: {v}" for k, v in sorted(self.sender.answers.items())]
         return FaultResult(fault, sent=len(self.sender.sent), acknowledged=len(acked), audited=len(ids.keys() & acked),
                            duplicated=duplicated + det_dups, lost=lost, detections_expected=expected,
@@ -361,3 +374,17 @@ def timed(fn: Callable[[], Any]) -> float:
     t0 = time.monotonic()
     fn()
     return time.monotonic() - t0
+
+
+def _spans(windows: dict[str, list[int]]) -> str:
+    """{model: [0, 1, 2, 2, 5]} as "{model: 0-2,2,5}": each run of consecutive window numbers as its
+    first and last (a number seen twice starts a new run)."""
+    def runs(v: list[int]) -> str:
+        spans: list[list[int]] = []
+        for x in v:
+            if spans and x == spans[-1][1] + 1:
+                spans[-1][1] = x
+            else:
+                spans.append([x, x])
+        return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return "{" + ", ".join(f"{m}: {runs(v)}" for m, v in sorted(windows.items())) + "}"

@@ -13,6 +13,7 @@ and ``make faults`` set; a plain ``pytest`` run has the outages of 10 and 60 sec
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,8 @@ def _rig(made: list[Rig], stack: FaultStack, tmp: Path, name: str, **kw: object)
 
 
 def _record(result: FaultResult, rig: Rig) -> None:
+    if not result.ok:  # the summary at the end shows the last lines of the roles the failure points at
+        result = dataclasses.replace(result, note=f"{result.note}\n{rig.log_tails(result)}")
     RESULTS.append(result)
     # a failure shows what the roles logged last (in CI the rig's files are gone afterwards)
     assert result.ok, (result, {n: _log_lines(r.log_text()) for n, r in rig.roles.items()})
