@@ -117,9 +117,9 @@ class KafkaConfig(_Section):
     #: how long the group waits for a silent member before moving its partitions
     session_timeout_ms: int = Field(10_000, ge=1000)
     heartbeat_interval_ms: int = Field(2_000, ge=100)
-    #: a consumer left without partitions this long while its group has entries waiting is made
-    #: anew (kafka-python: a member whose rejoin never completed was seen holding nothing for
-    #: good after a rebalance, in a group of one)
+    #: a consumer left without partitions this long while its group has entries waiting and its
+    #: committed positions stand still (30 s apart) is made anew (kafka-python: a member whose
+    #: rejoin never completed was seen holding nothing for good after a rebalance, in a group of one)
     unassigned_timeout_s: float = Field(180.0, gt=0)
 
 

@@ -304,7 +304,8 @@ class KafkaLog(Log):
         finally:
             c.close()
 
-    def group_lag(self, topic: str, group: str) -> int:
+    def group_offsets(self, topic: str, group: str) -> tuple[dict[int, int], dict[int, int]]:
+        """(the group's committed offset, the end offset) per partition of ``topic``."""
         kafka = _kafka()
         try:
             committed = self.admin.list_group_offsets(group).get(group, {})
@@ -312,6 +313,10 @@ class KafkaLog(Log):
         except kafka.errors.KafkaError as exc:
             raise LogError(f"lag of {group}/{topic} failed: {exc}") from exc
         done = {tp.partition: om.offset for tp, om in committed.items() if tp.topic == topic and om.offset >= 0}
+        return done, end
+
+    def group_lag(self, topic: str, group: str) -> int:
+        done, end = self.group_offsets(topic, group)
         return int(sum(max(0, e - done.get(p, 0)) for p, e in end.items()))
 
     def reset_group(self, topic: str, group: str) -> None:
@@ -349,21 +354,23 @@ class KafkaLog(Log):
 
 class AssignmentWatch:
     """Raises :class:`LogError` (the role makes its consumer anew) when a member has held no partition
-    for ``kafka.unassigned_timeout_s`` while its group has entries waiting on the topic (kafka-python: a
-    member whose rejoin never completed was seen holding nothing for good). A member with nothing
-    because the group has more members than partitions sees the others consume (no lag) and stays.
-    Shared by both clients' consumers; the group's lag is asked at most every 30 s."""
+    for ``kafka.unassigned_timeout_s`` while its group has entries waiting on the topic and makes no
+    progress on them (kafka-python: a member whose rejoin never completed was seen holding nothing for
+    good). A member with nothing because the group has more members than partitions sees the others
+    consume (no lag, or committed offsets that move between two looks) and stays. Shared by both
+    clients' consumers; the group's offsets are asked at most every 30 s."""
 
     def __init__(self, owner: KafkaLog, topic: str, group: str) -> None:
         self.owner, self.topic, self.group = owner, topic, group
         self.unassigned_since: float | None = time.monotonic()
         self.next_lag_check = 0.0
+        self._seen: dict[int, int] | None = None  # the group's committed offsets at the last look
 
     def check(self, holding: bool) -> None:
         """After a poll that brought nothing: ``holding`` whether the member has partitions now."""
         now = time.monotonic()
         if holding:
-            self.unassigned_since = None
+            self.unassigned_since, self._seen = None, None
             return
         if self.unassigned_since is None:
             self.unassigned_since = now
@@ -372,10 +379,12 @@ class AssignmentWatch:
         if idle < self.owner.cfg.unassigned_timeout_s or now < self.next_lag_check:
             return
         self.next_lag_check = now + 30.0
-        lag = self.owner.group_lag(self.topic, self.group)
-        if lag > 0:
+        done, end = self.owner.group_offsets(self.topic, self.group)
+        lag = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
+        seen, self._seen = self._seen, done
+        if lag > 0 and seen == done:
             raise LogError(f"{self.group}: no partition of {self.topic!r} assigned for {idle:.0f} s while {lag} "
-                           f"entries wait; joining the group anew")
+                           f"entries wait and the group's positions have not moved; joining the group anew")
 
 
 class KafkaConsumerLog(Consumer):

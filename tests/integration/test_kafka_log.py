@@ -131,8 +131,9 @@ def test_the_consumers_run_on_the_configured_client(kafka_cfg):
 def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_env):
     """kafka-python: a member whose rejoin never completed (seen in fault runs: revoked, never
     assigned again, in a group of one) is made anew by its role once it has held nothing for
-    ``kafka.unassigned_timeout_s`` while entries wait; a member with nothing because the other
-    member holds the only partition and keeps up is left alone."""
+    ``kafka.unassigned_timeout_s`` while entries wait and the group's positions stand still; a
+    member with nothing because the other member holds the only partition and keeps up (no lag),
+    or works through a backlog (positions moving), is left alone."""
     import time
 
     from inferwatch.errors import LogError
@@ -159,6 +160,25 @@ def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_en
         for _ in range(10):  # no lag: holding nothing is not a fault (> 1 s of polls)
             busy_member.commit(busy_member.poll(10, timeout=0.1) or [])
             assert idle_member.poll(10, timeout=0.2) == []
+        # a backlog the other member works through: lag at every look, but the positions move
+        looks: list[int] = []
+        real_offsets = lg.group_offsets
+
+        def recorded(topic: str, grp: str) -> tuple[dict[int, int], dict[int, int]]:
+            done, end = real_offsets(topic, grp)
+            looks.append(sum(e - done.get(p, 0) for p, e in end.items()))
+            return done, end
+
+        lg.group_offsets = recorded  # type: ignore[method-assign]
+        lg.append(name, [(b"k", str(i).encode()) for i in range(40)])
+        for _ in range(60):
+            busy_member.commit(busy_member.poll(2, timeout=0.2) or [])
+            idle_member._watch.next_lag_check = 0.0
+            assert idle_member.poll(10, timeout=0.0) == []
+            if len(looks) >= 4 and looks[-1] == 0:
+                break
+        assert sum(1 for n in looks if n > 0) >= 3, looks
+        lg.group_offsets = real_offsets  # type: ignore[method-assign]
         # a stuck member, as kafka-python leaves one: revoked (the listener told) at the start of a
         # rejoin that never completes; its client gives nothing and, until a join completes, still
         # lists the old partitions in assignment()
@@ -172,9 +192,9 @@ def test_a_member_left_without_partitions_while_entries_wait_joins_anew(stack_en
         busy_member._consumer.poll = lambda **_: {}  # type: ignore[method-assign]
         assert busy_member._consumer.assignment() == held
         lg.append(name, [(b"k", b"late")])
-        busy_member._watch.next_lag_check = 0.0
         with pytest.raises(LogError, match="joining the group anew"):
             for _ in range(50):
+                busy_member._watch.next_lag_check = 0.0  # a look at every poll: the second one sees no move
                 busy_member.poll(10, timeout=0.0)
                 time.sleep(0.1)
         busy_member.close()
@@ -252,6 +272,7 @@ def test_a_confluent_member_left_without_partitions_while_entries_wait_joins_ane
         lg.append(name, [(b"k", b"late")])
         with pytest.raises(LogError, match="joining the group anew"):
             for _ in range(50):
+                c._watch.next_lag_check = 0.0  # type: ignore[attr-defined]
                 c.poll(10, timeout=0.0)
                 time.sleep(0.1)
         c.close()
