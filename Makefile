@@ -70,13 +70,14 @@ $(KSERVE_VENV)/.installed:
 	touch $@
 servers-venv: $(MLSERVER_VENV)/.installed $(KSERVE_VENV)/.installed
 
-# headless Chromium for the report page test (tests/unit/test_report_browser.py): a Debian
-# package, installed as the stack installs its Debian packages (as root, or with sudo)
+# headless Chromium for the report page test (tests/unit/test_report_browser.py) and openssl for
+# the TLS endpoint test (tests/unit/test_secure_endpoints_process.py): Debian packages, installed as
+# the stack installs its Debian packages (as root, or with sudo)
 CHROMIUM_STAMP := $(VENV)/.installed-chromium
 $(CHROMIUM_STAMP): | $(VENV)/bin/python
-	command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -q --no-install-recommends chromium || \
-	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium; }; }
+	{ command -v chromium && command -v openssl; } >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q --no-install-recommends chromium openssl || \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends chromium openssl; }; }
 	touch $@
 
 chromium: $(CHROMIUM_STAMP)

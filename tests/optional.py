@@ -32,13 +32,19 @@ def in_ci() -> bool:
     return env_flag("CI")
 
 
+def missing(message: str) -> None:
+    """What a test does when something it needs is not on this machine: skip locally, fail in CI
+    (``make test`` installs it there, so a skip would hide a check)."""
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def require(module: str, extra: str) -> ModuleType:
     """Import ``module``; when it is missing, skip locally but fail in CI (the extra that
     provides it is installed there, so a skip would hide a check)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        message = f"{module} missing: install the {extra!r} extra ({exc})"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{module} missing: install the {extra!r} extra ({exc})")
+        raise  # not reached: missing() skips or fails

@@ -21,6 +21,7 @@ import pytest
 from inferwatch.audit import SearchQuery
 from inferwatch.config import load_config
 from inferwatch.pipeline import Pipeline
+from tests.optional import missing
 from tests.waiting import wait_until
 
 
@@ -32,9 +33,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True,
                               text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here ({exc}); the full-disk test needs root")
+        missing(f"cannot mount a small tmpfs here ({exc}); the full-disk test needs root")
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); the full-disk test needs root")
+        missing(f"cannot mount a small tmpfs here ({done.stderr.strip()}); the full-disk test needs root")
     try:
         yield mnt
     finally:

@@ -15,11 +15,10 @@ import subprocess
 import numpy as np
 import orjson
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from inferwatch.report_command import report
-from tests.optional import in_ci
+from tests.optional import missing
 
 # per image: decoded?, natural size, and the pixels the browser drew that are not background
 # (painted onto a canvas: a data: image does not taint it)
@@ -42,9 +41,7 @@ _PROBE = """<script>window.addEventListener("load", () => {
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if in_ci():
-            pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        missing("chromium is missing: `make test` installs it (apt-get install chromium)")
     return path
 
 

@@ -19,9 +19,14 @@ from inferwatch.config import load_config
 from inferwatch.record import InferenceRecord
 from inferwatch.sqlite_log import SQLiteLog
 from tests.faults.harness import Role, free_port
+from tests.optional import missing
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+
+@pytest.fixture(autouse=True)
+def _openssl() -> None:
+    if shutil.which("openssl") is None:
+        missing("needs the openssl command (`make test` installs it: apt-get install openssl)")
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
