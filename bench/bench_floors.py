@@ -1,0 +1,332 @@
+"""The floor of each stage of the audit role, each measured on its own, and the best ratio they allow.
+
+Issue 12's goal is the audit role at >= 0.8 of a raw ``_bulk`` loader of the same documents.
+On a 2-core machine both the role (or the loader) and the Elasticsearch node are CPU-bound, so
+the wall rate follows the CPU both spend per document: ratio ~ (loader CPU + node CPU under the
+loader) / (role CPU + node CPU under the role). This script measures, in one run on the same
+records (``bench_audit.records``: 11 features plus request and response bodies), CPU
+microseconds per document of:
+
+* the Elasticsearch node (``/proc/<pid>/stat`` of the stack's node, user + system, every JVM
+  thread, including the refresh and a settling second after the load; the node's idle rate
+  just before is measured and subtracted) for the same documents sent with explicit ids in bulks
+  of ``elasticsearch.chunk_actions``: the raw loader's documents with ``index`` (what
+  bench_audit's loader sends), the audit role's documents (with ``input_num``) with ``index``,
+  and the audit role's documents with ``create`` (what the role sends: create keeps a label or an
+  outlier score that arrived before the row, merging on a 409);
+* the raw loader itself (serialise + ``_bulk``, exactly bench_audit's), and the bulk client
+  I/O alone (the role's request, prebuilt bodies: the client's side of ``_bulk``);
+* the Kafka fetch alone per client library: the bare client (kafka-python ``poll``,
+  confluent-kafka ``consume``), and the log's consumer (client + a ``LogEntry`` per message,
+  what the role polls), process CPU (librdkafka's and kafka-python's own threads count); the
+  offset commit of each batch;
+* record decoding alone (``InferenceRecord.from_json`` over the entries, as the role's
+  ``_decode``), document building alone (the store's ``_record_actions``: row documents,
+  ``input_num``, full text, against a client that is never called), serialisation alone
+  (the action lines and the bulk bodies).
+
+Then it prints the predicted best ratio = (raw loader + node under ``index``) / (sum of the
+role's floors with the cheaper client + node under ``create``): what the audit role would reach
+if every stage ran at its floor and nothing else cost anything. Each figure is the median of
+``--repeat`` runs (alternated); the machine is shared, so the load average is printed.
+
+    python bench/bench_floors.py [--records 20000] [--repeat 3] [--clients kafka-python,confluent]
+
+Needs the stack (``python -m stack up``; ``INFERWATCH_STACK_DIR`` names it, for the node's pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import orjson
+from bench_audit import ES, KAFKA, cleanup, records  # the bench directory
+from elasticsearch import Elasticsearch
+
+from inferwatch.audit import record_documents
+from inferwatch.config import load_config
+from inferwatch.kafka_log import KafkaLog, _client_config
+from inferwatch.log import LogEntry
+from inferwatch.record import InferenceRecord
+from inferwatch.workers import _decode_entries, tune_gc
+from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line, _with_fulltext
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: what the store asks back from a bulk (sinks.elasticsearch._Bulk.send)
+FILTER = "errors,items.*.status,items.*.error"
+
+
+# -- the node's CPU ---------------------------------------------------------------------------
+def node_pid() -> int:
+    stack = Path(os.environ.get("INFERWATCH_STACK_DIR") or Path(__file__).resolve().parents[1] / ".stack")
+    pidfile = stack / "run" / "elasticsearch.pid"
+    try:
+        text = pidfile.read_text()
+    except OSError as exc:
+        raise SystemExit(f"no Elasticsearch pid file at {pidfile} (set INFERWATCH_STACK_DIR): {exc}") from exc
+    pid = int(json.loads(text)["pid"]) if text.lstrip().startswith("{") else int(text)
+    if not Path(f"/proc/{pid}/stat").exists():
+        raise SystemExit(f"Elasticsearch pid {pid} (from {pidfile}) is not running")
+    return pid
+
+
+def node_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the node has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def idle_rate(pid: int, seconds: float = 2.0) -> float:
+    """The node's CPU seconds per second with nothing of ours running (other clients, housekeeping)."""
+    c0, t0 = node_cpu(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (node_cpu(pid) - c0) / (time.perf_counter() - t0)
+
+
+def on_node(pid: int, es: Elasticsearch, index: str, load: Callable[[], None],
+            settle: float = 1.0) -> tuple[float, float, float]:
+    """Run ``load`` (bulks into ``index``, made first from the role's template: the role writes
+    into a day's index that exists), refresh, let the node settle; returns (node CPU seconds net
+    of its idle rate, this process's CPU seconds in ``load``, the idle rate)."""
+    es.indices.create(index=index)
+    es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
+    idle = idle_rate(pid)
+    n0, t0 = node_cpu(pid), time.perf_counter()
+    c0 = time.process_time()
+    load()
+    client = time.process_time() - c0
+    es.indices.refresh(index=index)
+    time.sleep(settle)
+    return node_cpu(pid) - n0 - idle * (time.perf_counter() - t0), client, idle
+
+
+def bulks(es: Elasticsearch, lines: list[bytes], size: int, **kw: Any) -> None:
+    for i in range(0, len(lines), size):
+        resp = es.bulk(operations=b"".join(lines[i:i + size]), **kw)  # type: ignore[arg-type]
+        assert not resp["errors"], str(resp)[:500]
+
+
+# -- the documents ---------------------------------------------------------------------------
+class _NullIndices:
+    def exists(self, **_: object) -> bool:  # no labels waiting for their predictions
+        return False
+
+
+class _NullClient:
+    """A client the store never has to call (complete records, no waiting labels)."""
+    indices = _NullIndices()
+
+
+def null_store(prefix: str) -> ElasticsearchAuditStore:
+    cfg = load_config(None, env={}).elasticsearch.model_copy(update={"hosts": [ES], "index_prefix": prefix})
+    return ElasticsearchAuditStore(cfg, client=_NullClient(), setup=False)
+
+
+def raw_docs(recs: list[InferenceRecord]) -> list[dict[str, Any]]:
+    """bench_audit's raw loader's documents (row documents with their full text; no ``input_num``)."""
+    return [_with_fulltext(doc) for r in recs for doc in record_documents(r)]
+
+
+# -- the Kafka side --------------------------------------------------------------------------
+def bare_fetch(client: str, topic: str, n: int, batch: int, cfg: Any) -> float:
+    """Process CPU seconds for the bare client library to read ``n`` messages of ``topic`` from
+    the start (partitions assigned, no group join timed)."""
+    k = cfg.kafka
+    if client == "confluent":
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": k.bootstrap_servers, "group.id": f"floors-{uuid.uuid4().hex[:8]}",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "fetch.max.bytes": k.fetch_max_bytes, "max.partition.fetch.bytes": k.max_partition_fetch_bytes,
+                      "isolation.level": "read_committed"})
+        try:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            c0 = time.process_time()
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+            got = 0
+            while got < n:
+                got += sum(1 for m in c.consume(num_messages=batch, timeout=1.0) if m.error() is None)
+            return time.process_time() - c0
+        finally:
+            c.close()
+    import kafka
+
+    kc = kafka.KafkaConsumer(**_client_config(k), enable_auto_commit=False, max_poll_records=batch,
+                             isolation_level="read_committed", fetch_max_bytes=k.fetch_max_bytes,
+                             max_partition_fetch_bytes=k.max_partition_fetch_bytes)
+    try:
+        tps = [kafka.TopicPartition(topic, p) for p in sorted(kc.partitions_for_topic(topic) or ())]
+        c0 = time.process_time()
+        kc.assign(tps)
+        kc.seek_to_beginning(*tps)
+        got = 0
+        while got < n:
+            got += sum(len(v) for v in kc.poll(timeout_ms=1000, max_records=batch).values())
+        return time.process_time() - c0
+    finally:
+        kc.close()
+
+
+def log_fetch(lg: KafkaLog, topic: str, group: str, n: int, batch: int) -> tuple[float, float, list[LogEntry]]:
+    """(process CPU seconds to read ``n`` entries through the log's consumer after joining the
+    group, process CPU seconds of committing each polled batch, the entries)."""
+    c = lg.consumer(topic, group)
+    try:
+        while not c.poll(1, timeout=1.0):
+            pass
+        c.seek_to_committed()
+        polled: list[list[LogEntry]] = []
+        got = 0
+        c0 = time.process_time()
+        while got < n:
+            polled.append(c.poll(batch, timeout=1.0))
+            got += len(polled[-1])
+        fetch = time.process_time() - c0
+        c0 = time.process_time()
+        for entries in polled:
+            if entries:
+                c.commit(entries)
+        commit = time.process_time() - c0
+        return fetch, commit, [e for entries in polled for e in entries]
+    finally:
+        c.close()
+
+
+def cpu_of(fn: Callable[[], object]) -> float:
+    c0 = time.process_time()
+    fn()
+    return time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--clients", default="kafka-python,confluent",
+                    help="the Kafka client libraries to measure the fetch of, comma separated")
+    args = ap.parse_args()
+    n, clients = args.records, args.clients.split(",")
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"bench-{tag}-fl"
+    cfg = load_config(None, env={}, overrides={
+        "log.backend": "kafka", "kafka.bootstrap_servers": KAFKA, "elasticsearch.hosts": [ES],
+        "elasticsearch.index_prefix": prefix})
+    batch, chunk = cfg.audit.batch_size, cfg.elasticsearch.chunk_actions
+    pid = node_pid()
+    load0 = os.getloadavg()
+    print(f"{n} records (11 features + request and response bodies); batches of {batch}, bulks of {chunk}; "
+          f"load average {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f} (2 cores, shared)")
+    es = Elasticsearch(ES, request_timeout=120)
+    ElasticsearchAuditStore(cfg.elasticsearch)  # the role's templates for every index below
+    tune_gc()  # as every worker process
+    recs = records(n, tag)
+    msgs = [r.to_json() for r in recs]
+    store = null_store(prefix)
+    actions = [a for k in range(0, n, batch) for a in store._record_actions(recs[k:k + batch])]
+    assert all(a.op == "create" for a in actions) and len(actions) == n
+    raw = raw_docs(recs)
+    docs = [a.doc for a in actions]
+    per: dict[str, list[float]] = {}
+
+    rep = -1
+
+    def add(name: str, seconds: float) -> None:
+        if rep >= 0:
+            per.setdefault(name, []).append(seconds / n * 1e6)
+
+    lg = KafkaLog(cfg.kafka)
+    topic = f"bench-{tag}.floors"
+    lg.create_topics([topic])
+    for i in range(0, n, 5000):
+        lg.append(topic, [(r.model.encode(), m) for r, m in zip(recs[i:i + 5000], msgs[i:i + 5000], strict=True)])
+    entries: list[LogEntry] = []
+    idles: list[float] = []
+    try:
+        for rep in range(-1, args.repeat):  # a first round to warm the node up, not counted
+            # -- the node, and the client side of the bulks ----------------------------------
+            def raw_loader(index: str) -> None:  # bench_audit.raw_bulk, as timed there
+                lines = [orjson.dumps({"index": {"_index": index, "_id": d["doc_id"]}}) + b"\n"
+                         + orjson.dumps(d, option=orjson.OPT_UTC_Z) + b"\n" for d in raw]
+                bulks(es, lines, chunk)
+
+            ix = f"{prefix}-records-raw{rep + 1}"
+            node, client, idle = on_node(pid, es, ix, lambda ix=ix: raw_loader(ix))  # type: ignore[misc]
+            add("node: raw loader's documents, index", node)
+            add("raw loader (serialise + _bulk)", client)
+            idles.append(idle)
+            for op in ("index", "create"):
+                ix = f"{prefix}-records-{op}{rep + 1}"
+                lines = [_head(op, ix, d["doc_id"]) + orjson.dumps(d, option=_OPTS_LINE) for d in docs]
+                node, client, idle = on_node(pid, es, ix, lambda ix=ix, lines=lines: bulks(  # type: ignore[misc]
+                    es, lines, chunk, refresh=False, filter_path=FILTER))
+                add(f"node: audit documents, {op}", node)
+                add(f"bulk client I/O alone ({op}, prebuilt bodies)", client)
+                idles.append(idle)
+            # -- Kafka ------------------------------------------------------------------------
+            for client_name in clients:
+                add(f"fetch, bare {client_name}", bare_fetch(client_name, topic, n, batch, cfg))
+                lgc = KafkaLog(cfg.kafka.model_copy(update={"client": client_name}))
+                fetch, commit, got = log_fetch(lgc, topic, f"floors-{tag}-{client_name}-{rep}", n, batch)
+                lgc.close()
+                add(f"fetch, log consumer on {client_name}", fetch)
+                add(f"commit, {client_name}", commit)
+                entries = got
+            # -- the role's Python stages, alone -----------------------------------------------
+            ent = entries[:n]
+            add("decode (InferenceRecord.from_json, as _decode)",
+                cpu_of(lambda ent=ent: [_decode_entries(ent[k:k + batch], InferenceRecord.from_json)
+                                for k in range(0, n, batch)]))
+            # each batch built and dropped, as in the role (the next batch is not held with it)
+            add("document building (_record_actions)",
+                cpu_of(lambda: [len(list(store._record_actions(recs[k:k + batch]))) for k in range(0, n, batch)]))
+            add("serialisation (action lines + bulk bodies)",
+                cpu_of(lambda: [b"".join([_line(a) for a in actions[k:k + chunk]]) for k in range(0, n, chunk)]))
+    finally:
+        lg.delete_topics([topic])
+        lg.close()
+        cleanup(es, prefix)
+    med = {k: statistics.median(v) for k, v in per.items()}
+    print(f"node idle rate before each load: {min(idles) * 100:.0f}-{max(idles) * 100:.0f}% of a core "
+          "(subtracted)")
+    print(f"CPU µs per document, each alone, median of {args.repeat} (all runs in brackets):")
+    for k, v in per.items():
+        print(f"  {k:50s} {med[k]:7.1f}   [{' '.join(f'{x:.1f}' for x in v)}]")
+    fetch_client = min(clients, key=lambda c: med[f"fetch, log consumer on {c}"] + med[f"commit, {c}"])
+    role = {"fetch": med[f"fetch, log consumer on {fetch_client}"],
+            "decode": med["decode (InferenceRecord.from_json, as _decode)"],
+            "document building": med["document building (_record_actions)"],
+            "serialisation": med["serialisation (action lines + bulk bodies)"],
+            "bulk client I/O": med["bulk client I/O alone (create, prebuilt bodies)"],
+            "commit": med[f"commit, {fetch_client}"]}
+    role_sum = sum(role.values())
+    raw_role, raw_node = med["raw loader (serialise + _bulk)"], med["node: raw loader's documents, index"]
+    node_create = med["node: audit documents, create"]
+    node_index = med["node: audit documents, index"]
+    best = (raw_role + raw_node) / (role_sum + node_create)
+    print(f"role floors (log consumer on {fetch_client}): "
+          + " + ".join(f"{k} {v:.1f}" for k, v in role.items()) + f" = {role_sum:.1f} µs")
+    print(f"predicted best ratio = (raw loader {raw_role:.1f} + node, index {raw_node:.1f}) / "
+          f"(role floors {role_sum:.1f} + node, create {node_create:.1f}) = "
+          f"{raw_role + raw_node:.1f} / {role_sum + node_create:.1f} = {best:.2f}   (goal >= 0.8)")
+    print(f"  the same with the audit documents sent with index (node {node_index:.1f}): "
+          f"{(raw_role + raw_node) / (role_sum + node_index):.2f}; role floors at zero, create: "
+          f"{(raw_role + raw_node) / node_create:.2f}")
+    need = (raw_role + raw_node) / 0.8 - node_create
+    print(f"  0.8 needs role + node <= {(raw_role + raw_node) / 0.8:.1f} µs: with the node under create, "
+          f"the role at <= {need:.1f} µs per document (its floors sum to {role_sum:.1f})")
+
+
+if __name__ == "__main__":
+    main()
