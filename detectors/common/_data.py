@@ -59,6 +59,12 @@ def _column(values: Any) -> np.ndarray:
         return arr
     if arr.dtype.kind in "biuf":
         return arr
+    if arr.dtype.kind in "US" and not isinstance(values, np.ndarray) and any(not isinstance(v, str) for v in values):
+        # numpy made text of every cell (a float nan gap became the text "nan", a category that is
+        # not there): the cells as they were, so a gap stays missing
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+        return arr
     if arr.dtype.kind == "O":
         # A column of numbers with None holes stays numeric (None -> nan); strings,
         # booleans and mixed columns stay objects (categories).

@@ -295,3 +295,18 @@ def test_alibi_adapter_matches_and_missing_extra(tmp_path, monkeypatch) -> None:
         monkeypatch.setitem(sys.modules, "alibi_detect", None)
         with pytest.raises(MissingExtraError, match=r"pip install 'inferwatch\[alibi\]'"):
             AlibiDetector(tmp_path / "ks")
+
+
+def test_gaps_in_a_text_column_given_as_floats_are_missing_not_a_category() -> None:
+    """A list of text with float nan gaps (what pandas hands out for a text column's missing cells):
+    numpy would make every cell text, the gaps the category "nan" that the reference never had (a
+    certain false alarm). Here 45 'a', 45 'b' and 20 gaps against a 50/50 reference: the present
+    cells are exactly the reference's proportions, so chi-squared gives p = 1, and the only quality
+    issue is the 20 of 110 cells missing."""
+    ref = {"c": ["a", "b"] * 500}
+    cur = {"c": ["a", "b"] * 45 + [float("nan")] * 20}
+    r = TabularDrift(p_val=0.05).fit(ref).update(cur).result()
+    assert r.is_drift is False and r.p_value == pytest.approx(1.0)
+    q = DataQuality().fit(ref).update(cur).result()
+    assert [(i["feature"], i["issue"]) for i in q.extra["issues"]] == [("c", "missing_values")]
+    assert q.extra["issues"][0]["value"] == pytest.approx(20 / 110)
