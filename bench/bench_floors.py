@@ -9,13 +9,13 @@ microseconds per document of:
 
 * the Elasticsearch node (``/proc/<pid>/stat`` of the stack's node, user + system, every JVM
   thread, including the refresh and a settling second after the load; the node's idle rate
-  just before is measured and subtracted) for the same documents sent with explicit ids in bulks
-  of ``elasticsearch.chunk_actions``: the raw loader's documents with ``index`` (what
-  bench_audit's loader sends), the audit role's documents (with ``input_num``) with ``index``,
-  and the audit role's documents with ``create`` (what the role sends: create keeps a label or an
-  outlier score that arrived before the row, merging on a 409);
-* the raw loader itself (serialise + ``_bulk``, exactly bench_audit's), and the bulk client
-  I/O alone (the role's request, prebuilt bodies: the client's side of ``_bulk``);
+  just before is measured and subtracted; the index is made first) for the audit role's documents
+  (built by the store itself) sent with explicit ids in bulks of ``elasticsearch.chunk_actions``:
+  with ``index`` by bench_audit's raw loader, with ``create`` as the role sends them (create
+  keeps a label or an outlier score that arrived before the row, merging on a 409), and, for
+  reference, with ``index`` without their ``input_num`` field;
+* the raw loader itself (serialise + ``_bulk``, bench_audit's ``raw_load``), and the bulk client
+  I/O alone (the role's requests on prebuilt bodies: the client's side of ``_bulk``);
 * the Kafka fetch alone per client library: the bare client (kafka-python ``poll``,
   confluent-kafka ``consume``), and the log's consumer (client + a ``LogEntry`` per message,
   what the role polls), process CPU (librdkafka's and kafka-python's own threads count); the
@@ -52,16 +52,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from bench_audit import ES, KAFKA, cleanup, records  # the bench directory
+from bench_audit import ES, KAFKA, _NoClient, cleanup, raw_load, records  # the bench directory
 from elasticsearch import Elasticsearch
 
-from inferwatch.audit import record_documents
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog, _client_config
 from inferwatch.log import LogEntry
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import _decode_entries, tune_gc
-from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line, _with_fulltext
+from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: what the store asks back from a bulk (sinks.elasticsearch._Bulk.send)
@@ -119,24 +118,9 @@ def bulks(es: Elasticsearch, lines: list[bytes], size: int, **kw: Any) -> None:
 
 
 # -- the documents ---------------------------------------------------------------------------
-class _NullIndices:
-    def exists(self, **_: object) -> bool:  # no labels waiting for their predictions
-        return False
-
-
-class _NullClient:
-    """A client the store never has to call (complete records, no waiting labels)."""
-    indices = _NullIndices()
-
-
-def null_store(prefix: str) -> ElasticsearchAuditStore:
-    cfg = load_config(None, env={}).elasticsearch.model_copy(update={"hosts": [ES], "index_prefix": prefix})
-    return ElasticsearchAuditStore(cfg, client=_NullClient(), setup=False)
-
-
-def raw_docs(recs: list[InferenceRecord]) -> list[dict[str, Any]]:
-    """bench_audit's raw loader's documents (row documents with their full text; no ``input_num``)."""
-    return [_with_fulltext(doc) for r in recs for doc in record_documents(r)]
+def without_input_num(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents as they were before ``input_num`` (the numerical inputs again as doubles)."""
+    return [{k: v for k, v in d.items() if k != "input_num"} for d in docs]
 
 
 # -- the Kafka side --------------------------------------------------------------------------
@@ -233,11 +217,11 @@ def main() -> None:
     tune_gc()  # as every worker process
     recs = records(n, tag)
     msgs = [r.to_json() for r in recs]
-    store = null_store(prefix)
+    store = ElasticsearchAuditStore(cfg.elasticsearch, client=_NoClient(), setup=False)  # never called
     actions = [a for k in range(0, n, batch) for a in store._record_actions(recs[k:k + batch])]
     assert all(a.op == "create" for a in actions) and len(actions) == n
-    raw = raw_docs(recs)
-    docs = [a.doc for a in actions]
+    docs = [a.doc for a in actions]  # what bench_audit's raw loader sends too (audit_documents)
+    plain = without_input_num(docs)
     per: dict[str, list[float]] = {}
 
     rep = -1
@@ -256,24 +240,22 @@ def main() -> None:
     try:
         for rep in range(-1, args.repeat):  # a first round to warm the node up, not counted
             # -- the node, and the client side of the bulks ----------------------------------
-            def raw_loader(index: str) -> None:  # bench_audit.raw_bulk, as timed there
-                lines = [orjson.dumps({"index": {"_index": index, "_id": d["doc_id"]}}) + b"\n"
-                         + orjson.dumps(d, option=orjson.OPT_UTC_Z) + b"\n" for d in raw]
-                bulks(es, lines, chunk)
-
             ix = f"{prefix}-records-raw{rep + 1}"
-            node, client, idle = on_node(pid, es, ix, lambda ix=ix: raw_loader(ix))  # type: ignore[misc]
-            add("node: raw loader's documents, index", node)
-            add("raw loader (serialise + _bulk)", client)
+            node, client, idle = on_node(pid, es, ix, lambda ix=ix: raw_load(es, docs, ix, chunk))  # type: ignore[misc]
+            add("node: index (the raw loader)", node)
+            add("raw loader (serialise + _bulk index)", client)
             idles.append(idle)
-            for op in ("index", "create"):
-                ix = f"{prefix}-records-{op}{rep + 1}"
-                lines = [_head(op, ix, d["doc_id"]) + orjson.dumps(d, option=_OPTS_LINE) for d in docs]
-                node, client, idle = on_node(pid, es, ix, lambda ix=ix, lines=lines: bulks(  # type: ignore[misc]
-                    es, lines, chunk, refresh=False, filter_path=FILTER))
-                add(f"node: audit documents, {op}", node)
-                add(f"bulk client I/O alone ({op}, prebuilt bodies)", client)
-                idles.append(idle)
+            ix = f"{prefix}-records-create{rep + 1}"
+            lines = [_head("create", ix, d["doc_id"]) + orjson.dumps(d, option=_OPTS_LINE) for d in docs]
+            node, client, idle = on_node(pid, es, ix, lambda ix=ix, lines=lines: bulks(  # type: ignore[misc]
+                es, lines, chunk, refresh=False, filter_path=FILTER))
+            add("node: create (the audit role's bulks)", node)
+            add("bulk client I/O alone (create, prebuilt bodies)", client)
+            idles.append(idle)
+            ix = f"{prefix}-records-plain{rep + 1}"
+            node, _, idle = on_node(pid, es, ix, lambda ix=ix: raw_load(es, plain, ix, chunk))  # type: ignore[misc]
+            add("node: index, documents without input_num", node)
+            idles.append(idle)
             # -- Kafka ------------------------------------------------------------------------
             for client_name in clients:
                 add(f"fetch, bare {client_name}", bare_fetch(client_name, topic, n, batch, cfg))
@@ -311,17 +293,16 @@ def main() -> None:
             "bulk client I/O": med["bulk client I/O alone (create, prebuilt bodies)"],
             "commit": med[f"commit, {fetch_client}"]}
     role_sum = sum(role.values())
-    raw_role, raw_node = med["raw loader (serialise + _bulk)"], med["node: raw loader's documents, index"]
-    node_create = med["node: audit documents, create"]
-    node_index = med["node: audit documents, index"]
+    raw_role, raw_node = med["raw loader (serialise + _bulk index)"], med["node: index (the raw loader)"]
+    node_create = med["node: create (the audit role's bulks)"]
     best = (raw_role + raw_node) / (role_sum + node_create)
     print(f"role floors (log consumer on {fetch_client}): "
           + " + ".join(f"{k} {v:.1f}" for k, v in role.items()) + f" = {role_sum:.1f} µs")
     print(f"predicted best ratio = (raw loader {raw_role:.1f} + node, index {raw_node:.1f}) / "
           f"(role floors {role_sum:.1f} + node, create {node_create:.1f}) = "
           f"{raw_role + raw_node:.1f} / {role_sum + node_create:.1f} = {best:.2f}   (goal >= 0.8)")
-    print(f"  the same with the audit documents sent with index (node {node_index:.1f}): "
-          f"{(raw_role + raw_node) / (role_sum + node_index):.2f}; role floors at zero, create: "
+    print(f"  with the role's documents sent with index instead (node {raw_node:.1f}): "
+          f"{(raw_role + raw_node) / (role_sum + raw_node):.2f}; with the role's Python at zero (create): "
           f"{(raw_role + raw_node) / node_create:.2f}")
     need = (raw_role + raw_node) / 0.8 - node_create
     print(f"  0.8 needs role + node <= {(raw_role + raw_node) / 0.8:.1f} µs: with the node under create, "
