@@ -267,14 +267,14 @@ def main() -> None:
                 entries = got
             # -- the role's Python stages, alone -----------------------------------------------
             ent = entries[:n]
+            # each batch made and dropped, as in the role (memory is reused, not all held at once)
             add("decode (InferenceRecord.from_json, as _decode)",
-                cpu_of(lambda ent=ent: [_decode_entries(ent[k:k + batch], InferenceRecord.from_json)
-                                for k in range(0, n, batch)]))
-            # each batch built and dropped, as in the role (the next batch is not held with it)
+                cpu_of(lambda ent=ent: [len(_decode_entries(ent[k:k + batch], InferenceRecord.from_json)[0])
+                                        for k in range(0, n, batch)]))
             add("document building (_record_actions)",
                 cpu_of(lambda: [len(list(store._record_actions(recs[k:k + batch]))) for k in range(0, n, batch)]))
             add("serialisation (action lines + bulk bodies)",
-                cpu_of(lambda: [b"".join([_line(a) for a in actions[k:k + chunk]]) for k in range(0, n, chunk)]))
+                cpu_of(lambda: [len(b"".join([_line(a) for a in actions[k:k + chunk]])) for k in range(0, n, chunk)]))
     finally:
         lg.delete_topics([topic])
         lg.close()
