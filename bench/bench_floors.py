@@ -25,12 +25,16 @@ microseconds per document of:
   ``input_num``, full text, against a client that is never called), serialisation alone
   (the action lines and the bulk bodies).
 
+Beside them, the audit role itself (``AuditWorker`` on each client, into a fresh index) with the
+node's CPU under it: the role's CPU beyond the sum of its floors is its own overhead (threads,
+the batching engine, metrics), and the ratio of CPU per document is what its wall ratio follows.
+
 Then it prints the predicted best ratio = (raw loader + node under ``index``) / (sum of the
 role's floors with the cheaper client + node under ``create``): what the audit role would reach
 if every stage ran at its floor and nothing else cost anything. Each figure is the median of
 ``--repeat`` runs (alternated); the machine is shared, so the load average is printed.
 
-    python bench/bench_floors.py [--records 20000] [--repeat 3] [--clients kafka-python,confluent]
+    python bench/bench_floors.py [--records 20000] [--repeat 3] [--clients kafka-python,confluent] [--no-role]
 
 Needs the stack (``python -m stack up``; ``INFERWATCH_STACK_DIR`` names it, for the node's pid).
 """
@@ -45,6 +49,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +63,9 @@ from elasticsearch import Elasticsearch
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog, _client_config
 from inferwatch.log import LogEntry
+from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
-from inferwatch.workers import _decode_entries, tune_gc
+from inferwatch.workers import AuditWorker, _decode_entries, tune_gc
 from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -188,6 +194,42 @@ def log_fetch(lg: KafkaLog, topic: str, group: str, n: int, batch: int) -> tuple
         c.close()
 
 
+def role_run(cfg: Any, client: str, topics: tuple[str, str, str], group: str, prefix: str, n: int, pid: int,
+             es: Elasticsearch) -> tuple[float, float, float, float]:
+    """The audit role itself (``AuditWorker``, consumers on ``client``) over the records topic, into a
+    fresh index: (node CPU seconds, the role's process CPU seconds, wall seconds, the node's idle rate)."""
+    c = load_config(None, env={}, overrides={
+        "kafka.client": client, "log.backend": "kafka", "kafka.bootstrap_servers": KAFKA,
+        "log.records_topic": topics[0], "log.detections_topic": topics[1], "log.deadletter_topic": topics[2],
+        "audit.backend": "elasticsearch", "elasticsearch.hosts": [ES], "elasticsearch.index_prefix": prefix,
+        "audit.group": group})
+    lg = KafkaLog(c.kafka)
+    store = ElasticsearchAuditStore(c.elasticsearch)
+    worker = AuditWorker(c, lg, store, Metrics())
+    try:
+        worker.ensure_connected()
+        worker.connected = True
+        while not worker.consumers[0][0].poll(1, timeout=1.0):  # joined, before the clock starts
+            pass
+        worker.consumers[0][0].seek_to_committed()
+        wall = [0.0]
+
+        def load() -> None:
+            t0 = time.perf_counter()
+            while worker.documents < n:
+                worker.step()
+            worker._finish()
+            wall[0] = time.perf_counter() - t0
+
+        node, cpu, idle = on_node(pid, es, store.records_index("bench", datetime(2026, 2, 1, tzinfo=UTC)), load)
+        assert worker.documents == n
+        return node, cpu, wall[0], idle
+    finally:
+        worker.close()
+        store.close()
+        lg.close()
+
+
 def cpu_of(fn: Callable[[], object]) -> float:
     c0 = time.process_time()
     fn()
@@ -198,6 +240,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-role", dest="role", action="store_false",
+                    help="skip the runs of the audit role itself (its CPU beside the sum of its floors)")
     ap.add_argument("--clients", default="kafka-python,confluent",
                     help="the Kafka client libraries to measure the fetch of, comma separated")
     args = ap.parse_args()
@@ -232,11 +276,12 @@ def main() -> None:
 
     lg = KafkaLog(cfg.kafka)
     topic = f"bench-{tag}.floors"
-    lg.create_topics([topic])
+    lg.create_topics([topic, f"{topic}-detections", f"{topic}-dl"])
     for i in range(0, n, 5000):
         lg.append(topic, [(r.model.encode(), m) for r, m in zip(recs[i:i + 5000], msgs[i:i + 5000], strict=True)])
     entries: list[LogEntry] = []
     idles: list[float] = []
+    walls: dict[str, list[float]] = {}
     try:
         for rep in range(-1, args.repeat):  # a first round to warm the node up, not counted
             # -- the node, and the client side of the bulks ----------------------------------
@@ -265,6 +310,15 @@ def main() -> None:
                 add(f"fetch, log consumer on {client_name}", fetch)
                 add(f"commit, {client_name}", commit)
                 entries = got
+            # -- the role itself, for the slack: what it spends beyond the sum of its floors ------
+            if args.role:
+                for i, client_name in enumerate(clients):
+                    node, cpu, wall, idle = role_run(cfg, client_name, (topic, f"{topic}-detections", f"{topic}-dl"),
+                                                     f"floors-role-{tag}-{rep}-{i}", f"{prefix}-role{rep + 1}{i}", n, pid, es)
+                    add(f"the audit role on {client_name} (process CPU)", cpu)
+                    add(f"node: under the audit role on {client_name}", node)
+                    walls.setdefault(client_name, []).append(wall)
+                    idles.append(idle)
             # -- the role's Python stages, alone -----------------------------------------------
             ent = entries[:n]
             # each batch made and dropped, as in the role (memory is reused, not all held at once)
@@ -276,7 +330,7 @@ def main() -> None:
             add("serialisation (action lines + bulk bodies)",
                 cpu_of(lambda: [len(b"".join([_line(a) for a in actions[k:k + chunk]])) for k in range(0, n, chunk)]))
     finally:
-        lg.delete_topics([topic])
+        lg.delete_topics([topic, f"{topic}-detections", f"{topic}-dl"])
         lg.close()
         cleanup(es, prefix)
     med = {k: statistics.median(v) for k, v in per.items()}
@@ -304,6 +358,12 @@ def main() -> None:
     print(f"  with the role's documents sent with index instead (node {raw_node:.1f}): "
           f"{(raw_role + raw_node) / (role_sum + raw_node):.2f}; with the role's Python at zero (create): "
           f"{(raw_role + raw_node) / node_create:.2f}")
+    for client_name in walls:
+        r, nr = med[f"the audit role on {client_name} (process CPU)"], med[f"node: under the audit role on {client_name}"]
+        print(f"the audit role on {client_name}: {r:.1f} µs (its floors {role_sum:.1f} with the cheaper client's "
+              f"fetch; the rest is the role's own overhead) + node {nr:.1f} µs: CPU ratio "
+              f"{(raw_role + raw_node) / (r + nr):.2f}; {n / statistics.median(walls[client_name]):.0f} docs/s "
+              f"(median wall)")
     need = (raw_role + raw_node) / 0.8 - node_create
     print(f"  0.8 needs role + node <= {(raw_role + raw_node) / 0.8:.1f} µs: with the node under create, "
           f"the role at <= {need:.1f} µs per document (its floors sum to {role_sum:.1f})")
