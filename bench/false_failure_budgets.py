@@ -17,6 +17,20 @@ the share of windows whose distance does not beat the largest null draw, times t
 windows in the test (a union bound), averaged over ``--refs`` references, is the failure
 probability per run. Printed with the largest per-reference share, for the design the test uses
 (``--rows``, ``--shift``) and any other asked for.
+
+online-cvm (tests/unit/test_detectors_misc.py::test_online_cvm_run_length_and_detection): the
+test's design (three references of ``--ref-rows`` rows, three features, 300 null streams each,
+ERT 150) repeated with ``--reps`` other seeds; prints the mean run length's mean and sd across
+repetitions, in ERTs, and the normal-approximation probability of leaving [0.8, 1.25] x ERT.
+
+ks-power (power assertions on KS windows: test_monitor, test_report): ``--reps`` references of
+``--ref-rows`` N(0,1) rows, 5,000 windows of ``--rows`` rows each, the last ``--shifted`` of them
+shifted by ``--shift`` sd; the two-sample KS p-value as scipy's ``mode='asymp'`` computes it
+(``kstwo`` at the effective size); prints how many windows miss ``--cut`` and the largest p-value.
+
+demo (tests/unit/test_demo.py): ``inferwatch demo --seed s`` in statistics only (its data split,
+model, held-out and shifted windows and detector, without the pipeline around them) for
+``--reps`` seeds: how many held-out windows fire per run, and whether every shifted window does.
 """
 
 from __future__ import annotations
@@ -64,6 +78,85 @@ def distance_power(refs: int, windows: int, ref_rows: int, rows: int, shift: flo
               flush=True)
 
 
+def online_cvm(reps: int, ref_rows: int, streams: int, seed: int) -> None:
+    from scipy.stats import norm
+
+    from detectors import OnlineCVMDrift
+
+    print(f"online CVM: 3 references of {ref_rows} rows x 3 features, {streams} null streams each, ERT 150; "
+          f"{reps} repetitions")
+    means = []
+    t = time.monotonic()
+    for rep in range(reps):
+        rl = []
+        for j in range(3):
+            rng = np.random.default_rng([seed, rep, j])
+            ref = {f"f{i}": rng.normal(size=ref_rows) for i in range(3)}
+            det = OnlineCVMDrift(ert=150, window_size=25).fit(ref)
+            for _ in range(streams):
+                r = det.reset().update({k: rng.normal(size=1200) for k in ref}).result()
+                rl.append(r.extra["alarm_at"] - 24 if r.is_drift else 1200)
+        means.append(np.mean(rl) / 150)
+        print(f"  repetition {rep}: mean run length {means[-1]:.3f} x ERT ({time.monotonic() - t:.0f} s)", flush=True)
+    m, sd = float(np.mean(means)), float(np.std(means, ddof=1))
+    p = norm.cdf((0.8 - m) / sd) + norm.sf((1.25 - m) / sd)
+    print(f"mean {m:.3f} x ERT, sd {sd:.3f} across repetitions (min {min(means):.3f}, max {max(means):.3f}); "
+          f"P(outside [0.8, 1.25]) ~ {p:.1e} (normal approximation)")
+
+
+def demo(reps: int, first: int) -> None:
+    from collections import Counter
+
+    from detectors import KSDrift
+    from inferwatch import demo as d
+
+    rows, window = 300, 100  # the demo's defaults
+    fired: Counter[int] = Counter()
+    shifted_missed = 0
+    t = time.monotonic()
+    for seed in range(first, first + reps):
+        X_train, X_test, _, y_test, _, _ = d._data(seed)
+        rng = np.random.default_rng(seed)
+        held_out = X_test.iloc[rng.permutation(len(X_test))[:rows]]
+        malignant = X_test[y_test.values == 0]
+        shifted = malignant.iloc[rng.integers(0, len(malignant), rows)]
+        det = KSDrift(p_val=0.05, correction="bonferroni").fit(X_train.reset_index(drop=True))
+        n = sum(bool(det.reset().update(held_out.iloc[i:i + window].reset_index(drop=True)).result().is_drift)
+                for i in range(0, rows, window))
+        fired[n] += 1
+        shifted_missed += sum(not det.reset().update(shifted.iloc[i:i + window].reset_index(drop=True)).result().is_drift
+                              for i in range(0, rows, window))
+    print(f"demo, seeds {first}..{first + reps - 1}: held-out windows fired per run {dict(sorted(fired.items()))}; "
+          f"shifted windows missed {shifted_missed} of {3 * reps} ({time.monotonic() - t:.0f} s)")
+
+
+def ks_power(reps: int, ref_rows: int, rows: int, shifted: int | None, shift: float, cut: float, seed: int) -> None:
+    from scipy.stats import kstwo
+
+    shifted = rows if shifted is None else shifted
+    m, n = ref_rows, rows
+    en = round(m * n / (m + n))
+    rng = np.random.default_rng([seed, m, n])
+    miss = total = 0
+    worst = 0.0
+    i = np.arange(1, n + 1) / n
+    for _ in range(reps):
+        ref = np.sort(rng.normal(size=m))
+        x = rng.normal(size=(5000, n))
+        x[:, n - shifted:] += shift
+        x.sort(axis=1)
+        below = np.searchsorted(ref, x, side="left") / m  # F_ref just below each window value
+        at = np.searchsorted(ref, x, side="right") / m
+        # sup |F_ref - G| is attained at a pooled point: just below or at a window value
+        d = np.maximum((below - (i - 1 / n)).max(axis=1), (i - at).max(axis=1))
+        p = kstwo.sf(d, en)
+        miss += int((p >= cut).sum())
+        total += len(p)
+        worst = max(worst, float(p.max()))
+    print(f"KS: reference {m} rows, windows of {n} rows ({shifted} shifted {shift} sd): {miss} of {total} windows "
+          f"miss p < {cut}; largest p-value {worst:.1e}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -77,10 +170,32 @@ def main() -> int:
     dp.add_argument("--tests", type=int, default=3)
     dp.add_argument("--factory", nargs="*", default=list(FACTORIES))
     dp.add_argument("--seed", type=int, default=1)
+    oc = sub.add_parser("online-cvm")
+    oc.add_argument("--reps", type=int, default=30)
+    oc.add_argument("--ref-rows", type=int, default=3000)
+    oc.add_argument("--streams", type=int, default=300)
+    oc.add_argument("--seed", type=int, default=1)
+    kp = sub.add_parser("ks-power")
+    kp.add_argument("--reps", type=int, default=200)
+    kp.add_argument("--ref-rows", type=int, default=3000)
+    kp.add_argument("--rows", type=int, default=100)
+    kp.add_argument("--shifted", type=int, default=None)
+    kp.add_argument("--shift", type=float, default=1.0)
+    kp.add_argument("--cut", type=float, default=0.005)
+    kp.add_argument("--seed", type=int, default=1)
+    de = sub.add_parser("demo")
+    de.add_argument("--reps", type=int, default=2000)
+    de.add_argument("--first", type=int, default=1000)
     args = ap.parse_args()
     if args.what == "distance-power":
         distance_power(args.refs, args.windows, args.ref_rows, args.rows, args.shift, args.draws, args.tests,
                        args.factory, args.seed)
+    elif args.what == "online-cvm":
+        online_cvm(args.reps, args.ref_rows, args.streams, args.seed)
+    elif args.what == "ks-power":
+        ks_power(args.reps, args.ref_rows, args.rows, args.shifted, args.shift, args.cut, args.seed)
+    elif args.what == "demo":
+        demo(args.reps, args.first)
     return 0
 
 
