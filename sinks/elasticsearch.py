@@ -587,8 +587,14 @@ class ElasticsearchAuditStore(AuditStore):
         in_batch = {row_id(m.id, i): self.records_index(m.model, m.timestamp)
                     for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))
                     } if any(m.part == "feedback" for m in records) else {}  # what labels look up
+        days: dict[tuple[str, Any], str] = {}  # (model, UTC date) -> index: ~1 µs a record less
         for m in records:
-            index = self.records_index(m.model, m.timestamp)
+            ts = m.timestamp
+            if type(ts) is datetime and ts.tzinfo is UTC:
+                day = (m.model, ts.date())
+                index = days.get(day) or days.setdefault(day, self.records_index(m.model, ts))
+            else:
+                index = self.records_index(m.model, ts)
             complete = m.part == "both"
             feedback = m.part == "feedback"
             docs = record_documents(m)
