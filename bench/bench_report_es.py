@@ -50,10 +50,14 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def frame(rng: np.random.Generator, n: int, n_num: int, n_cat: int, shifted: bool) -> pd.DataFrame:
+    """``n`` rows; ``shifted``: the planted drift (num0 +0.05 sd, slight; num1 +0.15 sd, clear;
+    num2's spread x1.1; cat0's last category 1.5 times as likely). Every other feature is drawn
+    from the reference's distribution."""
     cols: dict[str, object] = {}
     for j in range(n_num):
         shift = (0.05 if j == 0 else 0.3 if j == 1 else 0.0) if shifted else 0.0  # num0 slightly, num1 clearly
-        cols[f"num{j}"] = np.round(rng.normal(shift + j % 5, 1.0 + j % 3, n), 6)
+        scale = (1.0 + j % 3) * (1.1 if shifted and j == 2 else 1.0)
+        cols[f"num{j}"] = np.round(rng.normal(shift + j % 5, scale, n), 6)
     p = np.linspace(2, 1, len(CATS))
     for j in range(n_cat):
         q = p.copy()
@@ -63,13 +67,21 @@ def frame(rng: np.random.Generator, n: int, n_num: int, n_cat: int, shifted: boo
     return pd.DataFrame(cols)
 
 
+DRIFTED = ("num0", "num1", "num2", "cat0")  # the features ``frame(shifted=True)`` moves
+
+
 def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int, hours: int, *,
-         threads: int = 3, per_record: int = 100, chunk_actions: int = 2000) -> float:
-    """Load the rows through the audit store's own write path (``write_records``: the documents
+         threads: int = 3, per_record: int = 100, chunk_actions: int = 2000, start_row: int = 0,
+         drift_from: float = 0.5, stop_file: Path | None = None) -> tuple[float, int]:
+    """Load rows ``start_row`` .. ``rows`` of the layout (row ``g`` at ``hours * g / rows`` after
+    T0, drifted from row ``drift_from * rows`` on; each 20,000-row chunk drawn from its own seed,
+    so a resumed load writes the same rows an uninterrupted one would, and a row written twice
+    is one document: ``create`` falls back to the merge) through the audit store's own write path (``write_records``: the documents
     the audit role writes, ``input``, ``input_num`` and the full-text parts), ``threads`` stores
     writing at once (each its own client), records of ``per_record`` rows (a batch request; no
     raw bodies). The daily indices are made first from the template with ``refresh_interval:
-    -1``, asynchronous translog and rare flushes, restored after. Seconds taken."""
+    -1``, asynchronous translog and rare flushes, restored after (indices that exist are kept).
+    Stops early, between chunks, when ``stop_file`` exists. Seconds taken and rows written."""
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
     from inferwatch.config import ElasticsearchConfig
@@ -83,6 +95,11 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
     days = sorted({f"{T0 + timedelta(seconds=s):%Y.%m.%d}" for s in np.linspace(0, span, 1000)})
     indices = [f"{prefix}-records-{model}-{d}" for d in days]
     for index in indices:
+        if first.es.indices.exists(index=index):
+            first.es.indices.put_settings(index=index, settings={
+                "refresh_interval": "-1", "translog.durability": "async",
+                "translog.flush_threshold_size": "4gb", "translog.flush_threshold_age": "30m"})
+            continue
         first.es.indices.create(index=index, settings={"refresh_interval": "-1", "number_of_replicas": 0,
                                                       "translog.durability": "async",
                                                       "translog.flush_threshold_size": "4gb",
@@ -95,15 +112,18 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
             store = local.store = ElasticsearchAuditStore(cfg, setup=False)
         return int(store.write_records(records))
 
-    rng = np.random.default_rng(5)
     t0 = time.perf_counter()
     written = 0
     step = 20_000
+    drift_row = int(drift_from * rows) // step * step
     pending: set[Future[int]] = set()
     with ThreadPoolExecutor(threads) as pool:
-        for start in range(0, rows, step):
+        for start in range(start_row // step * step, rows, step):
+            if stop_file is not None and stop_file.exists():
+                print(f"  stopped at {start} rows ({stop_file} exists)", flush=True)
+                break
             n = min(step, rows - start)
-            f = frame(rng, n, n_num, n_cat, shifted=start >= rows // 2)
+            f = frame(np.random.default_rng([5, start]), n, n_num, n_cat, shifted=start >= drift_row)
             names = list(f.columns)
             values = [f[c].tolist() for c in names]
             records = []
@@ -116,14 +136,12 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 written += sum(x.result() for x in done)
             pending.add(pool.submit(write, records))
-            if start % 200_000 == 0:
+            if start % 100_000 == 0:
                 el = time.perf_counter() - t0
-                print(f"  {start + n} rows sent, {written} written, {el:.0f} s, {written / max(el, 1e-9):.0f} rows/s",
-                      flush=True)
+                print(f"  {start + n} rows sent, {written} written, {el:.0f} s, {written / max(el, 1e-9):.0f} rows/s, "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
         for x in pending:
             written += x.result()
-    if written != rows:
-        raise SystemExit(f"{written} of {rows} rows written")
     for index in indices:
         first.es.indices.put_settings(index=index, settings={"refresh_interval": "1s",
                                                             "translog.durability": "request",
@@ -131,7 +149,7 @@ def load(hosts: str, prefix: str, model: str, rows: int, n_num: int, n_cat: int,
                                                             "translog.flush_threshold_age": None})
     first.es.indices.refresh(index=f"{prefix}-records-*")
     first.close()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, written
 
 
 def _search_bytes(es: object) -> int:
@@ -158,6 +176,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=3, help="stores writing at once during the load")
     ap.add_argument("--per-record", type=int, default=100, help="rows per audited record (a batch request)")
     ap.add_argument("--prefix", default=None, help="reuse the rows already loaded under this prefix")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --prefix: load the rows of the --rows layout not there yet (a cut-short load "
+                         "goes on; rows loaded before drift was planted stay as they are)")
+    ap.add_argument("--drift-from", type=float, default=0.5,
+                    help="the fraction of the time span after which the rows drift (" + ", ".join(DRIFTED) + ")")
+    ap.add_argument("--stop-file", type=Path, default=None,
+                    help="the load stops between chunks when this file exists (then reports on what is there)")
     ap.add_argument("--load-only", action="store_true", help="load, print the prefix, keep the rows, stop")
     ap.add_argument("--keep", action="store_true", help="keep the indices at the end (default: deleted)")
     ap.add_argument("--hosts", default=os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:9200"))
@@ -177,21 +202,29 @@ def main() -> None:
             d = Path(tmp)
             ref = d / "reference.parquet"
             frame(np.random.default_rng(1), args.ref_rows, args.numeric, args.categorical, False).to_parquet(ref)
-            if args.prefix:  # a load cut short keeps its load-time settings: restored here
+            if args.prefix and not args.resume:  # a load cut short keeps its load-time settings: restored here
                 es.indices.put_settings(index=f"{prefix}-records-*", settings={
                     "refresh_interval": "1s", "translog.durability": "request",
                     "translog.flush_threshold_size": None, "translog.flush_threshold_age": None})
                 es.indices.refresh(index=f"{prefix}-records-*")
-                secs = float("nan")
+                secs, written = float("nan"), 0
             else:
-                secs = load(args.hosts, prefix, model, args.rows, args.numeric, args.categorical, args.hours,
-                            threads=args.threads, per_record=args.per_record)
+                start_row = 0
+                if args.resume:
+                    es.indices.refresh(index=f"{prefix}-records-*", allow_no_indices=True)
+                    there = es.count(index=f"{prefix}-records-*", allow_no_indices=True)["count"]
+                    # the chunks in flight when a load stopped finish out of order: go back over them
+                    start_row = max(0, there - 2 * args.threads * 20_000)
+                    print(f"{there} rows there; loading rows {start_row} .. {args.rows}", flush=True)
+                secs, written = load(args.hosts, prefix, model, args.rows, args.numeric, args.categorical,
+                                     args.hours, threads=args.threads, per_record=args.per_record,
+                                     start_row=start_row, drift_from=args.drift_from, stop_file=args.stop_file)
             count = es.count(index=f"{prefix}-records-*")["count"]
             args.rows = count
             size = sum(int(s["total"]["store"]["size_in_bytes"]) for s in
                        es.indices.stats(index=f"{prefix}-records-*", metric="store")["indices"].values())
-            print(f"loaded {count} rows in {secs:.0f} s ({count / secs:.0f} rows/s, {args.threads} writers, "
-                  f"{args.per_record} rows per record), {size / 2**20:.0f} MiB on disk", flush=True)
+            print(f"{count} rows there; wrote {written} in {secs:.0f} s ({written / secs:.0f} rows/s, {args.threads} "
+                  f"writers, {args.per_record} rows per record), {size / 2**20:.0f} MiB on disk", flush=True)
             if args.load_only:
                 return
             env_cmd = [sys.executable, "-c", "from inferwatch.cli import main; main()", "report", "--source",

@@ -354,6 +354,9 @@ class Elasticsearch(Service):
     ports = ("elasticsearch", "elasticsearch_transport")
     start_timeout = 120.0
     heap = os.environ.get("INFERWATCH_STACK_ES_HEAP", "1g")
+    # thread pools sized for this many cores (1 keeps a shared test machine usable; a private
+    # bulk-load node may take 2)
+    processors = os.environ.get("INFERWATCH_STACK_ES_PROCESSORS", "1")
     source_dir = STACK_PACKAGE_DIR / "elasticsearch"
 
     def _settings(self, cfg: StackConfig) -> str:
@@ -368,7 +371,7 @@ network.host: {HOST}
 http.port: {cfg.ports["elasticsearch"]}
 transport.port: {cfg.ports["elasticsearch_transport"]}
 discovery.type: single-node
-node.processors: 1
+node.processors: {self.processors}
 indices.breaker.total.use_real_memory: false
 # the disk-based shard allocator would stop allocating on a nearly full disk; tests should not care
 cluster.routing.allocation.disk.threshold_enabled: false
