@@ -362,7 +362,11 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
     * ``mode="binned"``: nothing but counts leaves the cluster — per time bucket, each
       numerical feature's counts in the reference-quantile bins (``range`` aggregations) and
       each categorical feature's category counts (``terms``); the tabular detector's binned
-      tests give the p-values (KS on the CDF at the bin edges: conservative).
+      tests give the p-values (KS on the CDF at the bin edges: conservative). Cells the index
+      does not hold as they are (lists, objects, text over 1,024 characters, the text
+      ``"true"``) are marked when written (``input_odd``) and read from the documents, so both
+      modes count them alike; rows audited before that mark existed are counted from the index
+      (a list's elements one by one, long text as missing).
 
     Windows: the whole range, ``window`` rows (exact mode), or ``every`` time bucket (``1h``,
     ``1d``: a ``date_histogram`` in binned mode). ``limit``: at most this many rows (exact mode,
@@ -401,7 +405,8 @@ def run_report_audit(store: Any, model: str, references: ReferenceStore, *, vers
         for i, slot in enumerate(buckets[0] if buckets else []):
             for d, b in zip(dets, buckets, strict=True):
                 s = b[i]
-                d.update_counts(s["rows"], s["cells"], s["categories"], s["present"], s["numbers"], s["odd"])
+                d.update_counts(s["rows"], s["cells"], s["categories"], s["present"], s["numbers"], s["odd"],
+                                s.get("values"))
             feed.rows = slot["rows"]
             total += slot["rows"]
             detections += _close(feed, slot["start"], slot["end"], bins, counts, len(detections))

@@ -112,6 +112,9 @@ def index_templates(prefix: str = "inferwatch", *, shards: int = 1, replicas: in
             # bounded by the model's columns (one records index per model and day), and beyond
             # the index's field limit new columns are left unmapped rather than refused
             "input_num": {"type": "object", "dynamic": True, "subobjects": False},
+            # the inputs whose cell ``input`` does not give back as it is (see _odd_cells): binned
+            # reports read these cells from _source
+            "input_odd": _KW,
             "output": {"type": "flattened", "ignore_above": 1024},
             "truth": {"type": "flattened", "ignore_above": 1024},
             "payload_text": {"type": "text"},  # filled from fulltext.* by copy_to, not in _source
@@ -244,7 +247,7 @@ def _number_plan(kinds: tuple[type, ...]) -> tuple[tuple[bool, ...], bool, tuple
     return plan
 
 
-def _numbers(values: Any) -> dict[str, float]:
+def _numbers(values: Any, kinds: tuple[type, ...] | None = None) -> dict[str, float]:
     """The finite numbers (``int`` or ``float``, not ``bool``) of a row's inputs as doubles, keys as
     text: the ``input_num`` field (what range and terms aggregations read). An integer too large
     for a double is left out, as infinity is.
@@ -259,7 +262,8 @@ def _numbers(values: Any) -> dict[str, float]:
     """
     if not isinstance(values, dict) or not values:
         return {}
-    kinds = tuple(map(type, values.values()))
+    if kinds is None:
+        kinds = tuple(map(type, values.values()))
     mask, exact, drop = _NUMBER_PLANS.get(kinds) or _number_plan(kinds)
     nums: Iterable[float] | None = None
     try:
@@ -282,6 +286,54 @@ def _numbers(values: Any) -> dict[str, float]:
         collections.deque(map(out.__delitem__, itertools.compress(values, drop)), maxlen=0)
         return out
     return dict(zip(keys, itertools.compress(values.values(), mask) if nums is None else nums, strict=True))
+
+
+#: per tuple of a row's value types: (which values are text, whether any is a list or object),
+#: None when neither
+_ODD_PLANS: dict[tuple[type, ...], tuple[tuple[bool, ...], bool] | None] = {}
+#: longer text is not indexed by the ``flattened`` field (its ``ignore_above``)
+IGNORE_ABOVE = 1024
+_BOOL_WORDS = frozenset({"true", "false"})
+
+
+def _odd_cells(values: Any, kinds: tuple[type, ...] | None = None) -> list[str]:
+    """The inputs whose cell the ``flattened`` ``input`` field does not give back as the value a
+    test on the rows reads: lists and objects (a list's elements are indexed one by one, an
+    empty one and an object's own values not under the feature at all), text over
+    :data:`IGNORE_ABOVE` characters (not indexed) and the text ``"true"``/``"false"`` (indexed
+    as a boolean is). The ``input_odd`` field: binned reports read these cells from the
+    documents. ``kinds``: the values' types, when known.
+
+    Most rows have none, found at C speed: a cached plan per tuple of value types, then the
+    longest text and a set test on the texts; only a row with an odd cell is looked at value
+    by value.
+
+    >>> _odd_cells({"a": 1.5, "b": [1, 2], "c": "true", "d": "x" * 1025, "e": "x" * 1024, "f": {"k": 1}, "g": True})
+    ['b', 'c', 'd', 'f']
+    >>> _odd_cells({"a": 1.5, "c": "Oslo", "e": "x" * 1024}), _odd_cells({}), _odd_cells({"a": 1})
+    ([], [], [])
+    """
+    if not isinstance(values, dict) or not values:
+        return []
+    if kinds is None:
+        kinds = tuple(map(type, values.values()))
+    try:
+        plan = _ODD_PLANS[kinds]
+    except KeyError:
+        text = tuple(issubclass(t, str) for t in kinds)
+        nested = any(issubclass(t, (list, tuple, dict)) for t in kinds)
+        if len(_ODD_PLANS) >= 4096:
+            _ODD_PLANS.clear()
+        plan = _ODD_PLANS[kinds] = (text, nested) if nested or any(text) else None
+    if plan is None:
+        return []
+    text, nested = plan
+    if not nested:
+        words = list(itertools.compress(values.values(), text))
+        if max(map(len, words)) <= IGNORE_ABOVE and _BOOL_WORDS.isdisjoint(words):
+            return []
+    return [str(k) for k, v in values.items()
+            if isinstance(v, (list, tuple, dict)) or (isinstance(v, str) and (len(v) > IGNORE_ABOVE or v in _BOOL_WORDS))]
 
 
 def _finite(v: float) -> bool:
@@ -424,7 +476,8 @@ class ElasticsearchAuditStore(AuditStore):
             self.es.indices.put_mapping(index=f"{self.prefix}-records-*", allow_no_indices=True,
                                         dynamic_templates=records["dynamic_templates"],
                                         properties={"fulltext": {"properties": _FULLTEXT_MAPPING},
-                                                    "input_num": records["properties"]["input_num"]})
+                                                    "input_num": records["properties"]["input_num"],
+                                                    "input_odd": _KW})
         except Exception as exc:
             raise self._wrap(exc, "installing index templates") from exc
 
@@ -614,9 +667,13 @@ class ElasticsearchAuditStore(AuditStore):
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
                 inputs = doc.get("input")
                 if inputs:  # the numbers before the section becomes a JSON fragment
-                    nums = _numbers(inputs)
+                    kinds = tuple(map(type, inputs.values())) if isinstance(inputs, dict) else None
+                    nums = _numbers(inputs, kinds)
                     if nums:
                         doc["input_num"] = nums
+                    odd = _odd_cells(inputs, kinds)
+                    if odd:
+                        doc["input_odd"] = odd
                 _with_fulltext(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
@@ -782,7 +839,12 @@ class ElasticsearchAuditStore(AuditStore):
         time with ``search_after``: one consistent view, memory bounded by a page, no
         ``max_result_window`` limit."""
         _, query = self._query(SearchQuery(kind="records", model=model, version=version, since=since, until=until))
-        index = self._rows_of(model)
+        yield from self._pages(self._rows_of(model), query, ["timestamp", "input"], page)
+
+    def _pages(self, index: str, query: dict[str, Any], source: list[str], page: int = 10_000
+               ) -> Iterator[list[dict[str, Any]]]:
+        """The ``_source`` (``source`` fields) of every document ``query`` finds, oldest first,
+        page by page through a point in time (:meth:`row_pages`)."""
         if not self._read("finding the indices", index, lambda: self.es.indices.exists(
                 index=index, allow_no_indices=False, ignore_unavailable=True)):
             return
@@ -795,7 +857,7 @@ class ElasticsearchAuditStore(AuditStore):
                 extra: dict[str, Any] = {"search_after": after} if after is not None else {}
                 resp = self._whole("reading rows", index, functools.partial(
                     self._heavy().search, pit={"id": pit, "keep_alive": "5m"}, query=query, size=page, sort=sort,
-                    source_includes=["timestamp", "input"], track_total_hits=False, **extra))
+                    source_includes=source, track_total_hits=False, **extra))
                 hits = resp["hits"]["hits"]
                 if not hits:
                     return
@@ -823,7 +885,7 @@ class ElasticsearchAuditStore(AuditStore):
 
             {"start", "end", "rows", "cells": {f: [counts]}, "numbers": {f: values counted},
              "present": {f: cells present}, "categories": {f: {category: count}},
-             "odd": {f: {text: count}}, "other": {f: 0}}
+             "odd": {f: {text: count}}, "other": {f: 0}, "values": {f: [cell, ...]}}
 
         ``present`` counts the cells of the feature in ``input`` (any type), so
         ``rows - present`` is missing and, for a feature counted on ``input_num``,
@@ -834,21 +896,44 @@ class ElasticsearchAuditStore(AuditStore):
         of them (or odd cells) is counted again page by page (a ``composite`` aggregation),
         so nothing is left out. Requests are split so that no response holds more than
         ~20,000 buckets (the cluster's ``search.max_buckets`` is 65,536 by default).
+
+        Cells the index does not give back as they are (the documents' ``input_odd``: lists,
+        objects, text over 1,024 characters, the text ``"true"``/``"false"``) are left out of
+        the counts and come back as ``values``: ``{f: [cell, ...]}``, read from the documents,
+        for the caller to count as a test on the values would (they are in ``present``). Rows
+        written before ``input_odd`` existed are counted from the index as they are.
         """
         _, query = self._query(SearchQuery(kind="records", model=model, version=version, since=since, until=until))
         index = self._rows_of(model)
+        wanted = [*numeric, *categorical]
+        marked: set[str] = set()
+        if wanted:  # which features have such cells here (usually none: then nothing else changes)
+            resp = self._whole("finding odd cells", index, functools.partial(
+                self._heavy().search, index=index, query=query, size=0, ignore_unavailable=True,
+                allow_no_indices=True, aggs={"odd": {"terms": {"field": "input_odd", "include": wanted,
+                                                               "size": len(wanted)}}}))
+            marked = {b["key"] for b in ((resp.get("aggregations") or {}).get("odd") or {}).get("buckets", [])}
+
+        def plain(f: str, q: dict[str, Any]) -> dict[str, Any]:
+            """``q`` without the documents whose cell of ``f`` is read from the documents."""
+            return {"bool": {"filter": [q], "must_not": [{"term": {"input_odd": f}}]}} if f in marked else q
+
+        def wrap(f: str, aggs: dict[str, Any]) -> dict[str, Any]:
+            if f not in marked:
+                return aggs
+            return {f"x|{f}": {"filter": {"bool": {"must_not": [{"term": {"input_odd": f}}]}}, "aggs": aggs}}
 
         def per_feature() -> Iterator[tuple[str, dict[str, Any], int]]:
             for f, edges in numeric.items():
                 e = [float(x) for x in edges]
                 ranges = [{"to": e[0]}] + [{"from": a, "to": b} for a, b in itertools.pairwise(e)] \
                     + [{"from": e[-1]}] if e else [{}]
-                yield f, {f"n|{f}": {"range": {"field": f"input_num.{f}", "ranges": ranges}},
-                          f"c|{f}": {"value_count": {"field": f"input.{f}"}}}, len(ranges) + 1
+                yield f, wrap(f, {f"n|{f}": {"range": {"field": f"input_num.{f}", "ranges": ranges}},
+                                  f"c|{f}": {"value_count": {"field": f"input.{f}"}}}), len(ranges) + 1
             for f, numbers in categorical.items():
                 field = f"input_num.{f}" if numbers else f"input.{f}"
-                yield f, {f"t|{f}": {"terms": {"field": field, "size": max_categories}},
-                          f"c|{f}": {"value_count": {"field": f"input.{f}"}}}, 100
+                yield f, wrap(f, {f"t|{f}": {"terms": {"field": field, "size": max_categories}},
+                                  f"c|{f}": {"value_count": {"field": f"input.{f}"}}}), 100
 
         slots = 1
         if every:
@@ -884,10 +969,12 @@ class ElasticsearchAuditStore(AuditStore):
                     "start": datetime.fromtimestamp(key / 1000, UTC) if key is not None else since,
                     "end": datetime.fromtimestamp((key + _interval_ms(every)) / 1000, UTC) if key is not None
                     else until, "rows": int(rows), "cells": {}, "numbers": {}, "present": {}, "categories": {},
-                    "odd": {}, "other": {}})
-                for name, agg in b.items():
-                    if not isinstance(agg, dict) or "|" not in name:
-                        continue
+                    "odd": {}, "other": {}, "values": {}})
+                named = [(n, a) for n, a in b.items() if isinstance(a, dict) and "|" in n]
+                for name, agg in named:
+                    if name.startswith("x|"):  # a feature's counts without its odd cells
+                        named += [(n, a) for n, a in agg.items() if isinstance(a, dict) and "|" in n]
+                for name, agg in named:
                     kind, f = name.split("|", 1)
                     if kind == "n":
                         cells = [int(x["doc_count"]) for x in agg["buckets"]]
@@ -904,7 +991,7 @@ class ElasticsearchAuditStore(AuditStore):
         for f, numbers in categorical.items():
             if any(s["other"].get(f) for s in out.values()):
                 field = f"input_num.{f}" if numbers else f"input.{f}"
-                full = self._all_terms(index, query, field, every)
+                full = self._all_terms(index, plain(f, query), field, every)
                 for k, s in out.items():
                     s["categories"][f] = full.get(k, {})
                     s["other"][f] = 0
@@ -912,11 +999,28 @@ class ElasticsearchAuditStore(AuditStore):
         on_numbers = [*numeric, *(f for f, numbers in categorical.items() if numbers)]
         for f in on_numbers:
             if any(s["present"].get(f, 0) > s["numbers"].get(f, 0) for s in out.values()):
-                odd = self._all_terms(index, {"bool": {"filter": [query], "must_not": [
+                odd = self._all_terms(index, {"bool": {"filter": [plain(f, query)], "must_not": [
                     {"exists": {"field": f"input_num.{f}"}}]}}, f"input.{f}", every)
                 for k, s in out.items():
                     if odd.get(k):
                         s["odd"][f] = odd[k]
+        if marked:
+            every_ms = _interval_ms(every) if every else None
+            for page in self._pages(index, {"bool": {"filter": [query, {"terms": {"input_odd": sorted(marked)}}]}},
+                                    ["timestamp", "input", "input_odd"]):
+                for doc in page:
+                    if every_ms is None:
+                        key = None
+                    else:
+                        ms = int(parse_timestamp(str(doc["timestamp"])).timestamp() * 1000)
+                        key = ms - ms % every_ms  # the date_histogram's bucket (fixed intervals from the epoch)
+                    into = out.get(key)
+                    row = doc.get("input") or {}
+                    odd_here = doc.get("input_odd") or []
+                    for f in [odd_here] if isinstance(odd_here, str) else odd_here:
+                        if f in marked and f in row and into is not None:
+                            into["values"].setdefault(f, []).append(row[f])
+                            into["present"][f] = into["present"].get(f, 0) + 1
         return [out[k] for k in sorted(out, key=lambda k: -1 if k is None else k)]
 
     def _all_terms(self, index: str, query: dict[str, Any], field: str, every: str | None,

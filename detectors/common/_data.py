@@ -7,7 +7,7 @@ Detectors accept a :class:`pandas.DataFrame` or a :data:`inferwatch.table.Table`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "n_missing",
     "n_rows",
     "probability",
+    "unhashable_as_bad",
 ]
 
 NUMERIC_SHARE = 0.9
@@ -129,6 +130,31 @@ def as_float(arr: np.ndarray) -> np.ndarray | None:
         return np.array(arr, dtype=np.float64)
     except (TypeError, ValueError):
         return None
+
+
+#: what pandas' infer_dtype calls arrays whose values are all hashable scalars
+_SCALAR_KINDS = frozenset({"string", "bytes", "integer", "floating", "boolean", "empty", "mixed-integer-float",
+                           "decimal", "complex", "datetime64", "datetime", "date", "timedelta64", "timedelta",
+                           "time", "period", "categorical"})
+
+
+def unhashable_as_bad(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(values, number of bad cells)`` of a column of categories: cells that cannot be a
+    category (lists, objects: ``[1, 2]``, ``{"k": 1}``; tuples too, a list in JSON) become ``None`` and are counted, as
+    :func:`coerce_float` counts the cells of a numerical column that are not numbers (a test
+    on them failed with ``TypeError: unhashable type``). Columns of plain values pass as they are.
+
+    >>> unhashable_as_bad(np.array(["a", [1, 2], {"k": 1}, None, "b"], dtype=object))
+    (array(['a', None, None, None, 'b'], dtype=object), 2)
+    """
+    if arr.dtype.kind != "O" or pd.api.types.infer_dtype(arr, skipna=True) in _SCALAR_KINDS:
+        return arr, 0
+    mask = np.fromiter((not isinstance(v, Hashable) or isinstance(v, tuple) for v in arr.tolist()), bool, len(arr))
+    if not mask.any():
+        return arr, 0
+    out = arr.copy()
+    out[mask] = None
+    return out, int(mask.sum())
 
 
 def coerce_float(arr: np.ndarray) -> tuple[np.ndarray, int]:

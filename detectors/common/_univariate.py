@@ -38,6 +38,7 @@ from detectors.common._data import (
     looks_numeric,
     n_missing,
     probability,
+    unhashable_as_bad,
 )
 from detectors.common.corrections import CORRECTIONS, correct
 from detectors.common.state import ColumnBuffer
@@ -95,7 +96,7 @@ class _Report:
             size = sum(prepared.values()) if isinstance(prepared, dict) else len(prepared)
         if size == 0:
             if bad:
-                self.invalid(f, f"no value could be read as a number ({bad} bad cells)")
+                self.invalid(f, f"no value could be read ({bad} bad cells)")
             else:
                 self.missing(f, "every value missing")
             return 0
@@ -290,6 +291,8 @@ class FeatureDrift(MergeableWindow):
             bad = 0
             if self._numeric_state(state) and raw.dtype.kind not in "biuf":
                 raw, bad = coerce_float(raw)
+            elif raw.dtype.kind == "O":
+                raw, bad = unhashable_as_bad(raw)
             prepared = self._prepare(raw)
             n_miss = n_missing(raw) - bad
             del raw

@@ -55,7 +55,14 @@ from scipy.stats import fisher_exact
 
 from detectors.common._categorical import chi2_pvalues, count, drop_missing, is_categorical
 from detectors.common._counts import CategoryCounts, EdgeCounts, ks_statistic, quantile_edges
-from detectors.common._data import Data, coerce_float, columns_and_rows, looks_numeric, n_missing
+from detectors.common._data import (
+    Data,
+    coerce_float,
+    columns_and_rows,
+    looks_numeric,
+    n_missing,
+    unhashable_as_bad,
+)
 from detectors.common._discrete import NumericRef, numeric_ref
 from detectors.common._univariate import FeatureDrift
 from detectors.drift._kstwo import kstwo_sf
@@ -352,24 +359,29 @@ class TabularDrift(FeatureDrift):
             counted.missing[f] = counted.missing.get(f, 0) + int(series.isna().sum())
             counted.seen[f] = counted.seen.get(f, 0) + n
         for f, arr in cols.items():
-            st = refs[f]
-            bad = 0
-            if st.numeric and arr.dtype.kind not in "biuf":
-                arr, bad = coerce_float(arr)
-            miss = n_missing(arr) - bad
-            x = drop_missing(arr)
-            w = counted.features.get(f) or counted.features.setdefault(f, self._fresh(st))
-            if isinstance(w, EdgeCounts):
-                try:
-                    w.add(np.asarray(x, dtype=np.float64))
-                except (TypeError, ValueError) as exc:
-                    raise DetectorError(f"{self.name}: feature {f!r} holds values that are not numbers") from exc
-            else:
-                w.add(count(x) if len(x) else {})
-            counted.missing[f] = counted.missing.get(f, 0) + miss
-            if bad:
-                counted.bad[f] = counted.bad.get(f, 0) + bad
-            counted.seen[f] = counted.seen.get(f, 0) + len(arr)
+            self._fold_column(counted, refs[f], f, arr)
+
+    def _fold_column(self, counted: _Counted, st: _State, f: str, arr: np.ndarray) -> None:
+        """Add one column of a batch's cells of fitted feature ``f`` to ``counted``."""
+        bad = 0
+        if st.numeric and arr.dtype.kind not in "biuf":
+            arr, bad = coerce_float(arr)
+        elif arr.dtype.kind == "O":
+            arr, bad = unhashable_as_bad(arr)
+        miss = n_missing(arr) - bad
+        x = drop_missing(arr)
+        w = counted.features.get(f) or counted.features.setdefault(f, self._fresh(st))
+        if isinstance(w, EdgeCounts):
+            try:
+                w.add(np.asarray(x, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise DetectorError(f"{self.name}: feature {f!r} holds values that are not numbers") from exc
+        else:
+            w.add(count(x) if len(x) else {})
+        counted.missing[f] = counted.missing.get(f, 0) + miss
+        if bad:
+            counted.bad[f] = counted.bad.get(f, 0) + bad
+        counted.seen[f] = counted.seen.get(f, 0) + len(arr)
 
     def _as_counts(self) -> _Counted:
         """This window as counts (its raw rows folded in), without changing it."""
@@ -459,7 +471,8 @@ class TabularDrift(FeatureDrift):
 
     def update_counts(self, rows: int, cells: Mapping[str, Sequence[int]], categories: Mapping[str, Mapping[Any, int]],
                       present: Mapping[str, int], numbers: Mapping[str, int],
-                      odd: Mapping[str, Mapping[str, int]] | None = None) -> Self:
+                      odd: Mapping[str, Mapping[str, int]] | None = None,
+                      values: Mapping[str, Sequence[Any]] | None = None) -> Self:
         """Add a window's counts made elsewhere (a cluster's aggregations, binned mode):
         ``rows`` rows; per numerical feature its counts in the :meth:`count_plan` cells;
         per categorical feature its category counts; ``present``: cells of the feature (any
@@ -471,7 +484,10 @@ class TabularDrift(FeatureDrift):
         with that text (``"true"`` is ``True``, ``"2"`` is ``2``); ``odd`` — per feature whose
         values are numbers, the cells that were not counted as numbers, by their text
         (``"1.5"``, ``"true"``, ``"?"``) — are numbers where a test on the values reads them as
-        numbers (``"1.5"``, booleans), else bad cells.
+        numbers (``"1.5"``, booleans), else bad cells. ``values``: per feature, cells the store
+        could not count as they are (lists, long text, ``"true"`` the text rather than the
+        boolean), given as they are: counted here as :meth:`update` counts cells (they are in
+        ``present``, not in the counts).
 
         >>> det = TabularDrift(bins=2, max_categories=0).fit({"x": [1.0, 2.0, 3.0, 4.0], "b": [True, False] * 2})
         >>> _ = det.update_counts(3, {"x": [0, 1, 0]}, {"b": {"true": 2, "false": 1}}, {"x": 3, "b": 3}, {"x": 1, "b": 3},
@@ -495,20 +511,28 @@ class TabularDrift(FeatureDrift):
             counted = int(numbers.get(f, 0))
             extra = (odd or {}).get(f)
             if extra and st.numeric:
-                values, n = _read_text(extra)
+                texts, n = _read_text(extra)
                 counted += int(n.sum())
             if isinstance(w, EdgeCounts):
                 w.add_cells(np.asarray(cells.get(f, np.zeros(len(w.edges) + 1)), dtype=np.int64))
-                if extra and st.numeric and len(values):
-                    w.add_cells(np.bincount(np.searchsorted(w.edges, values, side="right"), weights=n,
+                if extra and st.numeric and len(texts):
+                    w.add_cells(np.bincount(np.searchsorted(w.edges, texts, side="right"), weights=n,
                                             minlength=len(w.edges) + 1).astype(np.int64))
             else:
                 known = _by_text(st.counts or {}) if not st.numeric else {}
                 w.add({known.get(k, _BOOL_TEXT.get(k, k)) if isinstance(k, str) else k: int(v)
                        for k, v in (categories.get(f) or {}).items()})
-                if extra and st.numeric and len(values):
-                    for v, k in zip(values.tolist(), n.tolist(), strict=True):  # "2" and "2.0" are one
+                if extra and st.numeric and len(texts):
+                    for v, k in zip(texts.tolist(), n.tolist(), strict=True):  # "2" and "2.0" are one
                         w.add({float(v): int(k)})
+            given = (values or {}).get(f)
+            if given:
+                column = np.empty(len(given), dtype=object)
+                for i, v in enumerate(given):  # one cell each, lists too
+                    column[i] = v
+                self._fold_column(c, st, f, column)
+                c.seen[f] -= len(column)  # the rows are counted once, below
+                counted += len(column)
             c.missing[f] = c.missing.get(f, 0) + int(rows) - n_present
             if n_present > counted:
                 c.bad[f] = c.bad.get(f, 0) + n_present - counted

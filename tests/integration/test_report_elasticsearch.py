@@ -307,3 +307,123 @@ def test_every_category_is_counted_beyond_the_first_pages_limit(odd):
     assert slot["categories"]["many"] == cur.many.value_counts().to_dict() and len(slot["categories"]["many"]) == 40
     assert slot["other"] == {"many": 0, "code": 0}
     assert slot["odd"]["code"] == {"1": int((cur.code == "1").sum())}  # the text cells, for the caller to read
+
+
+LOSSY_ROWS = 2000
+LONG = 1500  # characters: over the flattened field's ignore_above (1,024), so not indexed
+
+
+def _lossy_frame(rng: np.random.Generator, n: int, lossy: bool) -> pd.DataFrame:
+    """Cells the ``flattened`` field does not hold as they are, one kind per band of ``u``."""
+    num = np.round(rng.normal(0.0, 1.0, n), 4).astype(object)
+    city = rng.choice(["oslo", "lima", "pune"], n).astype(object)
+    flag = (rng.random(n) < 0.5).astype(object)
+    if lossy:
+        u = rng.random(n)
+        bands = [u < 0.02, (u >= 0.02) & (u < 0.03), (u >= 0.03) & (u < 0.04), (u >= 0.04) & (u < 0.05),
+                 (u >= 0.05) & (u < 0.06), (u >= 0.06) & (u < 0.07), (u >= 0.07) & (u < 0.08)]
+        lists, single, empty, objects, words, long_, booleans = bands
+        for i in np.flatnonzero(lists):  # a list: one bad cell to a test on the values, not 2 numbers
+            num[i] = [round(float(rng.normal()), 3), round(float(rng.normal()), 3)]
+            city[i] = ["oslo", "lima"]
+        for i in np.flatnonzero(single):  # a one-element list looks like its element in the index
+            num[i] = [0.5]
+            city[i] = ["pune"]
+        for i in np.flatnonzero(empty):  # an empty list: nothing in the index (looked missing)
+            num[i] = []
+            city[i] = []
+        for i in np.flatnonzero(objects):  # an object: indexed under its own keys
+            num[i] = {"k": 1.5}
+            city[i] = {"k": "oslo"}
+        num[words] = rng.choice(["true", "false"], int(words.sum()))  # text, not the booleans
+        city[words] = "true"  # a category of its own, not True
+        flag[words] = "false"  # the text, not the reference's False
+        num[long_] = "7" * LONG  # a number to a test on the values? not indexed at all
+        city[long_] = "x" * LONG  # an unseen category, not a missing cell
+        num[booleans] = True  # a boolean is 1.0 in a numerical column (both modes, as before)
+    return pd.DataFrame({"num": num, "city": city, "flag": flag})
+
+
+@pytest.fixture(scope="module")
+def lossy(stack_env, tmp_path_factory):
+    prefix = "iwt-" + uuid.uuid4().hex[:10]
+    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
+    store = ElasticsearchAuditStore(cfg)
+    rng = np.random.default_rng(11)
+    ref = _lossy_frame(rng, 3000, lossy=False)
+    ref["num"] = ref["num"].astype(float)
+    ref["flag"] = ref["flag"].astype(bool)
+    # two hours, so that per-hour windows (a date_histogram) get their odd cells back too
+    cur = _lossy_frame(rng, LOSSY_ROWS, lossy=True)
+    half = LOSSY_ROWS // 2
+    store.write_records(_records(cur.iloc[:half], T0, "lossy") + _records(cur.iloc[half:], T0 + timedelta(hours=1),
+                                                                           "lossy"))
+    store.refresh()
+    folder = tmp_path_factory.mktemp("es-lossy")
+    ref.to_parquet(folder / "reference.parquet")
+    refs = ReferenceStore(folder / "references")
+    refs.register("lossy", folder / "reference.parquet", source="test")
+    yield store, refs, ref, cur
+    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
+    if names:
+        store.es.indices.delete(index=",".join(names))
+    for name in ("records", "detections", "deadletters"):
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
+    store.close()
+
+
+def _kinds(col: pd.Series) -> dict[str, int]:
+    """How many cells of each kind a column holds (the independent tally the tests expect)."""
+    out: dict[str, int] = {}
+    for v in col.tolist():
+        k = ("list" if isinstance(v, list) else "object" if isinstance(v, dict) else "bool" if isinstance(v, bool)
+             else "long" if isinstance(v, str) and len(v) > 1024 else "word" if v in ("true", "false")
+             else "plain")
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("every", [None, "1h"])
+def test_lists_long_text_and_true_as_text_read_alike_in_both_modes(lossy, every):
+    """Lists (each element indexed, an empty one not at all), objects, text over ignore_above and
+    the text "true" in a numerical column: binned mode reads those cells from the documents, so
+    both modes give what the detector gives on the values as written."""
+    store, refs, ref, cur = lossy
+    exact = run_report_audit(store, "lossy", refs, mode="exact", bins=20, every=every,
+                             detectors=[{"type": "tabular", "counts_after": 100}])
+    binned = run_report_audit(store, "lossy", refs, mode="binned", bins=20, every=every)
+    parts = [cur] if every is None else [cur.iloc[: LOSSY_ROWS // 2], cur.iloc[LOSSY_ROWS // 2 :]]
+    assert len(exact.detections) == len(binned.detections) == len(parts)
+    for de, db, part, ce, cb in zip(exact.detections, binned.detections, parts, exact.counts.values(),
+                                    binned.counts.values(), strict=True):
+        here_exact, here_binned = _local(ref, part), _local(ref, part, bins=20)
+        assert de.feature_p_values == pytest.approx(here_exact.feature_p_values, rel=1e-12, abs=1e-300)
+        assert db.feature_p_values == pytest.approx(here_binned.feature_p_values, rel=1e-12, abs=1e-300)
+        num, city = _kinds(part.num), _kinds(part.city)
+        # the tally: every list, object, word and long text of num is one bad cell; booleans are 1.0;
+        # in city lists and objects are bad cells, "true" and the long text are categories
+        bad = {"num": num["list"] + num["object"] + num["word"] + num["long"], "city": city["list"] + city["object"]}
+        assert min(num["list"], num["word"], num["long"], city["word"], city["long"]) > 0
+        assert de.extra["bad_values"] == db.extra["bad_values"] == here_exact.extra["bad_values"] == bad
+        assert de.extra["missing_values"] == db.extra["missing_values"] == here_exact.extra["missing_values"]
+        assert sum(de.extra["missing_values"].values()) == 0  # nothing became a missing cell
+        for f in ("city", "flag"):  # the same category tables, so the same chi-squared p-values
+            assert cb[f]["current"] == ce[f]["current"], f
+            assert db.feature_p_values[f] == pytest.approx(de.feature_p_values[f], rel=1e-12), f
+        assert cb["city"]["current"]["true"] == city["word"] and cb["city"]["current"]["x" * LONG] == city["long"]
+        assert cb["flag"]["current"]["false"] == int((part.flag == "false").sum())  # the text, not False
+        assert cb["num"]["current"] == ce["num"]["current"]
+
+
+def test_odd_cells_are_marked_at_write_and_read_back_from_the_documents(lossy):
+    store, _, _, cur = lossy
+    (slot,) = store.aggregate("lossy", numeric={"num": [-1.0, 0.0, 1.0]}, categorical={"city": False, "flag": False})
+    num, city = _kinds(cur.num), _kinds(cur.city)
+    n_num = num["list"] + num["object"] + num["word"] + num["long"]
+    assert len(slot["values"]["num"]) == n_num
+    assert len(slot["values"]["city"]) == city["list"] + city["object"] + city["word"] + city["long"]
+    assert len(slot["values"]["flag"]) == sum(isinstance(v, str) for v in cur.flag) > 0
+    assert slot["present"]["num"] == LOSSY_ROWS  # every cell is there: none missing
+    # the cluster's counts hold no element of a list, and the odd texts no "true"
+    assert slot["numbers"]["num"] == num["plain"] and set(slot["odd"].get("num", {})) <= {"true"}
+    assert slot["odd"].get("num", {}).get("true", 0) == num["bool"]  # the booleans, by their text

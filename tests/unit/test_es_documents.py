@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
-from sinks.elasticsearch import _OPTS, ElasticsearchAuditStore, _numbers, _with_fulltext
+from sinks.elasticsearch import _OPTS, ElasticsearchAuditStore, _numbers, _odd_cells, _with_fulltext
 from tests.unit.test_record_path import KeepingBulk
 
 
@@ -34,6 +34,19 @@ def numbers_oracle(values: Any) -> dict[str, float]:
             continue
         if math.isfinite(x):
             out[str(k)] = x
+    return out
+
+
+def odd_oracle(values: Any) -> list[str]:
+    """``input_odd`` by its definition: the keys (as text, in the row's order) of the lists,
+    tuples and objects, of text longer than 1,024 characters (the flattened field's
+    ignore_above) and of the texts "true" and "false"."""
+    if not isinstance(values, dict):
+        return []
+    out = []
+    for k, v in values.items():
+        if isinstance(v, (list, tuple, dict)) or (isinstance(v, str) and (len(v) > 1024 or v in ("true", "false"))):
+            out.append(str(k))
     return out
 
 
@@ -74,6 +87,20 @@ def test_rows_with_the_same_value_types_share_a_plan_and_still_get_their_own_num
     shaped = [dict(zip(rows[0], r.values(), strict=False)) for r in rows]
     for r in shaped + rows:
         assert orjson.dumps(_numbers(r), option=_OPTS) == orjson.dumps(numbers_oracle(r), option=_OPTS)
+
+
+ODD_VALUES = st.one_of(
+    VALUES, st.sampled_from(["true", "false", "True", "TRUE", " true", "x" * 1024, "x" * 1025, "é" * 1100]),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), st.tuples(st.integers()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(KEYS, ODD_VALUES, max_size=12))
+def test_odd_cells_are_the_cells_the_index_does_not_hold_as_they_are(row: dict[Any, Any]) -> None:
+    assert _odd_cells(row) == odd_oracle(row)
+    kinds = tuple(map(type, row.values()))
+    assert _odd_cells(row, kinds) == odd_oracle(row)  # the same with the types given
 
 
 def test_input_numbers_of_what_is_not_a_row() -> None:
@@ -124,6 +151,9 @@ def bulk_oracle(records: list[InferenceRecord]) -> bytes:
             nums = numbers_oracle(doc.get("input"))
             if nums:
                 doc["input_num"] = nums
+            odd = odd_oracle(doc.get("input"))
+            if odd:
+                doc["input_odd"] = odd
             _with_fulltext(doc)
             op, body = ("create", doc) if r.part == "both" else ("update", {"doc": doc, "doc_as_upsert": True})
             out += orjson.dumps({op: {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
