@@ -46,4 +46,5 @@ def test_a_whole_answer_is_counted_with_a_long_timeout_and_no_resend():
     store = _store(resp)
     (slot,) = store.aggregate("m", numeric={"x": [0.0, 1.0]}, categorical={})
     assert slot["rows"] == 3 and slot["cells"]["x"] == [1, 2, 0]
-    assert store.es.options_seen == [{"request_timeout": store.HEAVY_TIMEOUT_S, "retry_on_timeout": False}]
+    # two searches (which features have cells marked odd, then the counts), each heavy, none re-sent
+    assert store.es.options_seen == [{"request_timeout": store.HEAVY_TIMEOUT_S, "retry_on_timeout": False}] * 2
