@@ -336,6 +336,11 @@ def _odd_cells(values: Any, kinds: tuple[type, ...] | None = None) -> list[str]:
             if isinstance(v, (list, tuple, dict)) or (isinstance(v, str) and (len(v) > IGNORE_ABOVE or v in _BOOL_WORDS))]
 
 
+def _has_number(feature: str) -> dict[str, Any]:
+    """The query for rows whose ``feature`` cell is a number (in ``input_num``)."""
+    return {"exists": {"field": f"input_num.{feature}"}}
+
+
 def _finite(v: float) -> bool:
     try:
         return math.isfinite(v)
@@ -880,7 +885,8 @@ class ElasticsearchAuditStore(AuditStore):
         ``numeric``: feature -> sorted edges; each feature's counts in ``[edges[k-1], edges[k])``
         (a ``range`` aggregation on ``input_num.<feature>``). ``categorical``: feature -> whether
         its categories are numbers (terms on ``input_num``) or text (terms on the flattened
-        ``input``). ``every``: a fixed ``date_histogram`` interval (``1h``, ``1d``), else one
+        ``input``; its cells that are numbers are counted as numbers, from ``input_num``:
+        the number ``1`` is not the category ``"1"``, as on the values). ``every``: a fixed ``date_histogram`` interval (``1h``, ``1d``), else one
         bucket for the whole range. One bucket per time slot with rows::
 
             {"start", "end", "rows", "cells": {f: [counts]}, "numbers": {f: values counted},
@@ -931,9 +937,14 @@ class ElasticsearchAuditStore(AuditStore):
                 yield f, wrap(f, {f"n|{f}": {"range": {"field": f"input_num.{f}", "ranges": ranges}},
                                   f"c|{f}": {"value_count": {"field": f"input.{f}"}}}), len(ranges) + 1
             for f, numbers in categorical.items():
-                field = f"input_num.{f}" if numbers else f"input.{f}"
-                yield f, wrap(f, {f"t|{f}": {"terms": {"field": field, "size": max_categories}},
-                                  f"c|{f}": {"value_count": {"field": f"input.{f}"}}}), 100
+                count = {f"c|{f}": {"value_count": {"field": f"input.{f}"}}}
+                if numbers:
+                    yield f, wrap(f, {f"t|{f}": {"terms": {"field": f"input_num.{f}", "size": max_categories}},
+                                      **count}), 100
+                else:  # text, and the cells that are numbers as numbers (their text is not their category)
+                    yield f, wrap(f, {f"y|{f}": {"filter": {"bool": {"must_not": [_has_number(f)]}}, "aggs": {
+                        f"t|{f}": {"terms": {"field": f"input.{f}", "size": max_categories}}}},
+                        f"u|{f}": {"terms": {"field": f"input_num.{f}", "size": max_categories}}, **count}), 200
 
         slots = 1
         if every:
@@ -971,8 +982,8 @@ class ElasticsearchAuditStore(AuditStore):
                     else until, "rows": int(rows), "cells": {}, "numbers": {}, "present": {}, "categories": {},
                     "odd": {}, "other": {}, "values": {}})
                 named = [(n, a) for n, a in b.items() if isinstance(a, dict) and "|" in n]
-                for name, agg in named:
-                    if name.startswith("x|"):  # a feature's counts without its odd cells
+                for name, agg in named:  # (the list grows as wrappers are opened)
+                    if name[:2] in ("x|", "y|"):  # a feature's counts without its odd cells, its text cells
                         named += [(n, a) for n, a in agg.items() if isinstance(a, dict) and "|" in n]
                 for name, agg in named:
                     kind, f = name.split("|", 1)
@@ -980,18 +991,24 @@ class ElasticsearchAuditStore(AuditStore):
                         cells = [int(x["doc_count"]) for x in agg["buckets"]]
                         slot["cells"][f] = cells
                         slot["numbers"][f] = sum(cells)
-                    elif kind == "t":
-                        slot["categories"][f] = {x["key"]: int(x["doc_count"]) for x in agg["buckets"]}
-                        slot["other"][f] = int(agg.get("sum_other_doc_count", 0))
-                        slot["numbers"][f] = sum(slot["categories"][f].values()) + slot["other"][f]
+                    elif kind in ("t", "u"):  # a text feature's text cells (t) and number cells (u)
+                        cats = slot["categories"].setdefault(f, {})
+                        cats.update({x["key"]: int(x["doc_count"]) for x in agg["buckets"]})
+                        slot["other"][f] = slot["other"].get(f, 0) + int(agg.get("sum_other_doc_count", 0))
+                        slot["numbers"][f] = sum(cats.values()) + slot["other"][f]
                     elif kind == "c":
                         slot["present"][f] = int(agg["value"])
         # what the first pass left out: categories beyond max_categories, and cells of a feature
         # counted on input_num that are not numbers there; counted again, completely, page by page
         for f, numbers in categorical.items():
             if any(s["other"].get(f) for s in out.values()):
-                field = f"input_num.{f}" if numbers else f"input.{f}"
-                full = self._all_terms(index, plain(f, query), field, every)
+                if numbers:
+                    full = self._all_terms(index, plain(f, query), f"input_num.{f}", every)
+                else:
+                    full = self._all_terms(index, {"bool": {"filter": [plain(f, query)], "must_not": [
+                        _has_number(f)]}}, f"input.{f}", every)
+                    for k, cats in self._all_terms(index, plain(f, query), f"input_num.{f}", every).items():
+                        full.setdefault(k, {}).update(cats)
                 for k, s in out.items():
                     s["categories"][f] = full.get(k, {})
                     s["other"][f] = 0
@@ -1000,7 +1017,7 @@ class ElasticsearchAuditStore(AuditStore):
         for f in on_numbers:
             if any(s["present"].get(f, 0) > s["numbers"].get(f, 0) for s in out.values()):
                 odd = self._all_terms(index, {"bool": {"filter": [plain(f, query)], "must_not": [
-                    {"exists": {"field": f"input_num.{f}"}}]}}, f"input.{f}", every)
+                    _has_number(f)]}}, f"input.{f}", every)
                 for k, s in out.items():
                     if odd.get(k):
                         s["odd"][f] = odd[k]

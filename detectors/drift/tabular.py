@@ -520,8 +520,13 @@ class TabularDrift(FeatureDrift):
                                             minlength=len(w.edges) + 1).astype(np.int64))
             else:
                 known = _by_text(st.counts or {}) if not st.numeric else {}
-                w.add({known.get(k, _BOOL_TEXT.get(k, k)) if isinstance(k, str) else k: int(v)
-                       for k, v in (categories.get(f) or {}).items()})
+                read: dict[Any, int] = {}
+                # added up, not overwritten: the text "true" and the number 1 are one category (True)
+                # to a test on the values; text first, so that the key is the reference's
+                for k, v in sorted((categories.get(f) or {}).items(), key=lambda kv: not isinstance(kv[0], str)):
+                    key = known.get(k, _BOOL_TEXT.get(k, k)) if isinstance(k, str) else k
+                    read[key] = read.get(key, 0) + int(v)
+                w.add(read)
                 if extra and st.numeric and len(texts):
                     for v, k in zip(texts.tolist(), n.tolist(), strict=True):  # "2" and "2.0" are one
                         w.add({float(v): int(k)})

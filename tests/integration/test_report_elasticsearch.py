@@ -318,6 +318,7 @@ def _lossy_frame(rng: np.random.Generator, n: int, lossy: bool) -> pd.DataFrame:
     num = np.round(rng.normal(0.0, 1.0, n), 4).astype(object)
     city = rng.choice(["oslo", "lima", "pune"], n).astype(object)
     flag = (rng.random(n) < 0.5).astype(object)
+    zip_ = rng.choice(["1", "2", "x"], n).astype(object)  # text categories that look like numbers
     if lossy:
         u = rng.random(n)
         bands = [u < 0.02, (u >= 0.02) & (u < 0.03), (u >= 0.03) & (u < 0.04), (u >= 0.04) & (u < 0.05),
@@ -341,7 +342,10 @@ def _lossy_frame(rng: np.random.Generator, n: int, lossy: bool) -> pd.DataFrame:
         num[long_] = "7" * LONG  # a number to a test on the values? not indexed at all
         city[long_] = "x" * LONG  # an unseen category, not a missing cell
         num[booleans] = True  # a boolean is 1.0 in a numerical column (both modes, as before)
-    return pd.DataFrame({"num": num, "city": city, "flag": flag})
+        zip_[(u >= 0.08) & (u < 0.10)] = 1  # the number: not the category "1" (its text in the index)
+        zip_[(u >= 0.10) & (u < 0.11)] = 2.5
+        flag[(u >= 0.08) & (u < 0.09)] = 1  # the number 1: to Python the category True
+    return pd.DataFrame({"num": num, "city": city, "flag": flag, "zip": zip_})
 
 
 @pytest.fixture(scope="module")
@@ -407,12 +411,15 @@ def test_lists_long_text_and_true_as_text_read_alike_in_both_modes(lossy, every)
         assert de.extra["bad_values"] == db.extra["bad_values"] == here_exact.extra["bad_values"] == bad
         assert de.extra["missing_values"] == db.extra["missing_values"] == here_exact.extra["missing_values"]
         assert sum(de.extra["missing_values"].values()) == 0  # nothing became a missing cell
-        for f in ("city", "flag"):  # the same category tables, so the same chi-squared p-values
+        for f in ("city", "flag", "zip"):  # the same category tables, so the same chi-squared p-values
             assert cb[f]["current"] == ce[f]["current"], f
             assert db.feature_p_values[f] == pytest.approx(de.feature_p_values[f], rel=1e-12), f
         assert cb["city"]["current"]["true"] == city["word"] and cb["city"]["current"]["x" * LONG] == city["long"]
         assert cb["flag"]["current"]["false"] == int((part.flag == "false").sum())  # the text, not False
         assert cb["num"]["current"] == ce["num"]["current"]
+        n_one = sum(type(v) is int for v in part.zip)
+        assert n_one > 0 and cb["zip"]["current"][1] == n_one  # the numbers apart from the text "1"
+        assert cb["zip"]["current"]["1"] == int((part.zip == "1").sum())
 
 
 def test_odd_cells_are_marked_at_write_and_read_back_from_the_documents(lossy):
