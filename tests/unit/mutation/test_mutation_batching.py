@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
+import threading
 
 import numpy as np
 import orjson
@@ -175,3 +177,74 @@ def test_an_action_that_may_not_be_refused_names_itself():
 def test_write_action_defaults():
     a = WriteAction("index", "t", "i")
     assert (a.doc, a.origin, a.merge) == (None, None, False)
+
+
+class _Held:
+    """A transport whose send records its thread and returns only once ``release`` is set."""
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def send(self, positions):
+        self.thread = threading.current_thread()
+        self.entered.set()
+        assert self.release.wait(30), "never released"
+        self.done.set()
+        return None
+
+    def settle(self, position, status):
+        return "refused"
+
+
+def test_close_waits_for_the_part_in_flight_and_stops_the_sender_thread():
+    """close() returns only after the sender thread has finished the part in flight and ended:
+    a close that did not shut the pool down, or did not wait for it, returns with the thread alive.
+
+    The release is set just before close() and the interpreter is told not to switch threads for a
+    second unless the main thread blocks: a close that waits blocks (so the sender runs and ends),
+    one that does not returns before the sender thread was ever scheduled again."""
+    engine = BatchingSink(name="closing")
+    held = _Held()
+    results: list[tuple[str, int]] = []
+    consumer = threading.Thread(
+        target=lambda: results.extend((t.name, out.written) for t, out in engine.write_ahead(
+            [([1, 1], _Named(held, "only"))])), daemon=True)
+    consumer.start()
+    assert held.entered.wait(30), "the part was never sent"
+    sender_thread = held.thread
+    assert sender_thread is not None and sender_thread.name.startswith("closing-send")
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        held.release.set()
+        engine.close()
+        alive_after_close = sender_thread.is_alive()
+        sent_before_close_returned = held.done.is_set()
+    finally:
+        sys.setswitchinterval(interval)
+    assert sent_before_close_returned
+    assert not alive_after_close
+    consumer.join(30)
+    assert not consumer.is_alive()
+    assert results == [("only", 2)]
+    # a later write starts a new sender thread, closed again the same way
+    again = _Held()
+    again.release.set()
+    assert [out.written for _, out in engine.write_ahead([([1], _Named(again, "again"))])] == [1]
+    assert again.thread is not None and again.thread is not sender_thread
+    engine.close()
+    assert not again.thread.is_alive()
+
+
+class _Named:
+    def __init__(self, inner, name):
+        self.inner, self.name = inner, name
+
+    def send(self, positions):
+        return self.inner.send(positions)
+
+    def settle(self, position, status):
+        return self.inner.settle(position, status)
