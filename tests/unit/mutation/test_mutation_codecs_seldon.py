@@ -11,15 +11,14 @@ import base64
 import numpy as np
 import pytest
 
+# seldon-core's generated messages (the clients extra, installed by make venv; tests/realclients.py)
+from google.protobuf import json_format
+from seldon_core.proto import prediction_pb2
+from seldon_core.proto.tensorflow.core.framework import types_pb2
+
 from inferwatch.codecs._seldon import CODEC, is_error
 from inferwatch.codecs.base import Decoded
 from inferwatch.errors import DecodeError
-
-# seldon-core's generated messages (the clients extra, installed by make venv; tests/realclients.py)
-from google.protobuf import json_format  # noqa: E402, I001
-from seldon_core.proto import prediction_pb2  # noqa: E402
-from seldon_core.proto.tensorflow.core.framework import types_pb2  # noqa: E402
-
 
 P = "seldon-v1"
 EXP = ('{"data": {"names"?, "ndarray" | "tensor": {"shape", "values"} | "tftensor"}} '
