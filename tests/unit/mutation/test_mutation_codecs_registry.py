@@ -155,8 +155,9 @@ def test_a_codec_bug_is_a_decode_error_naming_it(monkeypatch):
 
 def test_encode_entry_point():
     assert encode({"a": [1]}, "KServe", "response") == b'{"predictions":[{"a":1}]}'
-    assert err(encode, {"a": [1]}, "kserve-v1", "request", colour="red") [:2] == (
-        "kserve-v1", "cannot encode: KServeV1.encode() got an unexpected keyword argument 'colour'")
+    p, reason, expected = err(encode, {"a": [1]}, "kserve-v1", "request", colour="red")
+    assert (p, expected) == ("kserve-v1", None) and reason.startswith("cannot encode: ")
+    assert reason.endswith("got an unexpected keyword argument 'colour'")
     assert err(encode, {"a": [1]}, "kserve-v1", "both")[1] == "part is 'both'"
 
 
