@@ -347,3 +347,45 @@ def test_tool_calls_arriving_out_of_order_keep_their_indices():
     calls = out["choices"][0]["message"]["tool_calls"]
     assert [c["function"] for c in calls] == [{"name": "a"}, {"name": "b"}, {"name": "c"}]
     assert CODEC.decode(out, "response").table["completion"] == ["a()\nb()\nc()"]
+
+
+def test_media_type_parameters_and_undecodable_bytes():
+    assert is_event_stream("text/event-stream;charset=utf-8;x=y")
+    # bytes that are not UTF-8 are replaced (U+FFFD), not an exception
+    assert parse_sse(b'data: "\xff"\n\n') == ["\ufffd"]
+    # CRLF line ends inside a multi-line event: one event, not two
+    assert parse_sse(b'data: [1,\r\ndata: 2]\r\n\r\n') == [[1, 2]]
+
+
+def test_events_after_an_error_still_count():
+    out = assemble_stream([{"error": "x"}, {"choices": [{"index": 0, "text": "a"}]}])
+    assert out["choices"] == [{"index": 0, "finish_reason": "error", "text": "a"}]
+    assert out["error"] == "x" and out["stream_chunks"] == 2
+
+
+def test_a_chunk_object_makes_a_chat_even_without_deltas():
+    assert assemble_stream([{"object": "chat.completion.chunk", "choices": []}])["object"] == "chat.completion"
+    out = assemble_stream([{"object": "chat.completion.chunk", "choices": []},
+                           {"choices": [{"index": 0, "text": "a"}]}])
+    assert out["object"] == "chat.completion"
+    assert assemble_stream([])["object"] == "text_completion"
+
+
+def test_a_message_with_text_and_tool_calls():
+    body = {"object": "chat.completion", "choices": [{"index": 0, "message": {
+        "content": "hi", "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}}]}
+    assert CODEC.decode(body, "response").table["completion"] == ["hi\nf({})"]
+
+
+def test_exchange_fields_stream_by_content_type_text_body_and_errors():
+    resp = ': keep-alive\n\n' + sse({"object": "text_completion", "choices": [{"index": 0, "text": "a"}]}).decode()
+    f = exchange_fields(b'{"model": "m", "prompt": "x"}', resp.encode(), response_content_type="text/event-stream",
+                        ttft_ms=1.23456)
+    assert f["outputs"]["completion"] == ["a"] and f["outputs"]["ttft_ms"] == [1.235]
+    assert f["meta"] == {"stream": "True", "stream_chunks": "1", "ttft_ms": "1.235"}
+    # a text body starting with "data:" is a stream without a content type
+    g = exchange_fields('{"model": "m", "prompt": "x"}', sse({"choices": [{"index": 0, "text": "b"}]}).decode())
+    assert g["outputs"]["completion"] == ["b"]
+    h = exchange_fields(b'{"model": "m", "prompt": "x"}', sse({"error": {"message": "boom"}}))
+    assert h["meta"] == {"stream": "True", "stream_chunks": "1", "error": "boom"}
+    assert h["outputs"]["finish_reason"] == ["error"]
