@@ -153,3 +153,10 @@ def test_plain_json_errors():
 def test_plain_json_encode():
     assert JSON.encode({"a": [1, 2], "b": ["x", "y"]}, "response") == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
     assert JSON.encode({}, "request") == []
+
+
+def test_plain_json_depth_errors_name_json():
+    from inferwatch.codecs.limits import Budget, BudgetExceeded, session
+    with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
+        JSON.decode({"a": {"b": {"c": 1}}}, "request")
+    assert info.value.protocol == "json"

@@ -168,3 +168,18 @@ def test_kserve_encode():
     assert KSERVE.encode(t, "request", format="columns") == {"inputs": {"a": [1, 2]}}
     assert KSERVE.encode(t, "response", format="columns") == {"outputs": {"a": [1, 2]}}
     assert err(KSERVE.encode, t, "request", format="x") == (K, "unknown format 'x'", "rows or columns")
+
+
+def test_mlflow_response_errors_name_mlflow_and_the_response():
+    assert err(MLFLOW.decode, {"predictions": [1], "outputs": [2]}, "response") == (
+        M, "both 'predictions' and 'outputs' given", KEXP["response"])
+    assert err(MLFLOW.decode, [[1, {"a": 1}]], "response") == (
+        M, "response holds an object with keys ['a'] where a scalar was expected", None)
+    assert err(MLFLOW.decode, {"a": [1, {"b": 1}]}, "response") == (
+        M, 'response.a mixes {"b64": ...} objects with other values', "one kind per tensor")
+    # a list of records applies the tensor rule to list values (TF Serving named outputs)
+    assert MLFLOW.decode([{"x": [1, 2]}, {"x": [3, 4]}], "response").table == {"x_0": [1, 3], "x_1": [2, 4]}
+
+
+def test_encoders_name_their_protocol():
+    assert err(KSERVE.encode, [1], "request") == (K, "cannot encode list", "a table: dict of column -> list")

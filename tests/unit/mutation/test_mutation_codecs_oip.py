@@ -184,3 +184,12 @@ def test_encode_response_and_parameters():
 ])
 def test_encode_errors(values, reason, expected):
     assert err(CODEC.encode, {"c": values}, "request") == (P, reason, expected)
+
+
+def test_encode_errors_name_the_column_and_the_protocol():
+    assert err(CODEC.encode, [1], "request") == (P, "cannot encode list", "a table: dict of column -> list")
+    # a column mixing lists and scalars is not a tensor
+    assert err(CODEC.encode, {"c": [1, [2]]}, "request") == (
+        P, "column 'c' holds a list of 1 where a scalar was expected", None)
+    p, reason, _ = err(CODEC.encode, {"c": [[1], [1, 2]]}, "request")
+    assert p == P and reason.startswith("column 'c' ")

@@ -242,3 +242,15 @@ def test_decode_under_a_budget():
     assert info.value.protocol == "kserve-v1" and info.value.limit == "max_cells"
     with pytest.raises(BudgetExceeded, match="payload has more than 2 columns"):
         decode(body, part="request", budget=Budget(max_columns=2))
+
+
+def test_named_values_without_b64_keep_b64_objects_as_cells():
+    assert T.named_values("x", [[{"b64": "aGk="}]], P) == ([("x", [[{"b64": "aGk="}]], False)], None)
+
+
+def test_depth_errors_of_named_values_name_the_protocol():
+    with session(Budget(max_depth=2)):
+        for values in ([[[1, [2, [3]]]]], [{"a": [[1]]}]):
+            with pytest.raises(BudgetExceeded) as info:
+                T.named_values("x", values, P)
+            assert info.value.protocol == P
