@@ -28,6 +28,10 @@ ks-power (power assertions on KS windows: test_monitor, test_report): ``--reps``
 shifted by ``--shift`` sd; the two-sample KS p-value as scipy's ``mode='asymp'`` computes it
 (``kstwo`` at the effective size); prints how many windows miss ``--cut`` and the largest p-value.
 
+cbpe-runtime (tests/unit/test_performance_runtime.py): the test's world for ``--reps`` seeds, CBPE
+fitted on its 4,000-row reference, both versions' windows: z = (estimate - realized accuracy) /
+the reported standard error; prints its mean, sd, largest |z| and the normal tail beyond 4.5.
+
 demo (tests/unit/test_demo.py): ``inferwatch demo --seed s`` in statistics only (its data split,
 model, held-out and shifted windows and detector, without the pipeline around them) for
 ``--reps`` seeds: how many held-out windows fire per run, and whether every shifted window does.
@@ -162,6 +166,27 @@ def ks_power(reps: int, ref_rows: int, rows: int, shifted: int | None, shift: fl
           f"miss p < {cut}; largest p-value {worst:.1e}")
 
 
+def cbpe_runtime(reps: int, first: int) -> None:
+    from scipy.stats import norm
+    from sklearn.metrics import accuracy_score
+
+    from detectors.performance import CBPE
+    from tests.unit.test_performance_runtime import WINDOW, frame, world
+
+    zs = []
+    for seed in range(first, first + reps):
+        ref, draw = world(seed)
+        cb = CBPE(scores="proba", prediction="label", min_rows=100).fit(frame(ref))
+        for d in (draw(WINDOW), draw(WINDOW, shift=0.8)):
+            r = cb.reset().update({k: d[k] for k in ("label", "proba")}).result()
+            realized = accuracy_score(d["truth"], d["label"])
+            zs.append((r.extra["metrics"]["accuracy"] - realized) / r.extra["standard_error"]["accuracy"])
+    z = np.array(zs)
+    m, sd = float(z.mean()), float(z.std(ddof=1))
+    print(f"CBPE, {len(z)} windows: z mean {m:.3f}, sd {sd:.3f}, largest |z| {np.abs(z).max():.2f}; "
+          f"P(|z| > 4.5) ~ {norm.sf((4.5 - m) / sd) + norm.cdf((-4.5 - m) / sd):.1e} a window (normal)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -188,6 +213,9 @@ def main() -> int:
     kp.add_argument("--shift", type=float, default=1.0)
     kp.add_argument("--cut", type=float, default=0.005)
     kp.add_argument("--seed", type=int, default=1)
+    cr = sub.add_parser("cbpe-runtime")
+    cr.add_argument("--reps", type=int, default=300)
+    cr.add_argument("--first", type=int, default=1000)
     de = sub.add_parser("demo")
     de.add_argument("--reps", type=int, default=2000)
     de.add_argument("--first", type=int, default=1000)
@@ -199,6 +227,8 @@ def main() -> int:
         online_cvm(args.reps, args.ref_rows, args.streams, args.seed)
     elif args.what == "ks-power":
         ks_power(args.reps, args.ref_rows, args.rows, args.shifted, args.shift, args.cut, args.seed)
+    elif args.what == "cbpe-runtime":
+        cbpe_runtime(args.reps, args.first)
     elif args.what == "demo":
         demo(args.reps, args.first)
     return 0

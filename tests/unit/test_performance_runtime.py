@@ -108,11 +108,13 @@ def test_estimators_realized_and_variants_in_the_runtime_through_a_restart(tmp_p
         assert got.extra["metrics"] == want.extra["metrics"] and got.is_drift == want.is_drift
         assert by["dle", version].extra["metrics"] == dle.reset().update(rows).result().extra["metrics"]
         # estimated against what happened (the labels drawn independently given the scores):
-        # within 4 of the estimator's standard errors, false failure ~6e-5 per version under
-        # normality, ignoring the calibration's own error on the 4,000 reference rows (the data are
-        # seeded: a run is reproducible)
+        # within 4.5 of the estimator's standard errors. Measured over 300 seeds of this world (600
+        # windows, CBPE fitted as here): z = (estimate - realized) / se had mean 0.26 and sd 1.08
+        # (the calibration's own error on the 4,000 reference rows, which se leaves out), largest
+        # |z| 3.06; under normality with those, P(|z| > 4.5) ~ 5e-5 a window, ~1e-4 a run. (At 4
+        # se, as before: ~3e-4 a window; the previous "~6e-5 ignoring the calibration" was low.)
         se = got.extra["standard_error"]["accuracy"]
-        assert abs(got.extra["metrics"]["accuracy"] - accuracy_score(d["truth"], d["label"])) <= 4 * se
+        assert abs(got.extra["metrics"]["accuracy"] - accuracy_score(d["truth"], d["label"])) <= 4.5 * se
 
     # realized: only v1's records carried their labels
     real = by["realized", "v1"]
@@ -134,6 +136,9 @@ def test_estimators_realized_and_variants_in_the_runtime_through_a_restart(tmp_p
     p = d.extra["variants"][other]["inputs"]["p_values"]
     assert p["x0"] == pytest.approx(ks_2samp(xs[base], xs[other], method="asymp").pvalue, rel=1e-9)
     assert p["x1"] == pytest.approx(ks_2samp(x1[base], x1[other], method="asymp").pvalue, rel=1e-9)
+    # x0 moved 0.8 sd between ~300 rows of each version: no miss at a cut of 0.005 (stricter than
+    # the detector's) in 200,000 simulated pairs, largest p 2e-4 (bench/false_failure_budgets.py
+    # ks-power --ref-rows 300 --rows 300 --shift 0.8): < 1.5e-5 (95% bound)
     assert d.is_drift and "inputs" in d.extra["fired"][other]
 
     # the estimates reach Prometheus as inferwatch_model_performance{method="cbpe"|"dle"}
