@@ -183,3 +183,4 @@ def test_mlflow_response_errors_name_mlflow_and_the_response():
 
 def test_encoders_name_their_protocol():
     assert err(KSERVE.encode, [1], "request") == (K, "cannot encode list", "a table: dict of column -> list")
+    assert err(MLFLOW.encode, [1], "request") == (M, "cannot encode list", "a table: dict of column -> list")

@@ -254,3 +254,22 @@ def test_depth_errors_of_named_values_name_the_protocol():
             with pytest.raises(BudgetExceeded) as info:
                 T.named_values("x", values, P)
             assert info.value.protocol == P
+
+
+def test_nested_b64_objects_stay_whole_at_any_depth():
+    assert T.flatten_record({"a": {"img": {"b64": "aGk="}, "n": 1}}, P, b64=True) == {
+        "a.img": {"b64": "aGk="}, "a.n": 1}
+
+
+def test_columnar_errors_name_protocol_and_label_and_encodings_are_noted():
+    assert err(T.columnar_table, {"a": [[1], [1, 2]]}, P, "inputs")[0] == P
+    assert "inputs.a" in err(T.columnar_table, {"a": [[1], [1, 2]]}, P, "inputs")[1]
+    assert err(T.columnar_table, {"a": [{"b64": "aGk="}, 1]}, P, "inputs") == (
+        P, 'inputs.a mixes {"b64": ...} objects with other values', "one kind per tensor")
+    assert err(T.columnar_table, {"b": [{"b64": "aGk="}]}, P, "inputs", b64=False)[0] == P
+    with session(None) as s:
+        T.columnar_table({"a": [1]}, P, "inputs", b64=False)
+        T.columnar_table({"c": [1]}, P, "inputs")
+        assert s.encodings == {}
+        T.columnar_table({"b": [{"b64": "aGk="}]}, P, "inputs")
+        assert s.encodings == {"b": "utf-8"}
