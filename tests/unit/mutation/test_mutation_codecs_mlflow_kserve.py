@@ -184,3 +184,20 @@ def test_mlflow_response_errors_name_mlflow_and_the_response():
 def test_encoders_name_their_protocol():
     assert err(KSERVE.encode, [1], "request") == (K, "cannot encode list", "a table: dict of column -> list")
     assert err(MLFLOW.encode, [1], "request") == (M, "cannot encode list", "a table: dict of column -> list")
+
+
+def test_split_cells_are_bounded_in_depth():
+    from inferwatch.codecs.limits import Budget, BudgetExceeded, session
+    with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded):
+        MLFLOW.decode({"dataframe_split": {"columns": ["a"], "data": [[[[1]]]]}}, "request")
+
+
+@pytest.mark.parametrize("body, part, fragment", [
+    ({"inputs": {"a": [[1], [1, 2]]}}, "request", "inputs.a"),
+    ({"outputs": [[1], [1, 2]]}, "response", "outputs"),
+    ({"instances": [[1], [1, 2]]}, "request", "instances"),
+    ({"predictions": {"a": [[1], [1, 2]]}}, "response", "predictions.a"),
+])
+def test_kserve_errors_name_the_protocol_and_the_field(body, part, fragment):
+    p, reason, _ = err(KSERVE.decode, body, part)
+    assert p == K and fragment in reason, reason

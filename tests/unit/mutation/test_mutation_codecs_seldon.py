@@ -232,3 +232,33 @@ def test_encode_every_kind():
     assert err(CODEC.encode, {"a": ["x"]}, "request", kind="tensor")[1] == "a Seldon tensor holds numbers only"
     assert err(CODEC.encode, table, "request", kind="csv") == (P, "unknown kind 'csv'", "ndarray, tensor or jsonData")
     assert err(CODEC.encode, [1], "request") == (P, "cannot encode list", "a table: dict of column -> list")
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"data": {"ndarray": [[1], [1, 2]]}}, "data.ndarray"),
+    ({"data": {"tensor": {"shape": [-1], "values": []}}}, "data.tensor shape [-1] has an invalid dimension"),
+    ({"data": {"tensor": {"shape": [2], "values": [1]}}}, "data.tensor"),
+    ({"data": {"tensor": {"shape": [1], "values": ["x"]}}}, "data.tensor values"),
+    ({"data": {"tftensor": {"dtype": "DT_STRING", "tensorShape": {"dim": [{"size": "1"}]}, "stringVal": ["%%"]}}},
+     "data.tftensor.stringVal is not valid base64"),
+    ({"data": {"tftensor": {"dtype": "DT_HALF", "tensorShape": {"dim": [{"size": "1"}]}, "halfVal": [70000]}}},
+     "data.tftensor.halfVal"),
+    ({"data": {"tftensor": {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "-1"}]}}}}, "data.tftensor shape"),
+    ({"data": {"tftensor": {"dtype": "DT_INT8", "tensorShape": {"dim": [{"size": "1"}]}, "intVal": [300]}}},
+     "data.tftensor.intVal"),
+])
+def test_errors_of_the_helpers_name_seldon_and_the_field(body, fragment):
+    p, reason, _ = err(CODEC.decode, body, "request")
+    assert p == P and fragment in reason, reason
+
+
+def test_half_values_may_be_numeric_strings():
+    body = {"data": {"tftensor": {"dtype": "DT_HALF", "tensorShape": {"dim": [{"size": "1"}]}, "halfVal": ["15360"]}}}
+    assert CODEC.decode(body, "request").table == {"f0": [1.0]}  # 0x3C00 is 1.0 in IEEE half precision
+
+
+def test_records_in_an_ndarray_name_seldon_in_depth_errors():
+    from inferwatch.codecs.limits import Budget, BudgetExceeded, session
+    with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
+        CODEC.decode({"data": {"ndarray": [{"a": {"b": {"c": 1}}}]}}, "request")
+    assert info.value.protocol == P

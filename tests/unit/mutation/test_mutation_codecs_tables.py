@@ -273,3 +273,13 @@ def test_columnar_errors_name_protocol_and_label_and_encodings_are_noted():
         assert s.encodings == {}
         T.columnar_table({"b": [{"b64": "aGk="}]}, P, "inputs")
         assert s.encodings == {"b": "utf-8"}
+
+
+def test_record_cells_are_bounded_in_depth_and_errors_name_the_protocol():
+    with session(Budget(max_depth=2)):
+        with pytest.raises(BudgetExceeded) as info:
+            T.records_table([{"a": [[1]]}], P)
+        assert info.value.protocol == P
+        with pytest.raises(BudgetExceeded) as info:
+            T.records_table([{"a": {"b": {"c": 1}}}], P)
+        assert info.value.protocol == P
