@@ -110,7 +110,7 @@ MODULES ?=
 # node-id prefixes left out of the run (pytest --deselect, passed in PYTEST_ADDOPTS so the
 # results already recorded stay valid): MUTATION_DESELECT='tests/unit/test_codecs_properties.py'
 # leaves the codec fuzzers (minutes per surviving codec mutant) out; a score without them is a
-# lower bound of the score with them
+# lower bound of the score with them. bench/mutation_order.py runs each mutant's tests fastest first
 MUTATION_DESELECT ?=
 mutation: $(STAMP)
 	$(if $(MUTANTS)$(MODULES),,rm -rf mutants)
@@ -122,7 +122,7 @@ mutation: $(STAMP)
 	  if [ -z "$$names" ]; then echo "nothing left to run in $(MODULES)"; fi; \
 	fi; \
 	if [ -z '$(MODULES)' ] || [ -n "$$names" ]; then \
-	  env -u PYTHONPATH CI= PYTEST_ADDOPTS='$(addprefix --deselect ,$(MUTATION_DESELECT))' \
+	  env -u PYTHONPATH CI= PYTEST_ADDOPTS='-p bench.mutation_order $(addprefix --deselect ,$(MUTATION_DESELECT))' \
 	    nice $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $$names; fi; \
 	$(VENV)/bin/mutmut results --all true | $(PY) bench/mutation_report.py --markdown bench/MUTATION.md
 
