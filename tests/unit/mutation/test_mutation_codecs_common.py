@@ -160,3 +160,9 @@ def test_plain_json_depth_errors_name_json():
     with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
         JSON.decode({"a": {"b": {"c": 1}}}, "request")
     assert info.value.protocol == "json"
+
+
+def test_plain_json_b64_objects_are_plain_records():
+    # the {"b64": ...} binary convention is TF Serving's: a plain JSON record keeps it as a nested object
+    assert JSON.decode({"img": {"b64": "aGk="}}, "request").table == {"img.b64": ["aGk="]}
+    assert JSON.decode([{"img": {"b64": "aGk="}}], "request").table == {"img.b64": ["aGk="]}
