@@ -201,3 +201,14 @@ def test_split_cells_are_bounded_in_depth():
 def test_kserve_errors_name_the_protocol_and_the_field(body, part, fragment):
     p, reason, _ = err(KSERVE.decode, body, part)
     assert p == K and fragment in reason, reason
+
+
+def test_mlflow_inner_errors_name_mlflow():
+    from inferwatch.codecs.limits import Budget, BudgetExceeded, session
+    with session(Budget(max_depth=2)):
+        for body in ({"dataframe_split": {"columns": ["a"], "data": [[[[1]]]]}},
+                     {"dataframe_records": [{"a": {"b": {"c": 1}}}]}):
+            with pytest.raises(BudgetExceeded) as info:
+                MLFLOW.decode(body, "request")
+            assert info.value.protocol == M
+    assert err(MLFLOW.decode, {"instances": [[1], [1, 2]]}, "request")[0] == M

@@ -262,3 +262,10 @@ def test_records_in_an_ndarray_name_seldon_in_depth_errors():
     with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
         CODEC.decode({"data": {"ndarray": [{"a": {"b": {"c": 1}}}]}}, "request")
     assert info.value.protocol == P
+
+
+def test_ragged_ndarray_error_starts_with_the_field_and_int_fields_refuse_fractions():
+    assert err(CODEC.decode, {"data": {"ndarray": [[1], [1, 2]]}}, "request")[1].startswith("data.ndarray ")
+    body = {"data": {"tftensor": {"dtype": "DT_INT64", "tensorShape": {"dim": [{"size": "2"}]}, "int64Val": ["1", 1.5]}}}
+    p, reason, _ = err(CODEC.decode, body, "request")
+    assert p == P and "data.tftensor.int64Val" in reason
