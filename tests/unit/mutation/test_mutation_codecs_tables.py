@@ -286,7 +286,6 @@ def test_record_cells_are_bounded_in_depth_and_errors_name_the_protocol():
 
 
 def test_split_record_depth_errors_name_the_protocol():
-    with session(Budget(max_depth=2)):
-        with pytest.raises(BudgetExceeded) as info:
-            T.records_table([{"x": [[1, [2, [3]]]]}], P, split=True)
+    with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
+        T.records_table([{"x": [[1, [2, [3]]]]}], P, split=True)
     assert info.value.protocol == P
