@@ -58,6 +58,16 @@ def stack_required() -> bool:
     return env_flag("CI") or env_flag("INFERWATCH_REQUIRE_STACK")
 
 
+def drop_es_store(store: Any) -> None:
+    """Delete an Elasticsearch audit store's indices and index templates (its own prefix), and close it."""
+    names = list(store.es.indices.get(index=f"{store.prefix}-*", allow_no_indices=True).body)
+    if names:
+        store.es.indices.delete(index=",".join(names))
+    for name in ("records", "detections", "deadletters"):
+        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{store.prefix}-{name}")
+    store.close()
+
+
 def unavailable(message: str) -> None:
     """Skip, or fail under CI / INFERWATCH_REQUIRE_STACK=1."""
     if stack_required():

@@ -16,6 +16,7 @@ from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import InferenceRecord
 from sinks.elasticsearch import ElasticsearchAuditStore
 from tests.contracts import AuditStoreContract
+from tests.integration.conftest import drop_es_store
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +27,12 @@ def _store(stack_env, **kw):
     return ElasticsearchAuditStore(cfg, **kw)
 
 
-def _cleanup(store):
-    names = list(store.es.indices.get(index=f"{store.prefix}-*", allow_no_indices=True).body)
-    if names:
-        store.es.indices.delete(index=",".join(names))
-    for name in ("records", "detections", "deadletters"):
-        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{store.prefix}-{name}")
-    store.close()
-
-
 class TestElasticsearchAudit(AuditStoreContract):
     @pytest.fixture
     def store(self, stack_env):
         s = _store(stack_env)
         yield s
-        _cleanup(s)
+        drop_es_store(s)
 
     def refresh(self, store):
         store.refresh()
@@ -50,7 +42,7 @@ class TestElasticsearchAudit(AuditStoreContract):
 def es_store(stack_env):
     s = _store(stack_env)
     yield s
-    _cleanup(s)
+    drop_es_store(s)
 
 
 def test_templates_map_fields_explicitly(es_store):
@@ -122,7 +114,7 @@ def test_an_index_made_by_the_older_template_takes_the_new_documents(stack_env):
         store.refresh()
         assert not letters and [d["doc_id"] for d in store.search(SearchQuery(text="tromso"))] == ["u-0"]
     finally:
-        _cleanup(store)
+        drop_es_store(store)
 
 
 def test_mapping_errors_become_dead_letters(stack_env):
@@ -141,7 +133,7 @@ def test_mapping_errors_become_dead_letters(stack_env):
         assert len(letters) == 1 and letters[0]["stage"] == "index"
         assert b'"id":"bad"' in got[0].raw
     finally:
-        _cleanup(store)
+        drop_es_store(store)
 
 
 def test_detection_documents_keep_untested_features_and_dropped_cells(es_store):
@@ -190,7 +182,7 @@ def test_a_waiting_label_joins_its_prediction_after_a_restart(stack_env):
         assert second.es.count(index=second.waiting_index("m"))["count"] == 0
         second.close()
     finally:
-        _cleanup(first)
+        drop_es_store(first)
 
 
 def test_a_request_the_cluster_refuses_whole_is_split_and_only_its_refused_document_dead_lettered(stack_env):
@@ -211,7 +203,7 @@ def test_a_request_the_cluster_refuses_whole_is_split_and_only_its_refused_docum
         assert InferenceRecord.from_json(got[0].raw).id == "x" * 600
         assert [d["id"] for d in store.search(SearchQuery(kind="deadletters"))] == [got[0].id]
     finally:
-        _cleanup(store)
+        drop_es_store(store)
 
 
 class _SizeLimit(http.server.BaseHTTPRequestHandler):
@@ -275,4 +267,4 @@ def test_a_request_over_the_size_limit_is_split_and_an_oversize_document_dead_le
     finally:
         store.close()
         proxy.shutdown()
-        _cleanup(direct)
+        drop_es_store(direct)

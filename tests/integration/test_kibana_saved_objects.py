@@ -19,6 +19,7 @@ import pytest
 from inferwatch.config import ElasticsearchConfig
 from inferwatch.record import DeadLetter, Detection, InferenceRecord
 from sinks.elasticsearch import ElasticsearchAuditStore, index_templates
+from tests.integration.conftest import drop_es_store
 
 pytestmark = pytest.mark.integration
 
@@ -123,11 +124,7 @@ def populated(stack_env):
                              DeadLetter(raw=b"{}", source="json", reason="no model", stage="audit")])
     store.refresh()
     yield prefix, store
-    names = list(store.es.indices.get(index=f"{prefix}-*").body)
-    store.es.indices.delete(index=",".join(names))
-    for name in ("records", "detections", "deadletters"):
-        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    store.close()
+    drop_es_store(store)
 
 
 def _run_saved_search(es, obj, views, prefix):

@@ -11,8 +11,10 @@ time); the several-million-row run is ``bench/bench_report_es.py``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from inferwatch.record import InferenceRecord
 from inferwatch.references import ReferenceStore
 from inferwatch.report import run_report_audit
 from sinks.elasticsearch import ElasticsearchAuditStore
+from tests.integration.conftest import drop_es_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,27 +68,32 @@ def _records(frame: pd.DataFrame, start: datetime, model: str) -> list[Inference
 
 @pytest.fixture(scope="module")
 def loaded(stack_env, tmp_path_factory):
-    prefix = "iwt-" + uuid.uuid4().hex[:10]
-    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
-    store = ElasticsearchAuditStore(cfg)
     rng = np.random.default_rng(42)
     ref = _frame(rng, 5000, 0.0, bad=False)
     hours = [_frame(rng, ROWS_PER_HOUR, 0.0), _frame(rng, ROWS_PER_HOUR, 0.15)]
-    for i, h in enumerate(hours):
-        store.write_records(_records(h, T0 + timedelta(hours=i), "scored"))
-    store.refresh()
-    folder = tmp_path_factory.mktemp("es-report")
-    ref_path = folder / "reference.parquet"
-    ref.to_parquet(ref_path)
-    refs = ReferenceStore(folder / "references")
-    refs.register("scored", ref_path, source="test")
-    yield store, refs, ref, hours, cfg
-    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    if names:
-        store.es.indices.delete(index=",".join(names))
-    for name in ("records", "detections", "deadletters"):
-        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    store.close()
+    records = [r for i, h in enumerate(hours) for r in _records(h, T0 + timedelta(hours=i), "scored")]
+    with _loaded_store(stack_env, tmp_path_factory, "scored", ref, records) as (store, refs, cfg):
+        yield store, refs, ref, hours, cfg
+
+
+@contextlib.contextmanager
+def _loaded_store(stack_env, tmp_path_factory, model: str, ref: pd.DataFrame, records: list[InferenceRecord]
+                  ) -> Iterator[tuple[ElasticsearchAuditStore, ReferenceStore, ElasticsearchConfig]]:
+    """A store of its own (a fresh index prefix) holding ``records``, and a reference store with
+    ``ref`` registered for ``model``; the indices and templates are dropped afterwards."""
+    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]],
+                              index_prefix="iwt-" + uuid.uuid4().hex[:10])
+    store = ElasticsearchAuditStore(cfg)
+    try:
+        store.write_records(records)
+        store.refresh()
+        folder = tmp_path_factory.mktemp(f"es-{model}")
+        ref.to_parquet(folder / "reference.parquet")
+        refs = ReferenceStore(folder / "references")
+        refs.register(model, folder / "reference.parquet", source="test")
+        yield store, refs, cfg
+    finally:
+        drop_es_store(store)
 
 
 def _local(ref: pd.DataFrame, cur: pd.DataFrame, **kw):
@@ -250,27 +258,13 @@ def _odd_frame(rng: np.random.Generator, n: int, odd: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def odd(stack_env, tmp_path_factory):
-    prefix = "iwt-" + uuid.uuid4().hex[:10]
-    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
-    store = ElasticsearchAuditStore(cfg)
     rng = np.random.default_rng(7)
     ref = _odd_frame(rng, 4000, odd=False)
     ref["num"] = ref["num"].astype(float)
     ref["code"] = ref["code"].astype(int)
     cur = _odd_frame(rng, ODD_ROWS, odd=True)
-    store.write_records(_records(cur, T0, "odd"))
-    store.refresh()
-    folder = tmp_path_factory.mktemp("es-odd")
-    ref.to_parquet(folder / "reference.parquet")
-    refs = ReferenceStore(folder / "references")
-    refs.register("odd", folder / "reference.parquet", source="test")
-    yield store, refs, ref, cur
-    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    if names:
-        store.es.indices.delete(index=",".join(names))
-    for name in ("records", "detections", "deadletters"):
-        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    store.close()
+    with _loaded_store(stack_env, tmp_path_factory, "odd", ref, _records(cur, T0, "odd")) as (store, refs, _):
+        yield store, refs, ref, cur
 
 
 def test_numbers_as_text_booleans_and_text_categories_read_alike_in_both_modes(odd):
@@ -350,9 +344,6 @@ def _lossy_frame(rng: np.random.Generator, n: int, lossy: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def lossy(stack_env, tmp_path_factory):
-    prefix = "iwt-" + uuid.uuid4().hex[:10]
-    cfg = ElasticsearchConfig(hosts=[stack_env["INFERWATCH_ELASTICSEARCH_HOSTS"]], index_prefix=prefix)
-    store = ElasticsearchAuditStore(cfg)
     rng = np.random.default_rng(11)
     ref = _lossy_frame(rng, 3000, lossy=False)
     ref["num"] = ref["num"].astype(float)
@@ -360,20 +351,9 @@ def lossy(stack_env, tmp_path_factory):
     # two hours, so that per-hour windows (a date_histogram) get their odd cells back too
     cur = _lossy_frame(rng, LOSSY_ROWS, lossy=True)
     half = LOSSY_ROWS // 2
-    store.write_records(_records(cur.iloc[:half], T0, "lossy") + _records(cur.iloc[half:], T0 + timedelta(hours=1),
-                                                                           "lossy"))
-    store.refresh()
-    folder = tmp_path_factory.mktemp("es-lossy")
-    ref.to_parquet(folder / "reference.parquet")
-    refs = ReferenceStore(folder / "references")
-    refs.register("lossy", folder / "reference.parquet", source="test")
-    yield store, refs, ref, cur
-    names = list(store.es.indices.get(index=f"{prefix}-*", allow_no_indices=True).body)
-    if names:
-        store.es.indices.delete(index=",".join(names))
-    for name in ("records", "detections", "deadletters"):
-        store.es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{name}")
-    store.close()
+    records = _records(cur.iloc[:half], T0, "lossy") + _records(cur.iloc[half:], T0 + timedelta(hours=1), "lossy")
+    with _loaded_store(stack_env, tmp_path_factory, "lossy", ref, records) as (store, refs, _):
+        yield store, refs, ref, cur
 
 
 def _kinds(col: pd.Series) -> dict[str, int]:
