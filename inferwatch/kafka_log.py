@@ -316,8 +316,7 @@ class KafkaLog(Log):
         return done, end
 
     def group_lag(self, topic: str, group: str) -> int:
-        done, end = self.group_offsets(topic, group)
-        return int(sum(max(0, e - done.get(p, 0)) for p, e in end.items()))
+        return _behind(*self.group_offsets(topic, group))
 
     def reset_group(self, topic: str, group: str) -> None:
         kafka = _kafka()
@@ -352,6 +351,11 @@ class KafkaLog(Log):
             self._admin = None
 
 
+def _behind(done: Mapping[int, int], end: Mapping[int, int]) -> int:
+    """Entries after the committed offsets ``done`` up to the ``end`` offsets, per partition (none committed: from 0)."""
+    return int(sum(max(0, e - done.get(p, 0)) for p, e in end.items()))
+
+
 class AssignmentWatch:
     """Raises :class:`LogError` (the role makes its consumer anew) when a member has held no partition
     for ``kafka.unassigned_timeout_s`` while its group has entries waiting on the topic and makes no
@@ -380,7 +384,7 @@ class AssignmentWatch:
             return
         self.next_lag_check = now + 30.0
         done, end = self.owner.group_offsets(self.topic, self.group)
-        lag = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
+        lag = _behind(done, end)
         seen, self._seen = self._seen, done
         if lag > 0 and seen == done:
             raise LogError(f"{self.group}: no partition of {self.topic!r} assigned for {idle:.0f} s while {lag} "
