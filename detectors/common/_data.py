@@ -32,7 +32,9 @@ __all__ = [
     "looks_numeric",
     "n_missing",
     "n_rows",
+    "object_column",
     "probability",
+    "readable",
     "unhashable_as_bad",
 ]
 
@@ -49,23 +51,36 @@ def probability(name: str, value: Any) -> float:
     return float(value)
 
 
+def object_column(values: Any) -> np.ndarray:
+    """The cells as a 1-D object array, one cell each: a cell that is a list stays one cell
+    (``np.asarray`` would make it a dimension, or text of every cell beside a text one)."""
+    cells = list(values)
+    arr = np.empty(len(cells), dtype=object)
+    for i, cell in enumerate(cells):
+        arr[i] = cell
+    return arr
+
+
+def readable(arr: np.ndarray, numeric: bool) -> tuple[np.ndarray, int]:
+    """``(cells, number of bad cells)`` of a column as a test reads it: a numerical feature's
+    as numbers (:func:`coerce_float`), a categorical one's without cells that cannot be a
+    category (:func:`unhashable_as_bad`)."""
+    if numeric:
+        return (arr, 0) if arr.dtype.kind in "biuf" else coerce_float(arr)
+    return unhashable_as_bad(arr)
+
+
 def _column(values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         # cells that are themselves lists (e.g. class probabilities): one object per row
-        cells = list(values)
-        arr = np.empty(len(cells), dtype=object)
-        for i, cell in enumerate(cells):
-            arr[i] = cell
-        return arr
+        return object_column(values)
     if arr.dtype.kind in "biuf":
         return arr
     if arr.dtype.kind in "US" and not isinstance(values, np.ndarray) and any(not isinstance(v, str) for v in values):
         # numpy made text of every cell (a float nan gap became the text "nan", a category that is
         # not there): the cells as they were, so a gap stays missing
-        arr = np.empty(len(values), dtype=object)
-        arr[:] = list(values)
-        return arr
+        return object_column(values)
     if arr.dtype.kind == "O":
         # A column of numbers with None holes stays numeric (None -> nan); strings,
         # booleans and mixed columns stay objects (categories).

@@ -38,7 +38,7 @@ from detectors.common._data import (
     looks_numeric,
     n_missing,
     probability,
-    unhashable_as_bad,
+    readable,
 )
 from detectors.common.corrections import CORRECTIONS, correct
 from detectors.common.state import ColumnBuffer
@@ -287,12 +287,7 @@ class FeatureDrift(MergeableWindow):
             if not self._window.has(f):
                 report.missing(f, "absent from the window")
                 continue
-            raw = self._window.column(f)
-            bad = 0
-            if self._numeric_state(state) and raw.dtype.kind not in "biuf":
-                raw, bad = coerce_float(raw)
-            elif raw.dtype.kind == "O":
-                raw, bad = unhashable_as_bad(raw)
+            raw, bad = readable(self._window.column(f), self._numeric_state(state))
             prepared = self._prepare(raw)
             n_miss = n_missing(raw) - bad
             del raw

@@ -61,7 +61,8 @@ from detectors.common._data import (
     columns_and_rows,
     looks_numeric,
     n_missing,
-    unhashable_as_bad,
+    object_column,
+    readable,
 )
 from detectors.common._discrete import NumericRef, numeric_ref
 from detectors.common._univariate import FeatureDrift
@@ -363,11 +364,7 @@ class TabularDrift(FeatureDrift):
 
     def _fold_column(self, counted: _Counted, st: _State, f: str, arr: np.ndarray) -> None:
         """Add one column of a batch's cells of fitted feature ``f`` to ``counted``."""
-        bad = 0
-        if st.numeric and arr.dtype.kind not in "biuf":
-            arr, bad = coerce_float(arr)
-        elif arr.dtype.kind == "O":
-            arr, bad = unhashable_as_bad(arr)
+        arr, bad = readable(arr, st.numeric)
         miss = n_missing(arr) - bad
         x = drop_missing(arr)
         w = counted.features.get(f) or counted.features.setdefault(f, self._fresh(st))
@@ -532,9 +529,7 @@ class TabularDrift(FeatureDrift):
                         w.add({float(v): int(k)})
             given = (values or {}).get(f)
             if given:
-                column = np.empty(len(given), dtype=object)
-                for i, v in enumerate(given):  # one cell each, lists too
-                    column[i] = v
+                column = object_column(given)  # one cell each, lists too
                 self._fold_column(c, st, f, column)
                 c.seen[f] -= len(column)  # the rows are counted once, below
                 counted += len(column)
