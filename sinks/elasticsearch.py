@@ -924,6 +924,10 @@ class ElasticsearchAuditStore(AuditStore):
             """``q`` without the documents whose cell of ``f`` is read from the documents."""
             return {"bool": {"filter": [q], "must_not": [{"term": {"input_odd": f}}]}} if f in marked else q
 
+        def not_numbers(f: str) -> dict[str, Any]:
+            """The query's documents whose cell of ``f`` is in the index and not a number."""
+            return {"bool": {"filter": [plain(f, query)], "must_not": [_has_number(f)]}}
+
         def wrap(f: str, aggs: dict[str, Any]) -> dict[str, Any]:
             if f not in marked:
                 return aggs
@@ -1005,8 +1009,7 @@ class ElasticsearchAuditStore(AuditStore):
                 if numbers:
                     full = self._all_terms(index, plain(f, query), f"input_num.{f}", every)
                 else:
-                    full = self._all_terms(index, {"bool": {"filter": [plain(f, query)], "must_not": [
-                        _has_number(f)]}}, f"input.{f}", every)
+                    full = self._all_terms(index, not_numbers(f), f"input.{f}", every)
                     for k, cats in self._all_terms(index, plain(f, query), f"input_num.{f}", every).items():
                         full.setdefault(k, {}).update(cats)
                 for k, s in out.items():
@@ -1016,8 +1019,7 @@ class ElasticsearchAuditStore(AuditStore):
         on_numbers = [*numeric, *(f for f, numbers in categorical.items() if numbers)]
         for f in on_numbers:
             if any(s["present"].get(f, 0) > s["numbers"].get(f, 0) for s in out.values()):
-                odd = self._all_terms(index, {"bool": {"filter": [plain(f, query)], "must_not": [
-                    _has_number(f)]}}, f"input.{f}", every)
+                odd = self._all_terms(index, not_numbers(f), f"input.{f}", every)
                 for k, s in out.items():
                     if odd.get(k):
                         s["odd"][f] = odd[k]
