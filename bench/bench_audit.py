@@ -50,6 +50,7 @@ from elasticsearch import Elasticsearch
 from inferwatch.audit import record_documents
 from inferwatch.config import load_config
 from inferwatch.kafka_log import KafkaLog
+from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
@@ -96,13 +97,17 @@ def audit_documents(recs: list[InferenceRecord], batch: int = 5000) -> list[dict
     return [a.doc for k in range(0, len(recs), batch) for a in store._record_actions(recs[k:k + batch])]
 
 
+def send_bulks(es: Elasticsearch, lines: list[bytes], chunk: int, **kw: Any) -> None:
+    """`_bulk` requests of ``chunk`` ready action-and-document lines each; an item error fails the run."""
+    for i in range(0, len(lines), chunk):
+        resp = es.bulk(operations=b"".join(lines[i:i + chunk]), **kw)  # type: ignore[arg-type]
+        assert not resp["errors"], str(resp)[:500]
+
+
 def raw_load(es: Elasticsearch, docs: list[dict[str, Any]], index: str, chunk: int = 2000) -> None:
     """What any loader must do with built documents: serialise them and send `_bulk` index actions."""
-    lines = [orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
-             + orjson.dumps(doc, option=orjson.OPT_UTC_Z) + b"\n" for doc in docs]
-    for i in range(0, len(lines), chunk):
-        resp = es.bulk(operations=b"".join(lines[i:i + chunk]))  # type: ignore[arg-type]
-        assert not resp["errors"]
+    send_bulks(es, [orjson.dumps({"index": {"_index": index, "_id": doc["doc_id"]}}) + b"\n"
+                    + orjson.dumps(doc, option=orjson.OPT_UTC_Z) + b"\n" for doc in docs], chunk)
 
 
 def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> tuple[float, float]:
@@ -127,19 +132,28 @@ def _wrap_stages(worker: AuditWorker, store: ElasticsearchAuditStore, st: Stages
     store._record_actions = st.wrap_iter("  document building", store._record_actions)  # type: ignore[method-assign]
 
 
-def fetch_alone(lg: KafkaLog, topic: str, group: str, n: int, batch: int) -> float:
-    """CPU seconds of this process (every thread: librdkafka's count) to read ``n`` entries of
-    ``topic`` through the log's consumer alone, after joining the group."""
+def fetch_alone(lg: KafkaLog, topic: str, group: str, n: int, batch: int, *, commit: bool = False
+                ) -> tuple[float, float, list[LogEntry]]:
+    """(CPU seconds of this process (every thread: librdkafka's count) to read ``n`` entries of
+    ``topic`` through the log's consumer alone, after joining the group; with ``commit``, CPU
+    seconds of then committing each polled batch, else 0; the entries)."""
     c = lg.consumer(topic, group)
     try:
         while not c.poll(1, timeout=1.0):
             pass
         c.seek_to_committed()
+        polled: list[list[LogEntry]] = []
         got = 0
         c0 = time.process_time()
         while got < n:
-            got += len(c.poll(batch, timeout=1.0))
-        return time.process_time() - c0
+            polled.append(c.poll(batch, timeout=1.0))
+            got += len(polled[-1])
+        fetch = time.process_time() - c0
+        c0 = time.process_time()
+        for entries in polled if commit else ():
+            if entries:
+                c.commit(entries)
+        return fetch, time.process_time() - c0 if commit else 0.0, [e for entries in polled for e in entries]
     finally:
         c.close()
 
@@ -160,7 +174,7 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | Non
     for i in range(0, len(recs), 5000):
         lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
     if alone is not None:
-        alone.append(fetch_alone(lg, cfg.log.records_topic, f"bench-alone-{tag}", len(recs), cfg.audit.batch_size))
+        alone.append(fetch_alone(lg, cfg.log.records_topic, f"bench-alone-{tag}", len(recs), cfg.audit.batch_size)[0])
     store = ElasticsearchAuditStore(cfg.elasticsearch)
     tune_gc()  # what `inferwatch run` does in every worker process
     worker = AuditWorker(cfg, lg, store, Metrics())

@@ -57,7 +57,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from bench_audit import ES, KAFKA, _NoClient, cleanup, raw_load, records  # the bench directory
+from bench_audit import (  # the bench directory
+    ES,
+    KAFKA,
+    _NoClient,
+    cleanup,
+    fetch_alone,
+    raw_load,
+    records,
+    send_bulks,
+)
 from elasticsearch import Elasticsearch
 
 from inferwatch.config import load_config
@@ -117,12 +126,6 @@ def on_node(pid: int, es: Elasticsearch, index: str, load: Callable[[], None],
     return node_cpu(pid) - n0 - idle * (time.perf_counter() - t0), client, idle
 
 
-def bulks(es: Elasticsearch, lines: list[bytes], size: int, **kw: Any) -> None:
-    for i in range(0, len(lines), size):
-        resp = es.bulk(operations=b"".join(lines[i:i + size]), **kw)  # type: ignore[arg-type]
-        assert not resp["errors"], str(resp)[:500]
-
-
 # -- the documents ---------------------------------------------------------------------------
 def without_input_num(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The documents as they were before ``input_num`` (the numerical inputs again as doubles)."""
@@ -167,31 +170,6 @@ def bare_fetch(client: str, topic: str, n: int, batch: int, cfg: Any) -> float:
         return time.process_time() - c0
     finally:
         kc.close()
-
-
-def log_fetch(lg: KafkaLog, topic: str, group: str, n: int, batch: int) -> tuple[float, float, list[LogEntry]]:
-    """(process CPU seconds to read ``n`` entries through the log's consumer after joining the
-    group, process CPU seconds of committing each polled batch, the entries)."""
-    c = lg.consumer(topic, group)
-    try:
-        while not c.poll(1, timeout=1.0):
-            pass
-        c.seek_to_committed()
-        polled: list[list[LogEntry]] = []
-        got = 0
-        c0 = time.process_time()
-        while got < n:
-            polled.append(c.poll(batch, timeout=1.0))
-            got += len(polled[-1])
-        fetch = time.process_time() - c0
-        c0 = time.process_time()
-        for entries in polled:
-            if entries:
-                c.commit(entries)
-        commit = time.process_time() - c0
-        return fetch, commit, [e for entries in polled for e in entries]
-    finally:
-        c.close()
 
 
 def role_run(cfg: Any, client: str, topics: tuple[str, str, str], group: str, prefix: str, n: int, pid: int,
@@ -292,7 +270,7 @@ def main() -> None:
             idles.append(idle)
             ix = f"{prefix}-records-create{rep + 1}"
             lines = [_head("create", ix, d["doc_id"]) + orjson.dumps(d, option=_OPTS_LINE) for d in docs]
-            node, client, idle = on_node(pid, es, ix, lambda ix=ix, lines=lines: bulks(  # type: ignore[misc]
+            node, client, idle = on_node(pid, es, ix, lambda ix=ix, lines=lines: send_bulks(  # type: ignore[misc]
                 es, lines, chunk, refresh=False, filter_path=FILTER))
             add("node: create (the audit role's bulks)", node)
             add("bulk client I/O alone (create, prebuilt bodies)", client)
@@ -305,7 +283,7 @@ def main() -> None:
             for client_name in clients:
                 add(f"fetch, bare {client_name}", bare_fetch(client_name, topic, n, batch, cfg))
                 lgc = KafkaLog(cfg.kafka.model_copy(update={"client": client_name}))
-                fetch, commit, got = log_fetch(lgc, topic, f"floors-{tag}-{client_name}-{rep}", n, batch)
+                fetch, commit, got = fetch_alone(lgc, topic, f"floors-{tag}-{client_name}-{rep}", n, batch, commit=True)
                 lgc.close()
                 add(f"fetch, log consumer on {client_name}", fetch)
                 add(f"commit, {client_name}", commit)
