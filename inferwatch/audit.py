@@ -72,7 +72,14 @@ class AuditStore(ABC):
 
     @abstractmethod
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
-        """Upsert the records' row documents; returns the number of documents written."""
+        """Upsert the records' row documents; returns the number of documents written. The records
+        may include what :meth:`prepared` gave."""
+
+    def prepared(self, raw: bytes, audit: bytes) -> Any | None:
+        """A record for :meth:`write_records` read from log message ``raw`` and the audit documents
+        the collector built with it (:attr:`inferwatch.log.LogEntry.audit`), or ``None``: this store
+        builds its own documents from the decoded record (the default)."""
+        return None
 
     @abstractmethod
     def write_detections(self, detections: Sequence[Detection]) -> int:

@@ -183,6 +183,10 @@ class AuditConfig(_Section):
         return _registered(info, "audit.backend", v)
     group: str = "inferwatch-audit"
     path: str | None = None
+    #: the collector builds each record's audit documents once and the log carries them beside the
+    #: record (Kafka: a header), so the audit role sends them as they are instead of decoding the
+    #: record and building them again; when the log is Kafka and the store Elasticsearch
+    prepared: bool = True
     batch_size: int = Field(5000, ge=1)
     poll_timeout_s: float = 0.3
 

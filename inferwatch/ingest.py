@@ -289,7 +289,7 @@ class BatchAppender:
         if not self.breaker.allow():
             raise LogError(f"the log is unavailable (failing for {self.breaker.down_for_s:.0f}s: "
                            f"{self.breaker.last_error})")
-        nbytes = sum(len(v) + len(k or b"") for k, v in items)
+        nbytes = sum(map(message_bytes, items))
         if self.pending_bytes and self.pending_bytes + nbytes > self.max_pending_bytes:
             raise Overloaded(f"{self.pending_bytes} bytes already wait for the log", self.retry_after)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -364,6 +364,30 @@ def _without_gc(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
 
+def log_message(log: Log, cfg: Config) -> Callable[[InferenceRecord], KeyValue]:
+    """How a record goes onto the log: keyed by its model, its JSON as the value, and, when the
+    log carries them and the audit store takes them (``audit.prepared``, Elasticsearch), the audit
+    documents built here once (:func:`sinks.elasticsearch.audit_documents`) unless that would
+    make the message larger than ``PREPARED_MAX_BYTES``."""
+    if not (cfg.audit.prepared and log.carries_audit and cfg.audit.backend == "elasticsearch"):
+        return lambda r: (r.model.encode(), r.to_json())
+    from sinks.elasticsearch import PREPARED_MAX_BYTES, audit_documents
+
+    def message(r: InferenceRecord) -> KeyValue:
+        value = r.to_json()
+        audit = audit_documents(r)
+        if audit is None or len(value) + len(audit) > PREPARED_MAX_BYTES:
+            return r.model.encode(), value
+        return r.model.encode(), value, audit
+
+    return message
+
+
+def message_bytes(item: KeyValue) -> int:
+    """The bytes a log message holds (key, value and audit documents)."""
+    return sum(len(part) for part in item if part is not None)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What became of one envelope: its record, or its dead letter and the HTTP status that
@@ -399,6 +423,7 @@ class Ingestor:
         self.recent = SeenKeys(max_keys=c.recent_keys, max_age_s=600.0)
         self._pool = ThreadPoolExecutor(max_workers=c.decode_workers, thread_name_prefix="decode")
         self._limits = (c.max_depth, c.max_columns, c.max_cells)
+        self.message = log_message(log, cfg)
 
     @property
     def decode_pool(self) -> ThreadPoolExecutor:
@@ -446,7 +471,7 @@ class Ingestor:
                 rec = to_record(env, default, budget)
                 if self.redactor is not None:
                     self.redactor.record(rec)
-                rec_items.append((rec.model.encode(), rec.to_json()))
+                rec_items.append(self.message(rec))
                 outcomes.append(Outcome(record=rec))
             except DecodeError as exc:
                 status = exc.status if isinstance(exc, BudgetExceeded) else 400
@@ -501,7 +526,7 @@ class Ingestor:
         return dl
 
     async def append(self, records: Sequence[InferenceRecord], letters: Sequence[DeadLetter]) -> None:
-        await self._append(records, letters, [(r.model.encode(), r.to_json()) for r in records],
+        await self._append(records, letters, [self.message(r) for r in records],
                            [(dl.source.encode(), dl.to_json()) for dl in letters])
 
     async def _append(self, records: Sequence[InferenceRecord], letters: Sequence[DeadLetter],

@@ -34,6 +34,7 @@ from inferwatch.errors import LogError
 from inferwatch.kafka_log import (
     _CP_POINTER,
     AssignmentWatch,
+    _audit,
     _client_config,
     _kafka,
     _pointer,
@@ -303,7 +304,9 @@ class ConfluentConsumerLog(Consumer):
             if m.error() is not None:
                 self._message_error(m)
                 continue
-            append(LogEntry(topic, m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1] / 1000.0))
+            headers = m.headers()
+            append(LogEntry(topic, m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1] / 1000.0,
+                            _audit(headers) if headers else None))
         return out
 
     def _message_error(self, m: Any) -> None:

@@ -158,11 +158,26 @@ def _next_message(c: Any, tp: Any) -> Any:
     raise LogError(f"no checkpoint message in {CHECKPOINT_TOPIC} at offset {c.position(tp)} within 30 s")
 
 
+#: the header that carries a record's audit documents (:attr:`inferwatch.log.LogEntry.audit`)
+AUDIT_HEADER = "inferwatch-audit"
+
+
+def _audit(headers: Any) -> bytes | None:
+    """The audit documents among a message's headers (``(name, value)`` pairs), if any."""
+    for name, value in headers:
+        if name == AUDIT_HEADER:
+            return bytes(value) if value is not None else None
+    return None
+
+
 class KafkaLog(Log):
     """A :class:`Log` on Apache Kafka.
 
-    ``append`` returns once every message is acknowledged by all in-sync replicas.
+    ``append`` returns once every message is acknowledged by all in-sync replicas. A message's
+    audit documents travel in its :data:`AUDIT_HEADER` header.
     """
+
+    carries_audit = True
 
     def __init__(self, cfg: KafkaConfig):
         self.cfg = cfg
@@ -248,7 +263,9 @@ class KafkaLog(Log):
         kafka = _kafka()
         producer = self.producer
         try:
-            futures = [producer.send(topic, key=k, value=v) for k, v in items]
+            futures = [producer.send(topic, key=item[0], value=item[1]) if len(item) < 3 or item[2] is None
+                       else producer.send(topic, key=item[0], value=item[1], headers=[(AUDIT_HEADER, item[2])])
+                       for item in items]
             producer.flush(timeout=self.cfg.append_timeout_s)
             for f in futures:
                 f.get(timeout=0)
@@ -526,7 +543,8 @@ class KafkaConsumerLog(Consumer):
         out: list[LogEntry] = []
         for tp in sorted(batches, key=lambda t: t.partition):
             for m in batches[tp]:
-                out.append(LogEntry(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000.0))
+                out.append(LogEntry(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000.0,
+                                    _audit(m.headers) if m.headers else None))
         return out
 
     def commit(self, entries: Sequence[LogEntry], states: Mapping[int, bytes] | None = None) -> None:

@@ -48,7 +48,9 @@ from typing import Any
 
 __all__ = ["Consumer", "KeyValue", "Log", "LogEntry"]
 
-KeyValue = tuple[bytes | None, bytes]
+#: a message to append: ``(key, value)``, or ``(key, value, audit)`` where ``audit`` is what the
+#: audit store needs of the record, built once by the collector (see :attr:`Log.carries_audit`)
+KeyValue = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, bytes | None]
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,6 +63,8 @@ class LogEntry:
     key: bytes | None
     value: bytes
     timestamp: float
+    #: the audit documents the collector built with the record (a log that carries them), or None
+    audit: bytes | None = None
 
 
 class Consumer(ABC):
@@ -114,13 +118,19 @@ class Consumer(ABC):
 class Log(ABC):
     """An append-only log of topics."""
 
+    #: whether a message's third element (``audit``: the record's audit documents, built once by the
+    #: collector) is kept beside its value and given back as :attr:`LogEntry.audit` (Kafka: a
+    #: header; the value stays the record's JSON). A log that does not carries the value alone:
+    #: the audit role then builds the documents from the record.
+    carries_audit: bool = False
+
     @abstractmethod
     def create_topics(self, topics: Iterable[str]) -> None:
         """Create topics that do not exist yet (idempotent)."""
 
     @abstractmethod
     def append(self, topic: str, items: Sequence[KeyValue]) -> None:
-        """Append ``(key, value)`` messages; returns once they are durable."""
+        """Append ``(key, value)`` or ``(key, value, audit)`` messages; returns once they are durable."""
 
     @abstractmethod
     def consumer(self, topic: str, group: str) -> Consumer:

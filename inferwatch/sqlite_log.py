@@ -76,7 +76,7 @@ class SQLiteLog(Log):
             with self._lock, immediate(self._conn) as conn:
                 conn.executemany(
                     "INSERT INTO entries(topic, key, value, ts) VALUES (?, ?, ?, ?)",
-                    [(topic, k, v, now) for k, v in items],
+                    [(topic, item[0], item[1], now) for item in items],  # an audit part is not kept
                 )
         except sqlite3.Error as exc:
             raise LogError(f"append to {topic!r} failed: {exc}") from exc

@@ -206,10 +206,19 @@ class Worker:
                     return None
 
 
-def _decode_entries(entries: Sequence[LogEntry], parse: Callable[[bytes], Any]) -> tuple[list[Any], list[DeadLetter]]:
+def _decode_entries(entries: Sequence[LogEntry], parse: Callable[[bytes], Any],
+                    prepared: Callable[[bytes, bytes], Any] | None = None) -> tuple[list[Any], list[DeadLetter]]:
+    """Each entry's value through ``parse``; an entry that carries its audit documents through
+    ``prepared`` first (value, documents), when given: what it gives is taken instead (``None``:
+    the value is parsed)."""
     good, bad = [], []
     for e in entries:
         try:
+            if prepared is not None and e.audit is not None:
+                item = prepared(e.value, e.audit)
+                if item is not None:
+                    good.append(item)
+                    continue
             good.append(parse(e.value))
         except Exception as exc:  # a corrupt log message becomes a dead letter, never a crash
             bad.append(DeadLetter(raw=e.value, source=f"log:{e.topic}", reason=f"unreadable log message: {exc}",
@@ -283,8 +292,12 @@ class AuditWorker(Worker):
         return not self.retrying
 
     def _decode(self, kind: str, entries: Sequence[LogEntry]) -> tuple[list[Any], list[DeadLetter]]:
-        parse = {"records": InferenceRecord.from_json, "detections": Detection.from_json,
-                 "deadletters": DeadLetter.from_json}[kind]
+        if kind == "records":
+            # a record that came with its audit documents (built once, by the collector) is not
+            # decoded here when the store takes them as they are
+            return _decode_entries(entries, InferenceRecord.from_json,
+                                   self.store.prepared if self.store is not None else None)
+        parse = {"detections": Detection.from_json, "deadletters": DeadLetter.from_json}[kind]
         return _decode_entries(entries, parse)
 
     def _write(self, kind: str, payload: tuple[list[Any], list[DeadLetter]]) -> int:

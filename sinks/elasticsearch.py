@@ -231,6 +231,87 @@ def _with_fulltext(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _indexed(doc: dict[str, Any]) -> dict[str, Any]:
+    """A row document as it is sent (in place): ``input_num`` and ``input_odd`` from its inputs,
+    then its full-text parts (:func:`_with_fulltext`)."""
+    inputs = doc.get("input")
+    if inputs:  # the numbers before the section becomes a JSON fragment
+        kinds = tuple(map(type, inputs.values())) if isinstance(inputs, dict) else None
+        nums = _numbers(inputs, kinds)
+        if nums:
+            doc["input_num"] = nums
+        odd = _odd_cells(inputs, kinds)
+        if odd:
+            doc["input_odd"] = odd
+    return _with_fulltext(doc)
+
+
+#: the version of :func:`audit_documents`' form; a store reads only the form it knows
+PREPARED_FORM = 1
+#: a record whose log message would pass this many bytes with its audit documents goes without
+#: them (the audit role builds them): the documents repeat the payload, and a message has a limit
+PREPARED_MAX_BYTES = 512 * 1024
+
+
+def audit_documents(record: InferenceRecord) -> bytes | None:
+    r"""A record's row documents exactly as the audit role sends them, built once where the record
+    is made (the collector) and carried beside it on the log (``audit.prepared``): a first line
+    saying whose they are (form, id, model, version, part, timestamp), then one line per row
+    document, in row order. ``None`` for labels (feedback): where they land depends on what the
+    store holds when they are written.
+
+    >>> r = InferenceRecord(id="r1", model="m", inputs={"x": [1, 2]}, part="request",
+    ...                     timestamp=datetime(2026, 1, 2, tzinfo=UTC))
+    >>> head, *docs = audit_documents(r).split(b"\n")
+    >>> head
+    b'{"form":1,"id":"r1","model":"m","version":null,"part":"request","timestamp":"2026-01-02T00:00:00Z"}'
+    >>> [(d["doc_id"], d["input"], d["input_num"]) for d in map(orjson.loads, docs)]
+    [('r1-0', {'x': 1}, {'x': 1.0}), ('r1-1', {'x': 2}, {'x': 2.0})]
+    """
+    if record.part == "feedback":
+        return None
+    head = orjson.dumps({"form": PREPARED_FORM, "id": record.id, "model": record.model, "version": record.version,
+                         "part": record.part, "timestamp": record.timestamp}, option=_OPTS)
+    return b"\n".join([head, *(orjson.dumps(_indexed(doc), option=_OPTS) for doc in record_documents(record))])
+
+
+_PREPARED_PARTS = frozenset({"request", "response", "both"})
+
+
+class PreparedRecord:
+    """A record read from the log with its audit documents (:func:`audit_documents`): what the
+    audit role needs of it without decoding it. ``raw`` is the record's own JSON (what a dead
+    letter keeps; :meth:`record` decodes it when a write needs the whole record)."""
+
+    __slots__ = ("docs", "id", "model", "part", "raw", "timestamp", "version")
+
+    def __init__(self, raw: bytes, id: str, model: str, version: str | None, part: str, timestamp: str,
+                 docs: list[bytes]):
+        self.raw, self.id, self.model, self.version = raw, id, model, version
+        self.part, self.timestamp, self.docs = part, timestamp, docs
+
+    @classmethod
+    def read(cls, raw: bytes, audit: bytes) -> PreparedRecord | None:
+        """The record of log message ``raw`` with its audit documents ``audit``; ``None`` when
+        ``audit`` is not in the form this version writes (the record is then decoded)."""
+        head, *docs = audit.split(b"\n")
+        try:
+            m = orjson.loads(head)
+            if (type(m) is not dict or m.get("form") != PREPARED_FORM or not docs
+                    or m.get("part") not in _PREPARED_PARTS or type(m.get("id")) is not str
+                    or type(m.get("model")) is not str or type(m.get("timestamp")) is not str):
+                return None
+            return cls(raw, m["id"], m["model"], m["version"], m["part"], m["timestamp"], docs)
+        except (orjson.JSONDecodeError, KeyError):
+            return None
+
+    def record(self) -> InferenceRecord:
+        return InferenceRecord.from_json(self.raw)
+
+    def to_json(self) -> bytes:
+        return self.raw
+
+
 #: per tuple of a row's value types: which values are numbers, whether those are all exactly
 #: ``float``, and (when a copy of the row is the cheaper way there) which values are not numbers
 _NUMBER_PLANS: dict[tuple[type, ...], tuple[tuple[bool, ...], bool, tuple[bool, ...] | None]] = {}
@@ -635,18 +716,33 @@ class ElasticsearchAuditStore(AuditStore):
                         found[d["_id"]] = dict(d.get("_source") or {})
         return found
 
-    def _record_actions(self, records: Sequence[InferenceRecord],
+    def prepared(self, raw: bytes, audit: bytes) -> PreparedRecord | None:
+        """A record read from the log with the audit documents the collector built
+        (:func:`audit_documents`): written as they are, not built again."""
+        return PreparedRecord.read(raw, audit)
+
+    def _record_actions(self, given: Sequence[InferenceRecord | PreparedRecord],
                         joined: list[WriteAction] | None = None) -> Iterator[WriteAction]:
         # A label lands on its prediction's document, in whatever day's index that is. A label that
         # comes before its prediction waits in the model's waiting index; its prediction takes it
-        # over when it is written (the waiting copy is deleted after, into ``joined``).
+        # over when it is written (the waiting copy is deleted after, into ``joined``). Prepared
+        # documents are sent as they are unless labels are about: a batch with labels, or a model
+        # with labels waiting, is built from the records (labels change the documents).
+        records = [m for m in given if not isinstance(m, PreparedRecord)]
+        if len(records) < len(given) and (
+                any(m.part == "feedback" for m in records)
+                or any(self._has_waiting(model) for model in {m.model for m in given if isinstance(m, PreparedRecord)})):
+            given = records = [m.record() if isinstance(m, PreparedRecord) else m for m in given]
         where = self._rows_indices(records)
         waiting = self._waiting_labels(records)
         in_batch = {row_id(m.id, i): self.records_index(m.model, m.timestamp)
                     for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))
                     } if any(m.part == "feedback" for m in records) else {}  # what labels look up
         days: dict[tuple[str, Any], str] = {}  # (model, UTC date) -> index: ~1 µs a record less
-        for m in records:
+        for m in given:
+            if isinstance(m, PreparedRecord):
+                yield from self._prepared_actions(m, days)
+                continue
             ts = m.timestamp
             if type(ts) is datetime and ts.tzinfo is UTC:
                 day = (m.model, ts.date())
@@ -670,16 +766,7 @@ class ElasticsearchAuditStore(AuditStore):
                             doc.setdefault(key, value)
                         if joined is not None:
                             joined.append(WriteAction("delete", self.waiting_index(m.model), doc["doc_id"]))
-                inputs = doc.get("input")
-                if inputs:  # the numbers before the section becomes a JSON fragment
-                    kinds = tuple(map(type, inputs.values())) if isinstance(inputs, dict) else None
-                    nums = _numbers(inputs, kinds)
-                    if nums:
-                        doc["input_num"] = nums
-                    odd = _odd_cells(inputs, kinds)
-                    if odd:
-                        doc["input_odd"] = odd
-                _with_fulltext(doc)
+                _indexed(doc)
                 if complete:
                     # a complete exchange: a plain create is the fast path; if the document exists
                     # (a replay, or outlier scores already attached) it falls back to the merge.
@@ -687,6 +774,22 @@ class ElasticsearchAuditStore(AuditStore):
                     yield WriteAction("create", index, doc["doc_id"], doc, m, merge=True)
                 else:
                     yield WriteAction("update", index, doc["doc_id"], {"doc": doc, "doc_as_upsert": True}, m)
+
+    def _prepared_actions(self, m: PreparedRecord, days: dict[tuple[str, Any], str]) -> Iterator[WriteAction]:
+        """The writes of a record whose documents came built (see :meth:`_record_actions`)."""
+        ts = m.timestamp
+        if ts.endswith("Z"):  # UTC: the date is the text's start
+            day = (m.model, ts[:10])
+            index = days.get(day) or days.setdefault(day, self.records_index(m.model, ts))
+        else:
+            index = self.records_index(m.model, ts)
+        rid = m.id
+        if m.part == "both":
+            for i, doc in enumerate(m.docs):
+                yield WriteAction("create", index, row_id(rid, i), orjson.Fragment(doc), m, merge=True)
+        else:
+            for i, doc in enumerate(m.docs):
+                yield WriteAction("update", index, row_id(rid, i), {"doc": orjson.Fragment(doc), "doc_as_upsert": True}, m)
 
     def write_detections(self, detections: Sequence[Detection]) -> int:
         op: Op = "create" if self.cfg.data_stream else "index"
