@@ -64,6 +64,27 @@ def seldon_response(model: Any, request: dict[str, Any], raw_response: Any) -> b
     return json.dumps(construct_response_json(model, False, request, raw_response)).encode()
 
 
+def seldon_message(**fields: Any) -> bytes:
+    """A ``SeldonMessage`` built with seldon-core's protobuf classes and serialised as its
+    executor and wrapper do (``seldon_core.utils.seldon_message_to_json``, proto3 JSON, then
+    ``json.dumps``). ``fields`` are the ``DefaultData`` fields (``tensor=``, ``tftensor=``, ``names=``)."""
+    from seldon_core.proto import prediction_pb2
+    from seldon_core.utils import seldon_message_to_json
+
+    msg = prediction_pb2.SeldonMessage(data=prediction_pb2.DefaultData(**fields))
+    return json.dumps(seldon_message_to_json(msg)).encode()
+
+
+def tf_tensor(dtype: str, shape: list[int], **values: Any) -> Any:
+    """A TensorFlow ``TensorProto`` from seldon-core's bundled generated classes (``dtype`` like
+    ``"DT_HALF"``; ``values`` the proto fields, ``half_val=``, ``tensor_content=`` ...)."""
+    from seldon_core.proto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
+    return tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(dtype),
+                                  tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims), **values)
+
+
 def triton_request(inputs: list[tuple[str, np.ndarray, str]], request_id: str = "") -> bytes:
     """tritonclient's HTTP request body for ``(name, array, datatype)`` inputs, JSON data."""
     import tritonclient.http as httpclient

@@ -102,7 +102,8 @@ def _decode_data(data: Any) -> tuple[Table, str, list[Any] | None, dict[str, Any
             raise fail(PROTOCOL, f"data.tensor is {describe(value)}", '{"shape", "values"}')
         shape = check_shape(value.get("shape"), PROTOCOL, "data.tensor")
         flat = typed_flat(value.get("values"), shape, PROTOCOL, "data.tensor")
-        flat = coerce(flat, "FP64", PROTOCOL, "data.tensor values")
+        # repeated double: the proto3 JSON of a SeldonMessage writes NaN/Infinity as text
+        flat = coerce(flat, "FP64", PROTOCOL, "data.tensor values", numeric_strings=True)
         summary["datatype"] = "FP64"
     else:
         shape, flat, summary["datatype"], encoding = _tftensor(value)

@@ -91,7 +91,9 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
     """Elements of a typed tensor -> JSON-friendly Python values of that datatype.
 
     Numbers are checked with numpy (no per-element Python work on the common path);
-    ``None`` stays ``None``. ``numeric_strings`` accepts "1.5"/"NaN" (proto3 JSON).
+    ``None`` stays ``None`` and a floating-point NaN becomes ``None`` (missing), however it
+    came: "NaN" text, decoded bytes or a Python float. ``numeric_strings`` accepts
+    "1.5"/"NaN" (proto3 JSON).
     """
     if not flat:
         return []
@@ -105,7 +107,9 @@ def coerce(flat: list[Any], datatype: str, protocol: str, what: str, *, numeric_
         return flat
     # fast paths: the values already are what the datatype says
     if types == {float} and datatype in FLOAT_TYPES:
-        return flat
+        # NaN is a missing cell (None) whichever form carried it: "NaN" text, raw bytes or a float.
+        # sum() is NaN when any value is (one C loop); a NaN from inf - inf only costs the scan
+        return _nan_to_none(flat) if math.isnan(sum(flat)) else flat
     if types == {bool} and datatype == "BOOL":
         return flat
     if types == {int} and datatype in _INT_RANGES:  # exact, also beyond int64
@@ -183,7 +187,7 @@ def _coerce_objects(flat: list[Any], datatype: str, protocol: str, what: str, nu
             out.append(None)
         elif isinstance(v, (int, float)):
             try:
-                out.append(float(v))
+                out.append(None if v != v else float(v))
             except OverflowError as exc:
                 raise fail(protocol, f"{datatype} {what} holds a number too large for a float") from exc
         else:

@@ -64,6 +64,34 @@ def test_seldon_wrapper_2d_predict_proba_keeps_its_names():
     assert d.table == {"no": [0.9, 0.2], "yes": [0.1, 0.8]}
 
 
+def test_seldon_nan_is_the_same_missing_cell_in_every_tensor_form():
+    """One value, every form seldon-core's own protobuf classes write it in: proto3 JSON text
+    ("NaN" in ``tensor.values``, ``doubleVal``, ``floatVal``), 16-bit patterns (``halfVal`` of
+    DT_HALF and DT_BFLOAT16) and raw little-endian bytes (``tensorContent``). A NaN is a missing
+    cell (``None``, as a JSON body's null and as MLServer's own codecs write NaN) in all of them."""
+    values = [float("nan"), 1.5, float("-inf")]
+    f16, f32 = np.array(values, dtype=np.float16), np.array(values, dtype=np.float32)
+    bf16 = (f32.view(np.uint32) >> 16).astype(np.uint16)
+    forms = {
+        "tensor": rc.seldon_message(tensor={"shape": [3], "values": values}),
+        "doubleVal": rc.seldon_message(tftensor=rc.tf_tensor("DT_DOUBLE", [3], double_val=values)),
+        "floatVal": rc.seldon_message(tftensor=rc.tf_tensor("DT_FLOAT", [3], float_val=values)),
+        "halfVal": rc.seldon_message(tftensor=rc.tf_tensor("DT_HALF", [3], half_val=f16.view(np.uint16).tolist())),
+        "bf16 halfVal": rc.seldon_message(tftensor=rc.tf_tensor("DT_BFLOAT16", [3], half_val=bf16.tolist())),
+        "f64 bytes": rc.seldon_message(tftensor=rc.tf_tensor("DT_DOUBLE", [3], tensor_content=np.array(values).tobytes())),
+        "f32 bytes": rc.seldon_message(tftensor=rc.tf_tensor("DT_FLOAT", [3], tensor_content=f32.tobytes())),
+        "f16 bytes": rc.seldon_message(tftensor=rc.tf_tensor("DT_HALF", [3], tensor_content=f16.tobytes())),
+        "bf16 bytes": rc.seldon_message(tftensor=rc.tf_tensor("DT_BFLOAT16", [3], tensor_content=bf16.tobytes())),
+    }
+    assert b'"NaN"' in forms["tensor"] and b'"NaN"' in forms["doubleVal"]  # the text form really is text
+    assert b"tensorContent" in forms["f16 bytes"] and b"halfVal" in forms["halfVal"]
+    tables = {form: decode(body, part="request").table for form, body in forms.items()}
+    assert tables == {form: {"f0": [None, 1.5, float("-inf")]} for form in forms}
+    named = rc.seldon_message(names=["a", "b"], tftensor=rc.tf_tensor("DT_HALF", [2, 2], tensor_content=np.array(
+        [[np.nan, 1.0], [2.0, np.nan]], dtype=np.float16).tobytes()))
+    assert decode(named, part="request").table == {"a": [None, 2.0], "b": [1.0, None]}
+
+
 # --------------------------------------------------------------------------- MLServer codecs
 
 

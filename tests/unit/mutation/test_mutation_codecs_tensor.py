@@ -151,6 +151,11 @@ def test_float_paths():
     assert out == [1.0, 2.5, 1.0] and all(type(v) is float for v in out)
     assert coerce([1, math.nan], "FP64", P, "x") == [1.0, None]
     assert coerce([math.nan, math.inf], "FP64", P, "x")[1] == math.inf
+    # all floats (the fast path: what decoded bytes give): a NaN is missing there too
+    for dt in _tensor.FLOAT_TYPES:
+        assert coerce([math.nan, 2.5, math.nan], dt, P, "x") == [None, 2.5, None]
+    assert coerce([math.inf, -math.inf, 1.0], "FP32", P, "x") == [math.inf, -math.inf, 1.0]  # sum is NaN, no cell is
+    assert coerce([None, math.nan, 2.5], "FP64", P, "x") == [None, None, 2.5]  # the slow path
     assert coerce([None, 1, 2.5], "FP16", P, "x") == [None, 1.0, 2.5]
     assert all(type(v) is float for v in coerce([None, 1], "BF16", P, "x")[1:])
     _err(coerce, [None, 10**400], "FP64", P, "x", match=r"^oip-v2: FP64 x holds a number too large for a float$")
