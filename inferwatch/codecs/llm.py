@@ -181,11 +181,12 @@ def assemble_stream(chunks: bytes | str | list[Any]) -> dict[str, Any]:
                 for tc in delta.get("tool_calls") or ():
                     if not isinstance(tc, dict):
                         continue
-                    calls = msg.setdefault("tool_calls", [])
-                    i = tc.get("index", len(calls))
-                    while len(calls) <= i:
-                        calls.append({"function": {}})
-                    call = calls[i]
+                    # by index, only the calls that appeared (a stream may start at index 1)
+                    calls: dict[int, dict[str, Any]] = acc.setdefault("_tool_calls", {})
+                    i = tc.get("index", max(calls, default=-1) + 1)
+                    if not isinstance(i, int) or isinstance(i, bool):
+                        raise fail(PROTOCOL, f"a streamed tool call's index is {describe(i)}")
+                    call = calls.setdefault(i, {"function": {}})
                     for key in ("id", "type"):
                         if tc.get(key) is not None:
                             call[key] = tc[key]
@@ -194,6 +195,10 @@ def assemble_stream(chunks: bytes | str | list[Any]) -> dict[str, Any]:
                         for key in ("name", "arguments"):
                             if fn.get(key) is not None:
                                 call["function"][key] = _concat(call["function"].get(key), fn[key])
+    for c in choices.values():
+        calls = c.pop("_tool_calls", None)
+        if calls:
+            c["message"]["tool_calls"] = [calls[i] for i in sorted(calls)]
     out["object"] = "chat.completion" if chat else "text_completion"
     out["choices"] = [choices[i] for i in sorted(choices)]
     out["stream_chunks"] = len(events)
@@ -366,14 +371,21 @@ class LLMCodec:
         texts = table.get("completion")
         if texts is None:
             raise fail(PROTOCOL, "cannot encode a response without a 'completion' column")
-        reasons = table.get("finish_reason") or [None] * len(texts)
+        texts = list(texts)
+        # one choice per completion: a finish reason not given is None (never a dropped completion)
+        given = table.get("finish_reason")
+        reasons = [] if given is None else list(given)
+        if len(reasons) > len(texts):
+            raise fail(PROTOCOL, f"{len(reasons)} finish reasons for {len(texts)} completions",
+                       "at most one finish_reason per completion")
+        reasons += [None] * (len(texts) - len(reasons))
         if chat is not False:
             choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
-                       for i, (t, r) in enumerate(zip(texts, reasons, strict=False))]
+                       for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]
             return {"id": "enc", "object": "chat.completion", "model": model, "choices": choices}
         return {"id": "enc", "object": "text_completion", "model": model,
                 "choices": [{"index": i, "text": t, "finish_reason": r}
-                            for i, (t, r) in enumerate(zip(texts, reasons, strict=False))]}
+                            for i, (t, r) in enumerate(zip(texts, reasons, strict=True))]}
 
 
 CODEC = LLMCodec()

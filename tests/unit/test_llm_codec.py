@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from inferwatch.codecs import decode, detect_protocol
-from inferwatch.codecs.llm import assemble_stream, exchange_fields, parse_sse
+from inferwatch.codecs.llm import CODEC, assemble_stream, exchange_fields, parse_sse
 from inferwatch.errors import DecodeError
 from inferwatch.record import InferenceRecord
 from tests.llm_standin import StandIn
@@ -180,3 +180,67 @@ def test_detectors_run_on_the_features_of_llm_exchanges():
     assert drifted.is_drift and set(drifted.drifted_features) == set(numeric)
     chi = ChiSquareDrift(p_val=0.01, features=["finish_reason"]).fit(reference)
     assert chi.update(rambling).result().is_drift is True
+
+
+def _client_reading(body: bytes, content_type: str) -> openai.OpenAI:
+    """The real ``openai`` client, answered ``body`` by an in-process transport (no server)."""
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": content_type})
+
+    return openai.OpenAI(base_url="http://llm.invalid/v1", api_key="x", max_retries=0,
+                         http_client=httpx.Client(transport=httpx.MockTransport(answer)))
+
+
+def _chunk(delta: dict, reason: str | None = None) -> bytes:
+    return b"data: " + orjson.dumps({"id": "c9", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                     "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}) + b"\n\n"
+
+
+def test_streamed_tool_calls_keep_only_the_indices_that_appeared():
+    """Tool calls streamed at indices 1 and 3 (none at 0 or 2), arguments in pieces: two calls, in
+    index order, as the openai client's own parsed chunks say; no empty ``()`` call is invented."""
+    def call(i, **fields):
+        return _chunk({"tool_calls": [{"index": i, **fields}]})
+
+    sse = (_chunk({"role": "assistant", "content": None})
+           + call(3, id="call_b", type="function", function={"name": "second", "arguments": ""})
+           + call(1, id="call_a", type="function", function={"name": "first", "arguments": '{"q": '})
+           + call(3, function={"arguments": '{"n": 2}'}) + call(1, function={"arguments": '"x"}'})
+           + _chunk({}, "tool_calls") + b"data: [DONE]\n\n")
+    client = _client_reading(sse, "text/event-stream")
+    seen: dict[int, list[str]] = {}
+    for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stream=True):
+        for c in chunk.choices:
+            for tc in c.delta.tool_calls or ():
+                name, args = seen.setdefault(tc.index, ["", ""])
+                seen[tc.index] = [name + (tc.function.name or ""), args + (tc.function.arguments or "")]
+    assert sorted(seen) == [1, 3]
+    expected = "\n".join(f"{name}({args})" for _, (name, args) in sorted(seen.items()))
+    d = CODEC.decode(assemble_stream(sse), "response")
+    assert d.table["completion"] == [expected] == ['first({"q": "x"})\nsecond({"n": 2})']
+    calls = assemble_stream(sse)["choices"][0]["message"]["tool_calls"]
+    assert [(c["id"], c["function"]["name"]) for c in calls] == [("call_a", "first"), ("call_b", "second")]
+    with pytest.raises(DecodeError, match="tool call's index"):
+        assemble_stream(_chunk({"tool_calls": [{"index": "1", "function": {"name": "f"}}]}))
+
+
+def test_encode_keeps_every_completion_when_finish_reasons_are_fewer():
+    """Three completions, one finish reason: three choices (the missing reasons None), as the openai
+    client reads the encoded body back; and decoding it gives the table padded the same way."""
+    table = {"completion": ["a", "bb", "ccc"], "finish_reason": ["stop"]}
+    for chat in (True, False):
+        body = orjson.dumps(CODEC.encode(table, "response", chat=chat))
+        client = _client_reading(body, "application/json")
+        if chat:
+            got = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}])
+            texts = [c.message.content for c in got.choices]
+        else:
+            got = client.completions.create(model="m", prompt="q")
+            texts = [c.text for c in got.choices]
+        assert texts == table["completion"] and [c.finish_reason for c in got.choices] == ["stop", None, None]
+        assert decode(body, part="response").table["finish_reason"] == ["stop", None, None]
+    assert [c["finish_reason"] for c in CODEC.encode({"completion": ["a", "b"]}, "response")["choices"]] == [None, None]
+    with pytest.raises(DecodeError, match="2 finish reasons for 1 completions"):
+        CODEC.encode({"completion": ["a"], "finish_reason": ["stop", "length"]}, "response")
