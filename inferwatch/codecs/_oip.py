@@ -4,7 +4,8 @@ Request ``{id?, parameters?, inputs: [{name, shape, datatype, parameters?, data}
 response ``{model_name, model_version?, id, parameters?, outputs: [...]}``. Every tensor is
 decoded (not only the first). MLServer's ``content_type`` parameter is honoured at request
 and tensor level: ``pd`` keeps one column per tensor, ``base64`` decodes BYTES elements,
-``datetime`` validates ISO-8601 strings, ``str``/``np`` need nothing more.
+``pd_json`` (tensor level) parses each BYTES element as the JSON of one cell, ``datetime``
+validates ISO-8601 strings, ``str``/``np`` need nothing more.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from inferwatch.codecs._encode import table_columns
+from inferwatch.codecs._parse import loads
 from inferwatch.codecs._tables import Columns
 from inferwatch.codecs._tensor import DATATYPES, check_shape, coerce, flatten, tensor_columns, typed_flat
 from inferwatch.codecs._values import b64_values, check_datetime, scalar_leaves
@@ -24,6 +26,7 @@ EXPECTED = {
     "response": '{"model_name", "outputs": [{"name", "shape", "datatype", "data"}, ...]}',
 }
 _KEY = {"request": "inputs", "response": "outputs"}
+PD_JSON = "pd_json"  # MLServer PandasCodec.JsonContentType: elements are JSON texts
 
 
 def _content_type(params: Any, what: str) -> str | None:
@@ -37,6 +40,14 @@ def _content_type(params: Any, what: str) -> str | None:
     if not isinstance(ct, str):
         raise fail(PROTOCOL, f"{what} content_type is {describe(ct)}", "a string")
     return ct
+
+
+def _pd_json(values: list[Any], datatype: str, what: str) -> list[Any]:
+    """MLServer's ``pd_json`` column (what its ``PandasCodec`` writes for an object column that is
+    not all text: dicts, lists, mixed values): each element is one cell's JSON text -> that value."""
+    if datatype != "BYTES":
+        raise fail(PROTOCOL, f"{what} has content_type {PD_JSON!r} but datatype {datatype}", "BYTES")
+    return [None if v is None else loads(v, f"{what} {PD_JSON} element is not JSON") for v in values]
 
 
 # --------------------------------------------------------------------------- encoding
@@ -129,13 +140,16 @@ class OipV2:
                 values, encoding = b64_values(values, PROTOCOL, what)
             elif element_ct == "datetime":
                 values = [check_datetime(v, PROTOCOL) for v in values]
+            elif element_ct == PD_JSON:
+                values = _pd_json(values, datatype, what)
             summary: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
             if params:
                 summary["parameters"] = params
             if encoding is not None:
                 summary["encoding"] = encoding
             summaries.append(summary)
-            cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"), encoding)
+            cols.add_tensor(tensor_columns(name, shape, values, PROTOCOL, one_column=request_ct == "pd"), encoding,
+                            cells=element_ct == PD_JSON)
         meta["tensors"] = summaries
         return Decoded(PROTOCOL, cols.table(), meta)
 

@@ -66,9 +66,10 @@ class Columns:
             note_encoding(key, encoding)
         return key
 
-    def add_tensor(self, cols: Iterable[tuple[str, list[Any], bool]], encoding: str | None = None) -> None:
+    def add_tensor(self, cols: Iterable[tuple[str, list[Any], bool]], encoding: str | None = None, *,
+                   cells: bool = False) -> None:
         for name, values, broadcast in cols:
-            self.add(name, values, broadcast, encoding=encoding)
+            self.add(name, values, broadcast, cells=cells, encoding=encoding)
 
     def table(self) -> Table:
         sizes = {len(v) for k, v in self._cols.items() if k not in self._broadcast}

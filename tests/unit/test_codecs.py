@@ -121,6 +121,21 @@ def test_oip_content_types_base64_and_datetime():
         dec(bad)
 
 
+def test_oip_pd_json_elements_are_cells_and_bad_ones_are_refused():
+    def pd_json(data, datatype="BYTES", shape=None):
+        return {"parameters": {"content_type": "pd"}, "inputs": [
+            {"name": "c", "datatype": datatype, "shape": shape or [len(data), 1],
+             "parameters": {"content_type": "pd_json"}, "data": data}]}
+
+    assert dec(pd_json(['{"k": [1, 2]}', None, "null", '"s"'])).table == {"c": [{"k": [1, 2]}, None, None, "s"]}
+    with pytest.raises(DecodeError, match="pd_json element is not JSON"):
+        dec(pd_json(['{"k": ', "1"]))
+    with pytest.raises(DecodeError, match="datatype INT64"):
+        dec(pd_json([1, 2], "INT64"))
+    with pytest.raises(codecs.BudgetExceeded, match="max_depth"):
+        dec(pd_json(["[" * 200 + "]" * 200]))  # a cell's nesting is bounded as a record's is
+
+
 def test_oip_request_level_str_content_type():
     body = {"parameters": {"content_type": "str"},
             "inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["hi", "there"]}]}

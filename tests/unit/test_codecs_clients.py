@@ -120,6 +120,26 @@ def test_mlserver_pandas_request_round_trips_with_datatypes_and_shapes():
         "age": ("INT64", [2, 1]), "income": ("FP64", [2, 1]), "city": ("BYTES", [2, 1])}
 
 
+def test_mlserver_pandas_json_columns_decode_to_their_values():
+    """Object columns that are not all text (dicts, lists, mixed values) are what MLServer's
+    PandasCodec sends as ``pd_json``: each element the JSON of one cell. They decode to the
+    cells MLServer's own PandasCodec reads from the same bytes, not to their JSON text."""
+    codecs, types = rc.mlserver()
+    df = pd.DataFrame({"meta": [{"a": 1, "b": [True, None]}, [1, 2.5]], "mixed": ["x", 3],
+                       "label": ["cat", "dog"], "n": [4, 5]})
+    for use_bytes in (True, False):
+        request = codecs.PandasCodec.encode_request(df, use_bytes=use_bytes).model_dump_json().encode()
+        response = codecs.PandasCodec.encode_response("m", df, use_bytes=use_bytes).model_dump_json().encode()
+        sent = orjson.loads(request)["inputs"]
+        assert [t["parameters"]["content_type"] for t in sent if "parameters" in t] == ["pd_json", "pd_json", "str"]
+        oracle = codecs.PandasCodec.decode_request(types.InferenceRequest.model_validate_json(request))
+        expected = {c: [v.decode() if isinstance(v, bytes) else v for v in oracle[c]] for c in oracle}
+        assert expected["meta"] == [{"a": 1, "b": [True, None]}, [1, 2.5]]  # the oracle really decodes them
+        assert decode(request, part="request").table == expected
+        assert decode(response, part="response").table == expected
+        assert codecs.PandasCodec.decode_response(types.InferenceResponse.model_validate_json(response)).equals(oracle)
+
+
 def test_mlserver_numpy_response_keeps_model_version():
     codecs, types = rc.mlserver()
     arr = np.array([[0.1, 0.9], [0.7, 0.3]], dtype=np.float32)

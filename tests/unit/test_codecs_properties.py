@@ -98,7 +98,8 @@ PROTOCOL_KEYS = [
     "error_code", "message", "b64", "params", "signature_name", "meta", "status",
 ]
 DATATYPE_WORDS = ["BOOL", "UINT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64", "BF16", "BYTES",
-                  "DT_FLOAT", "DT_STRING", "DT_HALF", "DT_INT64", "pd", "np", "str", "base64", "datetime"]
+                  "DT_FLOAT", "DT_STRING", "DT_HALF", "DT_INT64", "pd", "np", "str", "base64", "datetime",
+                  "pd_json", '{"k": [1]}']
 keys = st.sampled_from(PROTOCOL_KEYS) | st.text(max_size=6)
 scalars = (
     st.none()
@@ -209,7 +210,9 @@ SEEDS: list[tuple[Any, str]] = [
         {"name": "c", "shape": [2], "datatype": "BYTES", "parameters": {"content_type": "base64"}, "data": ["aGk=", "eA=="]},
         {"name": "d", "shape": [2], "datatype": "BYTES", "parameters": {"content_type": "datetime"},
          "data": ["2024-01-01", "2024-01-02T00:00:00Z"]},
-        {"name": "e", "shape": [], "datatype": "BOOL", "data": [True]}]}, "request"),
+        {"name": "e", "shape": [], "datatype": "BOOL", "data": [True]},
+        {"name": "f", "shape": [2, 1], "datatype": "BYTES", "parameters": {"content_type": "pd_json"},
+         "data": ['{"k": [1, null]}', '"x"']}]}, "request"),
     ({"model_name": "m", "id": "1", "outputs": [{"name": "p", "shape": [1, 2, 2], "datatype": "FP16", "data": [1, 2, 3, 4]}]},
      "response"),
     ({"data": {"names": ["a", "b"], "tftensor": {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "1"}, {"size": "2"}]},
