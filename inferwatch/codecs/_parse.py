@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import orjson
@@ -13,6 +15,44 @@ from inferwatch.errors import DecodeError
 
 _BINARY_TYPES = ("application/x-protobuf", "application/protobuf", "application/grpc", "application/vnd.google.protobuf")
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
+
+
+# Python's json (and so tritonclient's and seldon-core's wrapper's bodies) writes a float NaN or
+# infinity as a bare NaN / Infinity / -Infinity, which is not JSON and which orjson refuses.
+# NaN is a missing value (None), as "NaN" text and NaN bytes decode to; infinities stay floats.
+_CONSTANTS: dict[str, Any] = {"NaN": None, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: orjson refuses it, so does this
+        raise ValueError(f"number {text[:40]} is infinity when parsed as double")
+    return value
+
+
+def _int(text: str) -> int | float:
+    value = int(text)
+    return value if -(2**63) <= value <= 2**64 - 1 else float(value)  # as orjson reads it
+
+
+def _json_loads(raw: bytes | str) -> Any:
+    """``orjson.loads``, also reading the NaN / Infinity literals of Python's json (see
+    :data:`_CONSTANTS`); raises ``orjson.JSONDecodeError`` (the original one) otherwise."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        words = (b"NaN", b"Infinity") if isinstance(raw, bytes) else ("NaN", "Infinity")
+        if not any(w in raw for w in words):  # type: ignore[operator]
+            raise
+        try:
+            value = json.loads(raw, parse_constant=_CONSTANTS.__getitem__, parse_float=_float, parse_int=_int)
+            orjson.dumps(value)  # what orjson would not have read: lone surrogates
+        except RecursionError:
+            raise BudgetExceeded("max_depth", "invalid JSON: nested deeper than JSON parsing allows",
+                                 status=400) from None
+        except (ValueError, TypeError, orjson.JSONEncodeError):
+            raise exc from None
+        return value
 
 
 def json_default(obj: Any) -> Any:
@@ -49,11 +89,11 @@ def parse(body: Any, content_type: str | None = None) -> Any:
             raise fail(None, "empty body", "a JSON body")
         if media in _NDJSON_TYPES:
             try:
-                return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+                return [_json_loads(line) for line in raw.splitlines() if line.strip()]
             except orjson.JSONDecodeError as exc:
                 raise _invalid("invalid JSON line", exc) from exc
         try:
-            return orjson.loads(raw)
+            return _json_loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _invalid("invalid JSON", exc) from exc
     try:
@@ -66,10 +106,11 @@ def parse(body: Any, content_type: str | None = None) -> Any:
 
 
 def loads(raw: bytes | str, what: str = "invalid JSON") -> Any:
-    """``orjson.loads`` whose errors are :class:`DecodeError` s (nesting beyond what the parser
-    takes is :class:`BudgetExceeded` ``max_depth``)."""
+    """``orjson.loads`` (also reading Python's NaN / Infinity literals) whose errors are
+    :class:`DecodeError` s (nesting beyond what the parser takes is :class:`BudgetExceeded`
+    ``max_depth``)."""
     try:
-        return orjson.loads(raw)
+        return _json_loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _invalid(what, exc) from exc
 

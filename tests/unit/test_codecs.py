@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import struct
 import time
 from datetime import UTC, datetime
@@ -514,9 +515,22 @@ def test_protocol_override_aliases_and_errors():
 
 
 def test_bad_bodies_raise_decode_error():
-    for body in (b"", b"   ", b"\xff\xfe", b"{", b'{"a": NaN}', b"[" * 100_000, "\ud800", b'{"a": 1e400}'):
+    for body in (b"", b"   ", b"\xff\xfe", b"{", b'{"a": NaNa}', b"[" * 100_000, "\ud800", b'{"a": 1e400}',
+                 b'{"a": NaN, "b": 1e400}', b'[NaN, "\\ud800"]', b"[" * 5000 + b"NaN" + b"]" * 5000):
         with pytest.raises(DecodeError):
             decode(body, part="request")
+
+
+def test_python_json_nan_and_infinity_literals_are_read():
+    """Not JSON, but what Python's json writes for float NaN/inf (so what Python clients send):
+    NaN is a missing cell as the "NaN" text of proto3 JSON is; the rest reads as orjson would."""
+    body = b'{"a": NaN, "b": -Infinity, "c": "NaN", "d": 18446744073709551616, "e": 2, "f": "d\xc3\xb6g"}'
+    assert dec(body).table == {"a": [None], "b": [-math.inf], "c": ["NaN"], "d": [float(2**64)], "e": [2],
+                               "f": ["d\u00f6g"]}
+    assert decode(b'{"a": NaN}\n{"a": 1.5}\n', part="request", content_type="application/x-ndjson").table == {
+        "a": [None, 1.5]}
+    with pytest.raises(codecs.BudgetExceeded, match="max_depth"):
+        decode(b'{"x": NaN, "y": ' + b"[" * 5000 + b"]" * 5000 + b"}", part="request")
 
 
 def test_deeply_nested_inputs_are_refused_fast():

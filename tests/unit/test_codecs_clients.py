@@ -92,6 +92,18 @@ def test_seldon_nan_is_the_same_missing_cell_in_every_tensor_form():
     assert decode(named, part="request").table == {"a": [None, 2.0], "b": [1.0, None]}
 
 
+def test_nan_from_python_json_clients_is_the_same_missing_cell():
+    """seldon-core's wrapper and tritonclient write a float NaN with Python's json: a bare NaN
+    literal (not JSON). The payload decodes, and the NaN is the missing cell the other forms give."""
+    pred = np.array([np.nan, 1.5, -np.inf])
+    body = rc.seldon_response(_Model(pred), SELDON_REQ, pred)
+    assert b"NaN" in body and b'"NaN"' not in body
+    assert decode(body, part="response").table == {"f0": [None, 1.5, float("-inf")]}
+    body = rc.triton_request([("x", pred.astype(np.float32), "FP32"), ("y", pred.astype(np.float16), "FP16")])
+    assert b"NaN" in body and b'"NaN"' not in body
+    assert decode(body, part="request").table == {"x": [None, 1.5, float("-inf")], "y": [None, 1.5, float("-inf")]}
+
+
 # --------------------------------------------------------------------------- MLServer codecs
 
 
