@@ -49,6 +49,7 @@ from elasticsearch import Elasticsearch
 
 from inferwatch.audit import record_documents
 from inferwatch.config import load_config
+from inferwatch.ingest import log_message
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
@@ -56,6 +57,7 @@ from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import AuditWorker, tune_gc
 from sinks.elasticsearch import ElasticsearchAuditStore
+from sinks.elasticsearch import audit_documents as made_audit_documents
 
 ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
 KAFKA = os.environ.get("INFERWATCH_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
@@ -90,7 +92,7 @@ class _NoClient:
     indices = _NoIndices()
 
 
-def audit_documents(recs: list[InferenceRecord], batch: int = 5000) -> list[dict[str, Any]]:
+def loader_documents(recs: list[InferenceRecord], batch: int = 5000) -> list[dict[str, Any]]:
     """The documents the audit role sends for ``recs``: built by the store itself (row documents,
     ``input_num``, full text), so the loader's documents stay identical to the role's."""
     store = ElasticsearchAuditStore(load_config(None, env={}).elasticsearch, client=_NoClient(), setup=False)
@@ -114,7 +116,7 @@ def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> tupl
     """The ceiling: a plain loader. The identical documents (:func:`audit_documents`) are built
     before the clock starts; timed is only :func:`raw_load` and the refresh.
     Returns (wall seconds, CPU seconds of this process)."""
-    docs = audit_documents(recs)
+    docs = loader_documents(recs)
     t0, c0 = time.perf_counter(), time.process_time()
     raw_load(es, docs, index)
     es.indices.refresh(index=index)
@@ -159,11 +161,15 @@ def fetch_alone(lg: KafkaLog, topic: str, group: str, n: int, batch: int, *, com
 
 
 def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | None = None,
-                     client: str = "kafka-python", alone: list[float] | None = None) -> tuple[float, float]:
+                     client: str = "kafka-python", alone: list[float] | None = None,
+                     prepared: bool = True, made: list[float] | None = None) -> tuple[float, float]:
     """Kafka -> the audit role -> Elasticsearch; (wall seconds, CPU seconds of this process). The
-    log's consumers run on ``client``; with ``alone``, the fetch alone is measured first (appended)."""
+    log's consumers run on ``client``; with ``alone``, the fetch alone is measured first (appended).
+    The topic is filled as the collector fills it (:func:`inferwatch.ingest.log_message`): with
+    ``prepared``, each record's documents built there and carried in a header (the CPU seconds
+    that took are appended to ``made``), else the records alone (the role builds the documents)."""
     cfg = load_config(None, env={}, overrides={
-        "kafka.client": client,
+        "kafka.client": client, "audit.prepared": prepared,
         "log.backend": "kafka", "log.records_topic": f"bench-{tag}.records",
         "log.detections_topic": f"bench-{tag}.detections", "log.deadletter_topic": f"bench-{tag}.deadletter",
         "audit.backend": "elasticsearch",
@@ -171,8 +177,15 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | Non
         "elasticsearch.index_prefix": f"bench-{tag}-iw", "audit.group": f"bench-audit-{tag}"})
     lg = KafkaLog(cfg.kafka)
     lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+    message = log_message(lg, cfg)
+    c0 = time.process_time()
+    messages = [message(r) for r in recs]
+    if made is not None:
+        made.append(time.process_time() - c0)
+    assert all((len(m) == 3) == prepared for m in messages)
     for i in range(0, len(recs), 5000):
-        lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
+        lg.append(cfg.log.records_topic, messages[i:i + 5000])
+    del messages
     if alone is not None:
         alone.append(fetch_alone(lg, cfg.log.records_topic, f"bench-alone-{tag}", len(recs), cfg.audit.batch_size)[0])
     store = ElasticsearchAuditStore(cfg.elasticsearch)
@@ -274,8 +287,14 @@ def main() -> None:
     ap.add_argument("--no-stages", action="store_true", help="skip the audit run with the per-stage timer")
     ap.add_argument("--clients", default="kafka-python,confluent",
                     help="the Kafka log's client libraries to run the audit role on (kafka.client), comma separated")
+    ap.add_argument("--modes", default="prepared,built",
+                    help="how the role gets its documents, comma separated: prepared (built by the collector, "
+                         "carried on the log: audit.prepared, the default) and/or built (the role decodes the "
+                         "records and builds them)")
     args = ap.parse_args()
     clients = args.clients.split(",")
+    modes = args.modes.split(",")
+    runs = [(c, m) for c in clients for m in modes]
     print(f"{args.records} records; load average {os.getloadavg()[0]:.1f} (2 cores here: CPU per record is the "
           "figure to compare, wall rates move with the machine's load)")
     tag = uuid.uuid4().hex[:8]
@@ -283,21 +302,27 @@ def main() -> None:
     recs = records(args.records, tag)
     ElasticsearchAuditStore(load_config(None, env={}).elasticsearch.model_copy(
         update={"hosts": [ES], "index_prefix": f"bench-{tag}-raw"}))  # same templates for the ceiling
-    stages: dict[str, Stages] = {}
-    alone: dict[str, list[float]] = {c: [] for c in clients}
+    stages: dict[tuple[str, str], Stages] = {}
+    alone: dict[tuple[str, str], list[float]] = {r: [] for r in runs}
+    c0 = time.process_time()
+    for r in recs:
+        made_audit_documents(r)
+    made = time.process_time() - c0
     try:
-        # alternate the loader and the audit role on each client, twice, and keep each one's best
-        # run: the node warms up as it goes
+        # alternate the loader and the audit role on each client and mode, twice, and keep each
+        # one's best run: the node warms up as it goes
         raw_runs: list[tuple[float, float]] = []
-        iw_runs: dict[str, list[tuple[float, float]]] = {c: [] for c in clients}
+        iw_runs: dict[tuple[str, str], list[tuple[float, float]]] = {r: [] for r in runs}
         for rep in range(2):
             raw_runs.append(raw_bulk(es, recs, f"bench-{tag}-raw-records-x{rep}"))
-            for i, client in enumerate(clients):
-                iw_runs[client].append(inferwatch_audit(recs, f"{tag}{rep}c{i}", client=client))
+            for i, (client, mode) in enumerate(runs):
+                iw_runs[client, mode].append(inferwatch_audit(recs, f"{tag}{rep}c{i}", client=client,
+                                                              prepared=mode == "prepared"))
         if not args.no_stages:
-            for i, client in enumerate(clients):
-                stages[client] = Stages()
-                inferwatch_audit(recs, f"{tag}st{i}", stages[client], client=client, alone=alone[client])
+            for i, (client, mode) in enumerate(runs):
+                stages[client, mode] = Stages()
+                inferwatch_audit(recs, f"{tag}st{i}", stages[client, mode], client=client, alone=alone[client, mode],
+                                 prepared=mode == "prepared")
         seldon = recs[: args.seldon_records]
         t_seldon = seldon_style(es, seldon, f"bench-{tag}-raw-records-seldon")
     finally:
@@ -307,18 +332,23 @@ def main() -> None:
     raw, sel = n / t_raw, len(seldon) / t_seldon
     print(f"raw _bulk ceiling      : {raw:10.0f} docs/s ({n} docs in {t_raw:.1f} s, best of 2)   "
           f"{c_raw / n * 1e6:6.1f} µs CPU/doc (the loader's Python: serialise + send)")
-    for client in clients:
-        t_iw, c_iw = min(iw_runs[client])
+    for client, mode in runs:
+        t_iw, c_iw = min(iw_runs[client, mode])
         iw = n / t_iw
         print(f"inferwatch Kafka->ES   : {iw:10.0f} docs/s ({n} docs in {t_iw:.1f} s, best of 2)   "
-              f"{c_iw / n * 1e6:6.1f} µs CPU/doc (the audit role, every thread; consumers on {client})")
+              f"{c_iw / n * 1e6:6.1f} µs CPU/doc (the audit role, every thread; consumers on {client}; "
+              f"documents {mode})")
         print(f"  ratio inferwatch / raw _bulk    = {iw / raw:.2f}   (goal >= 0.8)")
         print(f"  ratio inferwatch / Seldon-style = {iw / sel:.1f}   (goal >= 20)")
     print(f"Seldon-style per doc   : {sel:10.0f} docs/s ({len(seldon)} docs in {t_seldon:.1f} s)")
-    for client, st in stages.items():
-        print_stages(f"audit role on {client} (third run)", st, n, timer_cost())
-    if stages:
-        print_fetch_by_client({c: (alone[c][0], stages[c].cpu["fetch"]) for c in stages}, n)
+    print(f"documents built at the collector (audit.prepared): {made / n * 1e6:.1f} µs CPU per record there "
+          "(sinks.elasticsearch.audit_documents, on the decode that already happens)")
+    for (client, mode), st in stages.items():
+        print_stages(f"audit role on {client}, documents {mode} (third run)", st, n, timer_cost())
+    for mode in modes:
+        if any(m == mode for _, m in stages):
+            print(f"documents {mode}:")
+            print_fetch_by_client({c: (alone[c, m][0], stages[c, m].cpu["fetch"]) for c, m in stages if m == mode}, n)
     if args.no_e2e:
         return
     lat = end_to_end(tag, args.rate, args.seconds)

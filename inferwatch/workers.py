@@ -240,7 +240,7 @@ class AuditWorker(Worker):
         self.retrying = False
         if store is not None:
             self._series_at_zero(store)
-        self._last_lag = 0.0
+        self._last_lag = time.monotonic()  # the first reading 5 s in: the fetches have brought the marks
         self._busy = False
         self.documents = 0
         self._inflight: tuple[Future[int | None], Consumer, str, Sequence[LogEntry]] | None = None
@@ -368,6 +368,8 @@ class AuditWorker(Worker):
             if n < 0:
                 return total
             total += n
+            if n:  # data came: the quiet topics after it are asked without waiting (a wait there
+                wait = 0.0  # stalled the stream each time a background fetch left a poll empty)
         if total == 0:
             self._finish()
         self._busy = total > 0

@@ -274,3 +274,46 @@ class _Silent:
 
     def close(self):
         self.real.close()
+
+
+class _CountingAsks:
+    """A confluent consumer that counts the watermark queries sent to the leader."""
+
+    def __init__(self, real):
+        self.real, self.asked = real, 0
+
+    def get_watermark_offsets(self, tp, cached=False, timeout=None):
+        if not cached:
+            self.asked += 1
+            return self.real.get_watermark_offsets(tp, timeout=timeout)
+        return self.real.get_watermark_offsets(tp, cached=True)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_the_confluent_lag_of_fetched_partitions_is_exact_without_asking_the_leader(stack_env):
+    """The lag of partitions this member holds and has fetched comes from the marks the fetches
+    brought and the positions it committed: exact, and no watermark query (a query waits behind
+    the consumer's fetch in flight, up to fetch.wait.max.ms a partition, in the audit role's loop;
+    the role reads its first lag 5 s after it starts, when the fetches have brought the marks)."""
+    cfg = KafkaConfig(bootstrap_servers=stack_env["INFERWATCH_KAFKA_BOOTSTRAP_SERVERS"], partitions=3,
+                      linger_ms=1, client="confluent")
+    lg = KafkaLog(cfg)
+    name = "iwt-" + uuid.uuid4().hex[:12]
+    lg.create_topics([name])
+    try:
+        lg.append(name, [(f"k{i}".encode(), str(i).encode()) for i in range(9)])
+        c = lg.consumer(name, "g-" + uuid.uuid4().hex)
+        got = _drain(c, 9)
+        assert len(got) == 9 and len({e.partition for e in got}) > 1
+        c.commit(got[:4])  # each partition's entries come in order: 4 committed, 5 after them
+        c._consumer = counting = _CountingAsks(c._consumer)  # type: ignore[attr-defined]
+        assert c.lag() == 5 and counting.asked == 0
+        c.commit(got)
+        assert c.lag() == 0 and counting.asked == 0
+        c._consumer = counting.real  # type: ignore[attr-defined]
+        c.close()
+    finally:
+        lg.delete_topics([name])
+        lg.close()
