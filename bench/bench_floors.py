@@ -20,10 +20,12 @@ microseconds per document of:
   confluent-kafka ``consume``), and the log's consumer (client + a ``LogEntry`` per message,
   what the role polls), process CPU (librdkafka's and kafka-python's own threads count); the
   offset commit of each batch;
-* record decoding alone (``InferenceRecord.from_json`` over the entries, as the role's
-  ``_decode``), document building alone (the store's ``_record_actions``: row documents,
-  ``input_num``, full text, against a client that is never called), serialisation alone
-  (the action lines and the bulk bodies).
+* the role's Python stages alone, on entries as the collector writes them (``audit.prepared``:
+  each record's documents built there, in a header): decoding (reading the documents' header
+  line, as the role's ``_decode``), the write actions (the store's ``_record_actions``, against a
+  client that is never called) and serialisation (the action lines and the bulk bodies); and the
+  same stages when the role builds the documents itself (``InferenceRecord.from_json``; row
+  documents, ``input_num``, full text), and what building them costs the collector.
 
 Beside them, the audit role itself (``AuditWorker`` on each client, into a fresh index) with the
 node's CPU under it: the role's CPU beyond the sum of its floors is its own overhead (threads,
@@ -70,12 +72,13 @@ from bench_audit import (  # the bench directory
 from elasticsearch import Elasticsearch
 
 from inferwatch.config import load_config
+from inferwatch.ingest import log_message
 from inferwatch.kafka_log import KafkaLog, _client_config
 from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
 from inferwatch.workers import AuditWorker, _decode_entries, tune_gc
-from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line
+from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line, audit_documents
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: what the store asks back from a bulk (sinks.elasticsearch._Bulk.send)
@@ -255,8 +258,17 @@ def main() -> None:
     lg = KafkaLog(cfg.kafka)
     topic = f"bench-{tag}.floors"
     lg.create_topics([topic, f"{topic}-detections", f"{topic}-dl"])
+    # as the collector writes them (audit.prepared): each record with its documents in a header
+    es_cfg = load_config(None, env={}, overrides={"log.backend": "kafka", "audit.backend": "elasticsearch"})
+    message = log_message(lg, es_cfg)
+    messages = [message(r) for r in recs]
+    assert all(len(m) == 3 and m[1] == msg for m, msg in zip(messages, msgs, strict=True))
     for i in range(0, n, 5000):
-        lg.append(topic, [(r.model.encode(), m) for r, m in zip(recs[i:i + 5000], msgs[i:i + 5000], strict=True)])
+        lg.append(topic, messages[i:i + 5000])
+    prepared = [store.prepared(m[1], m[2]) for m in messages]  # type: ignore[misc]
+    prepared_actions = [a for k in range(0, n, batch) for a in store._record_actions(prepared[k:k + batch])]
+    assert [_line(a) for a in prepared_actions[:100]] == [_line(a) for a in actions[:100]]
+    del messages
     entries: list[LogEntry] = []
     idles: list[float] = []
     walls: dict[str, list[float]] = {}
@@ -299,14 +311,26 @@ def main() -> None:
                     idles.append(idle)
             # -- the role's Python stages, alone -----------------------------------------------
             ent = entries[:n]
-            # each batch made and dropped, as in the role (memory is reused, not all held at once)
-            add("decode (InferenceRecord.from_json, as _decode)",
+            # each batch made and dropped, as in the role (memory is reused, not all held at once).
+            # Documents prepared (the default): the entries read with their documents
+            add("decode (prepared: the documents' header line, as _decode)",
+                cpu_of(lambda ent=ent: [len(_decode_entries(ent[k:k + batch], InferenceRecord.from_json,
+                                                            store.prepared)[0]) for k in range(0, n, batch)]))
+            add("document building (prepared: the write actions)",
+                cpu_of(lambda: [len(list(store._record_actions(prepared[k:k + batch]))) for k in range(0, n, batch)]))
+            add("serialisation (prepared: action lines + bulk bodies)",
+                cpu_of(lambda: [len(b"".join([_line(a) for a in prepared_actions[k:k + chunk]]))
+                                for k in range(0, n, chunk)]))
+            # documents built by the role (audit.prepared off, or a log that carries no documents)
+            add("decode (built: InferenceRecord.from_json)",
                 cpu_of(lambda ent=ent: [len(_decode_entries(ent[k:k + batch], InferenceRecord.from_json)[0])
                                         for k in range(0, n, batch)]))
-            add("document building (_record_actions)",
+            add("document building (built: _record_actions)",
                 cpu_of(lambda: [len(list(store._record_actions(recs[k:k + batch]))) for k in range(0, n, batch)]))
-            add("serialisation (action lines + bulk bodies)",
+            add("serialisation (built: action lines + bulk bodies)",
                 cpu_of(lambda: [len(b"".join([_line(a) for a in actions[k:k + chunk]])) for k in range(0, n, chunk)]))
+            add("at the collector, not the role: the documents (audit_documents)",
+                cpu_of(lambda: [audit_documents(r) for r in recs]))
     finally:
         lg.delete_topics([topic, f"{topic}-detections", f"{topic}-dl"])
         lg.close()
@@ -319,9 +343,9 @@ def main() -> None:
         print(f"  {k:50s} {med[k]:7.1f}   [{' '.join(f'{x:.1f}' for x in v)}]")
     fetch_client = min(clients, key=lambda c: med[f"fetch, log consumer on {c}"] + med[f"commit, {c}"])
     role = {"fetch": med[f"fetch, log consumer on {fetch_client}"],
-            "decode": med["decode (InferenceRecord.from_json, as _decode)"],
-            "document building": med["document building (_record_actions)"],
-            "serialisation": med["serialisation (action lines + bulk bodies)"],
+            "decode": med["decode (prepared: the documents' header line, as _decode)"],
+            "document building": med["document building (prepared: the write actions)"],
+            "serialisation": med["serialisation (prepared: action lines + bulk bodies)"],
             "bulk client I/O": med["bulk client I/O alone (create, prebuilt bodies)"],
             "commit": med[f"commit, {fetch_client}"]}
     role_sum = sum(role.values())
