@@ -49,12 +49,12 @@ from elasticsearch import Elasticsearch
 
 from inferwatch.audit import record_documents
 from inferwatch.config import load_config
-from inferwatch.ingest import log_message
 from inferwatch.kafka_log import KafkaLog
 from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.pipeline import Pipeline
 from inferwatch.record import InferenceRecord
+from inferwatch.wiring import log_message
 from inferwatch.workers import AuditWorker, tune_gc
 from sinks.elasticsearch import ElasticsearchAuditStore
 from sinks.elasticsearch import audit_documents as made_audit_documents

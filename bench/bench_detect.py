@@ -57,7 +57,7 @@ from inferwatch.dedup import SeenKeys
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
 from inferwatch.references import ReferenceStore
-from inferwatch.wiring import build_audit_store, build_log, build_monitor, load_config
+from inferwatch.wiring import build_audit_store, build_log, build_monitor, load_config, log_message
 from inferwatch.workers import AuditWorker, DetectWorker, tune_gc
 
 ES = os.environ.get("INFERWATCH_ELASTICSEARCH_HOSTS", "http://127.0.0.1:19200")
@@ -358,8 +358,9 @@ def main() -> None:
             recs = records(n, tag)
             lg = build_log(cfg)
             lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
+            message = log_message(lg, cfg)  # as the collector writes them (Kafka: documents in a header)
             for i in range(0, n, 5000):
-                lg.append(cfg.log.records_topic, [(r.model.encode(), r.to_json()) for r in recs[i:i + 5000]])
+                lg.append(cfg.log.records_topic, [message(r) for r in recs[i:i + 5000]])
             del recs
             fetch_by_client: dict[str, tuple[float, float]] = {}
             try:

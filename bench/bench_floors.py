@@ -72,11 +72,11 @@ from bench_audit import (  # the bench directory
 from elasticsearch import Elasticsearch
 
 from inferwatch.config import load_config
-from inferwatch.ingest import log_message
 from inferwatch.kafka_log import KafkaLog, _client_config
 from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
+from inferwatch.wiring import log_message
 from inferwatch.workers import AuditWorker, _decode_entries, tune_gc
 from sinks.elasticsearch import _OPTS_LINE, ElasticsearchAuditStore, _head, _line, audit_documents
 

@@ -284,13 +284,13 @@ def _backfill(cfg: Config, files: tuple[Path, ...], model: str | None, protocol:
     from collectors.backfill import Backfill, read_rows
     from inferwatch.ingest import Ingestor
     from inferwatch.metrics import Metrics
-    from inferwatch.wiring import build_log
+    from inferwatch.wiring import build_log, log_message
 
     total = None if quiet else sum(1 for f in files for _ in read_rows(f))
     with build_log(cfg) as lg, Progress(TextColumn("backfill"), BarColumn(), MofNCompleteColumn(),
                                         TimeRemainingColumn(), disable=quiet, transient=False) as bar:
         task = bar.add_task("rows", total=total)
-        job = Backfill(Ingestor(lg, cfg, Metrics()), model=model, protocol=protocol,
+        job = Backfill(Ingestor(lg, cfg, Metrics(), log_message(lg, cfg)), model=model, protocol=protocol,
                        output_columns=output_columns, speed=speed, batch=batch)
         result = job.run(files, progress=lambda n: bar.advance(task, n))
     click.echo(f"{result.rows} rows from {len(result.files)} file(s): {result.records} records, "

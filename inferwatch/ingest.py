@@ -364,23 +364,9 @@ def _without_gc(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
 
-def log_message(log: Log, cfg: Config) -> Callable[[InferenceRecord], KeyValue]:
-    """How a record goes onto the log: keyed by its model, its JSON as the value, and, when the
-    log carries them and the audit store takes them (``audit.prepared``, Elasticsearch), the audit
-    documents built here once (:func:`sinks.elasticsearch.audit_documents`) unless that would
-    make the message larger than ``PREPARED_MAX_BYTES``."""
-    if not (cfg.audit.prepared and log.carries_audit and cfg.audit.backend == "elasticsearch"):
-        return lambda r: (r.model.encode(), r.to_json())
-    from sinks.elasticsearch import PREPARED_MAX_BYTES, audit_documents
-
-    def message(r: InferenceRecord) -> KeyValue:
-        value = r.to_json()
-        audit = audit_documents(r)
-        if audit is None or len(value) + len(audit) > PREPARED_MAX_BYTES:
-            return r.model.encode(), value
-        return r.model.encode(), value, audit
-
-    return message
+def plain_message(r: InferenceRecord) -> KeyValue:
+    """A record as a log message: keyed by its model, its JSON as the value."""
+    return r.model.encode(), r.to_json()
 
 
 def message_bytes(item: KeyValue) -> int:
@@ -411,7 +397,8 @@ class Ingestor:
     to ``collector.inline_decode_bytes`` are decoded in place, which is cheaper than a hand-off.
     """
 
-    def __init__(self, log: Log, cfg: Config, metrics: Metrics):
+    def __init__(self, log: Log, cfg: Config, metrics: Metrics,
+                 message: Callable[[InferenceRecord], KeyValue] = plain_message):
         self.log = log
         self.cfg = cfg
         self.metrics = metrics
@@ -423,7 +410,9 @@ class Ingestor:
         self.recent = SeenKeys(max_keys=c.recent_keys, max_age_s=600.0)
         self._pool = ThreadPoolExecutor(max_workers=c.decode_workers, thread_name_prefix="decode")
         self._limits = (c.max_depth, c.max_columns, c.max_cells)
-        self.message = log_message(log, cfg)
+        #: how a record becomes its log message (the wiring's ``log_message``: with the audit
+        #: documents when the log carries them and the store takes them)
+        self.message = message
 
     @property
     def decode_pool(self) -> ThreadPoolExecutor:

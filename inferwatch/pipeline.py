@@ -149,7 +149,7 @@ class Pipeline:
         for w in self.workers:
             w.start()
         if self.collectors:
-            ingestor = Ingestor(self.log, self.cfg, self.metrics)
+            ingestor = Ingestor(self.log, self.cfg, self.metrics, wiring.log_message(self.log, self.cfg))
             for c in self.collectors:
                 c.start(ingestor)
         elif self.workers:

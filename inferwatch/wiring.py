@@ -48,10 +48,10 @@ from inferwatch.audit import AuditStore
 from inferwatch.config import Config
 from inferwatch.detector import DetectorRegistry
 from inferwatch.errors import ConfigError
-from inferwatch.ingest import Collector
-from inferwatch.log import Log
+from inferwatch.ingest import Collector, plain_message
+from inferwatch.log import KeyValue, Log
 from inferwatch.metrics import Metrics
-from inferwatch.record import DeadLetter
+from inferwatch.record import DeadLetter, InferenceRecord
 from inferwatch.sink import DetectionSink
 from inferwatch.sqlite_log import SQLiteLog
 
@@ -260,6 +260,35 @@ def build_log(cfg: Config) -> Log:
     lg = LOGS.build(cfg.log.backend, cfg, Parts())
     lg.create_topics([cfg.log.records_topic, cfg.log.detections_topic, cfg.log.deadletter_topic])
     return lg
+
+
+def log_message(lg: Log, cfg: Config) -> Callable[[InferenceRecord], KeyValue]:
+    """How a record goes onto the log (:class:`~inferwatch.ingest.Ingestor`'s ``message``): keyed by
+    its model, its JSON as the value, and, when the log carries them (:attr:`Log.carries_audit`) and
+    the audit store takes them (``audit.prepared``, Elasticsearch), its audit documents built here
+    once (:func:`sinks.elasticsearch.audit_documents`) unless the message would pass
+    ``PREPARED_MAX_BYTES`` with them."""
+    if not (cfg.audit.prepared and cfg.audit.backend == "elasticsearch"):
+        return plain_message
+    from sinks.elasticsearch import PREPARED_MAX_BYTES, audit_documents
+
+    carries: list[bool] = []  # asked of the log at the first record (a log still down is opened then)
+
+    def message(r: InferenceRecord) -> KeyValue:
+        key, value = r.model.encode(), r.to_json()
+        if not carries:
+            try:
+                carries.append(bool(getattr(lg, "carries_audit", False)))
+            except Exception:  # the log cannot be opened yet: its append says so; asked again next time
+                return key, value
+        if not carries[0]:
+            return key, value
+        audit = audit_documents(r)
+        if audit is None or len(value) + len(audit) > PREPARED_MAX_BYTES:
+            return key, value
+        return key, value, audit
+
+    return message
 
 
 def build_audit_store(cfg: Config, lg: Log | None = None) -> AuditStore:

@@ -295,8 +295,7 @@ class AuditWorker(Worker):
         if kind == "records":
             # a record that came with its audit documents (built once, by the collector) is not
             # decoded here when the store takes them as they are
-            return _decode_entries(entries, InferenceRecord.from_json,
-                                   self.store.prepared if self.store is not None else None)
+            return _decode_entries(entries, InferenceRecord.from_json, getattr(self.store, "prepared", None))
         parse = {"detections": Detection.from_json, "deadletters": DeadLetter.from_json}[kind]
         return _decode_entries(entries, parse)
 

@@ -18,6 +18,7 @@ from inferwatch.config import ElasticsearchConfig
 from inferwatch.ingest import Ingestor
 from inferwatch.metrics import Metrics
 from inferwatch.record import InferenceRecord
+from inferwatch.wiring import log_message
 from sinks.elasticsearch import ElasticsearchAuditStore, audit_documents
 from tests.contracts import KAFKA_CLIENTS
 from tests.integration.conftest import drop_es_store
@@ -83,7 +84,7 @@ def test_the_audit_role_sends_the_collectors_documents_and_they_are_the_records_
         ref = ElasticsearchAuditStore(ElasticsearchConfig(hosts=s.cfg.elasticsearch.hosts,
                                                           index_prefix=s.cfg.elasticsearch.index_prefix + "-ref"))
         try:
-            ingestor = Ingestor(s.log, s.cfg, Metrics())
+            ingestor = Ingestor(s.log, s.cfg, Metrics(), log_message(s.log, s.cfg))  # as the pipeline makes it
             taken: list[str] = []  # the records the audit role took with their documents
             read = s.store.prepared
 

@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferwatch.config import ElasticsearchConfig, load_config
-from inferwatch.ingest import log_message, message_bytes
+from inferwatch.ingest import message_bytes
 from inferwatch.log import LogEntry
 from inferwatch.record import InferenceRecord
 from inferwatch.sqlite_log import SQLiteLog
+from inferwatch.wiring import log_message
 from inferwatch.workers import _decode_entries
 from sinks.elasticsearch import PREPARED_MAX_BYTES, ElasticsearchAuditStore, PreparedRecord, audit_documents
 from tests.unit.test_es_documents import bulk_oracle, record
