@@ -13,6 +13,7 @@ from typing import Any
 from inferwatch.audit import SearchQuery
 from inferwatch.config import Config, load_config
 from inferwatch.kafka_log import KafkaLog
+from inferwatch.log import LogEntry
 from inferwatch.metrics import Metrics
 from inferwatch.record import DeadLetter, InferenceRecord
 from inferwatch.workers import AuditWorker
@@ -39,14 +40,18 @@ class Scaled:
         return self.store.search(SearchQuery(limit=10_000, **query))
 
     def records_on_log(self, max_n: int = 100_000) -> list[InferenceRecord]:
+        return [InferenceRecord.from_json(e.value) for e in self.entries_on_log(max_n)]
+
+    def entries_on_log(self, max_n: int = 100_000) -> list[LogEntry]:
+        """The records topic's entries, in (partition, offset) order, read by a fresh group."""
         c = self.log.consumer(self.cfg.log.records_topic, "peek-" + uuid.uuid4().hex)
-        seen: dict[tuple[int, int], InferenceRecord] = {}
+        seen: dict[tuple[int, int], LogEntry] = {}
         try:
             for _ in range(50):
                 batch = c.poll(5000, timeout=0.5)
                 if not batch and seen:
                     break
-                seen.update(_by_position(batch, InferenceRecord.from_json))
+                seen.update({(e.partition, e.offset): e for e in batch})  # (see _by_position)
                 if len(seen) >= max_n:
                     break
         finally:

@@ -8,7 +8,6 @@ halves of one exchange, several rows, mixed cell types)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from inferwatch.wiring import log_message
 from sinks.elasticsearch import ElasticsearchAuditStore, audit_documents
 from tests.contracts import KAFKA_CLIENTS
 from tests.integration.conftest import drop_es_store
-from tests.integration.scaled import Scaled, scaled_path
+from tests.integration.scaled import scaled_path
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -63,20 +62,6 @@ def _documents(store: ElasticsearchAuditStore) -> dict[str, tuple[str, dict[str,
     return {h["_id"]: (h["_index"].removeprefix(store.prefix), h["_source"]) for h in hits}
 
 
-def _on_log(s: Scaled) -> list[Any]:
-    c = s.log.consumer(s.cfg.log.records_topic, "peek-" + uuid.uuid4().hex)
-    seen: dict[tuple[int, int], Any] = {}
-    try:
-        for _ in range(40):
-            batch = c.poll(5000, timeout=0.5)
-            if not batch and seen:
-                break
-            seen.update({(e.partition, e.offset): e for e in batch})
-    finally:
-        c.close()
-    return [seen[k] for k in sorted(seen)]
-
-
 @pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_the_audit_role_sends_the_collectors_documents_and_they_are_the_records_documents(stack_env, client):
     first, second = _phases()
@@ -105,7 +90,7 @@ def test_the_audit_role_sends_the_collectors_documents_and_they_are_the_records_
                            120, "the audit role to write the phase")
                 ref.write_records([InferenceRecord.from_json(r.to_json()) for r in phase])
 
-            entries = _on_log(s)
+            entries = s.entries_on_log()
             assert len(entries) == len(first) + len(second)
             for e in entries:  # each prediction carries its documents; labels do not
                 r = InferenceRecord.from_json(e.value)
