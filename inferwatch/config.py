@@ -185,8 +185,13 @@ class AuditConfig(_Section):
     path: str | None = None
     #: the collector builds each record's audit documents once and the log carries them beside the
     #: record (Kafka: a header), so the audit role sends them as they are instead of decoding the
-    #: record and building them again; when the log is Kafka and the store Elasticsearch
+    #: record and building them again; when the log is Kafka and the store Elasticsearch. Off, the
+    #: audit role builds every document from the record (also those a collector sent with it)
     prepared: bool = True
+    #: a record whose log message would pass this many bytes with its documents goes without them
+    #: (the documents repeat the payload: about 2-3 times the record's JSON); keep it under the
+    #: topic's max.message.bytes
+    prepared_max_bytes: int = Field(512 * 1024, ge=0)
     batch_size: int = Field(5000, ge=1)
     poll_timeout_s: float = 0.3
 

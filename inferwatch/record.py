@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import math
 import operator
 import os
 import time
@@ -260,7 +261,9 @@ def record_documents(record: InferenceRecord) -> list[dict[str, Any]]:
     base: dict[str, Any] = {"record_id": r.id, "n_rows": n}
     for key in _COPIED:
         value = getattr(r, key)
-        if value is not None:
+        # a float that is not finite is left out as None is: JSON has no such number, the log
+        # carries it as null and the record read back has None (the same document either way)
+        if value is not None and (type(value) is not float or math.isfinite(value)):
             base[key] = value
     if r.meta:
         base["meta"] = r.meta

@@ -267,10 +267,12 @@ def log_message(lg: Log, cfg: Config) -> Callable[[InferenceRecord], KeyValue]:
     its model, its JSON as the value, and, when the log carries them (:attr:`Log.carries_audit`) and
     the audit store takes them (``audit.prepared``, Elasticsearch), its audit documents built here
     once (:func:`sinks.elasticsearch.audit_documents`) unless the message would pass
-    ``PREPARED_MAX_BYTES`` with them."""
+    ``audit.prepared_max_bytes`` with them."""
     if not (cfg.audit.prepared and cfg.audit.backend == "elasticsearch"):
         return plain_message
-    from sinks.elasticsearch import PREPARED_MAX_BYTES, audit_documents
+    from sinks.elasticsearch import audit_documents
+
+    cap = cfg.audit.prepared_max_bytes
 
     carries: list[bool] = []  # asked of the log at the first record (a log still down is opened then)
 
@@ -281,10 +283,10 @@ def log_message(lg: Log, cfg: Config) -> Callable[[InferenceRecord], KeyValue]:
                 carries.append(bool(getattr(lg, "carries_audit", False)))
             except Exception:  # the log cannot be opened yet: its append says so; asked again next time
                 return key, value
-        if not carries[0]:
+        if not carries[0] or 2 * len(value) > cap:  # the documents are at least as large as the record
             return key, value
         audit = audit_documents(r)
-        if audit is None or len(value) + len(audit) > PREPARED_MAX_BYTES:
+        if audit is None or len(value) + len(audit) > cap:
             return key, value
         return key, value, audit
 

@@ -214,8 +214,9 @@ def _decode_entries(entries: Sequence[LogEntry], parse: Callable[[bytes], Any],
     good, bad = [], []
     for e in entries:
         try:
-            if prepared is not None and e.audit is not None:
-                item = prepared(e.value, e.audit)
+            audit = getattr(e, "audit", None) if prepared is not None else None  # a plug-in log's entries may lack it
+            if audit is not None:
+                item = prepared(e.value, audit)  # type: ignore[misc]
                 if item is not None:
                     good.append(item)
                     continue
@@ -295,7 +296,8 @@ class AuditWorker(Worker):
         if kind == "records":
             # a record that came with its audit documents (built once, by the collector) is not
             # decoded here when the store takes them as they are
-            return _decode_entries(entries, InferenceRecord.from_json, getattr(self.store, "prepared", None))
+            prepared = getattr(self.store, "prepared", None) if self.cfg.audit.prepared else None
+            return _decode_entries(entries, InferenceRecord.from_json, prepared if callable(prepared) else None)
         parse = {"detections": Detection.from_json, "deadletters": DeadLetter.from_json}[kind]
         return _decode_entries(entries, parse)
 

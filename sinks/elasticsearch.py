@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import hashlib
 import itertools
 import logging
 import math
@@ -246,11 +247,28 @@ def _indexed(doc: dict[str, Any]) -> dict[str, Any]:
     return _with_fulltext(doc)
 
 
-#: the version of :func:`audit_documents`' form; a store reads only the form it knows
-PREPARED_FORM = 1
-#: a record whose log message would pass this many bytes with its audit documents goes without
-#: them (the audit role builds them): the documents repeat the payload, and a message has a limit
-PREPARED_MAX_BYTES = 512 * 1024
+def _form() -> str:
+    """What the prepared documents were built by: a digest of this module's and the record
+    module's source (every function and constant the documents come from), so that documents a
+    collector on other code built are built again by the audit role (after an upgrade, in a
+    rolling one, on a replay) instead of being sent as that code made them."""
+    import inspect
+    import sys
+
+    try:
+        text = "".join(inspect.getsource(sys.modules[name]) for name in (__name__, "inferwatch.record"))
+    except (OSError, TypeError):  # no source at hand (a frozen install): the package's version
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("inferwatch")
+        except PackageNotFoundError:
+            text = "unknown"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+#: the form of :func:`audit_documents` this code writes; a store reads only documents of its own form
+PREPARED_FORM = _form()
 
 
 def audit_documents(record: InferenceRecord) -> bytes | None:
@@ -263,8 +281,8 @@ def audit_documents(record: InferenceRecord) -> bytes | None:
     >>> r = InferenceRecord(id="r1", model="m", inputs={"x": [1, 2]}, part="request",
     ...                     timestamp=datetime(2026, 1, 2, tzinfo=UTC))
     >>> head, *docs = audit_documents(r).split(b"\n")
-    >>> head
-    b'{"form":1,"id":"r1","model":"m","version":null,"part":"request","timestamp":"2026-01-02T00:00:00Z"}'
+    >>> {k: v for k, v in orjson.loads(head).items() if k != "form"}
+    {'id': 'r1', 'model': 'm', 'version': None, 'part': 'request', 'timestamp': '2026-01-02T00:00:00Z'}
     >>> [(d["doc_id"], d["input"], d["input_num"]) for d in map(orjson.loads, docs)]
     [('r1-0', {'x': 1}, {'x': 1.0}), ('r1-1', {'x': 2}, {'x': 2.0})]
     """
@@ -304,6 +322,10 @@ class PreparedRecord:
             return cls(raw, m["id"], m["model"], m["version"], m["part"], m["timestamp"], docs)
         except (orjson.JSONDecodeError, KeyError):
             return None
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.docs)
 
     def record(self) -> InferenceRecord:
         return InferenceRecord.from_json(self.raw)
@@ -657,12 +679,17 @@ class ElasticsearchAuditStore(AuditStore):
 
     def write_records(self, records: Sequence[InferenceRecord]) -> int:
         joined: list[WriteAction] = []
-        written = self._write(self._record_actions(records, joined))
+        unreadable: list[DeadLetter] = []
+        written = self._write(self._record_actions(records, joined, unreadable))
         if joined:  # the labels now sit on their predictions' documents (durable): the waiting copies go
             self._write(joined)
+        if unreadable:
+            self.write_deadletters(unreadable)
+            if self.on_deadletter is not None:
+                self.on_deadletter(unreadable)
         return written
 
-    def _rows_indices(self, records: Sequence[InferenceRecord]) -> dict[str, str]:
+    def _rows_indices(self, records: Sequence[InferenceRecord | PreparedRecord]) -> dict[str, str]:
         """For the rows that feedback records label: the records index (any day) each existing row
         document is in (a prediction's daily index before the waiting one). One refresh and one
         search per model and 1,000 rows."""
@@ -697,7 +724,7 @@ class ElasticsearchAuditStore(AuditStore):
             self._waiting_models[model] = known
         return known
 
-    def _waiting_labels(self, records: Sequence[InferenceRecord]) -> dict[str, dict[str, Any]]:
+    def _waiting_labels(self, records: Sequence[InferenceRecord | PreparedRecord]) -> dict[str, dict[str, Any]]:
         """Labels waiting for the rows these prediction records write: row id -> the waiting
         document's label fields (a realtime multi-get: no refresh needed)."""
         rows: dict[str, list[str]] = {}
@@ -722,27 +749,33 @@ class ElasticsearchAuditStore(AuditStore):
         return PreparedRecord.read(raw, audit)
 
     def _record_actions(self, given: Sequence[InferenceRecord | PreparedRecord],
-                        joined: list[WriteAction] | None = None) -> Iterator[WriteAction]:
+                        joined: list[WriteAction] | None = None,
+                        unreadable: list[DeadLetter] | None = None) -> Iterator[WriteAction]:
         # A label lands on its prediction's document, in whatever day's index that is. A label that
         # comes before its prediction waits in the model's waiting index; its prediction takes it
         # over when it is written (the waiting copy is deleted after, into ``joined``). Prepared
-        # documents are sent as they are unless labels are about: a batch with labels, or a model
-        # with labels waiting, is built from the records (labels change the documents).
-        records = [m for m in given if not isinstance(m, PreparedRecord)]
-        if len(records) < len(given) and (
-                any(m.part == "feedback" for m in records)
-                or any(self._has_waiting(model) for model in {m.model for m in given if isinstance(m, PreparedRecord)})):
-            given = records = [m.record() if isinstance(m, PreparedRecord) else m for m in given]
-        where = self._rows_indices(records)
-        waiting = self._waiting_labels(records)
+        # documents are sent as they are, but for a record one of whose rows has a label waiting:
+        # that record is read and its documents built here, with the label.
+        where = self._rows_indices(given)
+        waiting = self._waiting_labels(given)
         in_batch = {row_id(m.id, i): self.records_index(m.model, m.timestamp)
-                    for m in records if m.part != "feedback" for i in range(max(m.n_rows, 1))
-                    } if any(m.part == "feedback" for m in records) else {}  # what labels look up
+                    for m in given if m.part != "feedback" for i in range(max(m.n_rows, 1))
+                    } if any(m.part == "feedback" for m in given) else {}  # what labels look up
         days: dict[tuple[str, Any], str] = {}  # (model, UTC date) -> index: ~1 µs a record less
         for m in given:
             if isinstance(m, PreparedRecord):
-                yield from self._prepared_actions(m, days)
-                continue
+                if not waiting or all(row_id(m.id, i) not in waiting for i in range(m.n_rows)):
+                    yield from self._prepared_actions(m, days)
+                    continue
+                came = m
+                try:
+                    m = came.record()
+                except ValueError as exc:  # its documents came, the record itself cannot be read
+                    if unreadable is None:
+                        raise
+                    unreadable.append(DeadLetter(raw=came.raw, source=f"log:{came.model}", stage="audit",
+                                                 id=f"es-{came.id}", reason=f"unreadable log message: {exc}"))
+                    continue
             ts = m.timestamp
             if type(ts) is datetime and ts.tzinfo is UTC:
                 day = (m.model, ts.date())
