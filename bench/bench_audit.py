@@ -113,7 +113,7 @@ def raw_load(es: Elasticsearch, docs: list[dict[str, Any]], index: str, chunk: i
 
 
 def raw_bulk(es: Elasticsearch, recs: list[InferenceRecord], index: str) -> tuple[float, float]:
-    """The ceiling: a plain loader. The identical documents (:func:`audit_documents`) are built
+    """The ceiling: a plain loader. The identical documents (:func:`loader_documents`) are built
     before the clock starts; timed is only :func:`raw_load` and the refresh.
     Returns (wall seconds, CPU seconds of this process)."""
     docs = loader_documents(recs)
@@ -165,7 +165,7 @@ def inferwatch_audit(recs: list[InferenceRecord], tag: str, stages: Stages | Non
                      prepared: bool = True, made: list[float] | None = None) -> tuple[float, float]:
     """Kafka -> the audit role -> Elasticsearch; (wall seconds, CPU seconds of this process). The
     log's consumers run on ``client``; with ``alone``, the fetch alone is measured first (appended).
-    The topic is filled as the collector fills it (:func:`inferwatch.ingest.log_message`): with
+    The topic is filled as the collector fills it (:func:`inferwatch.wiring.log_message`): with
     ``prepared``, each record's documents built there and carried in a header (the CPU seconds
     that took are appended to ``made``), else the records alone (the role builds the documents)."""
     cfg = load_config(None, env={}, overrides={

@@ -245,7 +245,7 @@ def main() -> None:
     store = ElasticsearchAuditStore(cfg.elasticsearch, client=_NoClient(), setup=False)  # never called
     actions = [a for k in range(0, n, batch) for a in store._record_actions(recs[k:k + batch])]
     assert all(a.op == "create" for a in actions) and len(actions) == n
-    docs = [a.doc for a in actions]  # what bench_audit's raw loader sends too (audit_documents)
+    docs = [a.doc for a in actions]  # what bench_audit's raw loader sends too (loader_documents)
     plain = without_input_num(docs)
     per: dict[str, list[float]] = {}
 
