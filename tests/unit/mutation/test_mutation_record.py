@@ -169,8 +169,10 @@ def test_from_dict_by_name_and_filtering_unknown_keys():
         with pytest.raises(ValueError, match=f"'{key}' is not a table"):
             InferenceRecord.from_json(orjson.dumps({"id": "a", "model": "m", key: {"c": 1}}))
     assert InferenceRecord.from_json('{"id": "a", "model": "m", "truth": {"c": [1]}}').truth == {"c": [1]}
-    with pytest.raises(ValueError, match="needs string 'id' and 'model'"):
-        InferenceRecord.from_json(b'{"id": "a", "model": 5}')
+    # the whole message, as dead letters and `inferwatch batch` show it: what the value is not, and why
+    for bad in (b'{"id": "a", "model": 5}', b'{"model": "m"}', b"[1]"):
+        with pytest.raises(ValueError, match=r"^not an inference record: it needs string 'id' and 'model'$"):
+            InferenceRecord.from_json(bad)
 
 
 # --- record_documents ---------------------------------------------------------------------------
@@ -354,3 +356,25 @@ def test_reference_from_audit_empty_range_names_model_and_version():
         reference_from_audit(_Store([{"output": {"y": 1}}]), "m", version="v3")
     with pytest.raises(ValueError, match=r"^no audited output rows for model 'm' in that time range$"):
         reference_from_audit(_Store([]), "m", on="output")
+
+
+def test_to_json_writes_numpy_values_and_non_string_keys_as_json():
+    """Records, detections and dead letters carry what the codecs and detectors hand them: numpy
+    arrays and scalars (a tensor column, a count) and dicts keyed by ints (partitions, class
+    labels). JSON has no such types: an array is a list, an int64 a number, and an object's keys
+    are strings, so the log holds them as such (the expected values are those JSON forms)."""
+    import numpy as np
+
+    r = InferenceRecord(id="a", model="m", timestamp=T0,
+                        inputs={"x": np.array([1, 2], dtype=np.int64), "y": [np.int32(3), np.float32(0.5)]},
+                        outputs={"score": np.array([0.25, 0.75])}, input_schema={"by_class": {0: "cat", 1: "dog"}})
+    doc = orjson.loads(r.to_json())
+    assert doc["inputs"] == {"x": [1, 2], "y": [3, 0.5]}
+    assert doc["outputs"] == {"score": [0.25, 0.75]}
+    assert doc["input_schema"] == {"by_class": {"0": "cat", "1": "dog"}}
+    d = Detection(detector="psi", kind="data_drift", model="m", window_size=np.int64(3),
+                  extra={"partitions": {0: np.int64(5), 1: 7}, "counts": np.arange(3)})
+    back = orjson.loads(d.to_json())
+    assert back["window_size"] == 3
+    assert back["extra"]["partitions"] == {"0": 5, "1": 7}
+    assert back["extra"]["counts"] == [0, 1, 2]
