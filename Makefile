@@ -103,7 +103,9 @@ test: $(STAMP) $(NANNYML_STAMP) $(CHROMIUM_STAMP) servers-venv
 ## parallelism. MODULES='inferwatch.record. detectors.runtime.windows.' runs those modules' mutants
 ## that are not killed yet (all of them on a first run), keeping every other result;
 ## MUTANTS='inferwatch.record*' reruns the named mutants (mutmut's patterns). Without either, a
-## full run from scratch. Writes bench/MUTATION.md (survivors' reasons: bench/mutation_survivors.txt).
+## full run from scratch. Writes bench/MUTATION.md (survivors' reasons: bench/mutation_survivors.txt);
+## a module none of whose mutants ran in this mutants/ keeps its row from the MUTATION.md it replaces,
+## marked "earlier run" (mutants/ is per machine: a fresh one knows only what ran on it).
 MUTATION_JOBS ?= 2
 MUTANTS ?=
 MODULES ?=

@@ -155,7 +155,7 @@ def main() -> int:
     earlier_path = args.earlier or args.markdown
     old_rows, old_survivors, old_groups = load_earlier(earlier_path) if earlier_path else ({}, {}, {})
     source: dict[str, str] = {}
-    for mod in set(by_module) | set(old_rows):
+    for mod in list(by_module):  # modules mutmut no longer makes mutants of are dropped
         c = by_module.get(mod, Counter())
         ran = sum(c.values()) - c["not checked"] - c["skipped"]
         if ran or mod not in old_rows or not _score(old_rows[mod][0], 0)[1]:
@@ -199,9 +199,9 @@ def main() -> int:
                     if status in ("survived", "no tests"):
                         why = reason_for(name, exact, prefixes)
                         eqn += bool(why and why.startswith("equivalent"))
-            for m in carried:
-                c.update(by_module[m])
-                eqn += equivalent[m]
+            for mod in carried:
+                c.update(by_module[mod])
+                eqn += equivalent[mod]
         killed, run, raw, eq = _score(c, eqn)
         where = ("this run" if not carried else EARLIER if len(carried) == len(mods)
                  else f"this run + {EARLIER} ({len(carried)} of {len(mods)} modules)")

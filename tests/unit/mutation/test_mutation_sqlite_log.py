@@ -60,6 +60,20 @@ def test_poll_reads_at_most_max_records_in_order(log):
     c.close()
 
 
+def test_poll_without_a_limit_reads_the_consumer_protocol_default(log):
+    """The default batch is the one every log's consumer declares (inferwatch.log.Consumer.poll)."""
+    import inspect
+
+    from inferwatch.log import Consumer
+
+    default = inspect.signature(Consumer.poll).parameters["max_records"].default
+    _fill(log, "t", default + 1)
+    c = log.consumer("t", "g")
+    assert len(c.poll()) == default
+    assert [e.value for e in c.poll()] == [f"v{default}".encode()]
+    c.close()
+
+
 def test_group_lag_counts_from_the_committed_position_per_group_and_topic(log):
     _fill(log, "t", 5)
     _fill(log, "u", 4)
