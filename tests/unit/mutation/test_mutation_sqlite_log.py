@@ -14,6 +14,10 @@ from inferwatch.errors import LogError
 from inferwatch.log import LogEntry
 from inferwatch.sqlite_log import SQLiteLog
 
+# each test reads a few rows of a local file in milliseconds; a poll that never returns fails in
+# 30 s rather than at the suite's 300 s (the mutation run's poll mutants that loop forever)
+pytestmark = pytest.mark.timeout(30)
+
 
 @pytest.fixture
 def log(tmp_path):
