@@ -124,6 +124,7 @@ def main() -> int:
     ap.add_argument("--earlier", type=Path,
                     help="the earlier report whose rows are kept for modules with no mutant run in these results "
                          "(default: the --markdown file, read before it is replaced)")
+    ap.add_argument("--note", default="", help="a paragraph on the run the results are from (when, where, how long)")
     ap.add_argument("--todo", nargs="+", metavar="PREFIX",
                     help="print only the names of the mutants under these prefixes still to run: not checked, "
                          "survived or without tests (for `mutmut run <names>`, which reruns every name it is given)")
@@ -231,6 +232,7 @@ def main() -> int:
                                  "ran with `MUTATION_DESELECT` set (the codecs' and the log's earlier runs: the codec fuzzers of "
                                  "tests/unit/test_codecs_properties.py and the collectors' end-to-end tests left out for time) "
                                  "were checked against fewer tests: their score is a lower bound.\n\n"
+                                 + (f"{args.note.strip()}\n\n" if args.note.strip() else "")
                                  + text + "\n", encoding="utf-8")
     return 0
 

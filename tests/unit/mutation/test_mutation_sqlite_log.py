@@ -238,3 +238,43 @@ def test_entry_fields_have_their_types(log):
     (e,) = c.poll(1)
     assert isinstance(e, LogEntry) and type(e.offset) is int and type(e.timestamp) is float
     c.close()
+
+
+def test_a_file_that_is_not_a_log_is_a_log_error_naming_it(tmp_path):
+    """open_db's contract: failures raise the caller's error naming what was opened."""
+    bad = tmp_path / "not-a-log.db"
+    bad.write_bytes(b"this is not an SQLite database, not even its header" * 100)
+    with pytest.raises(LogError, match=r"^cannot open SQLite log .*not-a-log\.db: "):
+        SQLiteLog(bad)
+
+
+def test_poll_waits_up_to_its_timeout_and_returns_as_soon_as_entries_arrive(log):
+    """The consumer protocol's poll: up to ``max_records`` entries, waiting up to ``timeout``
+    seconds (default: the protocol's, 0 — an empty poll returns at once). Entries appended
+    during the wait are returned when they arrive, not at the deadline."""
+    import inspect
+    import threading
+
+    from inferwatch.log import Consumer
+
+    assert inspect.signature(Consumer.poll).parameters["timeout"].default == 0.0
+    c = log.consumer("t", "g")
+    t0 = time.monotonic()
+    assert c.poll() == []
+    assert time.monotonic() - t0 < 0.5  # no wait at all, with room for a loaded machine
+    t0 = time.monotonic()
+    assert c.poll(10, timeout=0.3) == []
+    assert time.monotonic() - t0 >= 0.3  # an empty poll waits its whole timeout
+    writer = SQLiteLog(log.path)
+    timer = threading.Timer(0.2, lambda: writer.append("t", [(b"k", b"late")]))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        got = c.poll(10, timeout=10.0)
+    finally:
+        timer.join()
+        writer.close()
+    waited = time.monotonic() - t0
+    assert [e.value for e in got] == [b"late"]
+    assert 0.2 <= waited < 0.9  # seen within a few of the poll's short naps, far before the deadline
+    c.close()
