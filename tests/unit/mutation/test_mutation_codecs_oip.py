@@ -193,3 +193,33 @@ def test_encode_errors_name_the_column_and_the_protocol():
         P, "column 'c' holds a list of 1 where a scalar was expected", None)
     p, reason, _ = err(CODEC.encode, {"c": [[1], [1, 2]]}, "request")
     assert p == P and reason.startswith("column 'c' ")
+
+
+def _tensor(name="a", shape=(1,), datatype="INT64", data=(1,), **params):
+    t = {"name": name, "shape": list(shape), "datatype": datatype, "data": list(data)}
+    if params:
+        t["parameters"] = params
+    return t
+
+
+@pytest.mark.parametrize(("tensor", "says"), [
+    (_tensor(shape=(-1,)), "shape [-1] has an invalid dimension"),
+    (_tensor(shape=(2,), data=([1], [2, 3])), "is ragged"),
+    (_tensor(shape=(3,), data=(1, 2)), "has 2 elements but shape [3] needs 3"),
+    (_tensor(shape=(2,), data=("x", "y")), "holds non-numeric values"),
+    (_tensor(shape=(2,), data=(2**70, 1.5)), "holds 1180591620717411303424"),  # 2**70: beyond int64
+    (_tensor(datatype="BYTES", data=("%%%",), content_type="base64"), "is not valid base64"),
+])
+def test_a_bad_tensor_is_refused_naming_the_protocol_and_which_tensor(tensor, says):
+    """What an operator reads in a dead letter: the protocol, and the tensor by its place in the
+    body (inputs[0]) and name ('a'), then what is wrong with it."""
+    protocol, reason, _ = err(CODEC.decode, {"inputs": [tensor]}, "request")
+    assert protocol == P
+    assert "inputs[0] 'a'" in reason and says in reason
+
+
+def test_tensors_of_different_batch_sizes_are_refused_naming_the_protocol():
+    protocol, reason, _ = err(CODEC.decode, {"inputs": [_tensor("a", (2,), data=(1, 2)),
+                                                         _tensor("b", (3,), data=(1, 2, 3))]}, "request")
+    assert protocol == P
+    assert reason.startswith("tensors have different batch sizes") and "'a': 2" in reason and "'b': 3" in reason
