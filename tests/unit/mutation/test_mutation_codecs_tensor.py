@@ -200,6 +200,24 @@ def test_tensor_columns_by_rank():
     assert tensor_columns(None, [], [1, 2], P, names=["n"]) == [("n", [1], True)]
 
 
+def test_names_given_with_a_tensor_name_its_one_column_at_every_rank():
+    """Names given with a tensor (Seldon's ``names``) are one per column, whatever the rank: a
+    vector or an (n, 1) matrix is one column, so is a tensor of rank 3 (one nested list per row)."""
+    assert tensor_columns("t", [2], [1, 2], P, names=["x"]) == [("x", [1, 2], False)]
+    assert tensor_columns("t", [2, 1], [1, 2], P, names=["x"]) == [("x", [1, 2], False)]
+    assert tensor_columns("t", [1, 2, 2], [1, 2, 3, 4], P, names=["x"]) == [("x", [[[1, 2], [3, 4]]], False)]
+    for shape, flat in (([], [7]), ([2], [1, 2]), ([2, 1], [1, 2]), ([1, 2, 2], [1, 2, 3, 4])):
+        _err(tensor_columns, "t", shape, flat, P, names=["a", "b"],
+             match=r"^oip-v2: 2 names given for 1 columns \(expected one name per column\)$")
+
+
+def test_integral_numeric_strings_are_read_as_the_numbers_they_spell():
+    """proto3 JSON writes integers as strings; a string spelling an integral number in any JSON
+    number form ("7.0", "1e2") is that integer."""
+    out = coerce(["7", "7.0", "1e2"], "UINT16", P, "x", numeric_strings=True)
+    assert out == [7, 7, 100] and all(type(v) is int for v in out)
+
+
 # --- bodies --------------------------------------------------------------------------------------
 
 def test_parse_bodies_and_content_types():
