@@ -289,3 +289,28 @@ def test_split_record_depth_errors_name_the_protocol():
     with session(Budget(max_depth=2)), pytest.raises(BudgetExceeded) as info:
         T.records_table([{"x": [[1, [2, [3]]]]}], P, split=True)
     assert info.value.protocol == P
+
+
+@pytest.mark.timeout(30)  # a suffix search that never ends fails here, not at the suite's 300 s
+def test_a_repeated_column_name_takes_its_next_free_suffix():
+    """Columns.add: a name already taken gets ``.1``, ``.2``, ... — the first suffix free, also
+    when a column arrived already named like a suffix."""
+    cols = T.Columns(P)
+    assert [cols.add(n, [1]) for n in ("a", "a.1", "a", "a", "b", "b")] == ["a", "a.1", "a.2", "a.3", "b", "b.1"]
+    assert list(cols.table()) == ["a", "a.1", "a.2", "a.3", "b", "b.1"]
+
+
+def test_plain_json_records_keep_list_fields_as_cells_and_note_no_encodings():
+    """Plain JSON has no tensor convention: a record's list field is one cell (KServe's and
+    MLflow's records split it into columns), and no column arrived as base64, so the decode
+    notes no encodings (meta["encodings"] is for binary columns only)."""
+    d = decode(b'[{"a": 1, "c": [1, 2]}, {"a": 2, "c": [3, 4]}]', part="request", protocol="json")
+    assert d.table == {"a": [1, 2], "c": [[1, 2], [3, 4]]}
+    assert d.meta == {"kind": "records"}
+    assert decode(b"[[1, 2], [3, 4]]", part="request", protocol="json").meta == {"kind": "array"}
+
+
+def test_records_over_the_column_budget_name_their_protocol():
+    with session(Budget(max_columns=1)), pytest.raises(BudgetExceeded) as info:
+        decode(b'{"instances": [{"a": 1, "b": 2}]}', part="request", protocol="kserve-v1")
+    assert (info.value.protocol, info.value.limit) == ("kserve-v1", "max_columns")
