@@ -269,3 +269,26 @@ def test_ragged_ndarray_error_starts_with_the_field_and_int_fields_refuse_fracti
     body = {"data": {"tftensor": {"dtype": "DT_INT64", "tensorShape": {"dim": [{"size": "2"}]}, "int64Val": ["1", 1.5]}}}
     p, reason, _ = err(CODEC.decode, body, "request")
     assert p == P and "data.tftensor.int64Val" in reason
+
+
+@pytest.mark.parametrize(("data", "reason", "expected"), [
+    # Seldon's Tensor message is {shape, values: repeated double}: its values are FP64
+    ({"tensor": {"shape": [3], "values": [1, 2]}}, "data.tensor has 2 elements but shape [3] needs 3", None),
+    ({"tensor": {"shape": [2], "values": ["x", "y"]}}, "FP64 data.tensor values holds non-numeric values", "numbers"),
+    ({"names": ["a"], "ndarray": [[1, 2]]}, "1 names given for 2 columns", "one name per column"),
+])
+def test_bad_data_is_refused_naming_the_protocol_and_the_field(data, reason, expected):
+    assert err(CODEC.decode, {"data": data}, "request") == (P, reason, expected)
+
+
+def test_data_over_the_column_budget_names_the_protocol():
+    from inferwatch.codecs.limits import Budget, BudgetExceeded, session
+
+    with session(Budget(max_columns=1)), pytest.raises(BudgetExceeded) as info:
+        CODEC.decode({"data": {"ndarray": [[1, 2]]}}, "request")
+    assert (info.value.protocol, info.value.limit) == (P, "max_columns")
+
+
+def test_a_bindata_message_is_decoded_as_seldon():
+    d = CODEC.decode({"binData": base64.b64encode(b"hi").decode()}, "request")
+    assert d.protocol == P and d.table == {"binData": ["hi"]}
