@@ -162,7 +162,7 @@ def main() -> int:
         if ran or mod not in old_rows or not _score(old_rows[mod][0], 0)[1]:
             source[mod] = "this run"
             continue
-        by_module[mod], source[mod] = old_rows[mod]
+        by_module[mod], source[mod] = old_rows[mod][0], EARLIER
         survivors[mod] = []
         equivalent[mod] = 0
         for name, recorded in old_survivors.get(mod, []):

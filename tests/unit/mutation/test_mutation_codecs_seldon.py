@@ -272,9 +272,10 @@ def test_ragged_ndarray_error_starts_with_the_field_and_int_fields_refuse_fracti
 
 
 @pytest.mark.parametrize(("data", "reason", "expected"), [
-    # Seldon's Tensor message is {shape, values: repeated double}: its values are FP64
+    # Seldon's Tensor message is {shape, values: repeated double}: its values are FP64, which
+    # proto3 JSON may write as strings ("NaN", "1.5"): a string that spells no number is refused
     ({"tensor": {"shape": [3], "values": [1, 2]}}, "data.tensor has 2 elements but shape [3] needs 3", None),
-    ({"tensor": {"shape": [2], "values": ["x", "y"]}}, "FP64 data.tensor values holds non-numeric values", "numbers"),
+    ({"tensor": {"shape": [2], "values": ["x", "y"]}}, "FP64 data.tensor values holds non-numeric strings", None),
     ({"names": ["a"], "ndarray": [[1, 2]]}, "1 names given for 2 columns", "one name per column"),
 ])
 def test_bad_data_is_refused_naming_the_protocol_and_the_field(data, reason, expected):
