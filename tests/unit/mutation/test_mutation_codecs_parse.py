@@ -72,3 +72,53 @@ def test_an_error_response_with_every_error_field_at_once_is_still_one() -> None
     obj = dict.fromkeys(_ERROR_KEYS, "x") | {"error": "model exploded"}
     assert error_message(obj) == "model exploded"
     assert error_message(obj | {"outputs": []}) is None  # a field no error response has: not one
+
+
+@pytest.mark.parametrize("number", [b"-9223372036854775808", b"-9223372036854775809", b"18446744073709551615",
+                                    b"18446744073709551614", b"18446744073709551616", b"1.5", b"-0.0", b"1e308"])
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_body_with_python_json_nan_reads_its_numbers_as_orjson_does(number, raw) -> None:
+    """Python's json writes a float NaN as a bare NaN (not JSON); such a body is still read, NaN
+    as a missing cell, and every other number exactly as orjson reads it without the NaN (orjson
+    is the oracle: int64/uint64 stay ints, larger integers become floats)."""
+    body = b"[NaN, " + number + b", Infinity, -Infinity]"
+    got = parse(body if raw else body.decode())
+    want = orjson.loads(b"[" + number + b"]")[0]
+    assert got[0] is None and got[2:] == [float("inf"), float("-inf")]
+    assert got[1] == want and type(got[1]) is type(want)
+
+
+def test_a_body_with_nan_and_a_number_beyond_double_is_refused_like_orjson_refuses_it() -> None:
+    with pytest.raises(orjson.JSONDecodeError) as parser:
+        orjson.loads(b"[1e400]")
+    with pytest.raises(DecodeError) as info:
+        parse(b"[NaN, 1e400]")
+    assert info.value.reason.startswith("invalid JSON: ") and not isinstance(info.value, BudgetExceeded)
+    assert str(parser.value)  # orjson refuses it too
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_body_with_nan_nested_beyond_the_parser_is_a_bad_request(raw) -> None:
+    body = b"[NaN, " + b"[" * 5000 + b"]" * 5000 + b"]"
+    with pytest.raises(BudgetExceeded) as info:
+        parse(body if raw else body.decode())
+    assert (info.value.limit, info.value.status) == ("max_depth", 400)
+    assert info.value.reason == "invalid JSON: nested deeper than JSON parsing allows (limit max_depth)"
+
+
+@pytest.mark.parametrize("body", [b"[NaN, 1]", b"[Infinity, 1]", b"[-Infinity, 1]"])
+@pytest.mark.parametrize("raw", [False, True])
+def test_each_python_json_literal_alone_is_read(body, raw) -> None:
+    want = {b"N": None, b"I": float("inf"), b"-": float("-inf")}[body[1:2]]
+    assert parse(body if raw else body.decode()) == [want, 1]
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_a_body_with_nan_and_a_lone_surrogate_is_refused_as_orjson_refuses_it(raw) -> None:
+    """orjson refuses a lone surrogate (not Unicode text); the NaN fallback refuses what orjson
+    would not have read."""
+    body = b'[NaN, "\\ud800"]'
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(b'["\\ud800"]')
+    with pytest.raises(DecodeError):
+        parse(body if raw else body.decode())
