@@ -273,6 +273,48 @@ def records(draw: Any) -> Delivery:
                     batch=as_list)
 
 
+id_text = st.text(string.ascii_letters + string.digits + "-_.:", min_size=1, max_size=24)
+
+
+@st.composite
+def valid_record_items(draw: Any, own_id: bool | None = None) -> dict[str, Any]:
+    """A ``/v1/records`` item the collector accepts: a model name, an ``inputs`` table or a
+    protocol's request (the protocol named), maybe a response, text header fields. ``own_id``:
+    an ``id`` of its own (True), none and no payload that could bring one (False), either (None)."""
+    item: dict[str, Any] = {"model": draw(st.sampled_from(["iris", "m"]) | st.text(string.ascii_letters, min_size=1,
+                                                                                 max_size=8))}
+    if own_id is None:
+        own_id = draw(st.booleans())
+    if own_id:
+        item["id"] = draw(id_text)
+    for key in ("version", "namespace", "endpoint", "trace"):
+        if draw(st.integers(0, 3)) == 0:
+            item[key] = draw(id_text)
+    if draw(st.integers(0, 3)) == 0:
+        item["timestamp"] = draw(st.sampled_from(["2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123+02:00"]))
+    if not own_id or draw(st.booleans()):  # tables: no payload id
+        item["inputs"] = draw(tables())
+        if draw(st.booleans()):
+            item["outputs"] = draw(tables())
+    else:
+        proto = draw(st.sampled_from(PROTOCOLS))
+        item["protocol"] = proto
+        item["request"] = orjson.loads(encode(draw(tables()), proto, "request"))  # type: ignore[arg-type]
+        if draw(st.booleans()):
+            item["response"] = orjson.loads(encode(draw(tables()), proto, "response"))  # type: ignore[arg-type]
+    return item
+
+
+@st.composite
+def valid_records(draw: Any) -> Delivery:
+    """A ``/v1/records`` list of valid items, at least one without an id of its own and one with."""
+    items = [draw(valid_record_items(own_id=False)), draw(valid_record_items(own_id=True)),
+             *draw(st.lists(valid_record_items(), max_size=6))]
+    items = draw(st.permutations(items))
+    return Delivery("/v1/records", {"content-type": "application/json"}, orjson.dumps(items), "records",
+                    events=len(items), batch=True)
+
+
 @st.composite
 def raw_bytes(draw: Any) -> Delivery:
     path = draw(st.sampled_from(["/", "/v1/records", "/cloudevents"]))
