@@ -21,6 +21,12 @@ above (or an unseeded numpy one), Hypothesis tests included. The sweep runs that
     nice python bench/seed_sweep.py --seeds 20              # make seed-sweep
     nice python bench/seed_sweep.py --seeds 3 -k reservoir  # a subset
 
+Reproducing a failure: a Hypothesis test's examples depend on more than ``--hypothesis-seed``:
+Hypothesis mixes in constants from the project's modules imported so far, so the same seed
+draws other examples alone than after the tests before it (issue 16: test_idempotency's
+generated test failed for seed 18 in the sweep, every time, and passed alone). Run the list up
+to the failing test, with ``INFERWATCH_SEED_SWEEP``, ``--hypothesis-seed`` and PYTHONPATH as here.
+
 Exit status 1 if any test failed for any seed. Not swept: doctests (their printed values are the
 outputs for seed 0, not statistical claims), the integration and fault suites (they need the
 service stack; the fault rig's ``random.Random`` schedules included).
