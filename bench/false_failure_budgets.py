@@ -35,11 +35,20 @@ the reported standard error; prints its mean, sd, largest |z| and the normal tai
 demo (tests/unit/test_demo.py): ``inferwatch demo --seed s`` in statistics only (its data split,
 model, held-out and shifted windows and detector, without the pipeline around them) for
 ``--reps`` seeds: how many held-out windows fire per run, and whether every shifted window does.
+
+dle (tests/unit/test_performance_dle.py): the slow test's world (linear model, 10,000-row
+reference, five 5,000-row chunks shifted 0, 0, 0.5, 1, -0.7 sd) for ``--reps`` seeds, our DLE and
+NannyML's (one run of its venv over all seeds; ``--no-nannyml`` skips it and the checks that need
+it): per check, the mean and sd across seeds of the quantity asserted on and the normal tail
+beyond the assertion's bound, summed over the figures a run asserts on (a union bound). Then
+test_dle_windows_merge_and_fire's world (a 4,000-row reference) for ``--fire-reps`` seeds: the
+estimated rise of the calm and the loud window against ``max_rise`` 0.2.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -187,6 +196,164 @@ def cbpe_runtime(reps: int, first: int) -> None:
           f"P(|z| > 4.5) ~ {norm.sf((4.5 - m) / sd) + norm.cdf((-4.5 - m) / sd):.1e} a window (normal)")
 
 
+_NANNYML_DRIVER = """
+import contextlib, io, runpy, sys
+script, chunk, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+main = runpy.run_path(script)["main"]
+for path in paths:
+    sys.argv = [script, path, chunk]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main()
+    print(out.getvalue().strip().splitlines()[-1], flush=True)
+"""
+
+
+def _tail(values: list[float], low: float | None, high: float | None) -> tuple[float, float, float]:
+    """Mean, sd and the normal probability of falling below ``low`` or above ``high``."""
+    from scipy.stats import norm
+
+    v = np.asarray(values, dtype=float)
+    m, sd = float(v.mean()), float(v.std(ddof=1))
+    p = (norm.cdf((low - m) / sd) if low is not None else 0.0) + (norm.sf((high - m) / sd) if high is not None else 0.0)
+    return m, sd, float(p)
+
+
+def report(what: str, values: list[float], low: float | None, high: float | None) -> float:
+    """Print ``values``' mean, sd and range and return the normal probability of leaving [low, high]."""
+    m, sd, p = _tail(values, low, high)
+    print(f"  {what}: mean {m:+.3f}, sd {sd:.3f}, range [{min(values):+.3f}, {max(values):+.3f}]; "
+          f"P(outside the bound) ~ {p:.1e}")
+    return p
+
+
+def dle(reps: int, first: int, nannyml: bool, fire_reps: int) -> None:
+    if reps:
+        _dle_slow(reps, first, nannyml)
+    if fire_reps:
+        _dle_fire(fire_reps, first)
+
+
+def _dle_slow(reps: int, first: int, nannyml: bool) -> None:
+    import json
+    import subprocess
+    import tempfile
+
+    from sklearn.linear_model import LinearRegression
+
+    from detectors.performance.dle import DLE
+    from tests.unit.test_performance_dle import CHUNK, REALIZED_BOUND, SHIFTS, W, noise_sd
+
+    feats = ["x0", "x1", "x2"]
+    order = [4, 0, 2, 3]  # the monotone check's chunks: shifts -0.7, 0, 0.5, 1.0
+    inside = [i for i, s in enumerate(SHIFTS) if s in (0.0, -0.7)]
+    runs = []
+    t = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for seed in range(first, first + reps):
+            rng = np.random.default_rng(seed)
+
+            def make(n: int, shift: float, rng: np.random.Generator = rng) -> tuple[np.ndarray, np.ndarray]:
+                x = rng.normal(size=(n, 3)) + shift
+                return x, x @ W + rng.normal(size=n) * noise_sd(x)
+
+            model = LinearRegression().fit(*make(5000, 0.0))
+            xr, yr = make(10_000, 0.0)
+            parts = [make(CHUNK, s) for s in SHIFTS]
+            xa, ya = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            d = {"ref_x": xr, "ref_pred": model.predict(xr), "ref_truth": yr,
+                 "ana_x": xa, "ana_pred": model.predict(xa), "ana_truth": ya}
+            if nannyml:
+                files.append(str(Path(tmp) / f"s{seed}.npz"))
+                np.savez(files[-1], **d)
+            est = DLE(features=feats, min_rows=1).fit({**{f: xr[:, j] for j, f in enumerate(feats)},
+                                                       "prediction": d["ref_pred"], "truth": yr})
+            run: dict[str, dict[str, list[float]]] = {"ours": {"mae": [], "rmse": []},
+                                                      "realized": {"mae": [], "rmse": []},
+                                                      "spread": {"mae": [], "rmse": []}}
+            for i in range(len(SHIFTS)):
+                sl = slice(i * CHUNK, (i + 1) * CHUNK)
+                x, pred = xa[sl], d["ana_pred"][sl]
+                r = est.reset().update({**{f: x[:, j] for j, f in enumerate(feats)}, "prediction": pred}).result()
+                draws = (x @ W - pred) + rng.normal(size=(400, len(x))) * noise_sd(x)
+                err = ya[sl] - pred
+                for m, fig, spread in (("mae", np.abs(err).mean(), np.abs(draws).mean(axis=1).std(ddof=1)),
+                                       ("rmse", np.sqrt((err**2).mean()),
+                                        np.sqrt((draws**2).mean(axis=1)).std(ddof=1))):
+                    run["ours"][m].append(r.extra["metrics"][m])
+                    run["realized"][m].append(float(fig))
+                    run["spread"][m].append(float(spread))
+            runs.append(run)
+        print(f"DLE, seeds {first}..{first + reps - 1}: ours computed ({time.monotonic() - t:.0f} s)", flush=True)
+        if nannyml:
+            from tests.reference.run_nannyml import ROOT, nannyml_python
+
+            done = subprocess.run([nannyml_python(), "-c", _NANNYML_DRIVER,
+                                   str(ROOT / "tests" / "reference" / "nannyml_dle.py"), str(CHUNK), *files],
+                                  capture_output=True, text=True, check=True)
+            for run, line in zip(runs, done.stdout.strip().splitlines(), strict=True):
+                run["theirs"] = json.loads(line)["chunks"]
+            print(f"  NannyML run over {len(files)} seeds ({time.monotonic() - t:.0f} s)", flush=True)
+
+    total = 0.0
+    print("monotone estimates and realized figures (shifts -0.7 < 0 < 0.5 < 1.0), consecutive differences:")
+    for kind in ("ours", "realized"):
+        p = 0.0
+        for m in ("mae", "rmse"):
+            for a, b in itertools.pairwise(order):
+                p += report(f"{kind:8s} {m:4s} {SHIFTS[b]:+.1f} - {SHIFTS[a]:+.1f}",
+                            [r[kind][m][b] - r[kind][m][a] for r in runs], 0.0, None)
+        print(f"  -> {kind}: P(a run fails) <= {p:.1e} (union of 6)")
+        total += p
+    if nannyml:
+        print("against NannyML, (ours - NannyML) / NannyML's sampling error per figure, asserted |.| <= 4:")
+        p = 0.0
+        for m in ("mae", "rmse"):
+            for i in range(len(SHIFTS)):
+                p += report(f"shift {SHIFTS[i]:+.1f} {m:4s}",
+                            [(r["ours"][m][i] - r["theirs"][i][m]["value"]) / r["theirs"][i][m]["sampling_error"]
+                             for r in runs], -4.0, 4.0)
+        print(f"  -> P(a run fails) <= {p:.1e} (union of 10)")
+        total += p
+        means = [float(np.mean([abs(r["ours"][m][i] - r["theirs"][i][m]["value"]) / r["theirs"][i][m]["sampling_error"]
+                                for m in ("mae", "rmse") for i in range(len(SHIFTS))])) for r in runs]
+        total += report("mean |ours - NannyML| over the 10 figures, asserted <= 0.6", means, None, 0.6)
+        print("against the realized figures inside the reference's range, (ours - realized) / (4 spreads + the "
+              f"reference's sampling error), asserted |.| <= REALIZED_BOUND = {REALIZED_BOUND}:")
+        p = 0.0
+        for m in ("mae", "rmse"):
+            for i in inside:
+                p += report(f"shift {SHIFTS[i]:+.1f} {m:4s}",
+                            [(r["ours"][m][i] - r["realized"][m][i])
+                             / (4 * r["spread"][m][i] + r["theirs"][i][m]["sampling_error"] * np.sqrt(CHUNK / 10_000))
+                             for r in runs], -REALIZED_BOUND, REALIZED_BOUND)
+        print(f"  -> P(a run fails) <= {p:.1e} (union of {2 * len(inside)})")
+        total += p
+    print(f"test_dle_agrees_with_nannyml_and_tracks_realized: P(a run fails) <= {total:.1e} (all checks above)")
+
+
+def _dle_fire(fire_reps: int, first: int) -> None:
+    from detectors.performance.dle import DLE
+    from tests.unit.test_performance_dle import calm_and_loud, noise_sd
+
+    t = time.monotonic()
+    calm_rise, loud_rise = [], []
+    for seed in range(first, first + fire_reps):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=4000)
+        y = x + rng.normal(size=4000) * noise_sd(x[:, None])
+        est = DLE(features=["x0"], min_rows=10, max_rise=0.2).fit({"x0": x, "prediction": x, "truth": y})
+        for rises, w in zip((calm_rise, loud_rise), calm_and_loud(rng), strict=True):
+            rises.append(float(est.reset().update({"x0": w, "prediction": w}).result().distance))
+    print(f"test_dle_windows_merge_and_fire, {fire_reps} references: estimated rise over the reference's MAE")
+    p = report("calm window, asserted not above 0.2", calm_rise, None, 0.2)
+    p += report("loud window, asserted above 0.2", loud_rise, 0.2, None)
+    print(f"  calm windows above 0.2: {sum(r > 0.2 for r in calm_rise)}, loud ones not above it: "
+          f"{sum(r <= 0.2 for r in loud_rise)} of {fire_reps}")
+    print(f"  -> P(a run fails) <= {p:.1e} ({time.monotonic() - t:.0f} s)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -219,6 +386,11 @@ def main() -> int:
     de = sub.add_parser("demo")
     de.add_argument("--reps", type=int, default=2000)
     de.add_argument("--first", type=int, default=1000)
+    dl = sub.add_parser("dle")
+    dl.add_argument("--reps", type=int, default=100)
+    dl.add_argument("--first", type=int, default=1000)
+    dl.add_argument("--no-nannyml", dest="nannyml", action="store_false")
+    dl.add_argument("--fire-reps", type=int, default=300)
     args = ap.parse_args()
     if args.what == "distance-power":
         distance_power(args.refs, args.windows, args.ref_rows, args.rows, args.shift, args.draws, args.tests,
@@ -231,6 +403,8 @@ def main() -> int:
         cbpe_runtime(args.reps, args.first)
     elif args.what == "demo":
         demo(args.reps, args.first)
+    elif args.what == "dle":
+        dle(args.reps, args.first, args.nannyml, args.fire_reps)
     return 0
 
 
