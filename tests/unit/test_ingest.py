@@ -165,3 +165,17 @@ def test_seldon_v2_pairing_without_timestamps_or_with_mixed_formats() -> None:
     assert both.fields["protocol"] == "oip-v2"
     (none,) = pair([_half("request", "r2"), _half("response", "r2")])
     assert "timestamp" not in none.fields and "latency_ms" not in none.fields
+
+
+@pytest.mark.parametrize("inline_bytes", [65_536, 0])
+def test_decoding_runs_with_the_cyclic_collector_paused_in_place_and_on_the_pool(tmp_path, inline_bytes):
+    # a collection inside a decode would be charged to the delivery's CPU budget: whether the
+    # delivery is decoded in place (small) or on the decode threads, the collector is off meanwhile
+    import gc
+
+    cfg = load_config(None, env={}, overrides={"data_dir": str(tmp_path),
+                                               "collector.inline_decode_bytes": inline_bytes})
+    ingestor = Ingestor(SQLiteLog(tmp_path / "log.db"), cfg, Metrics())
+    assert gc.isenabled()
+    assert asyncio.run(ingestor.offload(gc.isenabled, 1000)) is False
+    assert gc.isenabled()
