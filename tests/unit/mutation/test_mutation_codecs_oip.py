@@ -223,3 +223,35 @@ def test_tensors_of_different_batch_sizes_are_refused_naming_the_protocol():
                                                          _tensor("b", (3,), data=(1, 2, 3))]}, "request")
     assert protocol == P
     assert reason.startswith("tensors have different batch sizes") and "'a': 2" in reason and "'b': 3" in reason
+
+
+def test_a_pd_json_tensor_that_is_not_bytes_is_refused_naming_the_protocol_the_tensor_and_bytes():
+    """MLServer's PandasCodec sends an object column that is not all text as ``pd_json``: a tensor
+    of the datatype it writes (BYTES in the protocol's datatype names), each element one cell's JSON
+    text. That content type on a tensor of another datatype is refused; the error names the
+    protocol, the tensor (its place and name, as every tensor error does) and, as what was
+    expected, the datatype MLServer writes. A bad element names the tensor too."""
+    codecs, _ = realclients.mlserver()
+    body = mlserver_json(codecs.PandasCodec.encode_request(pd.DataFrame({"meta": [{"a": 1}, [1, 2]]})))
+    (tensor,) = body["inputs"]
+    assert tensor["parameters"]["content_type"] == "pd_json"
+    assert CODEC.decode(body, "request").table == {"meta": [{"a": 1}, [1, 2]]}
+    bad = {**body, "inputs": [{**tensor, "datatype": "INT64", "data": [1, 2]}]}
+    protocol, reason, expected = err(CODEC.decode, bad, "request")
+    assert (protocol, expected) == (P, tensor["datatype"])
+    assert reason.startswith("inputs[0] 'meta' ") and "'pd_json'" in reason and "INT64" in reason
+    bad = {**body, "inputs": [{**tensor, "data": ['{"a": ', "1"]}]}
+    assert err(CODEC.decode, bad, "request")[1].startswith("inputs[0] 'meta' pd_json element is not JSON")
+
+
+def test_pd_json_is_a_tensor_content_type_only():
+    """MLServer reads ``pd_json`` only from a tensor's own parameters (PandasCodec's ``_to_series``);
+    the same content type at request level makes nothing of the elements: they stay the texts
+    sent, as MLServer's own PandasCodec reads them from the same body."""
+    codecs, types = realclients.mlserver()
+    body = {"parameters": {"content_type": "pd_json"},
+            "inputs": [{"name": "c", "shape": [2, 1], "datatype": "BYTES", "data": ['{"a": 1}', "[1, 2]"]}]}
+    oracle = codecs.PandasCodec.decode_request(types.InferenceRequest.model_validate(body))
+    expected = [v.decode() if isinstance(v, bytes) else v for v in oracle["c"]]
+    assert expected == ['{"a": 1}', "[1, 2]"]  # the oracle really leaves them as text
+    assert CODEC.decode(body, "request").table == {"c": expected}

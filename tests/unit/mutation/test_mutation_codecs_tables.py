@@ -9,6 +9,7 @@ import pytest
 
 from inferwatch.codecs import _tables as T
 from inferwatch.codecs import decode, limits
+from inferwatch.codecs._seldon import CODEC as SELDON
 from inferwatch.codecs.limits import Budget, BudgetExceeded, session
 from inferwatch.errors import DecodeError
 
@@ -314,3 +315,22 @@ def test_records_over_the_column_budget_name_their_protocol():
     with session(Budget(max_columns=1)), pytest.raises(BudgetExceeded) as info:
         decode(b'{"instances": [{"a": 1, "b": 2}]}', part="request", protocol="kserve-v1")
     assert (info.value.protocol, info.value.limit) == ("kserve-v1", "max_columns")
+
+
+def test_a_tensor_nests_as_deep_as_its_rank_whatever_the_depth_budget():
+    """The depth budget (``max_depth``, ``collector.max_depth``) bounds free-form nesting: record
+    cells, MLServer ``pd_json`` cells, metadata. A tensor's nesting is its rank, bounded by
+    ``MAX_RANK`` whatever the budget: under ``max_depth=2`` a batch of 2x2 matrices (rank 3, so one
+    column whose rows are the matrices: rule 5 of inferwatch/codecs/base.py) still decodes in each
+    tensor form, where a record cell holding the same matrix (free-form: 3 levels) is refused."""
+    rows = [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]
+    with session(Budget(max_depth=2)):
+        assert T.rows_table(rows, P, "instances") == {"f0": rows}  # TF Serving rows, unnamed: f0
+        assert T.columnar_table({"m": rows}, P, "inputs") == {"m": rows}  # TF Serving columnar, named
+        # TF Serving named rows: a regular list value is a tensor (split), not a cell
+        assert T.records_table([{"m": rows[0]}, {"m": rows[1]}], P, split=True) == {"m": rows}
+        # Seldon's ndarray (the codec alone: decode() also bounds the metadata, whose tensor summary is 3 deep)
+        assert SELDON.decode({"data": {"ndarray": rows}}, "request").table == {"f0": rows}
+        with pytest.raises(BudgetExceeded) as info:
+            T.records_table([{"m": rows[0]}, {"m": rows[1]}], P)
+        assert (info.value.protocol, info.value.limit) == (P, "max_depth")
