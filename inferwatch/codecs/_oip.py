@@ -18,6 +18,8 @@ from inferwatch.codecs._tables import Columns
 from inferwatch.codecs._tensor import DATATYPES, check_shape, coerce, flatten, tensor_columns, typed_flat
 from inferwatch.codecs._values import b64_values, check_datetime, scalar_leaves
 from inferwatch.codecs.base import Decoded, describe, fail
+from inferwatch.codecs.limits import BudgetExceeded
+from inferwatch.errors import DecodeError
 from inferwatch.table import Table
 
 PROTOCOL = "oip-v2"
@@ -47,7 +49,12 @@ def _pd_json(values: list[Any], datatype: str, what: str) -> list[Any]:
     not all text: dicts, lists, mixed values): each element is one cell's JSON text -> that value."""
     if datatype != "BYTES":
         raise fail(PROTOCOL, f"{what} has content_type {PD_JSON!r} but datatype {datatype}", "BYTES")
-    return [None if v is None else loads(v, f"{what} {PD_JSON} element is not JSON") for v in values]
+    try:
+        return [None if v is None else loads(v, f"{what} {PD_JSON} element is not JSON") for v in values]
+    except BudgetExceeded:  # nested beyond what JSON parsing takes: a limit, as for any body
+        raise
+    except DecodeError as exc:  # the parser's error names no protocol: this one is ours
+        raise fail(PROTOCOL, exc.reason, "one JSON text per element") from exc
 
 
 # --------------------------------------------------------------------------- encoding

@@ -241,7 +241,8 @@ def test_a_pd_json_tensor_that_is_not_bytes_is_refused_naming_the_protocol_the_t
     assert (protocol, expected) == (P, tensor["datatype"])
     assert reason.startswith("inputs[0] 'meta' ") and "'pd_json'" in reason and "INT64" in reason
     bad = {**body, "inputs": [{**tensor, "data": ['{"a": ', "1"]}]}
-    assert err(CODEC.decode, bad, "request")[1].startswith("inputs[0] 'meta' pd_json element is not JSON")
+    protocol, reason, expected = err(CODEC.decode, bad, "request")
+    assert protocol == P and reason.startswith("inputs[0] 'meta' pd_json element is not JSON") and expected
 
 
 def test_pd_json_is_a_tensor_content_type_only():
