@@ -52,10 +52,10 @@ _FINISH_EARLY = """        consumer.commit(entries)
             consumer.seek_to_committed()
             return False
 """
-_SUBMIT_OK = """            self._inflight = (self._pool.submit(self._write_retrying, kind, payload), consumer, kind, entries)
+_SUBMIT_OK = """        self._inflight = (self._pool.submit(self._write_retrying, kind, payload), consumer, kind, entries)
 """
-_SUBMIT_EARLY = """            self._inflight = (self._pool.submit(self._write_retrying, kind, payload), consumer, kind, entries)
-            consumer.commit(entries)
+_SUBMIT_EARLY = """        self._inflight = (self._pool.submit(self._write_retrying, kind, payload), consumer, kind, entries)
+        consumer.commit(entries)
 """
 
 # the owning test files: where the tests written for these bugs live (the SQLite log and audit
