@@ -42,6 +42,11 @@ GROUPS = {
         "detectors.drift.psi.", "detectors.drift.jensen_shannon.", "detectors.drift.hellinger.",
         "detectors.drift.wasserstein.", "detectors.drift._distance."),
     "batching sink (inferwatch/batching.py)": ("inferwatch.batching.",),
+    "ES audit documents (sinks/elasticsearch.py builders)": tuple(
+        f"sinks.elasticsearch.{f}__" for f in (
+            "x_audit_documents", "x__indexed", "x__numbers", "x__number_plan", "x__odd_cells", "x__with_fulltext",
+            "xǁPreparedRecordǁread", "xǁPreparedRecordǁ__init__", "xǁPreparedRecordǁrecord",
+            "xǁElasticsearchAuditStoreǁ_prepared_actions", "xǁElasticsearchAuditStoreǁ_record_actions")),
 }
 
 
