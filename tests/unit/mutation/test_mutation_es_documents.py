@@ -41,14 +41,14 @@ PLANS = [
 def test_number_plan_by_hand(cold_plans: None, kinds: tuple[type, ...], mask: tuple[bool, ...], exact: bool,
                              drop: tuple[bool, ...] | None) -> None:
     assert es._number_plan(kinds) == (mask, exact, drop)
-    assert es._NUMBER_PLANS == {kinds: (mask, exact, drop)}
+    assert {kinds: (mask, exact, drop)} == es._NUMBER_PLANS
 
 
 def test_number_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     full = {(int,) * (i + 1): ((True,) * (i + 1), False, None) for i in range(4096)}
     monkeypatch.setattr(es, "_NUMBER_PLANS", dict(full))
     es._number_plan((str,))
-    assert es._NUMBER_PLANS == {(str,): ((False,), True, None)}  # 4096 plans: cleared before the new one
+    assert {(str,): ((False,), True, None)} == es._NUMBER_PLANS  # 4096 plans: cleared before the new one
     del full[(int,)]
     monkeypatch.setattr(es, "_NUMBER_PLANS", dict(full))
     es._number_plan((str,))
@@ -59,7 +59,7 @@ def test_odd_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     full: dict[tuple[type, ...], Any] = {(int,) * (i + 1): None for i in range(4096)}
     monkeypatch.setattr(es, "_ODD_PLANS", dict(full))
     assert es._odd_cells({"a": "true"}) == ["a"]
-    assert es._ODD_PLANS == {(str,): ((True,), False)}
+    assert {(str,): ((True,), False)} == es._ODD_PLANS
     del full[(int,)]
     monkeypatch.setattr(es, "_ODD_PLANS", dict(full))
     assert es._odd_cells({"a": [1]}) == ["a"]
@@ -186,7 +186,7 @@ def _prepared_both(n: int) -> list[Any]:
 def test_a_refused_prepared_document_is_a_dead_letter_holding_its_record() -> None:
     from tests.unit.test_es_bulk_logic import _store
 
-    store, client, letters = _store([[201, 400, 201], [201]])  # second call: the dead letter itself
+    store, _, letters = _store([[201, 400, 201], [201]])  # second call: the dead letter itself
     given = _prepared_both(3)
     assert store.write_records(given) == 2
     assert [dl.raw for dl in letters] == [given[1].raw]
@@ -229,3 +229,8 @@ def test_fulltext_of_numpy_values_and_keys_that_are_not_text() -> None:
 
     doc = es._with_fulltext({"input": {"a": np.int64(3), 1: "x"}, "output": {"t": datetime(2026, 1, 2, tzinfo=UTC)}})
     assert doc["fulltext"] == {"input": '{"a":3,"1":"x"}', "output": '{"t":"2026-01-02T00:00:00Z"}'}
+
+
+def test_odd_cells_of_what_is_not_a_row() -> None:
+    assert es._odd_cells(None) == [] and es._odd_cells([1.0, "true"]) == [] and es._odd_cells("true") == []
+    assert es._odd_cells({}) == []
