@@ -239,10 +239,8 @@ def _dle_slow(reps: int, first: int, nannyml: bool) -> None:
     import subprocess
     import tempfile
 
-    from sklearn.linear_model import LinearRegression
-
     from detectors.performance.dle import DLE
-    from tests.unit.test_performance_dle import CHUNK, REALIZED_BOUND, SHIFTS, W, noise_sd
+    from tests.unit.test_performance_dle import CHUNK, REALIZED_BOUND, SHIFTS, W, noise_sd, world
 
     feats = ["x0", "x1", "x2"]
     order = [4, 0, 2, 3]  # the monotone check's chunks: shifts -0.7, 0, 0.5, 1.0
@@ -253,17 +251,8 @@ def _dle_slow(reps: int, first: int, nannyml: bool) -> None:
         files = []
         for seed in range(first, first + reps):
             rng = np.random.default_rng(seed)
-
-            def make(n: int, shift: float, rng: np.random.Generator = rng) -> tuple[np.ndarray, np.ndarray]:
-                x = rng.normal(size=(n, 3)) + shift
-                return x, x @ W + rng.normal(size=n) * noise_sd(x)
-
-            model = LinearRegression().fit(*make(5000, 0.0))
-            xr, yr = make(10_000, 0.0)
-            parts = [make(CHUNK, s) for s in SHIFTS]
-            xa, ya = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-            d = {"ref_x": xr, "ref_pred": model.predict(xr), "ref_truth": yr,
-                 "ana_x": xa, "ana_pred": model.predict(xa), "ana_truth": ya}
+            d = world(rng)  # the slow test's data, drawn as it draws it
+            xr, yr, xa, ya = d["ref_x"], d["ref_truth"], d["ana_x"], d["ana_truth"]
             if nannyml:
                 files.append(str(Path(tmp) / f"s{seed}.npz"))
                 np.savez(files[-1], **d)

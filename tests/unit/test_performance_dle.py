@@ -54,9 +54,10 @@ def calm_and_loud(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(-2.0, -0.5, 300), rng.uniform(1.0, 2.5, 300)
 
 
-@pytest.mark.slow
-def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
+def world(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The slow test's data (also bench/false_failure_budgets.py dle's, per seed): a linear model
+    fitted on 5,000 rows, a 10,000-row reference and one chunk per shift of SHIFTS, with their
+    predictions and truths, drawn from ``rng`` in that order."""
 
     def make(n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
         x = rng.normal(size=(n, 3)) + shift
@@ -66,8 +67,15 @@ def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
     xr, yr = make(10_000, 0.0)
     parts = [make(CHUNK, s) for s in SHIFTS]
     xa, ya = np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    d = {"ref_x": xr, "ref_pred": model.predict(xr), "ref_truth": yr,
-         "ana_x": xa, "ana_pred": model.predict(xa), "ana_truth": ya}
+    return {"ref_x": xr, "ref_pred": model.predict(xr), "ref_truth": yr,
+            "ana_x": xa, "ana_pred": model.predict(xa), "ana_truth": ya}
+
+
+@pytest.mark.slow
+def test_dle_agrees_with_nannyml_and_tracks_realized(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    d = world(rng)
+    xr, yr, xa, ya = d["ref_x"], d["ref_truth"], d["ana_x"], d["ana_truth"]
     np.savez(tmp_path / "data.npz", **d)
     theirs = run_nannyml.run("nannyml_dle.py", tmp_path / "data.npz", CHUNK)
     assert len(theirs) == 5
