@@ -206,7 +206,7 @@ def test_a_prepared_record_is_its_own_dead_letter() -> None:
 
 
 def test_the_audit_role_reads_documents_only_when_audit_prepared_is_on_and_entries_may_lack_them(tmp_path: Any) -> None:
-    from dataclasses import dataclass
+    from dataclasses import fields, make_dataclass
 
     from inferwatch.metrics import Metrics
     from inferwatch.workers import AuditWorker
@@ -214,15 +214,8 @@ def test_the_audit_role_reads_documents_only_when_audit_prepared_is_on_and_entri
     r = InferenceRecord(id="a", model="m", inputs={"x": [1.5]}, part="both")
     entry = LogEntry("t", 0, 0, None, r.to_json(), 0.0, audit_documents(r))
 
-    @dataclass
-    class BareEntry:  # a plug-in log's entry, from before the audit part
-        topic: str
-        partition: int
-        offset: int
-        key: bytes | None
-        value: bytes
-        timestamp: float
-
+    # a plug-in log's entry, from before the audit part: LogEntry's other fields
+    BareEntry = make_dataclass("BareEntry", [(f.name, f.type) for f in fields(LogEntry) if f.name != "audit"])
     bare = BareEntry("t", 0, 1, None, r.to_json(), 0.0)
     store, _ = _store()
     for prepared, kinds in ((True, [PreparedRecord, InferenceRecord]), (False, [InferenceRecord, InferenceRecord])):
