@@ -776,12 +776,7 @@ class ElasticsearchAuditStore(AuditStore):
                     unreadable.append(DeadLetter(raw=came.raw, source=f"log:{came.model}", stage="audit",
                                                  id=f"es-{came.id}", reason=f"unreadable log message: {exc}"))
                     continue
-            ts = m.timestamp
-            if type(ts) is datetime and ts.tzinfo is UTC:
-                day = (m.model, ts.date())
-                index = days.get(day) or days.setdefault(day, self.records_index(m.model, ts))
-            else:
-                index = self.records_index(m.model, ts)
+            index = self._index_of(m.model, m.timestamp, days)
             complete = m.part == "both"
             feedback = m.part == "feedback"
             docs = record_documents(m)
@@ -808,14 +803,21 @@ class ElasticsearchAuditStore(AuditStore):
                 else:
                     yield WriteAction("update", index, doc["doc_id"], {"doc": doc, "doc_as_upsert": True}, m)
 
+    def _index_of(self, model: str, ts: Any, days: dict[tuple[str, Any], str]) -> str:
+        """:meth:`records_index`, kept per (model, UTC date) in ``days`` when the time is in UTC (a
+        datetime, or text ending in Z whose date is its start): ~1 µs a record less."""
+        day: tuple[str, Any]
+        if type(ts) is datetime and ts.tzinfo is UTC:
+            day = (model, ts.date())
+        elif type(ts) is str and ts.endswith("Z"):
+            day = (model, ts[:10])
+        else:
+            return self.records_index(model, ts)
+        return days.get(day) or days.setdefault(day, self.records_index(model, ts))
+
     def _prepared_actions(self, m: PreparedRecord, days: dict[tuple[str, Any], str]) -> Iterator[WriteAction]:
         """The writes of a record whose documents came built (see :meth:`_record_actions`)."""
-        ts = m.timestamp
-        if ts.endswith("Z"):  # UTC: the date is the text's start
-            day = (m.model, ts[:10])
-            index = days.get(day) or days.setdefault(day, self.records_index(m.model, ts))
-        else:
-            index = self.records_index(m.model, ts)
+        index = self._index_of(m.model, m.timestamp, days)
         rid = m.id
         if m.part == "both":
             for i, doc in enumerate(m.docs):
