@@ -263,8 +263,8 @@ class KafkaLog(Log):
         kafka = _kafka()
         producer = self.producer
         try:
-            futures = [producer.send(topic, key=item[0], value=item[1],
-                                     headers=[(AUDIT_HEADER, item[2])] if len(item) > 2 and item[2] is not None else None)
+            futures = [producer.send(topic, key=item[0], value=item[1]) if len(item) < 3 or item[2] is None
+                       else producer.send(topic, key=item[0], value=item[1], headers=[(AUDIT_HEADER, item[2])])
                        for item in items]
             producer.flush(timeout=self.cfg.append_timeout_s)
             for f in futures:
